@@ -1,0 +1,109 @@
+//! The `svcbench` command line: thin glue over the library. Exit codes: 0 all passed, 1 a scenario failed,
+//! 2 invalid input or usage, 130 interrupted.
+
+mod run;
+mod up;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::scenario::{self, Plan, ScenarioErrors};
+
+/// Conformance harness and benchmarker for Kubernetes Services and cluster DNS.
+#[derive(Debug, Parser)]
+#[command(name = "svcbench", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run scenarios against a target and write reports/<run-id>/results.json.
+    Run(run::RunArgs),
+    /// Parse and validate scenario files without running them.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a scenario's steps on the embedded cluster, then keep it serving until Ctrl-C / SIGTERM.
+    Up(up::UpArgs),
+}
+
+/// Exit code: invalid input.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code: a scenario failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: interrupted by a signal.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Run(args) => with_runtime(run::run(args)),
+        Command::Up(args) => with_runtime(up::up(args)),
+    }
+}
+
+fn with_runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    match load_all(files) {
+        Ok(plans) => {
+            for p in &plans {
+                println!("ok {} ({}, {} steps)", p.source.display(), p.name, p.steps.len());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+/// Loads and validates every file; also rejects two scenarios with the same name.
+fn load_all(files: &[PathBuf]) -> Result<Vec<Plan>, Vec<ScenarioErrors>> {
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match scenario::load(f) {
+            Ok(p) => {
+                if let Some(other) = plans.iter().find(|o| o.name == p.name) {
+                    errors.push(ScenarioErrors(vec![scenario::ScenarioError {
+                        path: f.clone(),
+                        line: 1,
+                        column: 1,
+                        reason: format!("scenario name `{}` is also used by {}", p.name, other.source.display()),
+                    }]));
+                } else {
+                    plans.push(p);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() { Ok(plans) } else { Err(errors) }
+}
+
+fn print_errors(errors: &[ScenarioErrors]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+}

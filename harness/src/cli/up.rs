@@ -1,0 +1,82 @@
+//! `svcbench up`: build a cluster with a scenario, then serve it to real tools until told to stop.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Args;
+
+use super::{EXIT_INVALID, print_errors, run::shutdown_signal};
+use crate::{
+    report::console::ConsoleReporter,
+    runner,
+    scenario,
+    target::{
+        Target,
+        embedded::{EmbeddedConfig, EmbeddedTarget, state_file},
+    },
+};
+
+/// Arguments of `svcbench up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The scenario whose steps build the cluster.
+    scenario: PathBuf,
+    /// JSON file kept up to date with the DNS address, services and pods (removed on exit).
+    #[arg(long)]
+    state_file: PathBuf,
+}
+
+pub async fn up(args: UpArgs) -> ExitCode {
+    let plan = match scenario::load(&args.scenario) {
+        Ok(p) => p,
+        Err(e) => {
+            print_errors(&[e]);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let target = match EmbeddedTarget::start(EmbeddedConfig::default()).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot start the embedded cluster: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let cluster = target.cluster().clone();
+    let ports = cluster.ports();
+    let path = args.state_file.clone();
+    let mut snapshots = cluster.subscribe();
+    // Rewrite the state file after every change, for as long as the cluster lives.
+    let writer = tokio::spawn(async move {
+        loop {
+            let snap = snapshots.borrow_and_update().clone();
+            if let Err(e) = state_file::write(&path, &state_file::build(&snap, &ports)) {
+                eprintln!("warning: cannot write state file {}: {e}", path.display());
+            }
+            if snapshots.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut console = ConsoleReporter::new(std::io::stdout(), true);
+    let mut on_event = |e: runner::RunEvent| console.on_event(&e);
+    let interrupted = tokio::select! {
+        _ = runner::run_plan(&plan, &target, &mut on_event) => false,
+        _ = shutdown_signal() => true,
+    };
+    if !interrupted {
+        let snap = cluster.snapshot();
+        let state = state_file::build(&snap, &cluster.ports());
+        println!(
+            "\nserving: DNS {} (dig @{} -p {} <name>), state in {}; Ctrl-C to stop",
+            state.dns,
+            state.dns.ip(),
+            state.dns.port(),
+            args.state_file.display()
+        );
+        shutdown_signal().await;
+    }
+    writer.abort();
+    target.shutdown().await;
+    let _ = std::fs::remove_file(&args.state_file);
+    ExitCode::SUCCESS
+}

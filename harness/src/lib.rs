@@ -1,0 +1,12 @@
+//! svcbench: a conformance harness and benchmarker for Kubernetes Services and cluster DNS.
+//!
+//! Data flows one way: [`scenario`] file → validated [`scenario::Plan`] → [`runner`] → [`target`] → [`probe`] →
+//! [`results`] → [`report`]. No module reaches back up; [`cli`] sits on top of them all.
+
+pub mod cli;
+pub mod probe;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod target;

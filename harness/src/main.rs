@@ -1,0 +1,5 @@
+//! `svcbench` binary: see [`svcbench::cli`].
+
+fn main() -> std::process::ExitCode {
+    svcbench::cli::main()
+}

@@ -1,0 +1,115 @@
+//! Probes: the code that looks at a cluster from inside a pod — DNS lookups with a resolver flavour, HTTP GETs,
+//! TCP connects. Probes know nothing about scenarios or targets; a target runs them with the [`ProbeContext`] of a pod
+//! in some namespace (in process for the embedded target, in an agent pod for real clusters).
+
+pub mod connect;
+pub mod dialer;
+pub mod dns;
+pub mod http;
+pub mod resolv_conf;
+
+pub use dialer::{AddressMap, Dialer};
+pub use resolv_conf::ResolvConf;
+
+use std::time::Duration;
+
+/// Where a probe runs from: the pod's resolver configuration and how it reaches addresses.
+#[derive(Clone)]
+pub struct ProbeContext {
+    /// The pod's `/etc/resolv.conf`.
+    pub resolv_conf: ResolvConf,
+    /// Opens sockets as the pod would.
+    pub dialer: Dialer,
+    /// Per-attempt timeout for one DNS query, connect or HTTP exchange.
+    pub timeout: Duration,
+}
+
+/// A probe could not run at all (as opposed to observing a failure, which is a result).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// A socket operation failed in a way the probe does not classify.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The resolver config has no nameserver.
+    #[error("resolv.conf has no nameserver")]
+    NoNameserver,
+    /// A DNS message could not be built or parsed.
+    #[error("DNS: {0}")]
+    Dns(String),
+    /// An HTTP exchange failed.
+    #[error("HTTP: {0}")]
+    Http(String),
+}
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{QueryType, ResolverFlavour, Transport};
+
+/// A probe to run from a pod: the request half of the agent API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "probe", rename_all = "snake_case")]
+pub enum ProbeRequest {
+    /// Read the pod's resolver configuration.
+    ResolvConf,
+    /// Resolve a name with a resolver flavour.
+    Dns {
+        /// Name as given to the library.
+        name: String,
+        /// Record type.
+        query_type: QueryType,
+        /// Search algorithm.
+        flavour: ResolverFlavour,
+        /// Transport.
+        transport: Transport,
+    },
+    /// GET a path over a new connection.
+    Http {
+        /// Host name (through the resolver) or IP.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path.
+        path: String,
+    },
+    /// Open a TCP connection and close it.
+    Connect {
+        /// Address to dial.
+        address: SocketAddr,
+    },
+}
+
+/// What a probe observed: the response half of the agent API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "probe", rename_all = "snake_case")]
+pub enum ProbeResponse {
+    /// The resolver configuration.
+    ResolvConf(ResolvConf),
+    /// A lookup.
+    Dns(dns::DnsLookup),
+    /// An HTTP exchange, or how it failed.
+    Http(Result<http::HttpResult, http::HttpFailure>),
+    /// A connect attempt.
+    Connect(connect::ConnectResult),
+}
+
+/// Runs one probe with the pod context `ctx`.
+///
+/// # Errors
+/// The probe could not run at all (e.g. no nameserver reachable for a DNS probe).
+pub async fn run(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResponse, ProbeError> {
+    Ok(match request {
+        ProbeRequest::ResolvConf => ProbeResponse::ResolvConf(ctx.resolv_conf.clone()),
+        ProbeRequest::Dns { name, query_type, flavour, transport } => {
+            ProbeResponse::Dns(dns::lookup(ctx, name, *query_type, *flavour, *transport).await?)
+        }
+        ProbeRequest::Http { host, port, path } => ProbeResponse::Http(http::get(ctx, host, *port, path).await?),
+        ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
+    })
+}

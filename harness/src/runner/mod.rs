@@ -1,0 +1,150 @@
+//! The runner: executes a [`Plan`] against a [`Target`], polling each assertion until it holds or times out, and
+//! hands owned [`RunEvent`]s to a callback. It never prints; reporters consume the events and the results.
+
+pub mod check;
+mod summary;
+
+use std::time::{Duration, Instant};
+
+use crate::{
+    results::{Outcome, ScenarioResult, StepResult},
+    scenario::{Plan, Step, StepKind},
+    target::Target,
+};
+
+pub use summary::summarize;
+
+/// Progress of a run, in order.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A scenario begins.
+    ScenarioStarted {
+        /// Scenario name.
+        name: String,
+        /// Target name.
+        target: String,
+        /// Number of steps.
+        steps: usize,
+    },
+    /// A step begins.
+    StepStarted {
+        /// Scenario name.
+        scenario: String,
+        /// 1-based step index.
+        index: usize,
+        /// One-line description.
+        summary: String,
+    },
+    /// A step finished.
+    StepFinished {
+        /// Scenario name.
+        scenario: String,
+        /// Its result.
+        result: StepResult,
+    },
+    /// A scenario finished.
+    ScenarioFinished(ScenarioResult),
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs one scenario. Steps after the first failure are reported as skipped: they build on it.
+pub async fn run_plan(plan: &Plan, target: &dyn Target, on_event: &mut (dyn FnMut(RunEvent) + Send)) -> ScenarioResult {
+    let started = Instant::now();
+    on_event(RunEvent::ScenarioStarted { name: plan.name.clone(), target: target.name().to_owned(), steps: plan.steps.len() });
+    let mut steps = Vec::new();
+    let mut failed = false;
+    for step in &plan.steps {
+        let summary = summarize(step);
+        let result = if failed {
+            skipped(step, summary)
+        } else {
+            on_event(RunEvent::StepStarted { scenario: plan.name.clone(), index: step.index, summary: summary.clone() });
+            let r = run_step(step, summary, target).await;
+            failed = r.outcome == Outcome::Failed;
+            r
+        };
+        on_event(RunEvent::StepFinished { scenario: plan.name.clone(), result: result.clone() });
+        steps.push(result);
+    }
+    let result = ScenarioResult {
+        name: plan.name.clone(),
+        description: plan.description.clone(),
+        source: plan.source.display().to_string(),
+        target: target.name().to_owned(),
+        outcome: if failed { Outcome::Failed } else { Outcome::Passed },
+        duration_ms: ms(started.elapsed()),
+        steps,
+    };
+    on_event(RunEvent::ScenarioFinished(result.clone()));
+    result
+}
+
+fn base(step: &Step, summary: String) -> StepResult {
+    StepResult {
+        index: step.index,
+        line: step.line,
+        kind: match step.kind {
+            StepKind::Action(_) => "action".into(),
+            StepKind::Assert(_) => "assert".into(),
+        },
+        summary,
+        step: serde_json::to_value(&step.kind).unwrap_or_default(),
+        outcome: Outcome::Passed,
+        duration_ms: 0.0,
+        convergence_ms: None,
+        attempts: 0,
+        expected: None,
+        actual: None,
+        message: None,
+    }
+}
+
+fn skipped(step: &Step, summary: String) -> StepResult {
+    StepResult { outcome: Outcome::Skipped, ..base(step, summary) }
+}
+
+async fn run_step(step: &Step, summary: String, target: &dyn Target) -> StepResult {
+    let started = Instant::now();
+    let mut result = base(step, summary);
+    match &step.kind {
+        StepKind::Action(action) => {
+            result.attempts = 1;
+            if let Err(e) = target.apply(action).await {
+                result.outcome = Outcome::Failed;
+                result.message = Some(format!("action rejected: {e}"));
+            }
+        }
+        StepKind::Assert(assertion) => {
+            let deadline = started + assertion.timeout;
+            loop {
+                result.attempts += 1;
+                let evaluation = check::evaluate(&assertion.check, target).await;
+                match evaluation {
+                    Ok(e) => {
+                        result.expected = Some(e.expected);
+                        result.actual = Some(e.actual);
+                        if e.holds {
+                            result.convergence_ms = Some(ms(started.elapsed()));
+                            result.message = None;
+                            break;
+                        }
+                        result.message = Some(e.message);
+                    }
+                    Err(e) => result.message = Some(e.to_string()),
+                }
+                if Instant::now() >= deadline {
+                    result.outcome = Outcome::Failed;
+                    let why = result.message.take().unwrap_or_default();
+                    result.message = Some(format!("still failing after {:?} ({} attempts): {why}", assertion.timeout, result.attempts));
+                    break;
+                }
+                tokio::time::sleep(target.poll_interval().min(deadline.saturating_duration_since(Instant::now()))).await;
+            }
+        }
+    }
+    result.duration_ms = ms(started.elapsed());
+    result
+}

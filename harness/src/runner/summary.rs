@@ -1,0 +1,85 @@
+//! One-line, kubectl-flavoured descriptions of steps for consoles and reports.
+
+use crate::scenario::{Action, Check, ExpectedRecord, PodSet, Step, StepKind, TargetPort};
+
+fn pods(set: &PodSet) -> String {
+    match set {
+        PodSet::Empty => "no pods".into(),
+        PodSet::ReadyPodsOf { deployment } => format!("ready pods of {deployment}"),
+        PodSet::PodsOf { deployment } => format!("pods of {deployment}"),
+    }
+}
+
+/// Describes a step in one line.
+pub fn summarize(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Action(a) => match a {
+            Action::CreateNamespace { name } => format!("create namespace {name}"),
+            Action::CreateDeployment(d) => format!("create deployment {} with {} replicas", d.object, d.replicas),
+            Action::CreateService(s) => {
+                let ports: Vec<String> = s
+                    .ports
+                    .iter()
+                    .map(|p| {
+                        let target = match &p.target_port {
+                            TargetPort::Number(n) => n.to_string(),
+                            TargetPort::Name(n) => n.clone(),
+                        };
+                        format!("{}{}→{target}", p.name.as_ref().map(|n| format!("{n}:")).unwrap_or_default(), p.port)
+                    })
+                    .collect();
+                format!("expose {}{} on {}", s.object, if s.headless { " (headless)" } else { "" }, ports.join(", "))
+            }
+            Action::Scale { deployment, replicas } => format!("scale {deployment} to {replicas}"),
+            Action::SetPodReady { pod, ready } => {
+                format!("make pod #{} of {} {}", pod.index, pod.deployment, if *ready { "ready" } else { "not ready" })
+            }
+            Action::DeleteService { service } => format!("delete service {service}"),
+            Action::DeleteDeployment { deployment } => format!("delete deployment {deployment}"),
+        },
+        StepKind::Assert(a) => match &a.check {
+            Check::Service { service, has_cluster_ip } => {
+                format!("service {service} {}", if *has_cluster_ip { "has a ClusterIP" } else { "is headless" })
+            }
+            Check::Endpoints { service, ready, not_ready, ports } => {
+                let mut parts = Vec::new();
+                if let Some(r) = ready {
+                    parts.push(format!("ready = {}", pods(r)));
+                }
+                if let Some(n) = not_ready {
+                    parts.push(format!("not ready = {}", pods(n)));
+                }
+                if let Some(p) = ports {
+                    parts.push(format!("ports = {}", p.iter().map(|(_, n)| n.to_string()).collect::<Vec<_>>().join(",")));
+                }
+                format!("endpoints of {service}: {}", parts.join(", "))
+            }
+            Check::Dns { from, name, query_type, flavour, rcodes, records, .. } => {
+                let want = match records {
+                    Some(r) if !r.is_empty() => r
+                        .iter()
+                        .map(|r| match r {
+                            ExpectedRecord::ClusterIpOf { service } => format!("ClusterIP of {service}"),
+                            ExpectedRecord::ReadyPodIpsOf { deployment } => format!("ready pod IPs of {deployment}"),
+                            ExpectedRecord::Ip { ip } => ip.to_string(),
+                            ExpectedRecord::Txt { text } => format!("\"{text}\""),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" + "),
+                    _ => rcodes.iter().map(|r| format!("{r:?}").to_uppercase()).collect::<Vec<_>>().join("|"),
+                };
+                format!("from {from}: {} {name} {query_type:?} → {want}", serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            }
+            Check::ResolvConf { from, search, ndots } => format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" ")),
+            Check::Http { from, host, port, path, answered_by, reaches_all, .. } => {
+                let who = match (answered_by, reaches_all) {
+                    (_, Some(all)) => format!(" reaches all {}", pods(all)),
+                    (Some(a), None) => format!(" answered by {}", pods(a)),
+                    _ => String::new(),
+                };
+                format!("from {from}: GET http://{host}:{port}{path}{who}")
+            }
+            Check::Connect { from, service, port, outcome } => format!("from {from}: connect {service}:{port} → {outcome:?}"),
+        },
+    }
+}

@@ -1,0 +1,317 @@
+//! The scenario file as written: serde types that mirror the YAML, with source spans kept for error messages.
+//!
+//! Nothing here is validated beyond shape; [`super::validate`] turns a [`ScenarioFile`] into a [`super::Plan`].
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A string with the place it was written.
+pub type SpannedStr = Spanned<String>;
+
+/// Top level of `scenarios/*.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScenarioFile {
+    /// Scenario name: a DNS-1035 label, unique in the suite.
+    pub name: SpannedStr,
+    /// One or two sentences saying what the scenario proves.
+    pub description: String,
+    /// Default per-assertion timeout (`"10s"`, `"500ms"`).
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+    /// Ordered actions and assertions.
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// One step: exactly one of these keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum RawStep {
+    /// `createNamespace: test`
+    CreateNamespace(SpannedStr),
+    /// Create a Deployment of netexec pods.
+    CreateDeployment(RawDeployment),
+    /// `kubectl expose deployment`: a Service selecting `app=<deployment>`.
+    Expose(RawExpose),
+    /// Change a Deployment's replica count.
+    Scale(RawScale),
+    /// Flip a pod's readiness.
+    SetPodReady(RawSetPodReady),
+    /// Delete a Service.
+    DeleteService(RawObject),
+    /// Delete a Deployment and its pods.
+    DeleteDeployment(RawObject),
+    /// The Service exists, with or without a ClusterIP.
+    ExpectService(RawExpectService),
+    /// The Service's EndpointSlices hold exactly these endpoints.
+    ExpectEndpoints(RawExpectEndpoints),
+    /// A DNS lookup from a namespace gives exactly this answer.
+    ExpectDns(RawExpectDns),
+    /// The resolver configuration a pod in a namespace gets.
+    ExpectResolvConf(RawExpectResolvConf),
+    /// An HTTP GET from a namespace.
+    ExpectHttp(RawExpectHttp),
+    /// A TCP connect to a Service port from a namespace.
+    ExpectConnect(RawExpectConnect),
+}
+
+/// `createDeployment`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDeployment {
+    pub namespace: SpannedStr,
+    pub name: SpannedStr,
+    #[serde(default)]
+    pub replicas: Option<Spanned<u32>>,
+    /// Container ports the pods serve HTTP on; default one unnamed port 80.
+    #[serde(default)]
+    pub ports: Option<Vec<RawContainerPort>>,
+}
+
+/// A container port of the pod template.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawContainerPort {
+    #[serde(default)]
+    pub name: Option<SpannedStr>,
+    pub container_port: Spanned<u16>,
+}
+
+/// `expose`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpose {
+    pub namespace: SpannedStr,
+    pub deployment: SpannedStr,
+    /// Service name; defaults to the deployment name.
+    #[serde(default)]
+    pub name: Option<SpannedStr>,
+    /// Single-port shorthand (as `kubectl expose --port --target-port`).
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub target_port: Option<Spanned<RawTargetPort>>,
+    #[serde(default)]
+    pub port_name: Option<SpannedStr>,
+    /// Several ports; exclusive with `port`.
+    #[serde(default)]
+    pub ports: Option<Vec<RawServicePort>>,
+    /// `None` makes the Service headless.
+    #[serde(default, rename = "clusterIP")]
+    pub cluster_ip: Option<SpannedStr>,
+}
+
+/// A Service port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawServicePort {
+    #[serde(default)]
+    pub name: Option<SpannedStr>,
+    pub port: Spanned<u16>,
+    #[serde(default)]
+    pub target_port: Option<Spanned<RawTargetPort>>,
+    #[serde(default)]
+    pub protocol: Option<SpannedStr>,
+}
+
+/// `targetPort`: a number or a container port name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawTargetPort {
+    Number(u16),
+    Name(String),
+}
+
+/// `scale`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawScale {
+    pub namespace: SpannedStr,
+    pub deployment: SpannedStr,
+    pub replicas: Spanned<u32>,
+}
+
+/// `setPodReady`: pods are named by deployment and creation index, since their names are generated.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSetPodReady {
+    pub namespace: SpannedStr,
+    pub deployment: SpannedStr,
+    pub index: Spanned<u32>,
+    pub ready: bool,
+}
+
+/// A namespaced object by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawObject {
+    pub namespace: SpannedStr,
+    pub name: SpannedStr,
+}
+
+/// `expectService`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectService {
+    pub namespace: SpannedStr,
+    pub name: SpannedStr,
+    /// `allocated` (an address from the service range) or `None` (headless).
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: SpannedStr,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// A set of pods, written symbolically so that one file runs on any target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPodSet {
+    /// The ready pods of this deployment (in the step's namespace).
+    #[serde(default)]
+    pub ready_pods_of: Option<SpannedStr>,
+    /// Every pod of this deployment, ready or not.
+    #[serde(default)]
+    pub pods_of: Option<SpannedStr>,
+}
+
+/// `expectEndpoints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectEndpoints {
+    pub namespace: SpannedStr,
+    pub service: SpannedStr,
+    /// Exactly these addresses are ready endpoints (`[]`, or a pod set).
+    #[serde(default)]
+    pub ready: Option<Spanned<RawPodSetOrEmpty>>,
+    /// Exactly these addresses are present but not ready.
+    #[serde(default)]
+    pub not_ready: Option<Spanned<RawPodSetOrEmpty>>,
+    /// The slice ports, exactly.
+    #[serde(default)]
+    pub ports: Option<Vec<RawEndpointPort>>,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// A pod set, or `[]` for none.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawPodSetOrEmpty {
+    // `Empty` first: serde lets a struct of optional fields deserialize from `[]`.
+    Empty(Vec<serde::de::IgnoredAny>),
+    Set(RawPodSet),
+}
+
+/// An EndpointSlice port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEndpointPort {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub port: u16,
+}
+
+/// `expectDns`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectDns {
+    /// Namespace the querying pod lives in (its resolver config).
+    pub from: SpannedStr,
+    /// The name as a program would pass it.
+    pub name: SpannedStr,
+    /// Record type; default `A`.
+    #[serde(default, rename = "type")]
+    pub record_type: Option<SpannedStr>,
+    /// Resolver flavour; default `glibc`.
+    #[serde(default)]
+    pub resolver: Option<SpannedStr>,
+    /// `udp` (default) or `tcp`.
+    #[serde(default)]
+    pub transport: Option<SpannedStr>,
+    /// Final rcode, or a list of acceptable ones. `NODATA` means NOERROR with no answer.
+    #[serde(default)]
+    pub rcode: Option<Spanned<RawOneOrMany>>,
+    /// The exact record set of the final answer.
+    #[serde(default)]
+    pub records: Option<Vec<Spanned<RawRecord>>>,
+    /// The exact list of names the resolver tried, in order.
+    #[serde(default)]
+    pub candidates: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// One value or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawOneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// An expected record, symbolic or literal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRecord {
+    /// A record holding the ClusterIP of this service (in the query's target namespace, or `ns/name`).
+    #[serde(default, rename = "clusterIPOf")]
+    pub cluster_ip_of: Option<SpannedStr>,
+    /// One A record per ready pod of this deployment (`name` or `ns/name`).
+    #[serde(default, rename = "readyPodIPsOf")]
+    pub ready_pod_ips_of: Option<SpannedStr>,
+    /// A literal address.
+    #[serde(default)]
+    pub ip: Option<SpannedStr>,
+    /// A TXT record with this text.
+    #[serde(default)]
+    pub txt: Option<String>,
+}
+
+/// `expectResolvConf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectResolvConf {
+    pub from: SpannedStr,
+    pub search: Vec<String>,
+    pub ndots: u8,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// `expectHttp`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectHttp {
+    pub from: SpannedStr,
+    /// `http://<host>[:port]/path`; the host goes through the pod's resolver (glibc).
+    pub url: SpannedStr,
+    /// Expected status; default 200.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The answering pod is one of these.
+    #[serde(default)]
+    pub answered_by: Option<Spanned<RawPodSet>>,
+    /// Over many new connections, every one of these pods answers at least once.
+    #[serde(default)]
+    pub reaches_all: Option<Spanned<RawPodSet>>,
+    /// How many new connections for `reachesAll` (default: enough that a fair random balancer misses a pod with
+    /// probability below 1e-9).
+    #[serde(default)]
+    pub requests: Option<u32>,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// `expectConnect`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectConnect {
+    pub from: SpannedStr,
+    pub namespace: SpannedStr,
+    pub service: SpannedStr,
+    pub port: Spanned<u16>,
+    /// `connected`, `refused` or `timeout`.
+    pub result: SpannedStr,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}

@@ -1,0 +1,28 @@
+//! Scenario files: the YAML model ([`file`]), validation ([`validate`]) and the validated [`Plan`] the runner executes.
+//!
+//! Stages are types: [`file::ScenarioFile`] (as written, with spans) → [`Plan`] (validated, references resolved).
+
+pub mod error;
+pub mod file;
+pub mod names;
+pub mod plan;
+pub mod validate;
+
+pub use error::{ScenarioError, ScenarioErrors};
+pub use plan::*;
+pub use validate::{load, parse, DEFAULT_TIMEOUT};
+
+use std::path::{Path, PathBuf};
+
+/// The `*.yaml` / `*.yml` files of a directory, sorted by name.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

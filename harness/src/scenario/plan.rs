@@ -1,0 +1,388 @@
+//! The validated plan: every name checked, every reference resolved to something an earlier step created.
+//!
+//! Targets execute [`Action`]s; the runner evaluates [`Check`]s. Both are target-neutral: they say *which* object
+//! ("the ClusterIP of service `nginx`"), never a concrete address.
+
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
+
+use serde::Serialize;
+
+/// A scenario ready to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Scenario name (DNS-1035 label).
+    pub name: String,
+    /// What the scenario proves.
+    pub description: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step with where it was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// 1-based position in the scenario.
+    pub index: usize,
+    /// Line in the source file.
+    pub line: u64,
+    /// What to do or check.
+    pub kind: StepKind,
+}
+
+/// An action changes the cluster; an assertion waits until a check holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepKind {
+    /// Change the cluster.
+    Action(Action),
+    /// Poll until the check holds or the timeout runs out.
+    Assert(Assertion),
+}
+
+/// A namespaced object name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ObjectRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Changes to the cluster, as a user would make them with kubectl.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create a namespace.
+    CreateNamespace {
+        /// Namespace name.
+        name: String,
+    },
+    /// Create a deployment of netexec pods labelled `app=<name>`.
+    CreateDeployment(DeploymentSpec),
+    /// Create a service.
+    CreateService(ServiceSpec),
+    /// Set a deployment's replicas.
+    Scale {
+        /// The deployment.
+        deployment: ObjectRef,
+        /// New replica count.
+        replicas: u32,
+    },
+    /// Mark a pod ready or not ready (its readiness probe starts passing or failing).
+    SetPodReady {
+        /// The pod, by deployment and creation index.
+        pod: PodRef,
+        /// New readiness.
+        ready: bool,
+    },
+    /// Delete a service.
+    DeleteService {
+        /// The service.
+        service: ObjectRef,
+    },
+    /// Delete a deployment and its pods.
+    DeleteDeployment {
+        /// The deployment.
+        deployment: ObjectRef,
+    },
+}
+
+/// A deployment to create.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentSpec {
+    /// Namespace and name.
+    pub object: ObjectRef,
+    /// Replica count.
+    pub replicas: u32,
+    /// Container ports the pods serve HTTP (netexec) on.
+    pub ports: Vec<ContainerPort>,
+}
+
+/// A named or unnamed container port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerPort {
+    /// Optional port name (IANA_SVC_NAME).
+    pub name: Option<String>,
+    /// Port number.
+    pub port: u16,
+}
+
+/// A service to create.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSpec {
+    /// Namespace and name.
+    pub object: ObjectRef,
+    /// Label selector.
+    pub selector: BTreeMap<String, String>,
+    /// Ports.
+    pub ports: Vec<ServicePortSpec>,
+    /// `clusterIP: None`.
+    pub headless: bool,
+}
+
+/// A service port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePortSpec {
+    /// Port name; required when there are several ports.
+    pub name: Option<String>,
+    /// The service port.
+    pub port: u16,
+    /// Where traffic goes on the pod.
+    pub target_port: TargetPort,
+    /// Transport protocol.
+    pub protocol: Protocol,
+}
+
+/// `targetPort`: a number, or the name of a container port resolved per pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum TargetPort {
+    /// A port number.
+    Number(u16),
+    /// A container port name.
+    Name(String),
+}
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// The lower-case label used in SRV names (`_tcp`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A pod named by its deployment and creation order (0 = oldest live pod).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodRef {
+    /// The owning deployment.
+    pub deployment: ObjectRef,
+    /// Index among the deployment's pods ordered by creation.
+    pub index: u32,
+}
+
+/// A check with its polling timeout.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assertion {
+    /// How long the check may take to become true.
+    #[serde(with = "crate::results::duration_ms")]
+    pub timeout: Duration,
+    /// What must hold.
+    pub check: Check,
+}
+
+/// Which pods a set means; resolved against the target each time the check runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "pods", rename_all = "snake_case")]
+pub enum PodSet {
+    /// No pods.
+    Empty,
+    /// The ready pods of a deployment.
+    ReadyPodsOf {
+        /// The deployment.
+        deployment: ObjectRef,
+    },
+    /// All live pods of a deployment.
+    PodsOf {
+        /// The deployment.
+        deployment: ObjectRef,
+    },
+}
+
+/// An expected DNS record, resolved against the target when checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum ExpectedRecord {
+    /// An A/AAAA record with the service's ClusterIP.
+    ClusterIpOf {
+        /// The service.
+        service: ObjectRef,
+    },
+    /// One A/AAAA per ready pod of the deployment.
+    ReadyPodIpsOf {
+        /// The deployment.
+        deployment: ObjectRef,
+    },
+    /// A literal address.
+    Ip {
+        /// The address.
+        ip: IpAddr,
+    },
+    /// A TXT record.
+    Txt {
+        /// Its text.
+        text: String,
+    },
+}
+
+/// What a resolver library does with search domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResolverFlavour {
+    /// glibc `getaddrinfo` (curl on Debian).
+    Glibc,
+    /// `dig`: the name exactly as given.
+    Dig,
+    /// `dig +search` / BIND `nslookup`.
+    #[serde(rename = "dig+search")]
+    DigSearch,
+}
+
+/// DNS response codes an assertion can name; `NoData` is NOERROR with an empty answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Rcode {
+    /// NOERROR with at least one answer of the asked type.
+    NoError,
+    /// NOERROR with no answer of the asked type.
+    NoData,
+    /// Name does not exist.
+    NxDomain,
+    /// Server failure.
+    ServFail,
+    /// Query refused.
+    Refused,
+}
+
+/// DNS transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP, retrying over TCP when truncated.
+    Udp,
+    /// TCP only.
+    Tcp,
+}
+
+/// The record types scenarios can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum QueryType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Service locator.
+    Srv,
+    /// Reverse pointer.
+    Ptr,
+    /// Text.
+    Txt,
+    /// Canonical name.
+    Cname,
+    /// Start of authority.
+    Soa,
+}
+
+/// Expected result of a TCP connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectOutcome {
+    /// The three-way handshake completed.
+    Connected,
+    /// RST in answer to SYN (ECONNREFUSED).
+    Refused,
+    /// No answer before the probe's connect timeout.
+    Timeout,
+}
+
+/// What an assertion checks.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Check {
+    /// The service exists and has (or has not) a ClusterIP.
+    Service {
+        /// The service.
+        service: ObjectRef,
+        /// `true`: an allocated ClusterIP; `false`: headless.
+        has_cluster_ip: bool,
+    },
+    /// The endpoint slices of a service.
+    Endpoints {
+        /// The service.
+        service: ObjectRef,
+        /// Exactly these pods are ready endpoints (when given).
+        ready: Option<PodSet>,
+        /// Exactly these pods are present but not ready (when given).
+        not_ready: Option<PodSet>,
+        /// Exactly these ports (when given).
+        ports: Option<Vec<(Option<String>, u16)>>,
+    },
+    /// A DNS lookup from a pod in `from`.
+    Dns {
+        /// The querying pod's namespace.
+        from: String,
+        /// The name as given to the resolver.
+        name: String,
+        /// Record type asked.
+        query_type: QueryType,
+        /// Resolver algorithm.
+        flavour: ResolverFlavour,
+        /// Transport.
+        transport: Transport,
+        /// Acceptable final rcodes (empty: NOERROR if records are given, else anything).
+        rcodes: Vec<Rcode>,
+        /// Exact final record set (when given).
+        records: Option<Vec<ExpectedRecord>>,
+        /// Exact candidate list (when given).
+        candidates: Option<Vec<String>>,
+    },
+    /// The pod resolver configuration in a namespace.
+    ResolvConf {
+        /// The namespace.
+        from: String,
+        /// Exact search list.
+        search: Vec<String>,
+        /// `options ndots:`.
+        ndots: u8,
+    },
+    /// HTTP GET from a pod in `from`.
+    Http {
+        /// The client's namespace.
+        from: String,
+        /// Host as written (a name through the resolver, or an IP).
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path and query.
+        path: String,
+        /// Expected status.
+        status: u16,
+        /// The answering pod must be in this set.
+        answered_by: Option<PodSet>,
+        /// Each pod of this set must answer at least once over `requests` new connections.
+        reaches_all: Option<PodSet>,
+        /// New connections to make for `reaches_all` (None: derived from the set size).
+        requests: Option<u32>,
+    },
+    /// TCP connect to a service's ClusterIP and port.
+    Connect {
+        /// The client's namespace.
+        from: String,
+        /// The service.
+        service: ObjectRef,
+        /// Service port.
+        port: u16,
+        /// What must happen.
+        outcome: ConnectOutcome,
+    },
+}

@@ -1,0 +1,662 @@
+//! Raw file → [`Plan`]: names checked, references resolved against what earlier steps created, defaults filled in.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde_saphyr::{Location, Spanned};
+
+use super::{
+    error::{ScenarioError, ScenarioErrors},
+    file::*,
+    names,
+    plan::*,
+};
+
+/// Per-assertion timeout when the scenario does not set one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Parses and validates scenario text read from `path`.
+///
+/// # Errors
+/// Every problem found, each with `file:line:column`.
+pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioErrors> {
+    let raw: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line, column, reason: yaml_reason(&e) }])
+    })?;
+    Validator::new(path).run(raw)
+}
+
+/// Reads, parses and validates one scenario file.
+///
+/// # Errors
+/// An unreadable file, or every problem found in it.
+pub fn load(path: &Path) -> Result<Plan, ScenarioErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line: 0, column: 0, reason: format!("cannot read: {e}") }])
+    })?;
+    parse(path, &text)
+}
+
+/// The error's message on one line, without the location and snippet serde-saphyr renders.
+fn yaml_reason(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("invalid YAML").trim();
+    // serde-saphyr prefixes "error: line X column Y: "; keep only the reason.
+    let reason = first.strip_prefix("error: ").unwrap_or(first);
+    let reason = match reason.find(": ") {
+        Some(i) if reason[..i].contains("line") => &reason[i + 2..],
+        _ => reason,
+    };
+    reason.to_owned()
+}
+
+#[derive(Clone)]
+struct DeploymentInfo {
+    ports: Vec<ContainerPort>,
+    replicas: u32,
+}
+
+struct Validator {
+    path: PathBuf,
+    errors: Vec<ScenarioError>,
+    namespaces: HashSet<String>,
+    deployments: HashMap<ObjectRef, DeploymentInfo>,
+    services: HashMap<ObjectRef, bool>,
+    default_timeout: Duration,
+}
+
+impl Validator {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            errors: Vec::new(),
+            namespaces: ["default".to_owned()].into(),
+            deployments: HashMap::new(),
+            services: HashMap::new(),
+            default_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    fn err(&mut self, at: &Location, reason: impl Into<String>) {
+        self.errors.push(ScenarioError {
+            path: self.path.clone(),
+            line: at.line(),
+            column: at.column(),
+            reason: reason.into(),
+        });
+    }
+
+    fn run(mut self, raw: ScenarioFile) -> Result<Plan, ScenarioErrors> {
+        if let Err(e) = names::dns1035_label(&raw.name.value) {
+            self.err(&raw.name.referenced, format!("scenario name: {e}"));
+        }
+        if let Some(t) = &raw.timeout {
+            if let Some(d) = self.duration(t) {
+                self.default_timeout = d;
+            }
+        }
+        if raw.steps.is_empty() {
+            self.err(&raw.name.referenced, "scenario has no steps");
+        }
+        let mut steps = Vec::new();
+        for (i, step) in raw.steps.iter().enumerate() {
+            let errors_before = self.errors.len();
+            let kind = self.step(step);
+            if let Some(kind) = kind {
+                steps.push(Step { index: i + 1, line: step.referenced.line(), kind });
+            } else if self.errors.len() == errors_before {
+                self.err(&step.referenced, "invalid step");
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(Plan { name: raw.name.value, description: raw.description, source: self.path, steps })
+        } else {
+            Err(ScenarioErrors(self.errors))
+        }
+    }
+
+    fn duration(&mut self, s: &SpannedStr) -> Option<Duration> {
+        match humantime::parse_duration(&s.value) {
+            Ok(d) if d > Duration::ZERO && d <= Duration::from_secs(3600) => Some(d),
+            Ok(_) => {
+                self.err(&s.referenced, format!("timeout `{}` must be between 1ms and 1h", s.value));
+                None
+            }
+            Err(e) => {
+                self.err(&s.referenced, format!("timeout `{}`: {e} (write e.g. `10s` or `500ms`)", s.value));
+                None
+            }
+        }
+    }
+
+    fn timeout(&mut self, t: &Option<SpannedStr>) -> Duration {
+        match t {
+            Some(t) => self.duration(t).unwrap_or(self.default_timeout),
+            None => self.default_timeout,
+        }
+    }
+
+    /// A namespace that must exist at this point.
+    fn namespace(&mut self, ns: &SpannedStr) -> Option<String> {
+        if self.namespaces.contains(&ns.value) {
+            Some(ns.value.clone())
+        } else {
+            self.err(&ns.referenced, format!("namespace `{}` is not created by an earlier step", ns.value));
+            None
+        }
+    }
+
+    /// `name` or `ns/name`, defaulting to `default_ns`.
+    fn object_ref(default_ns: &str, s: &str) -> ObjectRef {
+        match s.split_once('/') {
+            Some((ns, name)) => ObjectRef { namespace: ns.into(), name: name.into() },
+            None => ObjectRef { namespace: default_ns.into(), name: s.into() },
+        }
+    }
+
+    fn deployment(&mut self, default_ns: &str, s: &SpannedStr) -> Option<ObjectRef> {
+        let r = Self::object_ref(default_ns, &s.value);
+        if self.deployments.contains_key(&r) {
+            Some(r)
+        } else {
+            self.err(&s.referenced, format!("deployment `{r}` is not created by an earlier step"));
+            None
+        }
+    }
+
+    fn service(&mut self, default_ns: &str, s: &SpannedStr) -> Option<ObjectRef> {
+        let r = Self::object_ref(default_ns, &s.value);
+        if self.services.contains_key(&r) {
+            Some(r)
+        } else {
+            self.err(&s.referenced, format!("service `{r}` does not exist at this step"));
+            None
+        }
+    }
+
+    fn label(&mut self, what: &str, s: &SpannedStr, dns1035: bool) -> bool {
+        let res = if dns1035 { names::dns1035_label(&s.value) } else { names::dns1123_label(&s.value) };
+        match res {
+            Ok(()) => true,
+            Err(e) => {
+                self.err(&s.referenced, format!("{what}: {e}"));
+                false
+            }
+        }
+    }
+
+    fn pod_set(&mut self, default_ns: &str, at: &Location, set: &RawPodSet) -> Option<PodSet> {
+        match (&set.ready_pods_of, &set.pods_of) {
+            (Some(d), None) => Some(PodSet::ReadyPodsOf { deployment: self.deployment(default_ns, d)? }),
+            (None, Some(d)) => Some(PodSet::PodsOf { deployment: self.deployment(default_ns, d)? }),
+            _ => {
+                self.err(at, "a pod set needs exactly one of `readyPodsOf` or `podsOf`");
+                None
+            }
+        }
+    }
+
+    fn pod_set_or_empty(&mut self, default_ns: &str, s: &Spanned<RawPodSetOrEmpty>) -> Option<PodSet> {
+        match &s.value {
+            RawPodSetOrEmpty::Set(set) => self.pod_set(default_ns, &s.referenced, set),
+            RawPodSetOrEmpty::Empty(v) if v.is_empty() => Some(PodSet::Empty),
+            RawPodSetOrEmpty::Empty(_) => {
+                self.err(&s.referenced, "expected `[]` or a pod set such as `{readyPodsOf: nginx}`");
+                None
+            }
+        }
+    }
+
+    fn step(&mut self, step: &Spanned<RawStep>) -> Option<StepKind> {
+        let at = step.referenced;
+        Some(match &step.value {
+            RawStep::CreateNamespace(ns) => {
+                if !self.label("namespace", ns, false) {
+                    return None;
+                }
+                if !self.namespaces.insert(ns.value.clone()) {
+                    self.err(&ns.referenced, format!("namespace `{}` already exists", ns.value));
+                    return None;
+                }
+                StepKind::Action(Action::CreateNamespace { name: ns.value.clone() })
+            }
+            RawStep::CreateDeployment(d) => StepKind::Action(self.create_deployment(d)?),
+            RawStep::Expose(e) => StepKind::Action(self.expose(&at, e)?),
+            RawStep::Scale(s) => {
+                let ns = self.namespace(&s.namespace)?;
+                let deployment = self.deployment(&ns, &s.deployment)?;
+                if s.replicas.value > 1000 {
+                    self.err(&s.replicas.referenced, "replicas must be at most 1000");
+                    return None;
+                }
+                self.deployments.get_mut(&deployment)?.replicas = s.replicas.value;
+                StepKind::Action(Action::Scale { deployment, replicas: s.replicas.value })
+            }
+            RawStep::SetPodReady(p) => {
+                let ns = self.namespace(&p.namespace)?;
+                let deployment = self.deployment(&ns, &p.deployment)?;
+                let replicas = self.deployments[&deployment].replicas;
+                if p.index.value >= replicas {
+                    self.err(
+                        &p.index.referenced,
+                        format!("pod index {} is out of range: `{deployment}` has {replicas} replicas here", p.index.value),
+                    );
+                    return None;
+                }
+                StepKind::Action(Action::SetPodReady { pod: PodRef { deployment, index: p.index.value }, ready: p.ready })
+            }
+            RawStep::DeleteService(o) => {
+                let ns = self.namespace(&o.namespace)?;
+                let service = self.service(&ns, &o.name)?;
+                self.services.remove(&service);
+                StepKind::Action(Action::DeleteService { service })
+            }
+            RawStep::DeleteDeployment(o) => {
+                let ns = self.namespace(&o.namespace)?;
+                let deployment = self.deployment(&ns, &o.name)?;
+                self.deployments.remove(&deployment);
+                StepKind::Action(Action::DeleteDeployment { deployment })
+            }
+            RawStep::ExpectService(e) => {
+                let ns = self.namespace(&e.namespace)?;
+                let service = self.service(&ns, &e.name)?;
+                let has_cluster_ip = match e.cluster_ip.value.as_str() {
+                    "allocated" => true,
+                    "None" => false,
+                    other => {
+                        self.err(&e.cluster_ip.referenced, format!("clusterIP must be `allocated` or `None`, not `{other}`"));
+                        return None;
+                    }
+                };
+                let timeout = self.timeout(&e.timeout);
+                StepKind::Assert(Assertion { timeout, check: Check::Service { service, has_cluster_ip } })
+            }
+            RawStep::ExpectEndpoints(e) => {
+                let ns = self.namespace(&e.namespace)?;
+                let service = self.service(&ns, &e.service)?;
+                let ready = match &e.ready {
+                    Some(r) => Some(self.pod_set_or_empty(&ns, r)?),
+                    None => None,
+                };
+                let not_ready = match &e.not_ready {
+                    Some(r) => Some(self.pod_set_or_empty(&ns, r)?),
+                    None => None,
+                };
+                if ready.is_none() && not_ready.is_none() && e.ports.is_none() {
+                    self.err(&at, "expectEndpoints needs at least one of `ready`, `notReady`, `ports`");
+                    return None;
+                }
+                let ports = e.ports.as_ref().map(|ps| ps.iter().map(|p| (p.name.clone(), p.port)).collect());
+                let timeout = self.timeout(&e.timeout);
+                StepKind::Assert(Assertion { timeout, check: Check::Endpoints { service, ready, not_ready, ports } })
+            }
+            RawStep::ExpectDns(e) => StepKind::Assert(self.expect_dns(&at, e)?),
+            RawStep::ExpectResolvConf(e) => {
+                let from = self.namespace(&e.from)?;
+                let timeout = self.timeout(&e.timeout);
+                StepKind::Assert(Assertion {
+                    timeout,
+                    check: Check::ResolvConf { from, search: e.search.clone(), ndots: e.ndots },
+                })
+            }
+            RawStep::ExpectHttp(e) => StepKind::Assert(self.expect_http(e)?),
+            RawStep::ExpectConnect(e) => {
+                let from = self.namespace(&e.from)?;
+                let ns = self.namespace(&e.namespace)?;
+                let service = self.service(&ns, &e.service)?;
+                let outcome = match e.result.value.as_str() {
+                    "connected" => ConnectOutcome::Connected,
+                    "refused" => ConnectOutcome::Refused,
+                    "timeout" => ConnectOutcome::Timeout,
+                    other => {
+                        self.err(&e.result.referenced, format!("result must be connected, refused or timeout, not `{other}`"));
+                        return None;
+                    }
+                };
+                let timeout = self.timeout(&e.timeout);
+                StepKind::Assert(Assertion {
+                    timeout,
+                    check: Check::Connect { from, service, port: e.port.value, outcome },
+                })
+            }
+        })
+    }
+
+    fn create_deployment(&mut self, d: &RawDeployment) -> Option<Action> {
+        let ns = self.namespace(&d.namespace)?;
+        if !self.label("deployment name", &d.name, false) {
+            return None;
+        }
+        let object = ObjectRef { namespace: ns, name: d.name.value.clone() };
+        if self.deployments.contains_key(&object) {
+            self.err(&d.name.referenced, format!("deployment `{object}` already exists"));
+            return None;
+        }
+        let replicas = d.replicas.as_ref().map_or(1, |r| r.value);
+        if replicas > 1000 {
+            self.err(&d.replicas.as_ref()?.referenced, "replicas must be at most 1000");
+            return None;
+        }
+        let mut ports = Vec::new();
+        for p in d.ports.iter().flatten() {
+            if p.container_port.value == 0 {
+                self.err(&p.container_port.referenced, "containerPort must be 1-65535");
+                return None;
+            }
+            if let Some(n) = &p.name {
+                if let Err(e) = names::port_name(&n.value) {
+                    self.err(&n.referenced, e);
+                    return None;
+                }
+            }
+            ports.push(ContainerPort { name: p.name.as_ref().map(|n| n.value.clone()), port: p.container_port.value });
+        }
+        if ports.is_empty() {
+            ports.push(ContainerPort { name: None, port: 80 });
+        }
+        self.deployments.insert(object.clone(), DeploymentInfo { ports: ports.clone(), replicas });
+        Some(Action::CreateDeployment(DeploymentSpec { object, replicas, ports }))
+    }
+
+    fn target_port(&mut self, port: u16, t: &Option<Spanned<RawTargetPort>>, pod_ports: &[ContainerPort]) -> Option<TargetPort> {
+        Some(match t {
+            None => TargetPort::Number(port),
+            Some(Spanned { value: RawTargetPort::Number(0), referenced, .. }) => {
+                self.err(referenced, "targetPort must be 1-65535");
+                return None;
+            }
+            Some(Spanned { value: RawTargetPort::Number(n), .. }) => TargetPort::Number(*n),
+            Some(Spanned { value: RawTargetPort::Name(n), referenced, .. }) => {
+                if let Err(e) = names::port_name(n) {
+                    self.err(referenced, format!("targetPort: {e}"));
+                    return None;
+                }
+                if !pod_ports.iter().any(|p| p.name.as_deref() == Some(n)) {
+                    self.err(referenced, format!("targetPort `{n}` names no container port of the deployment"));
+                    return None;
+                }
+                TargetPort::Name(n.clone())
+            }
+        })
+    }
+
+    fn expose(&mut self, at: &Location, e: &RawExpose) -> Option<Action> {
+        let ns = self.namespace(&e.namespace)?;
+        let deployment = self.deployment(&ns, &e.deployment)?;
+        let name = e.name.as_ref().unwrap_or(&e.deployment);
+        if !self.label("service name", name, true) {
+            return None;
+        }
+        let object = ObjectRef { namespace: ns, name: name.value.clone() };
+        if self.services.contains_key(&object) {
+            self.err(&name.referenced, format!("service `{object}` already exists"));
+            return None;
+        }
+        let pod_ports = self.deployments[&deployment].ports.clone();
+        let mut ports = Vec::new();
+        match (&e.port, &e.ports) {
+            (Some(port), None) => {
+                if port.value == 0 {
+                    self.err(&port.referenced, "port must be 1-65535");
+                    return None;
+                }
+                let target_port = self.target_port(port.value, &e.target_port, &pod_ports)?;
+                let pname = match &e.port_name {
+                    Some(n) => {
+                        if let Err(err) = names::port_name(&n.value) {
+                            self.err(&n.referenced, err);
+                            return None;
+                        }
+                        Some(n.value.clone())
+                    }
+                    None => None,
+                };
+                ports.push(ServicePortSpec { name: pname, port: port.value, target_port, protocol: Protocol::Tcp });
+            }
+            (None, Some(list)) if !list.is_empty() => {
+                if e.target_port.is_some() || e.port_name.is_some() {
+                    self.err(at, "`targetPort`/`portName` belong inside each entry of `ports`");
+                    return None;
+                }
+                let mut seen = HashSet::new();
+                for p in list {
+                    let pname = match &p.name {
+                        Some(n) => {
+                            if let Err(err) = names::port_name(&n.value) {
+                                self.err(&n.referenced, err);
+                                return None;
+                            }
+                            if !seen.insert(n.value.clone()) {
+                                self.err(&n.referenced, format!("duplicate port name `{}`", n.value));
+                                return None;
+                            }
+                            Some(n.value.clone())
+                        }
+                        None if list.len() > 1 => {
+                            self.err(&p.port.referenced, "every port needs a `name` when a service has several ports");
+                            return None;
+                        }
+                        None => None,
+                    };
+                    let protocol = match p.protocol.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
+                        None | Some(("TCP", _)) => Protocol::Tcp,
+                        Some(("UDP", _)) => Protocol::Udp,
+                        Some((other, loc)) => {
+                            self.err(&loc, format!("protocol must be TCP or UDP, not `{other}`"));
+                            return None;
+                        }
+                    };
+                    let target_port = self.target_port(p.port.value, &p.target_port, &pod_ports)?;
+                    ports.push(ServicePortSpec { name: pname, port: p.port.value, target_port, protocol });
+                }
+            }
+            _ => {
+                self.err(at, "expose needs exactly one of `port` or a non-empty `ports` list");
+                return None;
+            }
+        }
+        let headless = match &e.cluster_ip {
+            None => false,
+            Some(s) if s.value == "None" => true,
+            Some(s) => {
+                self.err(&s.referenced, format!("clusterIP may only be `None` (headless), not `{}`", s.value));
+                return None;
+            }
+        };
+        self.services.insert(object.clone(), headless);
+        Some(Action::CreateService(ServiceSpec {
+            object,
+            selector: BTreeMap::from([("app".to_owned(), deployment.name.clone())]),
+            ports,
+            headless,
+        }))
+    }
+
+    fn expect_dns(&mut self, at: &Location, e: &RawExpectDns) -> Option<Assertion> {
+        let from = self.namespace(&e.from)?;
+        let name = e.name.value.trim().to_owned();
+        if name.is_empty() || name.len() > 253 || name.split('.').filter(|l| !l.is_empty()).any(|l| l.len() > 63) {
+            self.err(&e.name.referenced, format!("`{}` is not a valid DNS name", e.name.value));
+            return None;
+        }
+        let query_type = match &e.record_type {
+            None => QueryType::A,
+            Some(t) => match enum_from_str::<QueryType>(&t.value) {
+                Some(q) => q,
+                None => {
+                    self.err(&t.referenced, format!("unknown record type `{}` (A, AAAA, SRV, PTR, TXT, CNAME, SOA)", t.value));
+                    return None;
+                }
+            },
+        };
+        let flavour = match &e.resolver {
+            None => ResolverFlavour::Glibc,
+            Some(r) => match enum_from_str::<ResolverFlavour>(&r.value) {
+                Some(f) => f,
+                None => {
+                    self.err(&r.referenced, format!("unknown resolver `{}` (glibc, dig, dig+search)", r.value));
+                    return None;
+                }
+            },
+        };
+        let transport = match &e.transport {
+            None => Transport::Udp,
+            Some(t) => match enum_from_str::<Transport>(&t.value) {
+                Some(t) => t,
+                None => {
+                    self.err(&t.referenced, format!("transport must be udp or tcp, not `{}`", t.value));
+                    return None;
+                }
+            },
+        };
+        let mut rcodes = Vec::new();
+        if let Some(r) = &e.rcode {
+            let list = match &r.value {
+                RawOneOrMany::One(s) => vec![s.clone()],
+                RawOneOrMany::Many(v) => v.clone(),
+            };
+            for s in list {
+                match enum_from_str::<Rcode>(&s) {
+                    Some(c) => rcodes.push(c),
+                    None => {
+                        self.err(&r.referenced, format!("unknown rcode `{s}` (NOERROR, NODATA, NXDOMAIN, SERVFAIL, REFUSED)"));
+                        return None;
+                    }
+                }
+            }
+        }
+        let records = match &e.records {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for r in list {
+                    out.push(self.record(&from, r, query_type)?);
+                }
+                Some(out)
+            }
+        };
+        if records.is_none() && rcodes.is_empty() && e.candidates.is_none() {
+            self.err(at, "expectDns needs at least one of `rcode`, `records`, `candidates`");
+            return None;
+        }
+        if let Some(recs) = &records {
+            if !recs.is_empty() && !rcodes.is_empty() && !rcodes.contains(&Rcode::NoError) {
+                self.err(at, "records are given but rcode does not allow NOERROR");
+                return None;
+            }
+        }
+        let timeout = self.timeout(&e.timeout);
+        Some(Assertion {
+            timeout,
+            check: Check::Dns {
+                from,
+                name,
+                query_type,
+                flavour,
+                transport,
+                rcodes,
+                records,
+                candidates: e.candidates.clone(),
+            },
+        })
+    }
+
+    fn record(&mut self, from: &str, r: &Spanned<RawRecord>, qtype: QueryType) -> Option<ExpectedRecord> {
+        let v = &r.value;
+        let set = [v.cluster_ip_of.is_some(), v.ready_pod_ips_of.is_some(), v.ip.is_some(), v.txt.is_some()];
+        if set.iter().filter(|b| **b).count() != 1 {
+            self.err(&r.referenced, "a record needs exactly one of `clusterIPOf`, `readyPodIPsOf`, `ip`, `txt`");
+            return None;
+        }
+        let address_type = matches!(qtype, QueryType::A | QueryType::Aaaa);
+        if (v.txt.is_some() && qtype != QueryType::Txt) || (v.txt.is_none() && !address_type) {
+            self.err(&r.referenced, format!("this record cannot answer a {qtype:?} query"));
+            return None;
+        }
+        Some(if let Some(s) = &v.cluster_ip_of {
+            let service = self.service(from, s)?;
+            if self.services.get(&service) == Some(&true) {
+                self.err(&s.referenced, format!("service `{service}` is headless: it has no ClusterIP"));
+                return None;
+            }
+            ExpectedRecord::ClusterIpOf { service }
+        } else if let Some(d) = &v.ready_pod_ips_of {
+            ExpectedRecord::ReadyPodIpsOf { deployment: self.deployment(from, d)? }
+        } else if let Some(ip) = &v.ip {
+            match ip.value.parse::<IpAddr>() {
+                Ok(ip) => ExpectedRecord::Ip { ip },
+                Err(_) => {
+                    self.err(&ip.referenced, format!("`{}` is not an IP address", ip.value));
+                    return None;
+                }
+            }
+        } else {
+            ExpectedRecord::Txt { text: v.txt.clone()? }
+        })
+    }
+
+    fn expect_http(&mut self, e: &RawExpectHttp) -> Option<Assertion> {
+        let from = self.namespace(&e.from)?;
+        let Some(rest) = e.url.value.strip_prefix("http://") else {
+            self.err(&e.url.referenced, format!("url `{}` must start with http://", e.url.value));
+            return None;
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => (h, p),
+                _ => {
+                    self.err(&e.url.referenced, format!("url `{}` has a bad port `{p}`", e.url.value));
+                    return None;
+                }
+            },
+            None => (authority, 80),
+        };
+        if host.is_empty() {
+            self.err(&e.url.referenced, format!("url `{}` has no host", e.url.value));
+            return None;
+        }
+        let answered_by = match &e.answered_by {
+            Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
+            None => None,
+        };
+        let reaches_all = match &e.reaches_all {
+            Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
+            None => None,
+        };
+        if let Some(n) = e.requests {
+            if n == 0 || n > 100_000 {
+                self.err(&e.url.referenced, "requests must be 1-100000");
+                return None;
+            }
+        }
+        let timeout = self.timeout(&e.timeout);
+        Some(Assertion {
+            timeout,
+            check: Check::Http {
+                from,
+                host: host.to_owned(),
+                port,
+                path: path.to_owned(),
+                status: e.status.unwrap_or(200),
+                answered_by,
+                reaches_all,
+                requests: e.requests,
+            },
+        })
+    }
+}
+
+/// Parses a unit enum from its serde name, case-insensitively.
+fn enum_from_str<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    let try_parse = |s: &str| serde_json::from_value::<T>(serde_json::Value::String(s.to_owned())).ok();
+    try_parse(s).or_else(|| try_parse(&s.to_uppercase())).or_else(|| try_parse(&s.to_lowercase()))
+}

@@ -1,0 +1,266 @@
+//! The embedded control plane: applies actions to the object store, runs pods, and publishes a new
+//! [`Snapshot`] after every change for DNS and the proxy to follow.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+};
+
+use tokio::{sync::watch, task::JoinSet};
+
+use super::{
+    EmbeddedConfig,
+    dns::{ClusterDns, TCP_IDLE},
+    ipam::{Ipam, Slot},
+    names,
+    pod::{self, PodProcess},
+    ports::PortMap,
+    proxy,
+    state::{Pod, Service, Snapshot},
+};
+use crate::{
+    scenario::{Action, ContainerPort, DeploymentSpec, ObjectRef, ServiceSpec},
+    target::{TargetError, model::ServicePortView},
+};
+
+#[derive(Debug)]
+struct Deployment {
+    replicas: u32,
+    ports: Vec<ContainerPort>,
+    template_hash: String,
+}
+
+struct Inner {
+    snap: Snapshot,
+    ipam: Ipam,
+    deployments: BTreeMap<ObjectRef, Deployment>,
+    processes: HashMap<ObjectRef, PodProcess>,
+    /// The address probes in each namespace connect from (an agent pod's IP).
+    clients: HashMap<String, Ipv4Addr>,
+    next_seq: u64,
+}
+
+/// A running embedded cluster. Dropping it stops DNS, the proxy and every pod.
+pub struct Cluster {
+    config: EmbeddedConfig,
+    slot: Slot,
+    ports: Arc<PortMap>,
+    inner: Mutex<Inner>,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    dns: Mutex<Option<hickory_server::Server<ClusterDns>>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Cluster {
+    /// Claims an address slot and starts DNS and the proxy.
+    ///
+    /// # Errors
+    /// No free address slot, or DNS could not bind.
+    pub async fn start(config: EmbeddedConfig) -> Result<Self, TargetError> {
+        let slot = Slot::claim().map_err(|e| TargetError::Other(format!("embedded cluster: {e}")))?;
+        let ports = Arc::new(PortMap::new(config.port_policy));
+        let mut ipam = Ipam::new(&slot);
+        let mut snap = Snapshot { cluster_domain: config.cluster_domain.clone(), dns_ip: Some(slot.dns_ip()), ..Default::default() };
+        let mut clients = HashMap::new();
+        for ns in ["default", "kube-system"] {
+            snap.namespaces.insert(ns.to_owned());
+            clients.insert(ns.to_owned(), ipam.allocate_pod_ip());
+        }
+        let (tx, rx) = watch::channel(Arc::new(snap.clone()));
+
+        let dns_addr = SocketAddr::new(IpAddr::V4(slot.dns_ip()), 53);
+        let (udp, tcp) = ports.bind_udp_tcp(dns_addr).await.map_err(|e| TargetError::Other(format!("cluster DNS cannot bind {dns_addr}: {e}")))?;
+        let mut server = hickory_server::Server::new(ClusterDns::new(rx.clone()));
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE, 64);
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(proxy::reconcile(rx, ports.clone()));
+
+        Ok(Self {
+            config,
+            slot,
+            ports,
+            inner: Mutex::new(Inner { snap, ipam, deployments: BTreeMap::new(), processes: HashMap::new(), clients, next_seq: 0 }),
+            snapshots: tx,
+            dns: Mutex::new(Some(server)),
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &EmbeddedConfig {
+        &self.config
+    }
+
+    /// The model → listening address translation (identity when running as root).
+    pub fn ports(&self) -> Arc<PortMap> {
+        self.ports.clone()
+    }
+
+    /// Cluster DNS address (port 53 in the model).
+    pub fn dns_ip(&self) -> Ipv4Addr {
+        self.slot.dns_ip()
+    }
+
+    /// The newest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Follows snapshots as they change.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.subscribe()
+    }
+
+    /// The source address of probes run from `namespace`.
+    pub fn client_ip(&self, namespace: &str) -> Option<Ipv4Addr> {
+        self.inner.lock().expect("cluster lock").clients.get(namespace).copied()
+    }
+
+    /// Stops DNS, the proxy and all pods.
+    pub async fn shutdown(&self) {
+        let server = self.dns.lock().expect("dns lock").take();
+        if let Some(mut server) = server {
+            let _ = server.shutdown_gracefully().await;
+        }
+        self.tasks.lock().expect("tasks lock").abort_all();
+        self.inner.lock().expect("cluster lock").processes.clear();
+    }
+
+    /// Applies one action and publishes the result.
+    ///
+    /// # Errors
+    /// The action does not fit the current state, or a pod could not bind its address.
+    pub fn apply(&self, action: &Action) -> Result<(), TargetError> {
+        let mut inner = self.inner.lock().expect("cluster lock");
+        let result = self.apply_locked(&mut inner, action);
+        // Publish even after a partial failure, so the data plane matches the store.
+        inner.snap.generation += 1;
+        inner.snap.reconcile();
+        self.snapshots.send_replace(Arc::new(inner.snap.clone()));
+        result
+    }
+
+    fn apply_locked(&self, inner: &mut Inner, action: &Action) -> Result<(), TargetError> {
+        match action {
+            Action::CreateNamespace { name } => {
+                if !inner.snap.namespaces.insert(name.clone()) {
+                    return Err(TargetError::Rejected(format!("namespace `{name}` already exists")));
+                }
+                let ip = inner.ipam.allocate_pod_ip();
+                inner.clients.insert(name.clone(), ip);
+                Ok(())
+            }
+            Action::CreateDeployment(spec) => self.create_deployment(inner, spec),
+            Action::CreateService(spec) => create_service(inner, spec),
+            Action::Scale { deployment, replicas } => {
+                let d = inner.deployments.get_mut(deployment).ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
+                d.replicas = *replicas;
+                self.scale(inner, deployment)
+            }
+            Action::SetPodReady { pod, ready } => {
+                let pods = inner.snap.deployment_pods(&pod.deployment);
+                let (key, _) = pods.get(pod.index as usize).ok_or_else(|| {
+                    TargetError::Rejected(format!("deployment `{}` has no pod #{} ({} pods)", pod.deployment, pod.index, pods.len()))
+                })?;
+                if let Some(p) = inner.snap.pods.get_mut(key) {
+                    p.ready = *ready;
+                }
+                Ok(())
+            }
+            Action::DeleteService { service } => {
+                let svc = inner.snap.services.remove(service).ok_or_else(|| TargetError::Rejected(format!("service `{service}` not found")))?;
+                if let Some(ip) = svc.cluster_ip {
+                    inner.ipam.release_cluster_ip(ip);
+                }
+                Ok(())
+            }
+            Action::DeleteDeployment { deployment } => {
+                inner.deployments.remove(deployment).ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
+                for (key, _) in inner.snap.deployment_pods(deployment) {
+                    inner.snap.pods.remove(&key);
+                    inner.processes.remove(&key);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn create_deployment(&self, inner: &mut Inner, spec: &DeploymentSpec) -> Result<(), TargetError> {
+        if !inner.snap.namespaces.contains(&spec.object.namespace) {
+            return Err(TargetError::Rejected(format!("namespace `{}` not found", spec.object.namespace)));
+        }
+        if inner.deployments.contains_key(&spec.object) {
+            return Err(TargetError::Rejected(format!("deployment `{}` already exists", spec.object)));
+        }
+        let template_hash = names::suffix(&format!("{}#{}", spec.object, self.slot.octet()), 10);
+        inner.deployments.insert(spec.object.clone(), Deployment { replicas: spec.replicas, ports: spec.ports.clone(), template_hash });
+        self.scale(inner, &spec.object)
+    }
+
+    /// Brings the deployment's live pods to its replica count. Scale-down removes not-ready pods first, then the
+    /// newest (the ReplicaSet controller's ranking).
+    fn scale(&self, inner: &mut Inner, key: &ObjectRef) -> Result<(), TargetError> {
+        let d = &inner.deployments[key];
+        let (want, ports, hash) = (d.replicas as usize, d.ports.clone(), d.template_hash.clone());
+        let mut pods = inner.snap.deployment_pods(key);
+        while pods.len() > want {
+            let victim = pods.iter().enumerate().max_by_key(|(_, (_, p))| (!p.ready, p.seq)).map(|(i, _)| i).expect("non-empty");
+            let (pod_key, _) = pods.remove(victim);
+            inner.snap.pods.remove(&pod_key);
+            inner.processes.remove(&pod_key);
+        }
+        for _ in pods.len()..want {
+            let name = loop {
+                let candidate = format!("{}-{hash}-{}", key.name, names::random(5));
+                if !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() }) {
+                    break candidate;
+                }
+            };
+            let pod_key = ObjectRef { namespace: key.namespace.clone(), name };
+            let ip = inner.ipam.allocate_pod_ip();
+            let mut listeners = Vec::new();
+            for cp in &ports {
+                let addr = SocketAddr::new(IpAddr::V4(ip), cp.port);
+                let listener = self.ports.bind_tcp(addr).map_err(|e| TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name)))?;
+                listeners.push(listener);
+            }
+            inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners));
+            inner.next_seq += 1;
+            let pod = Pod {
+                ip,
+                labels: [("app".to_owned(), key.name.clone())].into(),
+                deployment: key.name.clone(),
+                ready: true,
+                terminating: false,
+                seq: inner.next_seq,
+                ports: ports.clone(),
+            };
+            inner.snap.pods.insert(pod_key, pod);
+        }
+        Ok(())
+    }
+}
+
+fn create_service(inner: &mut Inner, spec: &ServiceSpec) -> Result<(), TargetError> {
+    if !inner.snap.namespaces.contains(&spec.object.namespace) {
+        return Err(TargetError::Rejected(format!("namespace `{}` not found", spec.object.namespace)));
+    }
+    if inner.snap.services.contains_key(&spec.object) {
+        return Err(TargetError::Rejected(format!("service `{}` already exists", spec.object)));
+    }
+    let cluster_ip = if spec.headless {
+        None
+    } else {
+        Some(inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()))?)
+    };
+    let ports = spec
+        .ports
+        .iter()
+        .map(|p| ServicePortView { name: p.name.clone(), port: p.port, target_port: p.target_port.clone(), protocol: p.protocol })
+        .collect();
+    inner.snap.services.insert(spec.object.clone(), Service { cluster_ip, selector: spec.selector.clone(), ports });
+    Ok(())
+}

@@ -1,0 +1,400 @@
+//! Cluster DNS: the Kubernetes DNS specification (schema 1.1.0) answered from the latest [`Snapshot`], served over
+//! UDP and TCP by hickory-server. [`answer`] is a pure function so the zone logic is testable without sockets.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+    time::Duration,
+};
+
+use hickory_server::{
+    net::runtime::Time,
+    proto::{
+        op::{Edns, Metadata, ResponseCode},
+        rr::{
+            Name, RData, Record, RecordType,
+            rdata::{A, NS, PTR, SOA, SRV, TXT},
+        },
+    },
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponseBuilder,
+};
+use tokio::sync::watch;
+
+use super::state::Snapshot;
+use crate::scenario::ObjectRef;
+
+/// TTL of every record (kubeadm configures CoreDNS with 30 s).
+pub const TTL: u32 = 30;
+
+/// The zone's reply to one question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneAnswer {
+    /// Response code.
+    pub rcode: ResponseCode,
+    /// Whether we are authoritative for the name.
+    pub authoritative: bool,
+    /// Answer section.
+    pub answers: Vec<Record>,
+    /// SOA for the authority section (negative answers).
+    pub soa: Option<Record>,
+}
+
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    zone: Name,
+    qname: &'a Name,
+    qtype: RecordType,
+}
+
+impl Ctx<'_> {
+    fn soa(&self) -> Record {
+        let mname = Name::from_ascii("ns.dns").expect("static").append_domain(&self.zone).expect("short name");
+        let rname = Name::from_ascii("hostmaster").expect("static").append_domain(&self.zone).expect("short name");
+        let serial = u32::try_from(self.snap.generation % u64::from(u32::MAX)).unwrap_or_default();
+        Record::from_rdata(self.zone.clone(), TTL, RData::SOA(SOA::new(mname, rname, serial, 7200, 1800, 86400, TTL)))
+    }
+
+    fn record(&self, data: RData) -> Record {
+        Record::from_rdata(self.qname.clone(), TTL, data)
+    }
+
+    fn name(&self, relative: &str) -> Name {
+        Name::from_ascii(relative).and_then(|n| n.append_domain(&self.zone)).unwrap_or_else(|_| self.zone.clone())
+    }
+
+    fn nxdomain(&self) -> ZoneAnswer {
+        ZoneAnswer { rcode: ResponseCode::NXDomain, authoritative: true, answers: Vec::new(), soa: Some(self.soa()) }
+    }
+
+    /// NOERROR: the records of the asked type, or NODATA with SOA when there are none.
+    fn records(&self, all: Vec<Record>) -> ZoneAnswer {
+        let answers: Vec<Record> = all.into_iter().filter(|r| r.record_type() == self.qtype || r.record_type() == RecordType::CNAME).collect();
+        let soa = answers.is_empty().then(|| self.soa());
+        ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers, soa }
+    }
+}
+
+/// Answers `qname`/`qtype` from the cluster state, the way CoreDNS's `kubernetes` plugin does.
+pub fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
+    let zone = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
+    let lower = qname.to_lowercase();
+    let ctx = Ctx { snap, zone: zone.clone(), qname, qtype };
+    let labels: Vec<String> = lower.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+    if let Some(ip) = reverse_ipv4(&labels) {
+        return reverse(&ctx, ip);
+    }
+    if !zone.zone_of(&lower) {
+        // No upstream: outside the cluster zone there is nothing, as the root says of an unknown TLD.
+        return ZoneAnswer { rcode: ResponseCode::NXDomain, authoritative: false, answers: Vec::new(), soa: None };
+    }
+    let rel = &labels[..labels.len() - usize::from(zone.num_labels())];
+    let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
+    match rel.as_slice() {
+        [] => ctx.records(vec![
+            ctx.soa(),
+            Record::from_rdata(zone.clone(), TTL, RData::NS(NS(ctx.name("ns.dns")))),
+        ]),
+        ["dns-version"] => ctx.records(vec![ctx.record(RData::TXT(TXT::new(vec!["1.1.0".into()])))]),
+        ["svc"] => ctx.records(Vec::new()),
+        [ns, "svc"] => {
+            if snap.namespaces.contains(*ns) {
+                ctx.records(Vec::new())
+            } else {
+                ctx.nxdomain()
+            }
+        }
+        [svc, ns, "svc"] => service(&ctx, &ObjectRef { namespace: (*ns).into(), name: (*svc).into() }),
+        [host, svc, ns, "svc"] => endpoint(&ctx, &ObjectRef { namespace: (*ns).into(), name: (*svc).into() }, host),
+        [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
+            srv(&ctx, &ObjectRef { namespace: (*ns).into(), name: (*svc).into() }, Some((&port[1..], &proto[1..])))
+        }
+        _ => ctx.nxdomain(),
+    }
+}
+
+fn reverse_ipv4(labels: &[String]) -> Option<Ipv4Addr> {
+    match labels {
+        [d, c, b, a, inaddr, arpa] if inaddr == "in-addr" && arpa == "arpa" => {
+            Some(Ipv4Addr::new(a.parse().ok()?, b.parse().ok()?, c.parse().ok()?, d.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// The headless endpoints DNS publishes for a service: ready ones, one per address.
+fn dns_endpoints(snap: &Snapshot, key: &ObjectRef) -> Vec<(IpAddr, String)> {
+    let mut out: Vec<(IpAddr, String)> = Vec::new();
+    for slice in snap.slices.get(key).into_iter().flatten() {
+        for ep in slice.endpoints.iter().filter(|e| e.ready) {
+            if !out.iter().any(|(ip, _)| *ip == ep.address) {
+                let host = ep.hostname.clone().unwrap_or_else(|| ep.address.to_string().replace(['.', ':'], "-"));
+                out.push((ep.address, host));
+            }
+        }
+    }
+    out
+}
+
+fn address(ip: IpAddr) -> RData {
+    match ip {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(hickory_server::proto::rr::rdata::AAAA(v6)),
+    }
+}
+
+fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
+    let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
+    match svc.cluster_ip {
+        Some(ip) => {
+            let mut all = vec![ctx.record(address(IpAddr::V4(ip)))];
+            if ctx.qtype == RecordType::SRV {
+                return srv(ctx, key, None);
+            }
+            all.retain(|r| r.record_type() == ctx.qtype);
+            ctx.records(all)
+        }
+        None => {
+            let eps = dns_endpoints(ctx.snap, key);
+            if eps.is_empty() {
+                return ctx.nxdomain();
+            }
+            if ctx.qtype == RecordType::SRV {
+                return srv(ctx, key, None);
+            }
+            ctx.records(eps.into_iter().map(|(ip, _)| ctx.record(address(ip))).collect())
+        }
+    }
+}
+
+fn endpoint(ctx: &Ctx<'_>, key: &ObjectRef, host: &str) -> ZoneAnswer {
+    let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
+    if svc.cluster_ip.is_none() {
+        if let Some((ip, _)) = dns_endpoints(ctx.snap, key).into_iter().find(|(_, h)| h == host) {
+            return ctx.records(vec![ctx.record(address(ip))]);
+        }
+    }
+    // `_tcp.<svc>...` is an empty non-terminal when the service has a named port of that protocol.
+    if let Some(proto) = host.strip_prefix('_') {
+        if svc.ports.iter().any(|p| p.name.is_some() && p.protocol.label() == proto) {
+            return ctx.records(Vec::new());
+        }
+    }
+    ctx.nxdomain()
+}
+
+/// SRV records of named ports; `filter` restricts to one `_port._proto`.
+fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnswer {
+    let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
+    let ports: Vec<_> = svc
+        .ports
+        .iter()
+        .filter(|p| p.name.is_some())
+        .filter(|p| filter.is_none_or(|(name, proto)| p.name.as_deref() == Some(name) && p.protocol.label() == proto))
+        .collect();
+    if ports.is_empty() {
+        return ctx.nxdomain();
+    }
+    let svc_name = ctx.name(&format!("{}.{}.svc", key.name, key.namespace));
+    let mut records = Vec::new();
+    match svc.cluster_ip {
+        Some(_) => {
+            let weight = 100 / u16::try_from(ports.len()).unwrap_or(u16::MAX).max(1);
+            for p in &ports {
+                let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
+                records.push(Record::from_rdata(owner, TTL, RData::SRV(SRV::new(0, weight.max(1), p.port, svc_name.clone()))));
+            }
+        }
+        None => {
+            let eps = dns_endpoints(ctx.snap, key);
+            if eps.is_empty() {
+                return ctx.nxdomain();
+            }
+            let n = u16::try_from(eps.len() * ports.len()).unwrap_or(u16::MAX).max(1);
+            for p in &ports {
+                // Headless SRV carries the endpoint port (the resolved targetPort) of each endpoint.
+                for slice in ctx.snap.slices.get(key).into_iter().flatten() {
+                    let Some(ep_port) = slice.ports.iter().find(|sp| sp.name == p.name && sp.protocol == p.protocol) else { continue };
+                    for ep in slice.endpoints.iter().filter(|e| e.ready) {
+                        let host = eps.iter().find(|(ip, _)| *ip == ep.address).map(|(_, h)| h.clone()).unwrap_or_default();
+                        let target = ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace));
+                        let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
+                        records.push(Record::from_rdata(owner, TTL, RData::SRV(SRV::new(0, (100 / n).max(1), ep_port.port, target))));
+                    }
+                }
+            }
+        }
+    }
+    if ctx.qtype != RecordType::SRV {
+        return ctx.records(Vec::new());
+    }
+    ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: records, soa: None }
+}
+
+fn srv_owner(ctx: &Ctx<'_>, filter: Option<(&str, &str)>, port: &str, proto: &str, key: &ObjectRef) -> Name {
+    if filter.is_some() {
+        ctx.qname.clone()
+    } else {
+        ctx.name(&format!("_{port}._{proto}.{}.{}.svc", key.name, key.namespace))
+    }
+}
+
+fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {
+    let mut targets = Vec::new();
+    for (key, svc) in &ctx.snap.services {
+        if svc.cluster_ip == Some(ip) {
+            targets.push(ctx.name(&format!("{}.{}.svc", key.name, key.namespace)));
+        } else if svc.cluster_ip.is_none() {
+            if let Some((_, host)) = dns_endpoints(ctx.snap, key).into_iter().find(|(a, _)| *a == IpAddr::V4(ip)) {
+                targets.push(ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace)));
+            }
+        }
+    }
+    if targets.is_empty() {
+        return ctx.nxdomain();
+    }
+    ctx.records(targets.into_iter().map(|t| ctx.record(RData::PTR(PTR(t)))).collect())
+}
+
+/// hickory-server handler answering from the newest snapshot.
+pub struct ClusterDns {
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl ClusterDns {
+    /// A handler that follows `snapshot`.
+    pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Self {
+        Self { snapshot }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for ClusterDns {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let Ok(info) = request.request_info() else {
+            let msg = builder.error_msg(&request.metadata, ResponseCode::FormErr);
+            return match response_handle.send_response(msg).await {
+                Ok(info) => info,
+                Err(_) => serve_failed(request),
+            };
+        };
+        let snap = self.snapshot.borrow().clone();
+        let result = answer(&snap, info.query.original().name(), info.query.query_type());
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.response_code = result.rcode;
+        metadata.authoritative = result.authoritative;
+        metadata.recursion_available = true;
+        let edns = request.edns.as_ref().map(|_| {
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            e
+        });
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(e) = &edns {
+            builder.edns(e);
+        }
+        let msg = builder.build(metadata, result.answers.iter(), std::iter::empty(), result.soa.iter(), std::iter::empty());
+        match response_handle.send_response(msg).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "DNS response not sent");
+                serve_failed(request)
+            }
+        }
+    }
+}
+
+fn serve_failed(request: &Request) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.response_code = ResponseCode::ServFail;
+    hickory_server::proto::op::Header { metadata, counts: Default::default() }.into()
+}
+
+/// How long a TCP DNS connection may stay idle.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{
+        scenario::{Protocol, TargetPort},
+        target::{embedded::state::{Pod, Service}, model::ServicePortView},
+    };
+
+    fn snap() -> Snapshot {
+        let mut s = Snapshot { cluster_domain: "cluster.local".into(), ..Default::default() };
+        s.namespaces.insert("test".into());
+        let key = |n: &str| ObjectRef { namespace: "test".into(), name: n.into() };
+        let port = ServicePortView { name: Some("http".into()), port: 80, target_port: TargetPort::Number(8080), protocol: Protocol::Tcp };
+        let sel: BTreeMap<String, String> = [("app".to_owned(), "web".to_owned())].into();
+        s.services.insert(key("web"), Service { cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)), selector: sel.clone(), ports: vec![port.clone()] });
+        s.services.insert(key("web-h"), Service { cluster_ip: None, selector: sel.clone(), ports: vec![port] });
+        s.services.insert(key("empty-h"), Service { cluster_ip: None, selector: [("app".to_owned(), "x".to_owned())].into(), ports: vec![] });
+        for (i, ready) in [(2u8, true), (3, true), (4, false)] {
+            s.pods.insert(
+                key(&format!("web-{i}")),
+                Pod { ip: Ipv4Addr::new(127, 1, 128, i), labels: sel.clone(), deployment: "web".into(), ready, terminating: false, seq: u64::from(i), ports: vec![] },
+            );
+        }
+        s.reconcile();
+        s
+    }
+
+    fn q(s: &Snapshot, name: &str, t: RecordType) -> ZoneAnswer {
+        answer(s, &Name::from_ascii(name).unwrap(), t)
+    }
+
+    fn ips(a: &ZoneAnswer) -> Vec<String> {
+        let mut v: Vec<String> = a.answers.iter().map(|r| r.data.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn cluster_ip_a_and_case_insensitivity() {
+        let s = snap();
+        let a = q(&s, "WEB.Test.svc.cluster.local.", RecordType::A);
+        assert_eq!(a.rcode, ResponseCode::NoError);
+        assert_eq!(ips(&a), ["127.1.0.20"]);
+        let aaaa = q(&s, "web.test.svc.cluster.local.", RecordType::AAAA);
+        assert_eq!((aaaa.rcode, aaaa.answers.len(), aaaa.soa.is_some()), (ResponseCode::NoError, 0, true));
+    }
+
+    #[test]
+    fn headless_lists_ready_endpoints_only() {
+        let s = snap();
+        assert_eq!(ips(&q(&s, "web-h.test.svc.cluster.local.", RecordType::A)), ["127.1.128.2", "127.1.128.3"]);
+        let e = q(&s, "empty-h.test.svc.cluster.local.", RecordType::A);
+        assert_eq!(e.rcode, ResponseCode::NXDomain);
+        assert!(e.soa.is_some());
+        assert_eq!(ips(&q(&s, "127-1-128-3.web-h.test.svc.cluster.local.", RecordType::A)), ["127.1.128.3"]);
+    }
+
+    #[test]
+    fn negative_answers() {
+        let s = snap();
+        assert_eq!(q(&s, "nope.test.svc.cluster.local.", RecordType::A).rcode, ResponseCode::NXDomain);
+        let ns = q(&s, "test.svc.cluster.local.", RecordType::A);
+        assert_eq!((ns.rcode, ns.answers.len()), (ResponseCode::NoError, 0));
+        assert_eq!(q(&s, "other.svc.cluster.local.", RecordType::A).rcode, ResponseCode::NXDomain);
+        assert_eq!(q(&s, "a.b.web.test.svc.cluster.local.", RecordType::A).rcode, ResponseCode::NXDomain);
+        assert_eq!(q(&s, "web.", RecordType::A).rcode, ResponseCode::NXDomain);
+    }
+
+    #[test]
+    fn srv_ptr_txt() {
+        let s = snap();
+        let srv = q(&s, "_http._tcp.web.test.svc.cluster.local.", RecordType::SRV);
+        assert_eq!(ips(&srv), ["0 100 80 web.test.svc.cluster.local."]);
+        let hsrv = q(&s, "_http._tcp.web-h.test.svc.cluster.local.", RecordType::SRV);
+        assert_eq!(hsrv.answers.len(), 2);
+        assert!(ips(&hsrv)[0].contains(" 8080 127-1-128-2.web-h.test.svc.cluster.local."));
+        let ptr = q(&s, "20.0.1.127.in-addr.arpa.", RecordType::PTR);
+        assert_eq!(ips(&ptr), ["web.test.svc.cluster.local."]);
+        let txt = q(&s, "dns-version.cluster.local.", RecordType::TXT);
+        assert_eq!(ips(&txt), ["1.1.0"]);
+    }
+}

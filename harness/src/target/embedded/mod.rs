@@ -1,0 +1,126 @@
+//! The embedded reference cluster: control plane in process, pods as real HTTP servers on their own loopback IPs, a
+//! real DNS server, and a real L4 proxy on each ClusterIP. No cluster, no containers, no root.
+
+pub mod cluster;
+pub mod dns;
+pub mod ipam;
+pub mod names;
+pub mod pod;
+pub mod ports;
+pub mod proxy;
+pub mod state;
+pub mod state_file;
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+pub use cluster::Cluster;
+pub use ports::PortPolicy;
+
+use super::{EndpointSliceView, PodView, ServiceView, Target, TargetError};
+use crate::{
+    probe::{self, Dialer, ProbeContext, ProbeRequest, ProbeResponse, ResolvConf},
+    scenario::{Action, ObjectRef},
+};
+
+/// How the embedded cluster is set up.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Cluster domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// Whether to try ports below 1024.
+    pub port_policy: PortPolicy,
+    /// Per-attempt timeout of probes.
+    pub probe_timeout: Duration,
+}
+
+impl Default for EmbeddedConfig {
+    /// `cluster.local`; `SVCBENCH_UNPRIVILEGED_PORTS=1` forces the non-root port layout.
+    fn default() -> Self {
+        let unprivileged = std::env::var("SVCBENCH_UNPRIVILEGED_PORTS").is_ok_and(|v| v == "1" || v == "true");
+        Self {
+            cluster_domain: "cluster.local".into(),
+            port_policy: if unprivileged { PortPolicy::Unprivileged } else { PortPolicy::Auto },
+            probe_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The embedded target.
+pub struct EmbeddedTarget {
+    cluster: Arc<Cluster>,
+}
+
+impl EmbeddedTarget {
+    /// Starts a fresh embedded cluster.
+    ///
+    /// # Errors
+    /// See [`Cluster::start`].
+    pub async fn start(config: EmbeddedConfig) -> Result<Self, TargetError> {
+        Ok(Self { cluster: Arc::new(Cluster::start(config).await?) })
+    }
+
+    /// The cluster behind the target.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The probe context of a pod in `namespace`.
+    pub fn probe_context(&self, namespace: &str) -> Result<ProbeContext, TargetError> {
+        let client = self
+            .cluster
+            .client_ip(namespace)
+            .ok_or_else(|| TargetError::Rejected(format!("namespace `{namespace}` does not exist")))?;
+        let config = self.cluster.config();
+        Ok(ProbeContext {
+            resolv_conf: ResolvConf::cluster_first(IpAddr::V4(self.cluster.dns_ip()), namespace, &config.cluster_domain),
+            dialer: Dialer::new(self.cluster.ports(), Some(IpAddr::V4(client))),
+            timeout: config.probe_timeout,
+        })
+    }
+}
+
+#[async_trait]
+impl Target for EmbeddedTarget {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
+    fn description(&self) -> String {
+        format!(
+            "svcbench embedded reference cluster (DNS {}, domain {}, random per-connection proxy)",
+            self.cluster.dns_ip(),
+            self.cluster.config().cluster_domain
+        )
+    }
+
+    async fn apply(&self, action: &Action) -> Result<(), TargetError> {
+        self.cluster.apply(action)
+    }
+
+    async fn service(&self, service: &ObjectRef) -> Result<Option<ServiceView>, TargetError> {
+        Ok(self.cluster.snapshot().service_view(service))
+    }
+
+    async fn pods(&self, deployment: &ObjectRef) -> Result<Vec<PodView>, TargetError> {
+        Ok(self.cluster.snapshot().pod_views(deployment))
+    }
+
+    async fn endpoint_slices(&self, service: &ObjectRef) -> Result<Vec<EndpointSliceView>, TargetError> {
+        Ok(self.cluster.snapshot().slices.get(service).cloned().unwrap_or_default())
+    }
+
+    async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {
+        let ctx = self.probe_context(from)?;
+        Ok(probe::run(&ctx, request).await?)
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(20)
+    }
+
+    async fn shutdown(&self) {
+        self.cluster.shutdown().await;
+    }
+}

@@ -1,0 +1,149 @@
+//! Binding listeners at the addresses the model says, without root.
+//!
+//! The embedded cluster first binds the real address (`ClusterIP:80`, `podIP:80`, `DNS:53`). When the OS refuses a
+//! port below 1024 (not root, and `net.ipv4.ip_unprivileged_port_start` is 1024), it binds the same IP on a free
+//! high port instead and records the translation here. Everything in the model — ClusterIPs, ports, endpoints, DNS
+//! records — keeps the Kubernetes values; only the socket a client really opens differs, and in-process probes, the
+//! state file's `connect` fields and the proxy's backend dials all apply this map.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::SocketAddr,
+    sync::RwLock,
+};
+
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+
+use crate::probe::AddressMap;
+
+/// Whether to try privileged ports at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortPolicy {
+    /// Bind the real port; fall back to a high port when refused.
+    #[default]
+    Auto,
+    /// Always use high ports for ports below 1024 (what a non-root user gets).
+    Unprivileged,
+}
+
+/// Model address → listening address, for every translated listener.
+#[derive(Debug, Default)]
+pub struct PortMap {
+    policy: PortPolicy,
+    map: RwLock<HashMap<SocketAddr, SocketAddr>>,
+}
+
+impl AddressMap for PortMap {
+    fn resolve(&self, addr: SocketAddr) -> SocketAddr {
+        self.map.read().expect("port map lock").get(&addr).copied().unwrap_or(addr)
+    }
+}
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // Listeners are closed and reopened as endpoints come and go; TIME_WAIT must not block the rebind.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+impl PortMap {
+    /// An empty map with `policy`.
+    pub fn new(policy: PortPolicy) -> Self {
+        Self { policy, map: RwLock::new(HashMap::new()) }
+    }
+
+    fn wants_real(&self, addr: SocketAddr) -> bool {
+        self.policy == PortPolicy::Auto || addr.port() >= 1024
+    }
+
+    fn record(&self, model: SocketAddr, real: SocketAddr) {
+        let mut map = self.map.write().expect("port map lock");
+        if model == real {
+            map.remove(&model);
+        } else {
+            map.insert(model, real);
+        }
+    }
+
+    /// A TCP listener for `model`, on the real port if allowed, else on a high port of the same IP.
+    ///
+    /// # Errors
+    /// Neither the real nor a fallback port could be bound.
+    pub fn bind_tcp(&self, model: SocketAddr) -> io::Result<TcpListener> {
+        if self.wants_real(model) {
+            match listen(model) {
+                Ok(l) => {
+                    self.record(model, model);
+                    return Ok(l);
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Reuse the earlier translation so clients holding it keep working across listener restarts.
+        let previous = self.resolve(model);
+        let listener = match (previous != model).then(|| listen(previous)) {
+            Some(Ok(l)) => l,
+            _ => listen(SocketAddr::new(model.ip(), 0))?,
+        };
+        self.record(model, listener.local_addr()?);
+        Ok(listener)
+    }
+
+    /// A UDP socket and TCP listener for `model` on the same port (DNS serves both).
+    ///
+    /// # Errors
+    /// No port could be bound for both.
+    pub async fn bind_udp_tcp(&self, model: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+        if self.wants_real(model) {
+            match UdpSocket::bind(model).await {
+                Ok(udp) => {
+                    let tcp = listen(model)?;
+                    self.record(model, model);
+                    return Ok((udp, tcp));
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut last = None;
+        for _ in 0..16 {
+            let udp = UdpSocket::bind(SocketAddr::new(model.ip(), 0)).await?;
+            let real = udp.local_addr()?;
+            match listen(real) {
+                Ok(tcp) => {
+                    self.record(model, real);
+                    return Ok((udp, tcp));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unprivileged_policy_translates_low_ports() {
+        let map = PortMap::new(PortPolicy::Unprivileged);
+        let model: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let l = map.bind_tcp(model).unwrap();
+        let real = l.local_addr().unwrap();
+        assert_ne!(real.port(), 80);
+        assert_eq!(map.resolve(model), real);
+        drop(l);
+        // Rebinding keeps the same translation.
+        let l2 = map.bind_tcp(model).unwrap();
+        assert_eq!(l2.local_addr().unwrap(), real);
+        // High ports are never translated.
+        let high: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let l3 = map.bind_tcp(high).unwrap();
+        assert_eq!(map.resolve(l3.local_addr().unwrap()), l3.local_addr().unwrap());
+    }
+}

@@ -1,0 +1,233 @@
+//! The embedded control plane's objects, and the EndpointSlice controller as a pure function of them.
+//!
+//! Every change produces a new immutable [`Snapshot`] that the DNS server and the proxy read; nothing else is shared.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+};
+
+use crate::{
+    scenario::{ContainerPort, ObjectRef, Protocol, TargetPort},
+    target::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
+};
+
+/// A Service object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Allocated ClusterIP; `None` when headless.
+    pub cluster_ip: Option<Ipv4Addr>,
+    /// `spec.selector`.
+    pub selector: BTreeMap<String, String>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePortView>,
+}
+
+/// A Pod object (its server runs in [`super::pod`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// Pod IP.
+    pub ip: Ipv4Addr,
+    /// Labels (`app=<deployment>`).
+    pub labels: BTreeMap<String, String>,
+    /// Owning deployment name.
+    pub deployment: String,
+    /// Ready condition.
+    pub ready: bool,
+    /// Deletion timestamp set.
+    pub terminating: bool,
+    /// Creation order within the cluster.
+    pub seq: u64,
+    /// Container ports.
+    pub ports: Vec<ContainerPort>,
+}
+
+/// Everything the data plane (DNS, proxy) needs, frozen at one generation.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Increments with every change.
+    pub generation: u64,
+    /// Cluster domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// Cluster DNS address.
+    pub dns_ip: Option<Ipv4Addr>,
+    /// Existing namespaces.
+    pub namespaces: BTreeSet<String>,
+    /// Services by namespace/name.
+    pub services: BTreeMap<ObjectRef, Service>,
+    /// Pods by namespace/name.
+    pub pods: BTreeMap<ObjectRef, Pod>,
+    /// EndpointSlices by service.
+    pub slices: BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
+    /// Proxy table: ClusterIP:port → backends it may send a new connection to.
+    pub proxy: HashMap<SocketAddr, Vec<SocketAddr>>,
+}
+
+impl Snapshot {
+    /// The API view of a service.
+    pub fn service_view(&self, key: &ObjectRef) -> Option<ServiceView> {
+        self.services.get(key).map(|s| ServiceView {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            cluster_ip: s.cluster_ip.map(IpAddr::V4),
+            ports: s.ports.clone(),
+        })
+    }
+
+    /// Live pods of a deployment, oldest first.
+    pub fn deployment_pods(&self, deployment: &ObjectRef) -> Vec<(ObjectRef, Pod)> {
+        let mut pods: Vec<_> = self
+            .pods
+            .iter()
+            .filter(|(k, p)| k.namespace == deployment.namespace && p.deployment == deployment.name)
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        pods.sort_by_key(|(_, p)| p.seq);
+        pods
+    }
+
+    /// The API view of a deployment's pods.
+    pub fn pod_views(&self, deployment: &ObjectRef) -> Vec<PodView> {
+        self.deployment_pods(deployment)
+            .into_iter()
+            .map(|(k, p)| PodView { namespace: k.namespace, name: k.name, ip: IpAddr::V4(p.ip), ready: p.ready, terminating: p.terminating })
+            .collect()
+    }
+
+    /// Recomputes slices and the proxy table from services and pods.
+    pub fn reconcile(&mut self) {
+        self.slices = self.services.iter().map(|(k, s)| (k.clone(), endpoint_slices(k, s, &self.pods))).collect();
+        self.proxy = proxy_table(&self.services, &self.slices);
+    }
+}
+
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The EndpointSlice controller: endpoints for the pods the selector matches, grouped by resolved port set
+/// (a named targetPort may resolve to different numbers on different pods).
+pub fn endpoint_slices(key: &ObjectRef, service: &Service, pods: &BTreeMap<ObjectRef, Pod>) -> Vec<EndpointSliceView> {
+    let mut groups: BTreeMap<Vec<EndpointPortView>, Vec<EndpointView>> = BTreeMap::new();
+    let mut matched: Vec<(&ObjectRef, &Pod)> =
+        pods.iter().filter(|(k, p)| k.namespace == key.namespace && selects(&service.selector, &p.labels)).collect();
+    matched.sort_by_key(|(_, p)| p.seq);
+    for (pod_key, pod) in matched {
+        let ports: Vec<EndpointPortView> = service
+            .ports
+            .iter()
+            .filter_map(|sp| {
+                let port = match &sp.target_port {
+                    TargetPort::Number(n) => *n,
+                    TargetPort::Name(name) => pod.ports.iter().find(|cp| cp.name.as_deref() == Some(name))?.port,
+                };
+                Some(EndpointPortView { name: sp.name.clone(), port, protocol: sp.protocol })
+            })
+            .collect();
+        groups.entry(ports).or_default().push(EndpointView {
+            address: IpAddr::V4(pod.ip),
+            ready: pod.ready && !pod.terminating,
+            serving: pod.ready,
+            terminating: pod.terminating,
+            hostname: None,
+            pod: Some(pod_key.name.clone()),
+        });
+    }
+    if groups.is_empty() {
+        // A selector that matches nothing still gets one (empty) slice.
+        groups.insert(Vec::new(), Vec::new());
+    }
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ports, endpoints))| EndpointSliceView { name: format!("{}-{}", key.name, slice_suffix(key, i)), ports, endpoints })
+        .collect()
+}
+
+/// A stable 5-character suffix, like the controller's generateName.
+fn slice_suffix(key: &ObjectRef, index: usize) -> String {
+    super::names::suffix(&format!("{key}#{index}"), 5)
+}
+
+/// Per ClusterIP:port, the backends kube-proxy would program: ready endpoints, or when none are ready, the serving
+/// terminating ones (KEP-1669). Empty lists are omitted: no entry means REJECT.
+pub fn proxy_table(services: &BTreeMap<ObjectRef, Service>, slices: &BTreeMap<ObjectRef, Vec<EndpointSliceView>>) -> HashMap<SocketAddr, Vec<SocketAddr>> {
+    let mut table = HashMap::new();
+    for (key, svc) in services {
+        let Some(cip) = svc.cluster_ip else { continue };
+        for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
+            let mut ready = Vec::new();
+            let mut fallback = Vec::new();
+            for slice in slices.get(key).into_iter().flatten() {
+                let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else { continue };
+                for ep in &slice.endpoints {
+                    let addr = SocketAddr::new(ep.address, port.port);
+                    if ep.ready {
+                        ready.push(addr);
+                    } else if ep.serving && ep.terminating {
+                        fallback.push(addr);
+                    }
+                }
+            }
+            let backends = if ready.is_empty() { fallback } else { ready };
+            if !backends.is_empty() {
+                table.insert(SocketAddr::new(IpAddr::V4(cip), sp.port), backends);
+            }
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
+        Pod {
+            ip: Ipv4Addr::new(127, 1, 128, ip),
+            labels: [("app".to_owned(), "web".to_owned())].into(),
+            deployment: "web".into(),
+            ready,
+            terminating: false,
+            seq,
+            ports,
+        }
+    }
+
+    fn key(name: &str) -> ObjectRef {
+        ObjectRef { namespace: "test".into(), name: name.into() }
+    }
+
+    #[test]
+    fn named_target_port_resolves_per_pod_and_not_ready_is_kept() {
+        let svc = Service {
+            cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
+            selector: [("app".to_owned(), "web".to_owned())].into(),
+            ports: vec![ServicePortView { name: Some("http".into()), port: 80, target_port: TargetPort::Name("web".into()), protocol: Protocol::Tcp }],
+        };
+        let mut pods = BTreeMap::new();
+        pods.insert(key("a"), pod(2, true, 1, vec![ContainerPort { name: Some("web".into()), port: 8080 }]));
+        pods.insert(key("b"), pod(3, false, 2, vec![ContainerPort { name: Some("web".into()), port: 9090 }]));
+        let slices = endpoint_slices(&key("svc"), &svc, &pods);
+        assert_eq!(slices.len(), 2);
+        let ports: BTreeSet<u16> = slices.iter().map(|s| s.ports[0].port).collect();
+        assert_eq!(ports, [8080, 9090].into());
+        let services = BTreeMap::from([(key("svc"), svc)]);
+        let table = proxy_table(&services, &BTreeMap::from([(key("svc"), slices)]));
+        assert_eq!(table.values().next().unwrap(), &vec!["127.1.128.2:8080".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn empty_selector_match_gives_one_empty_slice_and_no_backends() {
+        let svc = Service {
+            cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
+            selector: [("app".to_owned(), "none".to_owned())].into(),
+            ports: vec![ServicePortView { name: None, port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp }],
+        };
+        let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new());
+        assert_eq!(slices.len(), 1);
+        assert!(slices[0].endpoints.is_empty());
+        let table = proxy_table(&BTreeMap::from([(key("svc"), svc)]), &BTreeMap::from([(key("svc"), slices)]));
+        assert!(table.is_empty());
+    }
+}

@@ -1,0 +1,61 @@
+//! Targets: the Service/DNS implementations under test. A [`Target`] applies actions, reports the API view of
+//! the cluster, and runs probes from inside a namespace. One folder per implementation.
+
+pub mod embedded;
+pub mod model;
+
+use async_trait::async_trait;
+
+pub use model::*;
+
+use crate::{
+    probe::{ProbeRequest, ProbeResponse},
+    scenario::{Action, ObjectRef},
+};
+
+/// A target could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The action cannot be applied in the current state.
+    #[error("{0}")]
+    Rejected(String),
+    /// A probe could not run.
+    #[error("probe: {0}")]
+    Probe(#[from] crate::probe::ProbeError),
+    /// Anything else (I/O, API errors).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A Service and DNS implementation that scenarios run against.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// Short name used in trial names and reports (`embedded`, `kube`).
+    fn name(&self) -> &str;
+
+    /// One line describing the implementation (versions, modes).
+    fn description(&self) -> String;
+
+    /// Applies a change to the cluster; returns once the API accepted it (not once it converged).
+    async fn apply(&self, action: &Action) -> Result<(), TargetError>;
+
+    /// The Service, if it exists.
+    async fn service(&self, service: &ObjectRef) -> Result<Option<ServiceView>, TargetError>;
+
+    /// The live pods of a Deployment, oldest first.
+    async fn pods(&self, deployment: &ObjectRef) -> Result<Vec<PodView>, TargetError>;
+
+    /// The EndpointSlices of a Service.
+    async fn endpoint_slices(&self, service: &ObjectRef) -> Result<Vec<EndpointSliceView>, TargetError>;
+
+    /// Runs a probe from a pod in namespace `from`.
+    async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError>;
+
+    /// How often the runner re-checks an assertion that does not hold yet.
+    fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(50)
+    }
+
+    /// Releases everything the target started (listeners, namespaces, processes).
+    async fn shutdown(&self) {}
+}

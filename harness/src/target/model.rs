@@ -1,0 +1,88 @@
+//! What a target reports about the cluster, in one shape for every implementation (embedded state, or the
+//! Kubernetes API's Services, Pods and EndpointSlices).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Protocol, TargetPort};
+
+/// A Service as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.clusterIP`; `None` when headless.
+    pub cluster_ip: Option<IpAddr>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePortView>,
+}
+
+/// One entry of `spec.ports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePortView {
+    /// Port name.
+    pub name: Option<String>,
+    /// Service port.
+    pub port: u16,
+    /// Target port on the pods.
+    pub target_port: TargetPort,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// A Pod as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodView {
+    /// Namespace.
+    pub namespace: String,
+    /// Generated name (`nginx-5c8d7f9b4d-x2k4p`).
+    pub name: String,
+    /// `status.podIP`.
+    pub ip: IpAddr,
+    /// The Ready condition.
+    pub ready: bool,
+    /// Deletion timestamp set.
+    pub terminating: bool,
+}
+
+/// One EndpointSlice (`discovery.k8s.io/v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSliceView {
+    /// Slice name.
+    pub name: String,
+    /// Ports every endpoint of the slice serves.
+    pub ports: Vec<EndpointPortView>,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// A slice port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EndpointPortView {
+    /// Matches the service port's name.
+    pub name: Option<String>,
+    /// Resolved port number on the pod.
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// One endpoint and its conditions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointView {
+    /// The pod IP.
+    pub address: IpAddr,
+    /// `conditions.ready`.
+    pub ready: bool,
+    /// `conditions.serving`.
+    pub serving: bool,
+    /// `conditions.terminating`.
+    pub terminating: bool,
+    /// `hostname`, when the pod sets one.
+    pub hostname: Option<String>,
+    /// `targetRef.name`.
+    pub pod: Option<String>,
+}

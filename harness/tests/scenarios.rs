@@ -1,0 +1,58 @@
+//! Every scenario in `scenarios/` against every available target, as ordinary `cargo test` trials named
+//! `<target>::<scenario>` (libtest-mimic: filters, `--list`, `--ignored` work as usual).
+
+use std::{path::PathBuf, sync::LazyLock};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use svcbench::{
+    report::console::format_failure,
+    results::Outcome,
+    runner,
+    scenario::{self, Plan},
+    target::{
+        Target,
+        embedded::{EmbeddedConfig, EmbeddedTarget},
+    },
+};
+
+/// One runtime shared by all trials (libtest-mimic runs trials on its own threads).
+static RUNTIME: LazyLock<tokio::runtime::Runtime> =
+    LazyLock::new(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime"));
+
+fn scenario_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+fn run_embedded(plan: &Plan) -> Result<(), Failed> {
+    RUNTIME.block_on(async {
+        let target = EmbeddedTarget::start(EmbeddedConfig::default()).await.map_err(|e| Failed::from(format!("cannot start embedded cluster: {e}")))?;
+        let result = runner::run_plan(plan, &target, &mut |_| {}).await;
+        target.shutdown().await;
+        match result.first_failure() {
+            None if result.outcome == Outcome::Passed => Ok(()),
+            Some(step) => Err(Failed::from(format_failure(&result, step))),
+            None => Err(Failed::from("scenario did not pass")),
+        }
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
+    assert!(!files.is_empty(), "no scenarios found in {}", scenario_dir().display());
+    for file in files {
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match scenario::load(&file) {
+            Ok(plan) => {
+                trials.push(Trial::test(format!("embedded::{}", plan.name), move || run_embedded(&plan)).with_kind("scenario"));
+            }
+            Err(errors) => {
+                let message = errors.to_string();
+                trials.push(Trial::test(format!("validate::{stem}"), move || Err(Failed::from(message))));
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
