@@ -11,7 +11,7 @@ use svcbench::{
     scenario::{self, Plan},
     target::{
         Target,
-        embedded::{EmbeddedConfig, EmbeddedTarget},
+        embedded::{EmbeddedConfig, EmbeddedTarget, PortPolicy},
     },
 };
 
@@ -24,9 +24,11 @@ fn scenario_dir() -> PathBuf {
     dir.canonicalize().unwrap_or(dir)
 }
 
-fn run_embedded(plan: &Plan) -> Result<(), Failed> {
+fn run_embedded(plan: &Plan, config: EmbeddedConfig) -> Result<(), Failed> {
     RUNTIME.block_on(async {
-        let target = EmbeddedTarget::start(EmbeddedConfig::default()).await.map_err(|e| Failed::from(format!("cannot start embedded cluster: {e}")))?;
+        let target = EmbeddedTarget::start(config)
+            .await
+            .map_err(|e| Failed::from(format!("cannot start embedded cluster: {e}")))?;
         let result = runner::run_plan(plan, &target, &mut |_| {}).await;
         target.shutdown().await;
         match result.first_failure() {
@@ -46,7 +48,22 @@ fn main() {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         match scenario::load(&file) {
             Ok(plan) => {
-                trials.push(Trial::test(format!("embedded::{}", plan.name), move || run_embedded(&plan)).with_kind("scenario"));
+                // The same battery twice: real ports (as root) and the non-root layout, whose meaning must not differ.
+                let unprivileged =
+                    EmbeddedConfig { port_policy: PortPolicy::Unprivileged, ..EmbeddedConfig::default() };
+                let p = plan.clone();
+                trials.push(
+                    Trial::test(format!("embedded::{}", plan.name), move || {
+                        run_embedded(&p, EmbeddedConfig::default())
+                    })
+                    .with_kind("scenario"),
+                );
+                trials.push(
+                    Trial::test(format!("embedded-unprivileged::{}", plan.name), move || {
+                        run_embedded(&plan, unprivileged.clone())
+                    })
+                    .with_kind("scenario"),
+                );
             }
             Err(errors) => {
                 let message = errors.to_string();

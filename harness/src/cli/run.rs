@@ -1,10 +1,6 @@
 //! `svcbench run`.
 
-use std::{
-    path::PathBuf,
-    process::ExitCode,
-    time::Instant,
-};
+use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::Args;
 
@@ -12,8 +8,7 @@ use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, load_all, print_errors}
 use crate::{
     report::{console::ConsoleReporter, json},
     results::{RunResults, SCHEMA_VERSION, TargetInfo},
-    runner,
-    scenario,
+    runner, scenario,
     target::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget},
@@ -51,7 +46,10 @@ pub async fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::from(EXIT_INVALID);
             }
             Err(e) => {
-                eprintln!("error: cannot read scenario directory {}: {e} (run from the repository root or pass --scenarios-dir)", args.scenarios_dir.display());
+                eprintln!(
+                    "error: cannot read scenario directory {}: {e} (run from the repository root or pass --scenarios-dir)",
+                    args.scenarios_dir.display()
+                );
                 return ExitCode::from(EXIT_INVALID);
             }
         }
@@ -112,7 +110,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     }
     let passed = results.scenarios.iter().filter(|s| s.outcome == crate::results::Outcome::Passed).count();
-    println!("\n{passed}/{} scenarios passed in {:.2}s; results: {}", results.scenarios.len(), results.duration_ms / 1000.0, path.display());
+    println!(
+        "\n{passed}/{} scenarios passed in {:.2}s; results: {}",
+        results.scenarios.len(),
+        results.duration_ms / 1000.0,
+        path.display()
+    );
     if results.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
 }
 

@@ -7,8 +7,7 @@ use clap::Args;
 use super::{EXIT_INVALID, print_errors, run::shutdown_signal};
 use crate::{
     report::console::ConsoleReporter,
-    runner,
-    scenario,
+    runner, scenario,
     target::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget, state_file},

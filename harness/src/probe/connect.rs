@@ -26,6 +26,8 @@ pub async fn connect(ctx: &ProbeContext, addr: SocketAddr) -> ConnectResult {
             ConnectResult { address: addr, outcome: Some(ConnectOutcome::Refused), error: Some(e.to_string()) }
         }
         Ok(Err(e)) => ConnectResult { address: addr, outcome: None, error: Some(e.to_string()) },
-        Err(_) => ConnectResult { address: addr, outcome: Some(ConnectOutcome::Timeout), error: Some("timed out".into()) },
+        Err(_) => {
+            ConnectResult { address: addr, outcome: Some(ConnectOutcome::Timeout), error: Some("timed out".into()) }
+        }
     }
 }

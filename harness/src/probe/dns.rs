@@ -78,7 +78,9 @@ impl DnsRecord {
         match data {
             RData::A(a) => DnsRecord::Address { ip: IpAddr::V4(a.0) },
             RData::AAAA(a) => DnsRecord::Address { ip: IpAddr::V6(a.0) },
-            RData::SRV(s) => DnsRecord::Srv { priority: s.priority, weight: s.weight, port: s.port, target: name(&s.target) },
+            RData::SRV(s) => {
+                DnsRecord::Srv { priority: s.priority, weight: s.weight, port: s.port, target: name(&s.target) }
+            }
             RData::PTR(p) => DnsRecord::Ptr { target: name(&p.0) },
             RData::CNAME(c) => DnsRecord::Cname { target: name(&c.0) },
             RData::TXT(t) => DnsRecord::Txt {
@@ -223,7 +225,12 @@ pub async fn lookup(
 ///
 /// # Errors
 /// No nameserver answered within the timeout, or the answer could not be parsed.
-pub async fn query(ctx: &ProbeContext, name: &str, rtype: RecordType, transport: Transport) -> Result<DnsAnswer, ProbeError> {
+pub async fn query(
+    ctx: &ProbeContext,
+    name: &str,
+    rtype: RecordType,
+    transport: Transport,
+) -> Result<DnsAnswer, ProbeError> {
     let qname = Name::from_ascii(name).map_err(|e| ProbeError::Dns(format!("bad name `{name}`: {e}")))?;
     let mut message = Message::query();
     message.metadata.id = rand::random();
@@ -240,7 +247,9 @@ pub async fn query(ctx: &ProbeContext, name: &str, rtype: RecordType, transport:
             let server = SocketAddr::new(*ns, 53);
             let result = match transport {
                 Transport::Udp => match exchange_udp(ctx, server, &wire, message.metadata.id).await {
-                    Ok(reply) if reply.metadata.truncation => exchange_tcp(ctx, server, &wire).await.map(|r| (r, Transport::Tcp)),
+                    Ok(reply) if reply.metadata.truncation => {
+                        exchange_tcp(ctx, server, &wire).await.map(|r| (r, Transport::Tcp))
+                    }
                     Ok(reply) => Ok((reply, Transport::Udp)),
                     Err(e) => Err(e),
                 },
@@ -294,10 +303,10 @@ async fn exchange_udp(ctx: &ProbeContext, server: SocketAddr, wire: &[u8], id: u
             Err(_) => return Err(ProbeError::Io { context: format!("udp query {server}"), source: timed_out() }),
         };
         // Ignore stray datagrams: only our ID is our answer.
-        if let Ok(msg) = Message::from_vec(&buf[..n]) {
-            if msg.metadata.id == id {
-                return Ok(msg);
-            }
+        if let Ok(msg) = Message::from_vec(&buf[..n])
+            && msg.metadata.id == id
+        {
+            return Ok(msg);
         }
     }
 }
@@ -348,10 +357,7 @@ mod tests {
 
     #[test]
     fn glibc_many_dots_tries_as_is_first() {
-        assert_eq!(
-            candidates("a.b.c.d.e.f", &search(), 5, ResolverFlavour::Glibc)[0],
-            "a.b.c.d.e.f."
-        );
+        assert_eq!(candidates("a.b.c.d.e.f", &search(), 5, ResolverFlavour::Glibc)[0], "a.b.c.d.e.f.");
         assert_eq!(candidates("a.b.c.d.e.f", &search(), 5, ResolverFlavour::Glibc).len(), 4);
     }
 

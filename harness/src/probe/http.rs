@@ -82,7 +82,12 @@ pub async fn resolve_host(ctx: &ProbeContext, host: &str) -> Result<Result<IpAdd
 ///
 /// # Errors
 /// The nameserver could not be reached (other failures are classified in the `Err` of the inner result).
-pub async fn get(ctx: &ProbeContext, host: &str, port: u16, path: &str) -> Result<Result<HttpResult, HttpFailure>, ProbeError> {
+pub async fn get(
+    ctx: &ProbeContext,
+    host: &str,
+    port: u16,
+    path: &str,
+) -> Result<Result<HttpResult, HttpFailure>, ProbeError> {
     let ip = match resolve_host(ctx, host).await? {
         Ok(ip) => ip,
         Err(rcode) => return Ok(Err(HttpFailure::Resolve { rcode })),
@@ -92,10 +97,17 @@ pub async fn get(ctx: &ProbeContext, host: &str, port: u16, path: &str) -> Resul
 }
 
 /// GETs `path` from `address` (Host header `host`) and asks `/hostname` on the same connection.
-pub async fn get_addr(ctx: &ProbeContext, address: SocketAddr, host: &str, path: &str) -> Result<HttpResult, HttpFailure> {
+pub async fn get_addr(
+    ctx: &ProbeContext,
+    address: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<HttpResult, HttpFailure> {
     let stream = match tokio::time::timeout(ctx.timeout, ctx.dialer.connect_tcp(address)).await {
         Err(_) => return Err(HttpFailure::Timeout { address }),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(HttpFailure::Refused { address }),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(HttpFailure::Refused { address });
+        }
         Ok(Err(e)) => return Err(HttpFailure::Other { message: format!("connect {address}: {e}") }),
         Ok(Ok(s)) => s,
     };
@@ -129,7 +141,8 @@ async fn send(
         .header(header::USER_AGENT, "svcbench")
         .body(Empty::<Bytes>::new())
         .map_err(|e| HttpFailure::Other { message: format!("request: {e}") })?;
-    let response = sender.send_request(request).await.map_err(|e| HttpFailure::Other { message: format!("GET {path}: {e}") })?;
+    let response =
+        sender.send_request(request).await.map_err(|e| HttpFailure::Other { message: format!("GET {path}: {e}") })?;
     let status = response.status().as_u16();
     let body = response
         .into_body()

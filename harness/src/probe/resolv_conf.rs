@@ -85,7 +85,9 @@ mod tests {
 
     #[test]
     fn parse_like_glibc() {
-        let c = ResolvConf::parse("domain a\nsearch b c # comment\nnameserver 1.1.1.1\nnameserver bogus\noptions rotate ndots:2\n");
+        let c = ResolvConf::parse(
+            "domain a\nsearch b c # comment\nnameserver 1.1.1.1\nnameserver bogus\noptions rotate ndots:2\n",
+        );
         assert_eq!(c.search, ["b", "c"]);
         assert_eq!(c.nameservers.len(), 1);
         assert_eq!(c.ndots, 2);

@@ -47,7 +47,13 @@ pub fn format_scenario(result: &ScenarioResult) -> String {
         Outcome::Failed => "FAIL",
         Outcome::Skipped => "SKIP",
     };
-    let mut s = format!("{tag} {}::{} ({} steps, {:.2}s)\n", result.target, result.name, result.steps.len(), result.duration_ms / 1000.0);
+    let mut s = format!(
+        "{tag} {}::{} ({} steps, {:.2}s)\n",
+        result.target,
+        result.name,
+        result.steps.len(),
+        result.duration_ms / 1000.0
+    );
     if let Some(step) = result.first_failure() {
         s.push_str(&format_failure(result, step));
     }

@@ -40,7 +40,8 @@ pub fn write(path: &Path, results: &RunResults) -> Result<(), ResultsError> {
 /// # Errors
 /// Unreadable file, invalid JSON (with line and column), or an unknown schema version.
 pub fn read(path: &Path) -> Result<RunResults, ResultsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ResultsError::Io { path: path.display().to_string(), source })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ResultsError::Invalid {
         path: format!("{}:{}:{}", path.display(), e.line(), e.column()),
         reason: e.to_string(),
@@ -49,9 +50,18 @@ pub fn read(path: &Path) -> Result<RunResults, ResultsError> {
     match version {
         Some(v) if v <= u64::from(SCHEMA_VERSION) => {}
         Some(v) => {
-            return Err(ResultsError::Invalid { path: path.display().to_string(), reason: format!("schema_version {v} is newer than this svcbench ({SCHEMA_VERSION})") });
+            return Err(ResultsError::Invalid {
+                path: path.display().to_string(),
+                reason: format!("schema_version {v} is newer than this svcbench ({SCHEMA_VERSION})"),
+            });
         }
-        None => return Err(ResultsError::Invalid { path: path.display().to_string(), reason: "no schema_version: not an svcbench results file".into() }),
+        None => {
+            return Err(ResultsError::Invalid {
+                path: path.display().to_string(),
+                reason: "no schema_version: not an svcbench results file".into(),
+            });
+        }
     }
-    serde_json::from_value(value).map_err(|e| ResultsError::Invalid { path: path.display().to_string(), reason: e.to_string() })
+    serde_json::from_value(value)
+        .map_err(|e| ResultsError::Invalid { path: path.display().to_string(), reason: e.to_string() })
 }

@@ -37,7 +37,9 @@ impl Evaluation {
 async fn pod_ips(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<IpAddr>, TargetError> {
     Ok(match set {
         PodSet::Empty => BTreeSet::new(),
-        PodSet::ReadyPodsOf { deployment } => target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).map(|p| p.ip).collect(),
+        PodSet::ReadyPodsOf { deployment } => {
+            target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).map(|p| p.ip).collect()
+        }
         PodSet::PodsOf { deployment } => target.pods(deployment).await?.into_iter().map(|p| p.ip).collect(),
     })
 }
@@ -46,7 +48,9 @@ async fn pod_ips(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<IpAddr>, 
 async fn pod_names(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<String>, TargetError> {
     Ok(match set {
         PodSet::Empty => BTreeSet::new(),
-        PodSet::ReadyPodsOf { deployment } => target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).map(|p| p.name).collect(),
+        PodSet::ReadyPodsOf { deployment } => {
+            target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).map(|p| p.name).collect()
+        }
         PodSet::PodsOf { deployment } => target.pods(deployment).await?.into_iter().map(|p| p.name).collect(),
     })
 }
@@ -84,7 +88,12 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         Check::Service { service, has_cluster_ip } => {
             let expected = json!({ "exists": true, "cluster_ip": if *has_cluster_ip { "allocated" } else { "None" } });
             Ok(match target.service(service).await? {
-                None => Evaluation::new(false, expected, json!({ "exists": false }), format!("service {service} does not exist")),
+                None => Evaluation::new(
+                    false,
+                    expected,
+                    json!({ "exists": false }),
+                    format!("service {service} does not exist"),
+                ),
                 Some(v) => {
                     let holds = v.cluster_ip.is_some() == *has_cluster_ip;
                     let msg = if holds { String::new() } else { format!("clusterIP is {:?}", v.cluster_ip) };
@@ -94,8 +103,10 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         }
         Check::Endpoints { service, ready, not_ready, ports } => {
             let slices = target.endpoint_slices(service).await?;
-            let actual_ready: BTreeSet<IpAddr> = slices.iter().flat_map(|s| &s.endpoints).filter(|e| e.ready).map(|e| e.address).collect();
-            let actual_not_ready: BTreeSet<IpAddr> = slices.iter().flat_map(|s| &s.endpoints).filter(|e| !e.ready).map(|e| e.address).collect();
+            let actual_ready: BTreeSet<IpAddr> =
+                slices.iter().flat_map(|s| &s.endpoints).filter(|e| e.ready).map(|e| e.address).collect();
+            let actual_not_ready: BTreeSet<IpAddr> =
+                slices.iter().flat_map(|s| &s.endpoints).filter(|e| !e.ready).map(|e| e.address).collect();
             let actual_ports: BTreeSet<(Option<String>, u16)> =
                 slices.iter().flat_map(|s| &s.ports).map(|p| (p.name.clone(), p.port)).collect();
             let mut expected = serde_json::Map::new();
@@ -118,7 +129,10 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 let want: BTreeSet<(Option<String>, u16)> = ports.iter().cloned().collect();
                 if want != actual_ports {
                     let show = |s: &BTreeSet<(Option<String>, u16)>| {
-                        s.iter().map(|(n, p)| format!("{}:{p}", n.as_deref().unwrap_or("<unnamed>"))).collect::<Vec<_>>().join(", ")
+                        s.iter()
+                            .map(|(n, p)| format!("{}:{p}", n.as_deref().unwrap_or("<unnamed>")))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     problems.push(format!("ports: expected [{}], got [{}]", show(&want), show(&actual_ports)));
                 }
@@ -136,16 +150,29 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; ")))
         }
         Check::Dns { from, name, query_type, flavour, transport, rcodes, records, candidates } => {
-            let request = ProbeRequest::Dns { name: name.clone(), query_type: *query_type, flavour: *flavour, transport: *transport };
+            let request = ProbeRequest::Dns {
+                name: name.clone(),
+                query_type: *query_type,
+                flavour: *flavour,
+                transport: *transport,
+            };
             let ProbeResponse::Dns(lookup) = target.probe(from, &request).await? else {
                 return Err(TargetError::Other("DNS probe returned another kind of result".into()));
             };
             let mut problems = Vec::new();
             let mut expected = serde_json::Map::new();
-            let allowed: Vec<Rcode> = if rcodes.is_empty() && records.as_ref().is_some_and(|r| !r.is_empty()) { vec![Rcode::NoError] } else { rcodes.clone() };
+            let allowed: Vec<Rcode> = if rcodes.is_empty() && records.as_ref().is_some_and(|r| !r.is_empty()) {
+                vec![Rcode::NoError]
+            } else {
+                rcodes.clone()
+            };
             if !allowed.is_empty() {
                 if !allowed.contains(&lookup.rcode) {
-                    problems.push(format!("rcode {:?}, expected {}", lookup.rcode, allowed.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(" or ")));
+                    problems.push(format!(
+                        "rcode {:?}, expected {}",
+                        lookup.rcode,
+                        allowed.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(" or ")
+                    ));
                 }
                 expected.insert("rcode".into(), json!(allowed));
             }
@@ -153,12 +180,14 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 let mut want = BTreeSet::new();
                 for r in records {
                     match r {
-                        ExpectedRecord::ClusterIpOf { service } => match target.service(service).await?.and_then(|s| s.cluster_ip) {
-                            Some(ip) => {
-                                want.insert(DnsRecord::Address { ip });
+                        ExpectedRecord::ClusterIpOf { service } => {
+                            match target.service(service).await?.and_then(|s| s.cluster_ip) {
+                                Some(ip) => {
+                                    want.insert(DnsRecord::Address { ip });
+                                }
+                                None => problems.push(format!("service {service} has no ClusterIP to expect")),
                             }
-                            None => problems.push(format!("service {service} has no ClusterIP to expect")),
-                        },
+                        }
                         ExpectedRecord::ReadyPodIpsOf { deployment } => {
                             for ip in pod_ips(target, &PodSet::ReadyPodsOf { deployment: deployment.clone() }).await? {
                                 want.insert(DnsRecord::Address { ip });
@@ -217,7 +246,12 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             if conf.nameservers.is_empty() {
                 problems.push("no nameserver".into());
             }
-            Ok(Evaluation::new(problems.is_empty(), json!({ "search": search, "ndots": ndots }), json!(conf), problems.join("; ")))
+            Ok(Evaluation::new(
+                problems.is_empty(),
+                json!({ "search": search, "ndots": ndots }),
+                json!(conf),
+                problems.join("; "),
+            ))
         }
         Check::Http { from, host, port, path, status, answered_by, reaches_all, requests } => {
             let request = ProbeRequest::Http { host: host.clone(), port: *port, path: path.clone() };
@@ -262,7 +296,11 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
             }
             if !failures.is_empty() {
-                problems.push(format!("{} of {n} requests failed: {}", failures.values().sum::<u32>(), failures.keys().cloned().collect::<Vec<_>>().join(", ")));
+                problems.push(format!(
+                    "{} of {n} requests failed: {}",
+                    failures.values().sum::<u32>(),
+                    failures.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
             }
             if let Some((bad, c)) = statuses.iter().find(|(s, _)| *s != status) {
                 problems.push(format!("{c} responses with status {bad}, expected {status}"));
@@ -281,11 +319,17 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             if let Some(all) = &must_reach {
                 let missing: Vec<&String> = all.difference(&answered).collect();
                 if !missing.is_empty() || all.is_empty() {
-                    problems.push(format!("never reached {} in {n} new connections", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+                    problems.push(format!(
+                        "never reached {} in {n} new connections",
+                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
                 }
                 let outside: Vec<&String> = answered.difference(all).collect();
                 if !outside.is_empty() {
-                    problems.push(format!("reached pods outside the set: {}", outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+                    problems.push(format!(
+                        "reached pods outside the set: {}",
+                        outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
                 }
             }
             let actual = json!({ "per_pod": counts, "statuses": statuses, "failures": failures });
@@ -294,14 +338,23 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         Check::Connect { from, service, port, outcome } => {
             let expected = json!({ "result": outcome });
             let Some(ip) = target.service(service).await?.and_then(|s| s.cluster_ip) else {
-                return Ok(Evaluation::new(false, expected, json!({ "cluster_ip": null }), format!("service {service} has no ClusterIP")));
+                return Ok(Evaluation::new(
+                    false,
+                    expected,
+                    json!({ "cluster_ip": null }),
+                    format!("service {service} has no ClusterIP"),
+                ));
             };
             let address = SocketAddr::new(ip, *port);
             let ProbeResponse::Connect(result) = target.probe(from, &ProbeRequest::Connect { address }).await? else {
                 return Err(TargetError::Other("connect probe returned another kind of result".into()));
             };
             let holds = result.outcome == Some(*outcome);
-            let msg = if holds { String::new() } else { format!("connect {address}: {:?} ({})", result.outcome, result.error.clone().unwrap_or_default()) };
+            let msg = if holds {
+                String::new()
+            } else {
+                format!("connect {address}: {:?} ({})", result.outcome, result.error.clone().unwrap_or_default())
+            };
             Ok(Evaluation::new(holds, expected, json!(result), msg))
         }
     }

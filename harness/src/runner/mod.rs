@@ -53,7 +53,11 @@ fn ms(d: Duration) -> f64 {
 /// Runs one scenario. Steps after the first failure are reported as skipped: they build on it.
 pub async fn run_plan(plan: &Plan, target: &dyn Target, on_event: &mut (dyn FnMut(RunEvent) + Send)) -> ScenarioResult {
     let started = Instant::now();
-    on_event(RunEvent::ScenarioStarted { name: plan.name.clone(), target: target.name().to_owned(), steps: plan.steps.len() });
+    on_event(RunEvent::ScenarioStarted {
+        name: plan.name.clone(),
+        target: target.name().to_owned(),
+        steps: plan.steps.len(),
+    });
     let mut steps = Vec::new();
     let mut failed = false;
     for step in &plan.steps {
@@ -61,7 +65,11 @@ pub async fn run_plan(plan: &Plan, target: &dyn Target, on_event: &mut (dyn FnMu
         let result = if failed {
             skipped(step, summary)
         } else {
-            on_event(RunEvent::StepStarted { scenario: plan.name.clone(), index: step.index, summary: summary.clone() });
+            on_event(RunEvent::StepStarted {
+                scenario: plan.name.clone(),
+                index: step.index,
+                summary: summary.clone(),
+            });
             let r = run_step(step, summary, target).await;
             failed = r.outcome == Outcome::Failed;
             r
@@ -138,10 +146,14 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target) -> StepResu
                 if Instant::now() >= deadline {
                     result.outcome = Outcome::Failed;
                     let why = result.message.take().unwrap_or_default();
-                    result.message = Some(format!("still failing after {:?} ({} attempts): {why}", assertion.timeout, result.attempts));
+                    result.message = Some(format!(
+                        "still failing after {:?} ({} attempts): {why}",
+                        assertion.timeout, result.attempts
+                    ));
                     break;
                 }
-                tokio::time::sleep(target.poll_interval().min(deadline.saturating_duration_since(Instant::now()))).await;
+                tokio::time::sleep(target.poll_interval().min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
             }
         }
     }

@@ -50,7 +50,10 @@ pub fn summarize(step: &Step) -> String {
                     parts.push(format!("not ready = {}", pods(n)));
                 }
                 if let Some(p) = ports {
-                    parts.push(format!("ports = {}", p.iter().map(|(_, n)| n.to_string()).collect::<Vec<_>>().join(",")));
+                    parts.push(format!(
+                        "ports = {}",
+                        p.iter().map(|(_, n)| n.to_string()).collect::<Vec<_>>().join(",")
+                    ));
                 }
                 format!("endpoints of {service}: {}", parts.join(", "))
             }
@@ -68,9 +71,14 @@ pub fn summarize(step: &Step) -> String {
                         .join(" + "),
                     _ => rcodes.iter().map(|r| format!("{r:?}").to_uppercase()).collect::<Vec<_>>().join("|"),
                 };
-                format!("from {from}: {} {name} {query_type:?} → {want}", serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                format!(
+                    "from {from}: {} {name} {query_type:?} → {want}",
+                    serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+                )
             }
-            Check::ResolvConf { from, search, ndots } => format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" ")),
+            Check::ResolvConf { from, search, ndots } => {
+                format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" "))
+            }
             Check::Http { from, host, port, path, answered_by, reaches_all, .. } => {
                 let who = match (answered_by, reaches_all) {
                     (_, Some(all)) => format!(" reaches all {}", pods(all)),
@@ -79,7 +87,9 @@ pub fn summarize(step: &Step) -> String {
                 };
                 format!("from {from}: GET http://{host}:{port}{path}{who}")
             }
-            Check::Connect { from, service, port, outcome } => format!("from {from}: connect {service}:{port} → {outcome:?}"),
+            Check::Connect { from, service, port, outcome } => {
+                format!("from {from}: connect {service}:{port} → {outcome:?}")
+            }
         },
     }
 }

@@ -10,7 +10,7 @@ pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};
 pub use plan::*;
-pub use validate::{load, parse, DEFAULT_TIMEOUT};
+pub use validate::{DEFAULT_TIMEOUT, load, parse};
 
 use std::path::{Path, PathBuf};
 

@@ -36,8 +36,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioErrors> {
 /// # Errors
 /// An unreadable file, or every problem found in it.
 pub fn load(path: &Path) -> Result<Plan, ScenarioErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line: 0, column: 0, reason: format!("cannot read: {e}") }])
+    let error =
+        |line, column, reason| ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line, column, reason }]);
+    let bytes = std::fs::read(path).map_err(|e| error(1, 1, format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Point at the first byte that is not UTF-8.
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        let column = valid.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
+        error(line, column, "not UTF-8 text".into())
     })?;
     parse(path, &text)
 }
@@ -50,6 +57,11 @@ fn yaml_reason(e: &serde_saphyr::Error) -> String {
     let reason = first.strip_prefix("error: ").unwrap_or(first);
     let reason = match reason.find(": ") {
         Some(i) if reason[..i].contains("line") => &reason[i + 2..],
+        _ => reason,
+    };
+    // …and the trailing " at line X, column Y" some messages carry.
+    let reason = match reason.rfind(" at line ") {
+        Some(i) if reason[i..].contains("column") => &reason[..i],
         _ => reason,
     };
     reason.to_owned()
@@ -95,10 +107,10 @@ impl Validator {
         if let Err(e) = names::dns1035_label(&raw.name.value) {
             self.err(&raw.name.referenced, format!("scenario name: {e}"));
         }
-        if let Some(t) = &raw.timeout {
-            if let Some(d) = self.duration(t) {
-                self.default_timeout = d;
-            }
+        if let Some(t) = &raw.timeout
+            && let Some(d) = self.duration(t)
+        {
+            self.default_timeout = d;
         }
         if raw.steps.is_empty() {
             self.err(&raw.name.referenced, "scenario has no steps");
@@ -244,11 +256,17 @@ impl Validator {
                 if p.index.value >= replicas {
                     self.err(
                         &p.index.referenced,
-                        format!("pod index {} is out of range: `{deployment}` has {replicas} replicas here", p.index.value),
+                        format!(
+                            "pod index {} is out of range: `{deployment}` has {replicas} replicas here",
+                            p.index.value
+                        ),
                     );
                     return None;
                 }
-                StepKind::Action(Action::SetPodReady { pod: PodRef { deployment, index: p.index.value }, ready: p.ready })
+                StepKind::Action(Action::SetPodReady {
+                    pod: PodRef { deployment, index: p.index.value },
+                    ready: p.ready,
+                })
             }
             RawStep::DeleteService(o) => {
                 let ns = self.namespace(&o.namespace)?;
@@ -269,7 +287,10 @@ impl Validator {
                     "allocated" => true,
                     "None" => false,
                     other => {
-                        self.err(&e.cluster_ip.referenced, format!("clusterIP must be `allocated` or `None`, not `{other}`"));
+                        self.err(
+                            &e.cluster_ip.referenced,
+                            format!("clusterIP must be `allocated` or `None`, not `{other}`"),
+                        );
                         return None;
                     }
                 };
@@ -314,7 +335,10 @@ impl Validator {
                     "refused" => ConnectOutcome::Refused,
                     "timeout" => ConnectOutcome::Timeout,
                     other => {
-                        self.err(&e.result.referenced, format!("result must be connected, refused or timeout, not `{other}`"));
+                        self.err(
+                            &e.result.referenced,
+                            format!("result must be connected, refused or timeout, not `{other}`"),
+                        );
                         return None;
                     }
                 };
@@ -348,11 +372,11 @@ impl Validator {
                 self.err(&p.container_port.referenced, "containerPort must be 1-65535");
                 return None;
             }
-            if let Some(n) = &p.name {
-                if let Err(e) = names::port_name(&n.value) {
-                    self.err(&n.referenced, e);
-                    return None;
-                }
+            if let Some(n) = &p.name
+                && let Err(e) = names::port_name(&n.value)
+            {
+                self.err(&n.referenced, e);
+                return None;
             }
             ports.push(ContainerPort { name: p.name.as_ref().map(|n| n.value.clone()), port: p.container_port.value });
         }
@@ -363,7 +387,12 @@ impl Validator {
         Some(Action::CreateDeployment(DeploymentSpec { object, replicas, ports }))
     }
 
-    fn target_port(&mut self, port: u16, t: &Option<Spanned<RawTargetPort>>, pod_ports: &[ContainerPort]) -> Option<TargetPort> {
+    fn target_port(
+        &mut self,
+        port: u16,
+        t: &Option<Spanned<RawTargetPort>>,
+        pod_ports: &[ContainerPort],
+    ) -> Option<TargetPort> {
         Some(match t {
             None => TargetPort::Number(port),
             Some(Spanned { value: RawTargetPort::Number(0), referenced, .. }) => {
@@ -489,7 +518,10 @@ impl Validator {
             Some(t) => match enum_from_str::<QueryType>(&t.value) {
                 Some(q) => q,
                 None => {
-                    self.err(&t.referenced, format!("unknown record type `{}` (A, AAAA, SRV, PTR, TXT, CNAME, SOA)", t.value));
+                    self.err(
+                        &t.referenced,
+                        format!("unknown record type `{}` (A, AAAA, SRV, PTR, TXT, CNAME, SOA)", t.value),
+                    );
                     return None;
                 }
             },
@@ -524,7 +556,10 @@ impl Validator {
                 match enum_from_str::<Rcode>(&s) {
                     Some(c) => rcodes.push(c),
                     None => {
-                        self.err(&r.referenced, format!("unknown rcode `{s}` (NOERROR, NODATA, NXDOMAIN, SERVFAIL, REFUSED)"));
+                        self.err(
+                            &r.referenced,
+                            format!("unknown rcode `{s}` (NOERROR, NODATA, NXDOMAIN, SERVFAIL, REFUSED)"),
+                        );
                         return None;
                     }
                 }
@@ -544,11 +579,13 @@ impl Validator {
             self.err(at, "expectDns needs at least one of `rcode`, `records`, `candidates`");
             return None;
         }
-        if let Some(recs) = &records {
-            if !recs.is_empty() && !rcodes.is_empty() && !rcodes.contains(&Rcode::NoError) {
-                self.err(at, "records are given but rcode does not allow NOERROR");
-                return None;
-            }
+        if let Some(recs) = &records
+            && !recs.is_empty()
+            && !rcodes.is_empty()
+            && !rcodes.contains(&Rcode::NoError)
+        {
+            self.err(at, "records are given but rcode does not allow NOERROR");
+            return None;
         }
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {
@@ -632,11 +669,11 @@ impl Validator {
             Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
             None => None,
         };
-        if let Some(n) = e.requests {
-            if n == 0 || n > 100_000 {
-                self.err(&e.url.referenced, "requests must be 1-100000");
-                return None;
-            }
+        if let Some(n) = e.requests
+            && (n == 0 || n > 100_000)
+        {
+            self.err(&e.url.referenced, "requests must be 1-100000");
+            return None;
         }
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {

@@ -61,7 +61,11 @@ impl Cluster {
         let slot = Slot::claim().map_err(|e| TargetError::Other(format!("embedded cluster: {e}")))?;
         let ports = Arc::new(PortMap::new(config.port_policy));
         let mut ipam = Ipam::new(&slot);
-        let mut snap = Snapshot { cluster_domain: config.cluster_domain.clone(), dns_ip: Some(slot.dns_ip()), ..Default::default() };
+        let mut snap = Snapshot {
+            cluster_domain: config.cluster_domain.clone(),
+            dns_ip: Some(slot.dns_ip()),
+            ..Default::default()
+        };
         let mut clients = HashMap::new();
         for ns in ["default", "kube-system"] {
             snap.namespaces.insert(ns.to_owned());
@@ -70,7 +74,10 @@ impl Cluster {
         let (tx, rx) = watch::channel(Arc::new(snap.clone()));
 
         let dns_addr = SocketAddr::new(IpAddr::V4(slot.dns_ip()), 53);
-        let (udp, tcp) = ports.bind_udp_tcp(dns_addr).await.map_err(|e| TargetError::Other(format!("cluster DNS cannot bind {dns_addr}: {e}")))?;
+        let (udp, tcp) = ports
+            .bind_udp_tcp(dns_addr)
+            .await
+            .map_err(|e| TargetError::Other(format!("cluster DNS cannot bind {dns_addr}: {e}")))?;
         let mut server = hickory_server::Server::new(ClusterDns::new(rx.clone()));
         server.register_socket(udp);
         server.register_listener(tcp, TCP_IDLE, 64);
@@ -82,7 +89,14 @@ impl Cluster {
             config,
             slot,
             ports,
-            inner: Mutex::new(Inner { snap, ipam, deployments: BTreeMap::new(), processes: HashMap::new(), clients, next_seq: 0 }),
+            inner: Mutex::new(Inner {
+                snap,
+                ipam,
+                deployments: BTreeMap::new(),
+                processes: HashMap::new(),
+                clients,
+                next_seq: 0,
+            }),
             snapshots: tx,
             dns: Mutex::new(Some(server)),
             tasks: Mutex::new(tasks),
@@ -156,14 +170,22 @@ impl Cluster {
             Action::CreateDeployment(spec) => self.create_deployment(inner, spec),
             Action::CreateService(spec) => create_service(inner, spec),
             Action::Scale { deployment, replicas } => {
-                let d = inner.deployments.get_mut(deployment).ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
+                let d = inner
+                    .deployments
+                    .get_mut(deployment)
+                    .ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
                 d.replicas = *replicas;
                 self.scale(inner, deployment)
             }
             Action::SetPodReady { pod, ready } => {
                 let pods = inner.snap.deployment_pods(&pod.deployment);
                 let (key, _) = pods.get(pod.index as usize).ok_or_else(|| {
-                    TargetError::Rejected(format!("deployment `{}` has no pod #{} ({} pods)", pod.deployment, pod.index, pods.len()))
+                    TargetError::Rejected(format!(
+                        "deployment `{}` has no pod #{} ({} pods)",
+                        pod.deployment,
+                        pod.index,
+                        pods.len()
+                    ))
                 })?;
                 if let Some(p) = inner.snap.pods.get_mut(key) {
                     p.ready = *ready;
@@ -171,14 +193,21 @@ impl Cluster {
                 Ok(())
             }
             Action::DeleteService { service } => {
-                let svc = inner.snap.services.remove(service).ok_or_else(|| TargetError::Rejected(format!("service `{service}` not found")))?;
+                let svc = inner
+                    .snap
+                    .services
+                    .remove(service)
+                    .ok_or_else(|| TargetError::Rejected(format!("service `{service}` not found")))?;
                 if let Some(ip) = svc.cluster_ip {
                     inner.ipam.release_cluster_ip(ip);
                 }
                 Ok(())
             }
             Action::DeleteDeployment { deployment } => {
-                inner.deployments.remove(deployment).ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
+                inner
+                    .deployments
+                    .remove(deployment)
+                    .ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
                 for (key, _) in inner.snap.deployment_pods(deployment) {
                     inner.snap.pods.remove(&key);
                     inner.processes.remove(&key);
@@ -196,7 +225,10 @@ impl Cluster {
             return Err(TargetError::Rejected(format!("deployment `{}` already exists", spec.object)));
         }
         let template_hash = names::suffix(&format!("{}#{}", spec.object, self.slot.octet()), 10);
-        inner.deployments.insert(spec.object.clone(), Deployment { replicas: spec.replicas, ports: spec.ports.clone(), template_hash });
+        inner.deployments.insert(
+            spec.object.clone(),
+            Deployment { replicas: spec.replicas, ports: spec.ports.clone(), template_hash },
+        );
         self.scale(inner, &spec.object)
     }
 
@@ -207,7 +239,8 @@ impl Cluster {
         let (want, ports, hash) = (d.replicas as usize, d.ports.clone(), d.template_hash.clone());
         let mut pods = inner.snap.deployment_pods(key);
         while pods.len() > want {
-            let victim = pods.iter().enumerate().max_by_key(|(_, (_, p))| (!p.ready, p.seq)).map(|(i, _)| i).expect("non-empty");
+            let victim =
+                pods.iter().enumerate().max_by_key(|(_, (_, p))| (!p.ready, p.seq)).map(|(i, _)| i).expect("non-empty");
             let (pod_key, _) = pods.remove(victim);
             inner.snap.pods.remove(&pod_key);
             inner.processes.remove(&pod_key);
@@ -215,7 +248,11 @@ impl Cluster {
         for _ in pods.len()..want {
             let name = loop {
                 let candidate = format!("{}-{hash}-{}", key.name, names::random(5));
-                if !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() }) {
+                if !inner
+                    .snap
+                    .pods
+                    .contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() })
+                {
                     break candidate;
                 }
             };
@@ -224,7 +261,10 @@ impl Cluster {
             let mut listeners = Vec::new();
             for cp in &ports {
                 let addr = SocketAddr::new(IpAddr::V4(ip), cp.port);
-                let listener = self.ports.bind_tcp(addr).map_err(|e| TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name)))?;
+                let listener = self
+                    .ports
+                    .bind_tcp(addr)
+                    .map_err(|e| TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name)))?;
                 listeners.push(listener);
             }
             inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners));
@@ -259,7 +299,12 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec) -> Result<(), TargetErr
     let ports = spec
         .ports
         .iter()
-        .map(|p| ServicePortView { name: p.name.clone(), port: p.port, target_port: p.target_port.clone(), protocol: p.protocol })
+        .map(|p| ServicePortView {
+            name: p.name.clone(),
+            port: p.port,
+            target_port: p.target_port.clone(),
+            protocol: p.protocol,
+        })
         .collect();
     inner.snap.services.insert(spec.object.clone(), Service { cluster_ip, selector: spec.selector.clone(), ports });
     Ok(())

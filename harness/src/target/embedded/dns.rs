@@ -69,7 +69,8 @@ impl Ctx<'_> {
 
     /// NOERROR: the records of the asked type, or NODATA with SOA when there are none.
     fn records(&self, all: Vec<Record>) -> ZoneAnswer {
-        let answers: Vec<Record> = all.into_iter().filter(|r| r.record_type() == self.qtype || r.record_type() == RecordType::CNAME).collect();
+        let answers: Vec<Record> =
+            all.into_iter().filter(|r| r.record_type() == self.qtype || r.record_type() == RecordType::CNAME).collect();
         let soa = answers.is_empty().then(|| self.soa());
         ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers, soa }
     }
@@ -91,10 +92,7 @@ pub fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
     let rel = &labels[..labels.len() - usize::from(zone.num_labels())];
     let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
     match rel.as_slice() {
-        [] => ctx.records(vec![
-            ctx.soa(),
-            Record::from_rdata(zone.clone(), TTL, RData::NS(NS(ctx.name("ns.dns")))),
-        ]),
+        [] => ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), TTL, RData::NS(NS(ctx.name("ns.dns"))))]),
         ["dns-version"] => ctx.records(vec![ctx.record(RData::TXT(TXT::new(vec!["1.1.0".into()])))]),
         ["svc"] => ctx.records(Vec::new()),
         [ns, "svc"] => {
@@ -169,16 +167,16 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
 
 fn endpoint(ctx: &Ctx<'_>, key: &ObjectRef, host: &str) -> ZoneAnswer {
     let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
-    if svc.cluster_ip.is_none() {
-        if let Some((ip, _)) = dns_endpoints(ctx.snap, key).into_iter().find(|(_, h)| h == host) {
-            return ctx.records(vec![ctx.record(address(ip))]);
-        }
+    if svc.cluster_ip.is_none()
+        && let Some((ip, _)) = dns_endpoints(ctx.snap, key).into_iter().find(|(_, h)| h == host)
+    {
+        return ctx.records(vec![ctx.record(address(ip))]);
     }
     // `_tcp.<svc>...` is an empty non-terminal when the service has a named port of that protocol.
-    if let Some(proto) = host.strip_prefix('_') {
-        if svc.ports.iter().any(|p| p.name.is_some() && p.protocol.label() == proto) {
-            return ctx.records(Vec::new());
-        }
+    if let Some(proto) = host.strip_prefix('_')
+        && svc.ports.iter().any(|p| p.name.is_some() && p.protocol.label() == proto)
+    {
+        return ctx.records(Vec::new());
     }
     ctx.nxdomain()
 }
@@ -202,7 +200,11 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
             let weight = 100 / u16::try_from(ports.len()).unwrap_or(u16::MAX).max(1);
             for p in &ports {
                 let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
-                records.push(Record::from_rdata(owner, TTL, RData::SRV(SRV::new(0, weight.max(1), p.port, svc_name.clone()))));
+                records.push(Record::from_rdata(
+                    owner,
+                    TTL,
+                    RData::SRV(SRV::new(0, weight.max(1), p.port, svc_name.clone())),
+                ));
             }
         }
         None => {
@@ -214,12 +216,21 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
             for p in &ports {
                 // Headless SRV carries the endpoint port (the resolved targetPort) of each endpoint.
                 for slice in ctx.snap.slices.get(key).into_iter().flatten() {
-                    let Some(ep_port) = slice.ports.iter().find(|sp| sp.name == p.name && sp.protocol == p.protocol) else { continue };
+                    let Some(ep_port) = slice.ports.iter().find(|sp| sp.name == p.name && sp.protocol == p.protocol)
+                    else {
+                        continue;
+                    };
                     for ep in slice.endpoints.iter().filter(|e| e.ready) {
-                        let host = eps.iter().find(|(ip, _)| *ip == ep.address).map(|(_, h)| h.clone()).unwrap_or_default();
+                        let host =
+                            eps.iter().find(|(ip, _)| *ip == ep.address).map(|(_, h)| h.clone()).unwrap_or_default();
                         let target = ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace));
-                        let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
-                        records.push(Record::from_rdata(owner, TTL, RData::SRV(SRV::new(0, (100 / n).max(1), ep_port.port, target))));
+                        let owner =
+                            srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
+                        records.push(Record::from_rdata(
+                            owner,
+                            TTL,
+                            RData::SRV(SRV::new(0, (100 / n).max(1), ep_port.port, target)),
+                        ));
                     }
                 }
             }
@@ -244,10 +255,10 @@ fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {
     for (key, svc) in &ctx.snap.services {
         if svc.cluster_ip == Some(ip) {
             targets.push(ctx.name(&format!("{}.{}.svc", key.name, key.namespace)));
-        } else if svc.cluster_ip.is_none() {
-            if let Some((_, host)) = dns_endpoints(ctx.snap, key).into_iter().find(|(a, _)| *a == IpAddr::V4(ip)) {
-                targets.push(ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace)));
-            }
+        } else if svc.cluster_ip.is_none()
+            && let Some((_, host)) = dns_endpoints(ctx.snap, key).into_iter().find(|(a, _)| *a == IpAddr::V4(ip))
+        {
+            targets.push(ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace)));
         }
     }
     if targets.is_empty() {
@@ -270,7 +281,11 @@ impl ClusterDns {
 
 #[async_trait::async_trait]
 impl RequestHandler for ClusterDns {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
         let builder = MessageResponseBuilder::from_message_request(request);
         let Ok(info) = request.request_info() else {
             let msg = builder.error_msg(&request.metadata, ResponseCode::FormErr);
@@ -294,7 +309,8 @@ impl RequestHandler for ClusterDns {
         if let Some(e) = &edns {
             builder.edns(e);
         }
-        let msg = builder.build(metadata, result.answers.iter(), std::iter::empty(), result.soa.iter(), std::iter::empty());
+        let msg =
+            builder.build(metadata, result.answers.iter(), std::iter::empty(), result.soa.iter(), std::iter::empty());
         match response_handle.send_response(msg).await {
             Ok(info) => info,
             Err(e) => {
@@ -321,22 +337,48 @@ mod tests {
     use super::*;
     use crate::{
         scenario::{Protocol, TargetPort},
-        target::{embedded::state::{Pod, Service}, model::ServicePortView},
+        target::{
+            embedded::state::{Pod, Service},
+            model::ServicePortView,
+        },
     };
 
     fn snap() -> Snapshot {
         let mut s = Snapshot { cluster_domain: "cluster.local".into(), ..Default::default() };
         s.namespaces.insert("test".into());
         let key = |n: &str| ObjectRef { namespace: "test".into(), name: n.into() };
-        let port = ServicePortView { name: Some("http".into()), port: 80, target_port: TargetPort::Number(8080), protocol: Protocol::Tcp };
+        let port = ServicePortView {
+            name: Some("http".into()),
+            port: 80,
+            target_port: TargetPort::Number(8080),
+            protocol: Protocol::Tcp,
+        };
         let sel: BTreeMap<String, String> = [("app".to_owned(), "web".to_owned())].into();
-        s.services.insert(key("web"), Service { cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)), selector: sel.clone(), ports: vec![port.clone()] });
+        s.services.insert(
+            key("web"),
+            Service {
+                cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
+                selector: sel.clone(),
+                ports: vec![port.clone()],
+            },
+        );
         s.services.insert(key("web-h"), Service { cluster_ip: None, selector: sel.clone(), ports: vec![port] });
-        s.services.insert(key("empty-h"), Service { cluster_ip: None, selector: [("app".to_owned(), "x".to_owned())].into(), ports: vec![] });
+        s.services.insert(
+            key("empty-h"),
+            Service { cluster_ip: None, selector: [("app".to_owned(), "x".to_owned())].into(), ports: vec![] },
+        );
         for (i, ready) in [(2u8, true), (3, true), (4, false)] {
             s.pods.insert(
                 key(&format!("web-{i}")),
-                Pod { ip: Ipv4Addr::new(127, 1, 128, i), labels: sel.clone(), deployment: "web".into(), ready, terminating: false, seq: u64::from(i), ports: vec![] },
+                Pod {
+                    ip: Ipv4Addr::new(127, 1, 128, i),
+                    labels: sel.clone(),
+                    deployment: "web".into(),
+                    ready,
+                    terminating: false,
+                    seq: u64::from(i),
+                    ports: vec![],
+                },
             );
         }
         s.reconcile();

@@ -74,7 +74,11 @@ impl EmbeddedTarget {
             .ok_or_else(|| TargetError::Rejected(format!("namespace `{namespace}` does not exist")))?;
         let config = self.cluster.config();
         Ok(ProbeContext {
-            resolv_conf: ResolvConf::cluster_first(IpAddr::V4(self.cluster.dns_ip()), namespace, &config.cluster_domain),
+            resolv_conf: ResolvConf::cluster_first(
+                IpAddr::V4(self.cluster.dns_ip()),
+                namespace,
+                &config.cluster_domain,
+            ),
             dialer: Dialer::new(self.cluster.ports(), Some(IpAddr::V4(client))),
             timeout: config.probe_timeout,
         })

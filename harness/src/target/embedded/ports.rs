@@ -6,12 +6,7 @@
 //! records — keeps the Kubernetes values; only the socket a client really opens differs, and in-process probes, the
 //! state file's `connect` fields and the proxy's backend dials all apply this map.
 
-use std::{
-    collections::HashMap,
-    io,
-    net::SocketAddr,
-    sync::RwLock,
-};
+use std::{collections::HashMap, io, net::SocketAddr, sync::RwLock};
 
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 

@@ -2,12 +2,7 @@
 //! to an endpoint chosen at random (kube-proxy iptables/nftables behaviour). With no endpoints there is no listener,
 //! so a client's SYN is answered with RST — connection refused, as kube-proxy's REJECT rule does.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use rand::seq::IndexedRandom;
 use tokio::{
@@ -54,7 +49,12 @@ pub async fn reconcile(mut snapshots: watch::Receiver<Arc<Snapshot>>, ports: Arc
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, service: SocketAddr, snapshots: watch::Receiver<Arc<Snapshot>>, ports: Arc<PortMap>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    service: SocketAddr,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    ports: Arc<PortMap>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

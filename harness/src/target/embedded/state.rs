@@ -90,7 +90,13 @@ impl Snapshot {
     pub fn pod_views(&self, deployment: &ObjectRef) -> Vec<PodView> {
         self.deployment_pods(deployment)
             .into_iter()
-            .map(|(k, p)| PodView { namespace: k.namespace, name: k.name, ip: IpAddr::V4(p.ip), ready: p.ready, terminating: p.terminating })
+            .map(|(k, p)| PodView {
+                namespace: k.namespace,
+                name: k.name,
+                ip: IpAddr::V4(p.ip),
+                ready: p.ready,
+                terminating: p.terminating,
+            })
             .collect()
     }
 
@@ -140,7 +146,11 @@ pub fn endpoint_slices(key: &ObjectRef, service: &Service, pods: &BTreeMap<Objec
     groups
         .into_iter()
         .enumerate()
-        .map(|(i, (ports, endpoints))| EndpointSliceView { name: format!("{}-{}", key.name, slice_suffix(key, i)), ports, endpoints })
+        .map(|(i, (ports, endpoints))| EndpointSliceView {
+            name: format!("{}-{}", key.name, slice_suffix(key, i)),
+            ports,
+            endpoints,
+        })
         .collect()
 }
 
@@ -151,7 +161,10 @@ fn slice_suffix(key: &ObjectRef, index: usize) -> String {
 
 /// Per ClusterIP:port, the backends kube-proxy would program: ready endpoints, or when none are ready, the serving
 /// terminating ones (KEP-1669). Empty lists are omitted: no entry means REJECT.
-pub fn proxy_table(services: &BTreeMap<ObjectRef, Service>, slices: &BTreeMap<ObjectRef, Vec<EndpointSliceView>>) -> HashMap<SocketAddr, Vec<SocketAddr>> {
+pub fn proxy_table(
+    services: &BTreeMap<ObjectRef, Service>,
+    slices: &BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
+) -> HashMap<SocketAddr, Vec<SocketAddr>> {
     let mut table = HashMap::new();
     for (key, svc) in services {
         let Some(cip) = svc.cluster_ip else { continue };
@@ -159,7 +172,9 @@ pub fn proxy_table(services: &BTreeMap<ObjectRef, Service>, slices: &BTreeMap<Ob
             let mut ready = Vec::new();
             let mut fallback = Vec::new();
             for slice in slices.get(key).into_iter().flatten() {
-                let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else { continue };
+                let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else {
+                    continue;
+                };
                 for ep in &slice.endpoints {
                     let addr = SocketAddr::new(ep.address, port.port);
                     if ep.ready {
@@ -203,7 +218,12 @@ mod tests {
         let svc = Service {
             cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
             selector: [("app".to_owned(), "web".to_owned())].into(),
-            ports: vec![ServicePortView { name: Some("http".into()), port: 80, target_port: TargetPort::Name("web".into()), protocol: Protocol::Tcp }],
+            ports: vec![ServicePortView {
+                name: Some("http".into()),
+                port: 80,
+                target_port: TargetPort::Name("web".into()),
+                protocol: Protocol::Tcp,
+            }],
         };
         let mut pods = BTreeMap::new();
         pods.insert(key("a"), pod(2, true, 1, vec![ContainerPort { name: Some("web".into()), port: 8080 }]));
@@ -222,7 +242,12 @@ mod tests {
         let svc = Service {
             cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
             selector: [("app".to_owned(), "none".to_owned())].into(),
-            ports: vec![ServicePortView { name: None, port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp }],
+            ports: vec![ServicePortView {
+                name: None,
+                port: 80,
+                target_port: TargetPort::Number(80),
+                protocol: Protocol::Tcp,
+            }],
         };
         let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new());
         assert_eq!(slices.len(), 1);

@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::{ports::PortMap, state::Snapshot};
-use crate::{probe::AddressMap, scenario::{Protocol, TargetPort}};
+use crate::{
+    probe::AddressMap,
+    scenario::{Protocol, TargetPort},
+};
 
 /// Top level of the state file.
 #[derive(Debug, Serialize)]

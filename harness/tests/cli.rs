@@ -1,0 +1,101 @@
+//! The `svcbench` binary as a user runs it: validation errors, exit codes, `run` writing results.
+
+use std::{path::Path, process::Command};
+
+fn svcbench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_svcbench"))
+}
+
+fn write(dir: &Path, name: &str, text: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Each malformed file must give exactly `file:line:column: reason` on one line and exit code 2, never a panic.
+#[test]
+fn malformed_scenarios_report_file_line_column_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name: bad\ndescription: d\nsteps:\n  - createNamespace: test\n";
+    let cases: &[(&str, Vec<u8>, &str, &str)] = &[
+        ("unknown-field.yaml", format!("{head}  - createDeployment: {{namespace: test, name: nginx, replicaz: 2}}\n").into(), ":5:", "unknown field `replicaz`"),
+        ("wrong-type.yaml", format!("{head}  - createDeployment: {{namespace: test, name: nginx, replicas: two}}\n").into(), ":5:", "u32"),
+        ("bad-name.yaml", format!("{head}  - createDeployment: {{namespace: test, name: Nginx}}\n").into(), ":5:", "`Nginx`"),
+        ("service-name.yaml", format!("{head}  - createDeployment: {{namespace: test, name: web}}\n  - expose: {{namespace: test, deployment: web, name: 1web, port: 80}}\n").into(), ":6:", "DNS-1035"),
+        ("undeclared-ns.yaml", format!("{head}  - createDeployment: {{namespace: prod, name: nginx}}\n").into(), ":5:", "namespace `prod` is not created"),
+        ("unknown-ref.yaml", format!("{head}  - expose: {{namespace: test, deployment: nginx, port: 80}}\n").into(), ":5:", "deployment `test/nginx` is not created"),
+        ("deleted-ref.yaml", format!("{head}  - createDeployment: {{namespace: test, name: web}}\n  - expose: {{namespace: test, deployment: web, port: 80}}\n  - deleteService: {{namespace: test, name: web}}\n  - expectConnect: {{from: test, namespace: test, service: web, port: 80, result: refused}}\n").into(), ":8:", "service `test/web` does not exist"),
+        ("unknown-step.yaml", format!("{head}  - frobnicate: x\n").into(), ":5:", "unknown variant `frobnicate`"),
+        ("bad-rcode.yaml", format!("{head}  - expectDns: {{from: test, name: x, rcode: NXDOMIAN}}\n").into(), ":5:", "unknown rcode `NXDOMIAN`"),
+        ("bad-timeout.yaml", format!("{head}  - expectResolvConf: {{from: test, search: [], ndots: 5, timeout: soon}}\n").into(), ":5:", "timeout `soon`"),
+        ("syntax.yaml", b"name: bad\ndescription: d\nsteps:\n  - createNamespace: [test\n".to_vec(), ":4:", ""),
+        ("missing-field.yaml", b"name: bad\nsteps: []\n".to_vec(), ":", "missing field `description`"),
+        ("empty.yaml", Vec::new(), ":1:1:", ""),
+        ("not-utf8.yaml", b"name: bad\ndescription: \xff\xfe\n".to_vec(), ":2:14:", "not UTF-8"),
+        ("pod-index.yaml", format!("{head}  - createDeployment: {{namespace: test, name: web, replicas: 2}}\n  - setPodReady: {{namespace: test, deployment: web, index: 2, ready: false}}\n").into(), ":6:", "out of range"),
+    ];
+    for (name, text, location, reason) in cases {
+        let path = write(dir.path(), name, text);
+        let out = svcbench().arg("validate").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: exit code; stderr: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        let prefix = format!("{}{location}", path.display());
+        assert!(first.starts_with(&prefix), "{name}: `{first}` should start with `{prefix}`");
+        assert!(first.contains(reason), "{name}: `{first}` should mention `{reason}`");
+        let after_col = first[path.display().to_string().len()..].splitn(4, ':').collect::<Vec<_>>();
+        assert!(
+            after_col.len() == 4 && after_col[1].parse::<u64>().is_ok() && after_col[2].parse::<u64>().is_ok(),
+            "{name}: `{first}`"
+        );
+        // `run` refuses the same file with the same code before starting anything.
+        let run = svcbench().arg("run").arg(&path).arg("--reports-dir").arg(dir.path()).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{name}: run exit code");
+    }
+}
+
+#[test]
+fn validate_accepts_the_shipped_scenarios() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let out = svcbench().arg("validate").args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("ok ")).count(), files.len());
+}
+
+#[test]
+fn duplicate_scenario_names_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = b"name: same\ndescription: d\nsteps:\n  - createNamespace: test\n";
+    let a = write(dir.path(), "a.yaml", text);
+    let b = write(dir.path(), "b.yaml", text);
+    let out = svcbench().arg("validate").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("also used by"));
+}
+
+#[test]
+fn run_writes_results_and_exit_code_follows_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass = write(dir.path(), "pass.yaml", b"name: pass\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  - expose: {namespace: test, deployment: web, port: 80}\n  - expectConnect: {from: test, namespace: test, service: web, port: 80, result: connected}\n");
+    // A wrong expectation: the service has endpoints, so the connection is not refused.
+    let fail = write(dir.path(), "fail.yaml", b"name: fail\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  - expose: {namespace: test, deployment: web, port: 80}\n  - expectConnect: {from: test, namespace: test, service: web, port: 80, result: refused, timeout: 300ms}\n  - scale: {namespace: test, deployment: web, replicas: 0}\n");
+    let reports = dir.path().join("reports");
+    let out = svcbench().arg("run").arg(&pass).arg(&fail).arg("--reports-dir").arg(&reports).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("PASS embedded::pass"), "{stdout}");
+    assert!(stdout.contains("FAIL embedded::fail"), "{stdout}");
+    assert!(stdout.contains("fail.yaml:7"), "failure names file and line: {stdout}");
+    let run_dir = std::fs::read_dir(&reports).unwrap().next().unwrap().unwrap().path();
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["scenarios"][0]["outcome"], "passed");
+    assert_eq!(results["scenarios"][1]["outcome"], "failed");
+    let steps = results["scenarios"][1]["steps"].as_array().unwrap();
+    assert_eq!(steps[3]["outcome"], "failed");
+    assert_eq!(steps[3]["actual"]["outcome"], "connected");
+    assert_eq!(steps[4]["outcome"], "skipped");
+}
