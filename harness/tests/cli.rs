@@ -79,15 +79,15 @@ fn duplicate_scenario_names_are_rejected() {
 fn run_writes_results_and_exit_code_follows_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let pass = write(dir.path(), "pass.yaml", b"name: pass\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  - expose: {namespace: test, deployment: web, port: 80}\n  - expectConnect: {from: test, namespace: test, service: web, port: 80, result: connected}\n");
-    // A wrong expectation: the service has endpoints, so the connection is not refused.
-    let fail = write(dir.path(), "fail.yaml", b"name: fail\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  - expose: {namespace: test, deployment: web, port: 80}\n  - expectConnect: {from: test, namespace: test, service: web, port: 80, result: refused, timeout: 300ms}\n  - scale: {namespace: test, deployment: web, replicas: 0}\n");
+    // A wrong expectation: once the proxy is programmed the service has endpoints, so connections are not refused.
+    let fail = write(dir.path(), "fail.yaml", b"name: fail\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  - expose: {namespace: test, deployment: web, port: 80}\n  - expectConnect: {from: test, namespace: test, service: web, port: 80, result: connected}\n  - expectConnect: {from: test, namespace: test, service: web, port: 80, result: refused, timeout: 300ms}\n  - scale: {namespace: test, deployment: web, replicas: 0}\n");
     let reports = dir.path().join("reports");
     let out = svcbench().arg("run").arg(&pass).arg(&fail).arg("--reports-dir").arg(&reports).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("PASS embedded::pass"), "{stdout}");
     assert!(stdout.contains("FAIL embedded::fail"), "{stdout}");
-    assert!(stdout.contains("fail.yaml:7"), "failure names file and line: {stdout}");
+    assert!(stdout.contains("fail.yaml:8"), "failure names file and line: {stdout}");
     let run_dir = std::fs::read_dir(&reports).unwrap().next().unwrap().unwrap().path();
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).unwrap()).unwrap();
@@ -95,7 +95,8 @@ fn run_writes_results_and_exit_code_follows_outcome() {
     assert_eq!(results["scenarios"][0]["outcome"], "passed");
     assert_eq!(results["scenarios"][1]["outcome"], "failed");
     let steps = results["scenarios"][1]["steps"].as_array().unwrap();
-    assert_eq!(steps[3]["outcome"], "failed");
-    assert_eq!(steps[3]["actual"]["outcome"], "connected");
-    assert_eq!(steps[4]["outcome"], "skipped");
+    assert_eq!(steps[4]["outcome"], "failed");
+    assert_eq!(steps[4]["actual"]["outcome"], "connected");
+    assert!(steps[4]["attempts"].as_u64().unwrap() > 1, "polled until the timeout");
+    assert_eq!(steps[5]["outcome"], "skipped");
 }

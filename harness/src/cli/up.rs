@@ -43,10 +43,13 @@ pub async fn up(args: UpArgs) -> ExitCode {
     let ports = cluster.ports();
     let path = args.state_file.clone();
     let mut snapshots = cluster.subscribe();
-    // Rewrite the state file after every change, for as long as the cluster lives.
+    let follower = cluster.clone();
+    // Rewrite the state file after every change, once the proxy has programmed it (its `connect` addresses
+    // exist only then), for as long as the cluster lives.
     let writer = tokio::spawn(async move {
         loop {
             let snap = snapshots.borrow_and_update().clone();
+            follower.wait_programmed(snap.generation).await;
             if let Err(e) = state_file::write(&path, &state_file::build(&snap, &ports)) {
                 eprintln!("warning: cannot write state file {}: {e}", path.display());
             }
@@ -64,7 +67,11 @@ pub async fn up(args: UpArgs) -> ExitCode {
     };
     if !interrupted {
         let snap = cluster.snapshot();
+        cluster.wait_programmed(snap.generation).await;
         let state = state_file::build(&snap, &cluster.ports());
+        if let Err(e) = state_file::write(&args.state_file, &state) {
+            eprintln!("error: cannot write state file {}: {e}", args.state_file.display());
+        }
         println!(
             "\nserving: DNS {} (dig @{} -p {} <name>), state in {}; Ctrl-C to stop",
             state.dns,

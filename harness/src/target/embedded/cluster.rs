@@ -48,6 +48,8 @@ pub struct Cluster {
     ports: Arc<PortMap>,
     inner: Mutex<Inner>,
     snapshots: watch::Sender<Arc<Snapshot>>,
+    /// The snapshot generation the proxy has programmed.
+    programmed: watch::Receiver<u64>,
     dns: Mutex<Option<hickory_server::Server<ClusterDns>>>,
     tasks: Mutex<JoinSet<()>>,
 }
@@ -83,7 +85,8 @@ impl Cluster {
         server.register_listener(tcp, TCP_IDLE, 64);
 
         let mut tasks = JoinSet::new();
-        tasks.spawn(proxy::reconcile(rx, ports.clone()));
+        let (programmed_tx, programmed) = watch::channel(0);
+        tasks.spawn(proxy::reconcile(rx, ports.clone(), programmed_tx));
 
         Ok(Self {
             config,
@@ -98,6 +101,7 @@ impl Cluster {
                 next_seq: 0,
             }),
             snapshots: tx,
+            programmed,
             dns: Mutex::new(Some(server)),
             tasks: Mutex::new(tasks),
         })
@@ -126,6 +130,12 @@ impl Cluster {
     /// Follows snapshots as they change.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.snapshots.subscribe()
+    }
+
+    /// Waits until the proxy has programmed snapshot `generation` (or a later one).
+    pub async fn wait_programmed(&self, generation: u64) {
+        let mut programmed = self.programmed.clone();
+        let _ = programmed.wait_for(|g| *g >= generation).await;
     }
 
     /// The source address of probes run from `namespace`.

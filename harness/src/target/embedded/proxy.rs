@@ -25,8 +25,12 @@ impl Drop for AbortOnDrop {
 }
 
 /// Keeps one listener per programmed ClusterIP:port in line with the newest snapshot, until the snapshot sender
-/// is dropped.
-pub async fn reconcile(mut snapshots: watch::Receiver<Arc<Snapshot>>, ports: Arc<PortMap>) {
+/// is dropped. After each pass it publishes the generation it programmed on `programmed`.
+pub async fn reconcile(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    ports: Arc<PortMap>,
+    programmed: watch::Sender<u64>,
+) {
     let mut listeners: HashMap<SocketAddr, AbortOnDrop> = HashMap::new();
     loop {
         let snap = snapshots.borrow_and_update().clone();
@@ -43,6 +47,7 @@ pub async fn reconcile(mut snapshots: watch::Receiver<Arc<Snapshot>>, ports: Arc
                 Err(e) => tracing::warn!(%addr, error = %e, "proxy cannot listen"),
             }
         }
+        programmed.send_replace(snap.generation);
         if snapshots.changed().await.is_err() {
             return;
         }
