@@ -9,4 +9,5 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod stats;
 pub mod target;

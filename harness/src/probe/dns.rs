@@ -160,13 +160,21 @@ pub fn candidates(name: &str, search: &[String], ndots: u8, flavour: ResolverFla
             }
             out
         }
-        ResolverFlavour::DigSearch => {
+        ResolverFlavour::DigSearch | ResolverFlavour::Musl => {
             if enough_dots {
                 vec![abs(name)]
             } else {
                 let mut out = searched();
                 out.push(abs(name));
                 out
+            }
+        }
+        // BusyBox ignores ndots: a dot-less name goes through every search domain (never as is), any dot means as is.
+        ResolverFlavour::Busybox => {
+            if dots == 0 && !search.is_empty() {
+                searched()
+            } else {
+                vec![abs(name)]
             }
         }
     }
@@ -176,7 +184,9 @@ pub fn candidates(name: &str, search: &[String], ndots: u8, flavour: ResolverFla
 fn continues(flavour: ResolverFlavour, rcode: Rcode) -> bool {
     match flavour {
         ResolverFlavour::Glibc => matches!(rcode, Rcode::NxDomain | Rcode::NoData | Rcode::ServFail),
-        ResolverFlavour::DigSearch => rcode == Rcode::NxDomain,
+        // musl moves on only after NXDOMAIN: NODATA ends the search, SERVFAIL ends it with EAI_AGAIN.
+        ResolverFlavour::DigSearch | ResolverFlavour::Musl => rcode == Rcode::NxDomain,
+        ResolverFlavour::Busybox => rcode != Rcode::NoError,
         ResolverFlavour::Dig => false,
     }
 }
@@ -373,6 +383,20 @@ mod tests {
         assert_eq!(candidates("nginx", &search(), 5, ResolverFlavour::Dig), ["nginx."]);
         assert_eq!(candidates("nginx", &search(), 5, ResolverFlavour::DigSearch).len(), 4);
         assert_eq!(candidates("a.b.c.d.e.f", &search(), 5, ResolverFlavour::DigSearch), ["a.b.c.d.e.f."]);
+    }
+
+    #[test]
+    fn musl_and_busybox_candidates() {
+        assert_eq!(candidates("nginx", &search(), 5, ResolverFlavour::Musl).len(), 4);
+        assert_eq!(candidates("a.b.c.d.e.f", &search(), 5, ResolverFlavour::Musl), ["a.b.c.d.e.f."]);
+        assert_eq!(
+            candidates("nginx", &search(), 5, ResolverFlavour::Busybox),
+            ["nginx.test.svc.cluster.local.", "nginx.svc.cluster.local.", "nginx.cluster.local."]
+        );
+        assert_eq!(candidates("nginx.test", &search(), 5, ResolverFlavour::Busybox), ["nginx.test."]);
+        assert!(!continues(ResolverFlavour::Musl, Rcode::NoData));
+        assert!(!continues(ResolverFlavour::Musl, Rcode::ServFail));
+        assert!(continues(ResolverFlavour::Busybox, Rcode::NoData));
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::{
     probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
-    scenario::{Check, ExpectedRecord, PodSet, Rcode},
-    target::{Target, TargetError},
+    scenario::{Check, DnsQueryName, ExpectedRecord, PodRef, PodSet, Rcode},
+    stats::Fairness,
+    target::{PodView, Target, TargetError},
 };
 
 /// The outcome of one evaluation.
@@ -33,26 +34,118 @@ impl Evaluation {
     }
 }
 
-/// Pod IPs of a pod set, as the target shows them now.
-async fn pod_ips(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<IpAddr>, TargetError> {
+/// The pods a set means, as the target shows them now.
+async fn pods_in(target: &dyn Target, set: &PodSet) -> Result<Vec<PodView>, TargetError> {
     Ok(match set {
-        PodSet::Empty => BTreeSet::new(),
+        PodSet::Empty => Vec::new(),
         PodSet::ReadyPodsOf { deployment } => {
-            target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).map(|p| p.ip).collect()
+            target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).collect()
         }
-        PodSet::PodsOf { deployment } => target.pods(deployment).await?.into_iter().map(|p| p.ip).collect(),
+        PodSet::PodsOf { deployment } => {
+            target.pods(deployment).await?.into_iter().filter(|p| !p.terminating).collect()
+        }
+        PodSet::TerminatingPodsOf { deployment } => {
+            target.pods(deployment).await?.into_iter().filter(|p| p.terminating).collect()
+        }
     })
+}
+
+/// Pod IPs of a pod set.
+async fn pod_ips(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<IpAddr>, TargetError> {
+    Ok(pods_in(target, set).await?.into_iter().map(|p| p.ip).collect())
 }
 
 /// Pod names of a pod set.
 async fn pod_names(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<String>, TargetError> {
-    Ok(match set {
-        PodSet::Empty => BTreeSet::new(),
-        PodSet::ReadyPodsOf { deployment } => {
-            target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).map(|p| p.name).collect()
+    Ok(pods_in(target, set).await?.into_iter().map(|p| p.name).collect())
+}
+
+/// One pod's IP, by creation index.
+async fn pod_ip(target: &dyn Target, pod: &PodRef) -> Result<Option<IpAddr>, TargetError> {
+    let pods: Vec<PodView> = target.pods(&pod.deployment).await?.into_iter().filter(|p| !p.terminating).collect();
+    Ok(pods.get(pod.index as usize).map(|p| p.ip))
+}
+
+/// The `in-addr.arpa` / `ip6.arpa` name of an address, absolute.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
         }
-        PodSet::PodsOf { deployment } => target.pods(deployment).await?.into_iter().map(|p| p.name).collect(),
-    })
+        IpAddr::V6(v6) => {
+            let mut s = String::new();
+            for byte in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            s.push_str("ip6.arpa.");
+            s
+        }
+    }
+}
+
+/// Resolves an expected record against the target: the concrete records it stands for, or why it cannot be.
+async fn expected_records(
+    target: &dyn Target,
+    r: &ExpectedRecord,
+) -> Result<Result<Vec<DnsRecord>, String>, TargetError> {
+    Ok(Ok(match r {
+        ExpectedRecord::ClusterIpOf { service } => match target.service(service).await?.and_then(|s| s.cluster_ip) {
+            Some(ip) => vec![DnsRecord::Address { ip }],
+            None => return Ok(Err(format!("service {service} has no ClusterIP to expect"))),
+        },
+        ExpectedRecord::ReadyPodIpsOf { deployment } => {
+            pod_ips(target, &PodSet::ReadyPodsOf { deployment: deployment.clone() })
+                .await?
+                .into_iter()
+                .map(|ip| DnsRecord::Address { ip })
+                .collect()
+        }
+        ExpectedRecord::PodIpOf { pod } => match pod_ip(target, pod).await? {
+            Some(ip) => vec![DnsRecord::Address { ip }],
+            None => return Ok(Err(format!("{} has no pod #{}", pod.deployment, pod.index))),
+        },
+        ExpectedRecord::Ip { ip } => vec![DnsRecord::Address { ip: *ip }],
+        ExpectedRecord::Txt { text } => vec![DnsRecord::Txt { text: text.clone() }],
+        ExpectedRecord::Srv { port, target: t } => {
+            vec![DnsRecord::Srv { priority: 0, weight: 0, port: *port, target: t.clone() }]
+        }
+        ExpectedRecord::Ptr { target: t } => vec![DnsRecord::Ptr { target: t.clone() }],
+        ExpectedRecord::Cname { target: t } => vec![DnsRecord::Cname { target: t.clone() }],
+    }))
+}
+
+/// Whether an observed record satisfies an expected one: SRV priority and weight are not compared, and an SRV
+/// target starting with `*.` matches any single first label (implementation-chosen endpoint hostnames).
+fn record_matches(expected: &DnsRecord, actual: &DnsRecord) -> bool {
+    match (expected, actual) {
+        (DnsRecord::Srv { port: ep, target: et, .. }, DnsRecord::Srv { port: ap, target: at, .. }) => {
+            ep == ap
+                && match et.strip_prefix("*.") {
+                    Some(rest) => at.split_once('.').is_some_and(|(first, tail)| !first.is_empty() && tail == rest),
+                    None => et == at,
+                }
+        }
+        _ => expected == actual,
+    }
+}
+
+/// Matches expected against actual records as multisets; returns (missing, unexpected).
+fn match_records(expected: &[DnsRecord], actual: &[DnsRecord]) -> (Vec<String>, Vec<String>) {
+    let mut remaining: Vec<&DnsRecord> = actual.iter().collect();
+    let mut missing = Vec::new();
+    // Exact expectations first, so a wildcard does not take a record an exact one needs.
+    let mut ordered: Vec<&DnsRecord> = expected.iter().collect();
+    ordered.sort_by_key(|r| matches!(r, DnsRecord::Srv { target, .. } if target.starts_with("*.")));
+    for e in ordered {
+        match remaining.iter().position(|a| record_matches(e, a)) {
+            Some(i) => {
+                remaining.remove(i);
+            }
+            None => missing.push(e.to_string()),
+        }
+    }
+    (missing, remaining.into_iter().map(ToString::to_string).collect())
 }
 
 /// "missing: …; unexpected: …" for two sets.
@@ -101,12 +194,15 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
             })
         }
-        Check::Endpoints { service, ready, not_ready, ports } => {
+        Check::Endpoints { service, ready, not_ready, serving, terminating, ports } => {
             let slices = target.endpoint_slices(service).await?;
-            let actual_ready: BTreeSet<IpAddr> =
-                slices.iter().flat_map(|s| &s.endpoints).filter(|e| e.ready).map(|e| e.address).collect();
-            let actual_not_ready: BTreeSet<IpAddr> =
-                slices.iter().flat_map(|s| &s.endpoints).filter(|e| !e.ready).map(|e| e.address).collect();
+            let addresses = |f: fn(&crate::target::EndpointView) -> bool| -> BTreeSet<IpAddr> {
+                slices.iter().flat_map(|s| &s.endpoints).filter(|e| f(e)).map(|e| e.address).collect()
+            };
+            let actual_ready = addresses(|e| e.ready);
+            let actual_not_ready = addresses(|e| !e.ready);
+            let actual_serving = addresses(|e| e.serving);
+            let actual_terminating = addresses(|e| e.terminating);
             let actual_ports: BTreeSet<(Option<String>, u16)> =
                 slices.iter().flat_map(|s| &s.ports).map(|p| (p.name.clone(), p.port)).collect();
             let mut expected = serde_json::Map::new();
@@ -125,6 +221,20 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
                 expected.insert("not_ready".into(), json!(want));
             }
+            if let Some(set) = serving {
+                let want = pod_ips(target, set).await?;
+                if want != actual_serving {
+                    problems.push(format!("serving endpoints: {}", set_diff(&want, &actual_serving)));
+                }
+                expected.insert("serving".into(), json!(want));
+            }
+            if let Some(set) = terminating {
+                let want = pod_ips(target, set).await?;
+                if want != actual_terminating {
+                    problems.push(format!("terminating endpoints: {}", set_diff(&want, &actual_terminating)));
+                }
+                expected.insert("terminating".into(), json!(want));
+            }
             if let Some(ports) = ports {
                 let want: BTreeSet<(Option<String>, u16)> = ports.iter().cloned().collect();
                 if want != actual_ports {
@@ -142,6 +252,8 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 "slices": slices.len(),
                 "ready": actual_ready,
                 "not_ready": actual_not_ready,
+                "serving": actual_serving,
+                "terminating": actual_terminating,
                 "ports": actual_ports,
                 "endpoints": slices.iter().flat_map(|s| s.endpoints.iter().map(|e| json!({
                     "address": e.address, "ready": e.ready, "serving": e.serving, "terminating": e.terminating, "pod": e.pod,
@@ -149,18 +261,36 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             });
             Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; ")))
         }
-        Check::Dns { from, name, query_type, flavour, transport, rcodes, records, candidates } => {
-            let request = ProbeRequest::Dns {
-                name: name.clone(),
-                query_type: *query_type,
-                flavour: *flavour,
-                transport: *transport,
+        Check::Dns {
+            from,
+            name,
+            query_type,
+            flavour,
+            transport,
+            rcodes,
+            records,
+            candidates,
+            min_ttl,
+            authority_soa,
+        } => {
+            let mut problems = Vec::new();
+            let mut expected = serde_json::Map::new();
+            let qname = match name {
+                DnsQueryName::Name(n) => n.clone(),
+                DnsQueryName::ReverseOf(r) => match expected_records(target, r).await? {
+                    Ok(recs) => match recs.first() {
+                        Some(DnsRecord::Address { ip }) => reverse_name(*ip),
+                        _ => return Ok(Evaluation::new(false, json!({}), json!({}), "no address to reverse")),
+                    },
+                    Err(why) => return Ok(Evaluation::new(false, json!({}), json!({}), why)),
+                },
             };
+            expected.insert("name".into(), json!(qname));
+            let request =
+                ProbeRequest::Dns { name: qname, query_type: *query_type, flavour: *flavour, transport: *transport };
             let ProbeResponse::Dns(lookup) = target.probe(from, &request).await? else {
                 return Err(TargetError::Other("DNS probe returned another kind of result".into()));
             };
-            let mut problems = Vec::new();
-            let mut expected = serde_json::Map::new();
             let allowed: Vec<Rcode> = if rcodes.is_empty() && records.as_ref().is_some_and(|r| !r.is_empty()) {
                 vec![Rcode::NoError]
             } else {
@@ -177,36 +307,23 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 expected.insert("rcode".into(), json!(allowed));
             }
             if let Some(records) = records {
-                let mut want = BTreeSet::new();
+                let mut want = Vec::new();
                 for r in records {
-                    match r {
-                        ExpectedRecord::ClusterIpOf { service } => {
-                            match target.service(service).await?.and_then(|s| s.cluster_ip) {
-                                Some(ip) => {
-                                    want.insert(DnsRecord::Address { ip });
-                                }
-                                None => problems.push(format!("service {service} has no ClusterIP to expect")),
-                            }
-                        }
-                        ExpectedRecord::ReadyPodIpsOf { deployment } => {
-                            for ip in pod_ips(target, &PodSet::ReadyPodsOf { deployment: deployment.clone() }).await? {
-                                want.insert(DnsRecord::Address { ip });
-                            }
-                        }
-                        ExpectedRecord::Ip { ip } => {
-                            want.insert(DnsRecord::Address { ip: *ip });
-                        }
-                        ExpectedRecord::Txt { text } => {
-                            want.insert(DnsRecord::Txt { text: text.clone() });
-                        }
+                    match expected_records(target, r).await? {
+                        Ok(recs) => want.extend(recs),
+                        Err(why) => problems.push(why),
                     }
                 }
-                let got: BTreeSet<DnsRecord> = lookup.records.iter().cloned().collect();
-                if got.len() != lookup.records.len() {
-                    problems.push("duplicate records in the answer".into());
-                }
-                if want != got {
-                    problems.push(format!("records: {}", set_diff(&want, &got)));
+                let (missing, unexpected) = match_records(&want, &lookup.records);
+                if !missing.is_empty() || !unexpected.is_empty() {
+                    let mut parts = Vec::new();
+                    if !missing.is_empty() {
+                        parts.push(format!("missing {}", missing.join(", ")));
+                    }
+                    if !unexpected.is_empty() {
+                        parts.push(format!("unexpected {}", unexpected.join(", ")));
+                    }
+                    problems.push(format!("records: {}", parts.join("; ")));
                 }
                 expected.insert("records".into(), json!(want.iter().map(ToString::to_string).collect::<Vec<_>>()));
             }
@@ -219,6 +336,29 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
                 expected.insert("candidates".into(), json!(want));
             }
+            if let Some(min) = min_ttl {
+                let low: Vec<u32> =
+                    lookup.tried.iter().flat_map(|t| t.ttls.iter().copied()).filter(|t| t < min).collect();
+                if !low.is_empty() {
+                    problems.push(format!(
+                        "TTL {} below {min}",
+                        low.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                    ));
+                }
+                expected.insert("min_ttl".into(), json!(min));
+            }
+            if *authority_soa {
+                let bare: Vec<&str> = lookup
+                    .tried
+                    .iter()
+                    .filter(|t| matches!(t.rcode, Rcode::NxDomain | Rcode::NoData) && !t.soa_in_authority)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                if !bare.is_empty() {
+                    problems.push(format!("negative answer without SOA for {}", bare.join(", ")));
+                }
+                expected.insert("authority_soa".into(), json!(true));
+            }
             let actual = json!({
                 "rcode": lookup.rcode,
                 "records": lookup.records.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -226,7 +366,9 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                     "name": t.name,
                     "rcode": t.rcode,
                     "records": t.records.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "ttls": t.ttls,
                     "transport": t.transport,
+                    "authoritative": t.authoritative,
                     "soa_in_authority": t.soa_in_authority,
                 })).collect::<Vec<_>>(),
             });
@@ -253,7 +395,18 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 problems.join("; "),
             ))
         }
-        Check::Http { from, host, port, path, status, answered_by, reaches_all, requests } => {
+        Check::Http {
+            from,
+            host,
+            port,
+            path,
+            status,
+            answered_by,
+            reaches_all,
+            requests,
+            same_backend,
+            fair_alpha,
+        } => {
             let request = ProbeRequest::Http { host: host.clone(), port: *port, path: path.clone() };
             let mut expected = serde_json::Map::new();
             expected.insert("status".into(), json!(status));
@@ -332,7 +485,30 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                     ));
                 }
             }
-            let actual = json!({ "per_pod": counts, "statuses": statuses, "failures": failures });
+            if *same_backend {
+                expected.insert("same_backend".into(), json!(true));
+                if counts.len() > 1 {
+                    problems.push(format!("answered by {} different pods, expected one", counts.len()));
+                }
+            }
+            let mut fairness = None;
+            if let (Some(alpha), Some(all)) = (fair_alpha, &must_reach) {
+                let per_pod: Vec<u64> = all.iter().map(|p| u64::from(counts.get(p).copied().unwrap_or(0))).collect();
+                expected.insert("fair_alpha".into(), json!(alpha));
+                match Fairness::of(&per_pod) {
+                    Some(f) => {
+                        if !f.is_fair(*alpha) {
+                            problems.push(format!(
+                                "unfair spread: χ² = {:.1}, p = {:.2e} < α = {alpha} (Jain {:.3}, expected ≈ {:.3} for a random balancer; max/min {:.1})",
+                                f.chi_square, f.p_value, f.jain, f.expected_jain, f.max_min_ratio
+                            ));
+                        }
+                        fairness = Some(f);
+                    }
+                    None => problems.push("fairness needs at least two pods and one answered request".into()),
+                }
+            }
+            let actual = json!({ "per_pod": counts, "statuses": statuses, "failures": failures, "fairness": fairness });
             Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; ")))
         }
         Check::Connect { from, service, port, outcome } => {
@@ -362,7 +538,28 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
 
 #[cfg(test)]
 mod tests {
-    use super::requests_to_reach_all;
+    use super::*;
+
+    fn srv(port: u16, target: &str) -> DnsRecord {
+        DnsRecord::Srv { priority: 0, weight: 50, port, target: target.into() }
+    }
+
+    #[test]
+    fn srv_wildcards_match_one_label_and_exact_ones_win() {
+        let actual = [srv(80, "10-0-0-1.web.ns.svc.cluster.local."), srv(80, "web-0.web.ns.svc.cluster.local.")];
+        let expected = [srv(80, "*.web.ns.svc.cluster.local."), srv(80, "web-0.web.ns.svc.cluster.local.")];
+        assert_eq!(match_records(&expected, &actual), (vec![], vec![]));
+        let (missing, unexpected) =
+            match_records(&[srv(80, "*.web.ns.svc.cluster.local.")], &[srv(8080, "a.web.ns.svc.cluster.local.")]);
+        assert_eq!((missing.len(), unexpected.len()), (1, 1));
+        assert!(!record_matches(&srv(80, "*.web.ns.svc.cluster.local."), &srv(80, "a.b.web.ns.svc.cluster.local.")));
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(reverse_name("10.96.0.1".parse().unwrap()), "1.0.96.10.in-addr.arpa.");
+        assert!(reverse_name("::1".parse().unwrap()).starts_with("1.0.0.0."));
+    }
 
     #[test]
     fn reach_all_request_counts() {

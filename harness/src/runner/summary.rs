@@ -1,12 +1,13 @@
 //! One-line, kubectl-flavoured descriptions of steps for consoles and reports.
 
-use crate::scenario::{Action, Check, ExpectedRecord, PodSet, Step, StepKind, TargetPort};
+use crate::scenario::{Action, Check, DnsQueryName, ExpectedRecord, PodSet, Step, StepKind, TargetPort};
 
 fn pods(set: &PodSet) -> String {
     match set {
         PodSet::Empty => "no pods".into(),
         PodSet::ReadyPodsOf { deployment } => format!("ready pods of {deployment}"),
         PodSet::PodsOf { deployment } => format!("pods of {deployment}"),
+        PodSet::TerminatingPodsOf { deployment } => format!("terminating pods of {deployment}"),
     }
 }
 
@@ -41,13 +42,19 @@ pub fn summarize(step: &Step) -> String {
             Check::Service { service, has_cluster_ip } => {
                 format!("service {service} {}", if *has_cluster_ip { "has a ClusterIP" } else { "is headless" })
             }
-            Check::Endpoints { service, ready, not_ready, ports } => {
+            Check::Endpoints { service, ready, not_ready, serving, terminating, ports } => {
                 let mut parts = Vec::new();
                 if let Some(r) = ready {
                     parts.push(format!("ready = {}", pods(r)));
                 }
                 if let Some(n) = not_ready {
                     parts.push(format!("not ready = {}", pods(n)));
+                }
+                if let Some(n) = serving {
+                    parts.push(format!("serving = {}", pods(n)));
+                }
+                if let Some(n) = terminating {
+                    parts.push(format!("terminating = {}", pods(n)));
                 }
                 if let Some(p) = ports {
                     parts.push(format!(
@@ -58,38 +65,52 @@ pub fn summarize(step: &Step) -> String {
                 format!("endpoints of {service}: {}", parts.join(", "))
             }
             Check::Dns { from, name, query_type, flavour, rcodes, records, .. } => {
+                let name = match name {
+                    DnsQueryName::Name(n) => n.clone(),
+                    DnsQueryName::ReverseOf(r) => format!("reverse of {}", record(r)),
+                };
                 let want = match records {
-                    Some(r) if !r.is_empty() => r
-                        .iter()
-                        .map(|r| match r {
-                            ExpectedRecord::ClusterIpOf { service } => format!("ClusterIP of {service}"),
-                            ExpectedRecord::ReadyPodIpsOf { deployment } => format!("ready pod IPs of {deployment}"),
-                            ExpectedRecord::Ip { ip } => ip.to_string(),
-                            ExpectedRecord::Txt { text } => format!("\"{text}\""),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" + "),
+                    Some(r) if !r.is_empty() => r.iter().map(record).collect::<Vec<_>>().join(" + "),
                     _ => rcodes.iter().map(|r| format!("{r:?}").to_uppercase()).collect::<Vec<_>>().join("|"),
                 };
-                format!(
-                    "from {from}: {} {name} {query_type:?} → {want}",
-                    serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-                )
+                let flavour =
+                    serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                format!("from {from}: {flavour} {name} {query_type:?} → {want}")
             }
-            Check::ResolvConf { from, search, ndots } => {
-                format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" "))
-            }
-            Check::Http { from, host, port, path, answered_by, reaches_all, .. } => {
-                let who = match (answered_by, reaches_all) {
-                    (_, Some(all)) => format!(" reaches all {}", pods(all)),
-                    (Some(a), None) => format!(" answered by {}", pods(a)),
-                    _ => String::new(),
-                };
-                format!("from {from}: GET http://{host}:{port}{path}{who}")
-            }
-            Check::Connect { from, service, port, outcome } => {
-                format!("from {from}: connect {service}:{port} → {outcome:?}")
-            }
+            Check::ResolvConf { .. } | Check::Http { .. } | Check::Connect { .. } => other(&a.check),
         },
+    }
+}
+
+fn record(r: &ExpectedRecord) -> String {
+    match r {
+        ExpectedRecord::ClusterIpOf { service } => format!("ClusterIP of {service}"),
+        ExpectedRecord::ReadyPodIpsOf { deployment } => format!("ready pod IPs of {deployment}"),
+        ExpectedRecord::Ip { ip } => ip.to_string(),
+        ExpectedRecord::Txt { text } => format!("\"{text}\""),
+        ExpectedRecord::PodIpOf { pod } => format!("IP of pod #{} of {}", pod.index, pod.deployment),
+        ExpectedRecord::Srv { port, target } => format!("SRV {port} {target}"),
+        ExpectedRecord::Ptr { target } => format!("PTR {target}"),
+        ExpectedRecord::Cname { target } => format!("CNAME {target}"),
+    }
+}
+
+fn other(check: &Check) -> String {
+    match check {
+        Check::ResolvConf { from, search, ndots } => {
+            format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" "))
+        }
+        Check::Http { from, host, port, path, answered_by, reaches_all, .. } => {
+            let who = match (answered_by, reaches_all) {
+                (_, Some(all)) => format!(" reaches all {}", pods(all)),
+                (Some(a), None) => format!(" answered by {}", pods(a)),
+                _ => String::new(),
+            };
+            format!("from {from}: GET http://{host}:{port}{path}{who}")
+        }
+        Check::Connect { from, service, port, outcome } => {
+            format!("from {from}: connect {service}:{port} → {outcome:?}")
+        }
+        _ => String::new(),
     }
 }

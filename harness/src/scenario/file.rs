@@ -2,6 +2,8 @@
 //!
 //! Nothing here is validated beyond shape; [`super::validate`] turns a [`ScenarioFile`] into a [`super::Plan`].
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -31,6 +33,10 @@ pub enum RawStep {
     CreateNamespace(SpannedStr),
     /// Create a Deployment of netexec pods.
     CreateDeployment(RawDeployment),
+    /// Create a StatefulSet: pods `<name>-0…`, each with hostname = pod name and subdomain = `serviceName`.
+    CreateStatefulSet(RawStatefulSet),
+    /// Create an ExternalName service.
+    CreateExternalName(RawExternalName),
     /// `kubectl expose deployment`: a Service selecting `app=<deployment>`.
     Expose(RawExpose),
     /// Change a Deployment's replica count.
@@ -66,6 +72,41 @@ pub struct RawDeployment {
     /// Container ports the pods serve HTTP on; default one unnamed port 80.
     #[serde(default)]
     pub ports: Option<Vec<RawContainerPort>>,
+    /// Extra pod labels (`app=<name>` is always set).
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Pod `spec.hostname`.
+    #[serde(default)]
+    pub hostname: Option<SpannedStr>,
+    /// Pod `spec.subdomain`.
+    #[serde(default)]
+    pub subdomain: Option<SpannedStr>,
+    /// How long a deleted pod stays terminating (and serving) before it is gone; default 0.
+    #[serde(default)]
+    pub termination_grace_period_seconds: Option<u32>,
+}
+
+/// `createStatefulSet`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStatefulSet {
+    pub namespace: SpannedStr,
+    pub name: SpannedStr,
+    #[serde(default)]
+    pub replicas: Option<Spanned<u32>>,
+    /// The governing (headless) service name: every pod's subdomain.
+    pub service_name: SpannedStr,
+    #[serde(default)]
+    pub ports: Option<Vec<RawContainerPort>>,
+}
+
+/// `createExternalName`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExternalName {
+    pub namespace: SpannedStr,
+    pub name: SpannedStr,
+    pub external_name: SpannedStr,
 }
 
 /// A container port of the pod template.
@@ -82,7 +123,21 @@ pub struct RawContainerPort {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExpose {
     pub namespace: SpannedStr,
-    pub deployment: SpannedStr,
+    /// The workload whose `app` label the service selects (unless `selector` is given).
+    #[serde(default)]
+    pub deployment: Option<SpannedStr>,
+    /// An explicit label selector instead of `app=<deployment>`.
+    #[serde(default)]
+    pub selector: Option<Spanned<BTreeMap<String, String>>>,
+    /// `publishNotReadyAddresses`.
+    #[serde(default)]
+    pub publish_not_ready_addresses: bool,
+    /// `None` (default) or `ClientIP`.
+    #[serde(default)]
+    pub session_affinity: Option<SpannedStr>,
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` (default 10800).
+    #[serde(default)]
+    pub session_affinity_timeout_seconds: Option<Spanned<u32>>,
     /// Service name; defaults to the deployment name.
     #[serde(default)]
     pub name: Option<SpannedStr>,
@@ -169,9 +224,12 @@ pub struct RawPodSet {
     /// The ready pods of this deployment (in the step's namespace).
     #[serde(default)]
     pub ready_pods_of: Option<SpannedStr>,
-    /// Every pod of this deployment, ready or not.
+    /// Every live (not terminating) pod of this deployment, ready or not.
     #[serde(default)]
     pub pods_of: Option<SpannedStr>,
+    /// The terminating pods of this deployment.
+    #[serde(default)]
+    pub terminating_pods_of: Option<SpannedStr>,
 }
 
 /// `expectEndpoints`.
@@ -186,6 +244,12 @@ pub struct RawExpectEndpoints {
     /// Exactly these addresses are present but not ready.
     #[serde(default)]
     pub not_ready: Option<Spanned<RawPodSetOrEmpty>>,
+    /// Exactly these addresses have `serving: true`.
+    #[serde(default)]
+    pub serving: Option<Spanned<RawPodSetOrEmpty>>,
+    /// Exactly these addresses have `terminating: true`.
+    #[serde(default)]
+    pub terminating: Option<Spanned<RawPodSetOrEmpty>>,
     /// The slice ports, exactly.
     #[serde(default)]
     pub ports: Option<Vec<RawEndpointPort>>,
@@ -217,8 +281,18 @@ pub struct RawEndpointPort {
 pub struct RawExpectDns {
     /// Namespace the querying pod lives in (its resolver config).
     pub from: SpannedStr,
-    /// The name as a program would pass it.
-    pub name: SpannedStr,
+    /// The name as a program would pass it (or give `reverseOf`).
+    #[serde(default)]
+    pub name: Option<SpannedStr>,
+    /// Ask the PTR name of this address (`in-addr.arpa`) instead of `name`.
+    #[serde(default)]
+    pub reverse_of: Option<Spanned<RawRecord>>,
+    /// Every answer record has at least this TTL.
+    #[serde(default)]
+    pub min_ttl: Option<u32>,
+    /// Negative answers (NXDOMAIN, NODATA) carry the zone's SOA in the authority section.
+    #[serde(default)]
+    pub authority_soa: bool,
     /// Record type; default `A`.
     #[serde(default, rename = "type")]
     pub record_type: Option<SpannedStr>,
@@ -265,6 +339,34 @@ pub struct RawRecord {
     /// A TXT record with this text.
     #[serde(default)]
     pub txt: Option<String>,
+    /// The IP of one pod of a workload.
+    #[serde(default, rename = "podIPOf")]
+    pub pod_ip_of: Option<Spanned<RawPodIndex>>,
+    /// An SRV record; a target whose first label is `*` matches any one label.
+    #[serde(default)]
+    pub srv: Option<RawSrv>,
+    /// A PTR record to this name.
+    #[serde(default)]
+    pub ptr: Option<String>,
+    /// A CNAME record to this name.
+    #[serde(default)]
+    pub cname: Option<String>,
+}
+
+/// One pod of a workload by creation index.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPodIndex {
+    pub deployment: SpannedStr,
+    pub index: u32,
+}
+
+/// An expected SRV record (priority and weight are not compared).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSrv {
+    pub port: u16,
+    pub target: String,
 }
 
 /// `expectResolvConf`.
@@ -298,8 +400,21 @@ pub struct RawExpectHttp {
     /// probability below 1e-9).
     #[serde(default)]
     pub requests: Option<u32>,
+    /// Every request is answered by the same pod (session affinity).
+    #[serde(default)]
+    pub same_backend: bool,
+    /// The spread over `reachesAll` pods is not significantly unfair: χ² test against uniform at this α.
+    #[serde(default)]
+    pub fair: Option<RawFair>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
+}
+
+/// `fair: {alpha: 0.001}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFair {
+    pub alpha: Spanned<f64>,
 }
 
 /// `expectConnect`.

@@ -104,6 +104,17 @@ pub struct DeploymentSpec {
     pub replicas: u32,
     /// Container ports the pods serve HTTP (netexec) on.
     pub ports: Vec<ContainerPort>,
+    /// Pod labels (always including `app=<name>`).
+    pub labels: BTreeMap<String, String>,
+    /// Pod `spec.hostname` (a StatefulSet sets each pod's own name).
+    pub hostname: Option<String>,
+    /// Pod `spec.subdomain`.
+    pub subdomain: Option<String>,
+    /// StatefulSet semantics: pods named `<name>-<ordinal>`, hostname = pod name, scale-down removes the highest.
+    pub stateful: bool,
+    /// How long a deleted pod stays terminating (still serving) before it is gone.
+    #[serde(with = "crate::results::duration_ms")]
+    pub termination_grace: Duration,
 }
 
 /// A named or unnamed container port.
@@ -126,6 +137,27 @@ pub struct ServiceSpec {
     pub ports: Vec<ServicePortSpec>,
     /// `clusterIP: None`.
     pub headless: bool,
+    /// `publishNotReadyAddresses`.
+    pub publish_not_ready: bool,
+    /// `sessionAffinity: ClientIP` with this timeout.
+    #[serde(with = "opt_duration_ms")]
+    pub session_affinity: Option<Duration>,
+    /// `type: ExternalName` with this name (no selector, no ports).
+    pub external_name: Option<String>,
+}
+
+/// Serde helper for `Option<Duration>` as milliseconds.
+mod opt_duration_ms {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// A service port.
@@ -201,8 +233,13 @@ pub enum PodSet {
         /// The deployment.
         deployment: ObjectRef,
     },
-    /// All live pods of a deployment.
+    /// All live (not terminating) pods of a deployment.
     PodsOf {
+        /// The deployment.
+        deployment: ObjectRef,
+    },
+    /// The terminating pods of a deployment.
+    TerminatingPodsOf {
         /// The deployment.
         deployment: ObjectRef,
     },
@@ -232,6 +269,38 @@ pub enum ExpectedRecord {
         /// Its text.
         text: String,
     },
+    /// An A/AAAA record with one pod's IP.
+    PodIpOf {
+        /// The pod, by workload and creation index.
+        pod: PodRef,
+    },
+    /// An SRV record (priority and weight not compared); a target starting `*.` matches any first label.
+    Srv {
+        /// Port.
+        port: u16,
+        /// Target name, absolute.
+        target: String,
+    },
+    /// A PTR record.
+    Ptr {
+        /// Target name, absolute.
+        target: String,
+    },
+    /// A CNAME record.
+    Cname {
+        /// Target name, absolute.
+        target: String,
+    },
+}
+
+/// The name a DNS check asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsQueryName {
+    /// A name as a program passes it.
+    Name(String),
+    /// The `in-addr.arpa` name of an address, resolved against the target when checked.
+    ReverseOf(ExpectedRecord),
 }
 
 /// What a resolver library does with search domains.
@@ -245,6 +314,10 @@ pub enum ResolverFlavour {
     /// `dig +search` / BIND `nslookup`.
     #[serde(rename = "dig+search")]
     DigSearch,
+    /// musl libc (Alpine): stops at NODATA.
+    Musl,
+    /// BusyBox `nslookup` (≥ 1.29): search list only for dot-less names, ignores ndots.
+    Busybox,
 }
 
 /// DNS response codes an assertion can name; `NoData` is NOERROR with an empty answer.
@@ -324,6 +397,10 @@ pub enum Check {
         ready: Option<PodSet>,
         /// Exactly these pods are present but not ready (when given).
         not_ready: Option<PodSet>,
+        /// Exactly these pods are serving (when given).
+        serving: Option<PodSet>,
+        /// Exactly these pods are terminating (when given).
+        terminating: Option<PodSet>,
         /// Exactly these ports (when given).
         ports: Option<Vec<(Option<String>, u16)>>,
     },
@@ -332,7 +409,7 @@ pub enum Check {
         /// The querying pod's namespace.
         from: String,
         /// The name as given to the resolver.
-        name: String,
+        name: DnsQueryName,
         /// Record type asked.
         query_type: QueryType,
         /// Resolver algorithm.
@@ -345,6 +422,10 @@ pub enum Check {
         records: Option<Vec<ExpectedRecord>>,
         /// Exact candidate list (when given).
         candidates: Option<Vec<String>>,
+        /// Minimum TTL of answer records.
+        min_ttl: Option<u32>,
+        /// Negative answers must carry an SOA.
+        authority_soa: bool,
     },
     /// The pod resolver configuration in a namespace.
     ResolvConf {
@@ -373,6 +454,10 @@ pub enum Check {
         reaches_all: Option<PodSet>,
         /// New connections to make for `reaches_all` (None: derived from the set size).
         requests: Option<u32>,
+        /// All requests must be answered by one pod.
+        same_backend: bool,
+        /// χ² significance level below which the spread over `reaches_all` is unfair.
+        fair_alpha: Option<f64>,
     },
     /// TCP connect to a service's ClusterIP and port.
     Connect {

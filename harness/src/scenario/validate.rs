@@ -67,6 +67,13 @@ fn yaml_reason(e: &serde_saphyr::Error) -> String {
     reason.to_owned()
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ServiceKind {
+    ClusterIp,
+    Headless,
+    ExternalName,
+}
+
 #[derive(Clone)]
 struct DeploymentInfo {
     ports: Vec<ContainerPort>,
@@ -78,7 +85,7 @@ struct Validator {
     errors: Vec<ScenarioError>,
     namespaces: HashSet<String>,
     deployments: HashMap<ObjectRef, DeploymentInfo>,
-    services: HashMap<ObjectRef, bool>,
+    services: HashMap<ObjectRef, ServiceKind>,
     default_timeout: Duration,
 }
 
@@ -203,13 +210,25 @@ impl Validator {
     }
 
     fn pod_set(&mut self, default_ns: &str, at: &Location, set: &RawPodSet) -> Option<PodSet> {
-        match (&set.ready_pods_of, &set.pods_of) {
-            (Some(d), None) => Some(PodSet::ReadyPodsOf { deployment: self.deployment(default_ns, d)? }),
-            (None, Some(d)) => Some(PodSet::PodsOf { deployment: self.deployment(default_ns, d)? }),
+        match (&set.ready_pods_of, &set.pods_of, &set.terminating_pods_of) {
+            (Some(d), None, None) => Some(PodSet::ReadyPodsOf { deployment: self.deployment(default_ns, d)? }),
+            (None, Some(d), None) => Some(PodSet::PodsOf { deployment: self.deployment(default_ns, d)? }),
+            (None, None, Some(d)) => Some(PodSet::TerminatingPodsOf { deployment: self.deployment(default_ns, d)? }),
             _ => {
-                self.err(at, "a pod set needs exactly one of `readyPodsOf` or `podsOf`");
+                self.err(at, "a pod set needs exactly one of `readyPodsOf`, `podsOf`, `terminatingPodsOf`");
                 None
             }
+        }
+    }
+
+    fn optional_pod_set(
+        &mut self,
+        default_ns: &str,
+        s: &Option<Spanned<RawPodSetOrEmpty>>,
+    ) -> Result<Option<PodSet>, ()> {
+        match s {
+            Some(r) => self.pod_set_or_empty(default_ns, r).map(Some).ok_or(()),
+            None => Ok(None),
         }
     }
 
@@ -238,6 +257,38 @@ impl Validator {
                 StepKind::Action(Action::CreateNamespace { name: ns.value.clone() })
             }
             RawStep::CreateDeployment(d) => StepKind::Action(self.create_deployment(d)?),
+            RawStep::CreateStatefulSet(d) => StepKind::Action(self.create_stateful_set(d)?),
+            RawStep::CreateExternalName(e) => {
+                let ns = self.namespace(&e.namespace)?;
+                if !self.label("service name", &e.name, true) {
+                    return None;
+                }
+                let object = ObjectRef { namespace: ns, name: e.name.value.clone() };
+                if self.services.contains_key(&object) {
+                    self.err(&e.name.referenced, format!("service `{object}` already exists"));
+                    return None;
+                }
+                let target = e.external_name.value.trim_end_matches('.');
+                if target.is_empty()
+                    || target.split('.').any(|l| names::dns1123_label(&l.to_ascii_lowercase()).is_err())
+                {
+                    self.err(
+                        &e.external_name.referenced,
+                        format!("externalName `{}` is not a DNS name", e.external_name.value),
+                    );
+                    return None;
+                }
+                self.services.insert(object.clone(), ServiceKind::ExternalName);
+                StepKind::Action(Action::CreateService(ServiceSpec {
+                    object,
+                    selector: BTreeMap::new(),
+                    ports: Vec::new(),
+                    headless: false,
+                    publish_not_ready: false,
+                    session_affinity: None,
+                    external_name: Some(target.to_ascii_lowercase()),
+                }))
+            }
             RawStep::Expose(e) => StepKind::Action(self.expose(&at, e)?),
             RawStep::Scale(s) => {
                 let ns = self.namespace(&s.namespace)?;
@@ -300,21 +351,28 @@ impl Validator {
             RawStep::ExpectEndpoints(e) => {
                 let ns = self.namespace(&e.namespace)?;
                 let service = self.service(&ns, &e.service)?;
-                let ready = match &e.ready {
-                    Some(r) => Some(self.pod_set_or_empty(&ns, r)?),
-                    None => None,
-                };
-                let not_ready = match &e.not_ready {
-                    Some(r) => Some(self.pod_set_or_empty(&ns, r)?),
-                    None => None,
-                };
-                if ready.is_none() && not_ready.is_none() && e.ports.is_none() {
-                    self.err(&at, "expectEndpoints needs at least one of `ready`, `notReady`, `ports`");
+                let ready = self.optional_pod_set(&ns, &e.ready).ok()?;
+                let not_ready = self.optional_pod_set(&ns, &e.not_ready).ok()?;
+                let serving = self.optional_pod_set(&ns, &e.serving).ok()?;
+                let terminating = self.optional_pod_set(&ns, &e.terminating).ok()?;
+                if ready.is_none()
+                    && not_ready.is_none()
+                    && serving.is_none()
+                    && terminating.is_none()
+                    && e.ports.is_none()
+                {
+                    self.err(
+                        &at,
+                        "expectEndpoints needs at least one of `ready`, `notReady`, `serving`, `terminating`, `ports`",
+                    );
                     return None;
                 }
                 let ports = e.ports.as_ref().map(|ps| ps.iter().map(|p| (p.name.clone(), p.port)).collect());
                 let timeout = self.timeout(&e.timeout);
-                StepKind::Assert(Assertion { timeout, check: Check::Endpoints { service, ready, not_ready, ports } })
+                StepKind::Assert(Assertion {
+                    timeout,
+                    check: Check::Endpoints { service, ready, not_ready, serving, terminating, ports },
+                })
             }
             RawStep::ExpectDns(e) => StepKind::Assert(self.expect_dns(&at, e)?),
             RawStep::ExpectResolvConf(e) => {
@@ -351,23 +409,85 @@ impl Validator {
         })
     }
 
-    fn create_deployment(&mut self, d: &RawDeployment) -> Option<Action> {
-        let ns = self.namespace(&d.namespace)?;
-        if !self.label("deployment name", &d.name, false) {
+    fn workload(
+        &mut self,
+        namespace: &SpannedStr,
+        name: &SpannedStr,
+        replicas: &Option<Spanned<u32>>,
+    ) -> Option<(ObjectRef, u32)> {
+        let ns = self.namespace(namespace)?;
+        if !self.label("workload name", name, false) {
             return None;
         }
-        let object = ObjectRef { namespace: ns, name: d.name.value.clone() };
+        let object = ObjectRef { namespace: ns, name: name.value.clone() };
         if self.deployments.contains_key(&object) {
-            self.err(&d.name.referenced, format!("deployment `{object}` already exists"));
+            self.err(&name.referenced, format!("workload `{object}` already exists"));
             return None;
         }
-        let replicas = d.replicas.as_ref().map_or(1, |r| r.value);
-        if replicas > 1000 {
-            self.err(&d.replicas.as_ref()?.referenced, "replicas must be at most 1000");
+        let count = replicas.as_ref().map_or(1, |r| r.value);
+        if count > 1000 {
+            self.err(&replicas.as_ref()?.referenced, "replicas must be at most 1000");
             return None;
         }
+        Some((object, count))
+    }
+
+    fn create_deployment(&mut self, d: &RawDeployment) -> Option<Action> {
+        let (object, replicas) = self.workload(&d.namespace, &d.name, &d.replicas)?;
+        let ports = self.container_ports(&d.ports)?;
+        let mut labels = d.labels.clone().unwrap_or_default();
+        labels.insert("app".into(), object.name.clone());
+        for (k, v) in &labels {
+            if k.is_empty() || k.len() > 63 || v.len() > 63 {
+                self.err(&d.name.referenced, format!("label `{k}={v}`: keys 1-63 characters, values at most 63"));
+                return None;
+            }
+        }
+        for field in [&d.hostname, &d.subdomain].into_iter().flatten() {
+            if !self.label("hostname/subdomain", field, false) {
+                return None;
+            }
+        }
+        let grace = d.termination_grace_period_seconds.unwrap_or(0);
+        if grace > 600 {
+            self.err(&d.name.referenced, "terminationGracePeriodSeconds must be at most 600");
+            return None;
+        }
+        self.deployments.insert(object.clone(), DeploymentInfo { ports: ports.clone(), replicas });
+        Some(Action::CreateDeployment(DeploymentSpec {
+            object,
+            replicas,
+            ports,
+            labels,
+            hostname: d.hostname.as_ref().map(|h| h.value.clone()),
+            subdomain: d.subdomain.as_ref().map(|h| h.value.clone()),
+            stateful: false,
+            termination_grace: Duration::from_secs(u64::from(grace)),
+        }))
+    }
+
+    fn create_stateful_set(&mut self, d: &RawStatefulSet) -> Option<Action> {
+        let (object, replicas) = self.workload(&d.namespace, &d.name, &d.replicas)?;
+        let ports = self.container_ports(&d.ports)?;
+        if !self.label("serviceName", &d.service_name, true) {
+            return None;
+        }
+        self.deployments.insert(object.clone(), DeploymentInfo { ports: ports.clone(), replicas });
+        Some(Action::CreateDeployment(DeploymentSpec {
+            labels: [("app".to_owned(), object.name.clone())].into(),
+            object,
+            replicas,
+            ports,
+            hostname: None,
+            subdomain: Some(d.service_name.value.clone()),
+            stateful: true,
+            termination_grace: Duration::ZERO,
+        }))
+    }
+
+    fn container_ports(&mut self, raw: &Option<Vec<RawContainerPort>>) -> Option<Vec<ContainerPort>> {
         let mut ports = Vec::new();
-        for p in d.ports.iter().flatten() {
+        for p in raw.iter().flatten() {
             if p.container_port.value == 0 {
                 self.err(&p.container_port.referenced, "containerPort must be 1-65535");
                 return None;
@@ -383,8 +503,7 @@ impl Validator {
         if ports.is_empty() {
             ports.push(ContainerPort { name: None, port: 80 });
         }
-        self.deployments.insert(object.clone(), DeploymentInfo { ports: ports.clone(), replicas });
-        Some(Action::CreateDeployment(DeploymentSpec { object, replicas, ports }))
+        Some(ports)
     }
 
     fn target_port(
@@ -392,6 +511,7 @@ impl Validator {
         port: u16,
         t: &Option<Spanned<RawTargetPort>>,
         pod_ports: &[ContainerPort],
+        check_names: bool,
     ) -> Option<TargetPort> {
         Some(match t {
             None => TargetPort::Number(port),
@@ -405,7 +525,7 @@ impl Validator {
                     self.err(referenced, format!("targetPort: {e}"));
                     return None;
                 }
-                if !pod_ports.iter().any(|p| p.name.as_deref() == Some(n)) {
+                if check_names && !pod_ports.iter().any(|p| p.name.as_deref() == Some(n)) {
                     self.err(referenced, format!("targetPort `{n}` names no container port of the deployment"));
                     return None;
                 }
@@ -416,8 +536,26 @@ impl Validator {
 
     fn expose(&mut self, at: &Location, e: &RawExpose) -> Option<Action> {
         let ns = self.namespace(&e.namespace)?;
-        let deployment = self.deployment(&ns, &e.deployment)?;
-        let name = e.name.as_ref().unwrap_or(&e.deployment);
+        let deployment = match &e.deployment {
+            Some(d) => Some(self.deployment(&ns, d)?),
+            None => None,
+        };
+        let selector = match (&e.selector, &deployment) {
+            (Some(sel), _) if sel.value.is_empty() => {
+                self.err(&sel.referenced, "selector must not be empty");
+                return None;
+            }
+            (Some(sel), _) => sel.value.clone(),
+            (None, Some(d)) => BTreeMap::from([("app".to_owned(), d.name.clone())]),
+            (None, None) => {
+                self.err(at, "expose needs `deployment` or `selector`");
+                return None;
+            }
+        };
+        let Some(name) = e.name.as_ref().or(e.deployment.as_ref()) else {
+            self.err(at, "expose with a `selector` needs a service `name`");
+            return None;
+        };
         if !self.label("service name", name, true) {
             return None;
         }
@@ -426,7 +564,30 @@ impl Validator {
             self.err(&name.referenced, format!("service `{object}` already exists"));
             return None;
         }
-        let pod_ports = self.deployments[&deployment].ports.clone();
+        let session_affinity = match e.session_affinity.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
+            None | Some(("None", _)) => None,
+            Some(("ClientIP", _)) => {
+                let secs = match &e.session_affinity_timeout_seconds {
+                    Some(t) if t.value == 0 || t.value > 86_400 => {
+                        self.err(&t.referenced, "sessionAffinityTimeoutSeconds must be 1-86400");
+                        return None;
+                    }
+                    Some(t) => t.value,
+                    None => 10_800,
+                };
+                Some(Duration::from_secs(u64::from(secs)))
+            }
+            Some((other, loc)) => {
+                self.err(&loc, format!("sessionAffinity must be `None` or `ClientIP`, not `{other}`"));
+                return None;
+            }
+        };
+        // Named target ports must exist on the selected workload (when there is one to check against).
+        let pod_ports = match &deployment {
+            Some(d) => self.deployments[d].ports.clone(),
+            None => Vec::new(),
+        };
+        let check_names = deployment.is_some();
         let mut ports = Vec::new();
         match (&e.port, &e.ports) {
             (Some(port), None) => {
@@ -434,7 +595,7 @@ impl Validator {
                     self.err(&port.referenced, "port must be 1-65535");
                     return None;
                 }
-                let target_port = self.target_port(port.value, &e.target_port, &pod_ports)?;
+                let target_port = self.target_port(port.value, &e.target_port, &pod_ports, check_names)?;
                 let pname = match &e.port_name {
                     Some(n) => {
                         if let Err(err) = names::port_name(&n.value) {
@@ -480,7 +641,7 @@ impl Validator {
                             return None;
                         }
                     };
-                    let target_port = self.target_port(p.port.value, &p.target_port, &pod_ports)?;
+                    let target_port = self.target_port(p.port.value, &p.target_port, &pod_ports, check_names)?;
                     ports.push(ServicePortSpec { name: pname, port: p.port.value, target_port, protocol });
                 }
             }
@@ -497,23 +658,51 @@ impl Validator {
                 return None;
             }
         };
-        self.services.insert(object.clone(), headless);
+        self.services.insert(object.clone(), if headless { ServiceKind::Headless } else { ServiceKind::ClusterIp });
         Some(Action::CreateService(ServiceSpec {
             object,
-            selector: BTreeMap::from([("app".to_owned(), deployment.name.clone())]),
+            selector,
             ports,
             headless,
+            publish_not_ready: e.publish_not_ready_addresses,
+            session_affinity,
+            external_name: None,
         }))
     }
 
     fn expect_dns(&mut self, at: &Location, e: &RawExpectDns) -> Option<Assertion> {
         let from = self.namespace(&e.from)?;
-        let name = e.name.value.trim().to_owned();
-        if name.is_empty() || name.len() > 253 || name.split('.').filter(|l| !l.is_empty()).any(|l| l.len() > 63) {
-            self.err(&e.name.referenced, format!("`{}` is not a valid DNS name", e.name.value));
-            return None;
-        }
+        let name = match (&e.name, &e.reverse_of) {
+            (Some(n), None) => {
+                let name = n.value.trim().to_owned();
+                let bad_label = name
+                    .split('.')
+                    .enumerate()
+                    .any(|(i, l)| l.len() > 63 || (l.is_empty() && i + 1 < name.split('.').count()));
+                if name.is_empty() || name.len() > 253 || bad_label || name.chars().any(char::is_whitespace) {
+                    self.err(&n.referenced, format!("`{}` is not a valid DNS name", n.value));
+                    return None;
+                }
+                DnsQueryName::Name(name)
+            }
+            (None, Some(r)) => {
+                let rec = self.record(&from, r, QueryType::A)?;
+                if !matches!(
+                    rec,
+                    ExpectedRecord::ClusterIpOf { .. } | ExpectedRecord::PodIpOf { .. } | ExpectedRecord::Ip { .. }
+                ) {
+                    self.err(&r.referenced, "reverseOf needs `clusterIPOf`, `podIPOf` or `ip`");
+                    return None;
+                }
+                DnsQueryName::ReverseOf(rec)
+            }
+            _ => {
+                self.err(at, "expectDns needs exactly one of `name` or `reverseOf`");
+                return None;
+            }
+        };
         let query_type = match &e.record_type {
+            None if matches!(name, DnsQueryName::ReverseOf(_)) => QueryType::Ptr,
             None => QueryType::A,
             Some(t) => match enum_from_str::<QueryType>(&t.value) {
                 Some(q) => q,
@@ -531,7 +720,10 @@ impl Validator {
             Some(r) => match enum_from_str::<ResolverFlavour>(&r.value) {
                 Some(f) => f,
                 None => {
-                    self.err(&r.referenced, format!("unknown resolver `{}` (glibc, dig, dig+search)", r.value));
+                    self.err(
+                        &r.referenced,
+                        format!("unknown resolver `{}` (glibc, musl, dig, dig+search, busybox)", r.value),
+                    );
                     return None;
                 }
             },
@@ -599,31 +791,69 @@ impl Validator {
                 rcodes,
                 records,
                 candidates: e.candidates.clone(),
+                min_ttl: e.min_ttl,
+                authority_soa: e.authority_soa,
             },
         })
     }
 
     fn record(&mut self, from: &str, r: &Spanned<RawRecord>, qtype: QueryType) -> Option<ExpectedRecord> {
         let v = &r.value;
-        let set = [v.cluster_ip_of.is_some(), v.ready_pod_ips_of.is_some(), v.ip.is_some(), v.txt.is_some()];
+        let set = [
+            v.cluster_ip_of.is_some(),
+            v.ready_pod_ips_of.is_some(),
+            v.ip.is_some(),
+            v.txt.is_some(),
+            v.pod_ip_of.is_some(),
+            v.srv.is_some(),
+            v.ptr.is_some(),
+            v.cname.is_some(),
+        ];
         if set.iter().filter(|b| **b).count() != 1 {
-            self.err(&r.referenced, "a record needs exactly one of `clusterIPOf`, `readyPodIPsOf`, `ip`, `txt`");
+            self.err(
+                &r.referenced,
+                "a record needs exactly one of `clusterIPOf`, `readyPodIPsOf`, `podIPOf`, `ip`, `txt`, `srv`, `ptr`, `cname`",
+            );
             return None;
         }
-        let address_type = matches!(qtype, QueryType::A | QueryType::Aaaa);
-        if (v.txt.is_some() && qtype != QueryType::Txt) || (v.txt.is_none() && !address_type) {
+        let answers = match qtype {
+            QueryType::A | QueryType::Aaaa => {
+                v.cluster_ip_of.is_some() || v.ready_pod_ips_of.is_some() || v.ip.is_some() || v.pod_ip_of.is_some()
+            }
+            QueryType::Txt => v.txt.is_some(),
+            QueryType::Srv => v.srv.is_some(),
+            QueryType::Ptr => v.ptr.is_some(),
+            QueryType::Cname | QueryType::Soa => false,
+        };
+        // A CNAME may answer any query: resolvers follow it.
+        if !answers && v.cname.is_none() {
             self.err(&r.referenced, format!("this record cannot answer a {qtype:?} query"));
             return None;
         }
+        let absolute = |n: &str| {
+            let n = n.trim().to_ascii_lowercase();
+            if n.ends_with('.') { n } else { format!("{n}.") }
+        };
         Some(if let Some(s) = &v.cluster_ip_of {
             let service = self.service(from, s)?;
-            if self.services.get(&service) == Some(&true) {
-                self.err(&s.referenced, format!("service `{service}` is headless: it has no ClusterIP"));
+            if self.services.get(&service) != Some(&ServiceKind::ClusterIp) {
+                self.err(&s.referenced, format!("service `{service}` has no ClusterIP (headless or ExternalName)"));
                 return None;
             }
             ExpectedRecord::ClusterIpOf { service }
         } else if let Some(d) = &v.ready_pod_ips_of {
             ExpectedRecord::ReadyPodIpsOf { deployment: self.deployment(from, d)? }
+        } else if let Some(p) = &v.pod_ip_of {
+            let deployment = self.deployment(from, &p.value.deployment)?;
+            let replicas = self.deployments[&deployment].replicas;
+            if p.value.index >= replicas {
+                self.err(
+                    &p.referenced,
+                    format!("pod index {} is out of range: `{deployment}` has {replicas} replicas here", p.value.index),
+                );
+                return None;
+            }
+            ExpectedRecord::PodIpOf { pod: PodRef { deployment, index: p.value.index } }
         } else if let Some(ip) = &v.ip {
             match ip.value.parse::<IpAddr>() {
                 Ok(ip) => ExpectedRecord::Ip { ip },
@@ -632,6 +862,12 @@ impl Validator {
                     return None;
                 }
             }
+        } else if let Some(srv) = &v.srv {
+            ExpectedRecord::Srv { port: srv.port, target: absolute(&srv.target) }
+        } else if let Some(ptr) = &v.ptr {
+            ExpectedRecord::Ptr { target: absolute(ptr) }
+        } else if let Some(cname) = &v.cname {
+            ExpectedRecord::Cname { target: absolute(cname) }
         } else {
             ExpectedRecord::Txt { text: v.txt.clone()? }
         })
@@ -675,6 +911,18 @@ impl Validator {
             self.err(&e.url.referenced, "requests must be 1-100000");
             return None;
         }
+        let fair_alpha = match &e.fair {
+            Some(f) if !(f.alpha.value > 0.0 && f.alpha.value < 0.5) => {
+                self.err(&f.alpha.referenced, "fair.alpha must be between 0 and 0.5 (e.g. 0.001)");
+                return None;
+            }
+            Some(_) if reaches_all.is_none() => {
+                self.err(&e.url.referenced, "`fair` needs `reachesAll`: the pods the spread is measured over");
+                return None;
+            }
+            Some(f) => Some(f.alpha.value),
+            None => None,
+        };
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {
             timeout,
@@ -687,6 +935,8 @@ impl Validator {
                 answered_by,
                 reaches_all,
                 requests: e.requests,
+                same_backend: e.same_backend,
+                fair_alpha,
             },
         })
     }

@@ -12,6 +12,7 @@ use tokio::{sync::watch, task::JoinSet};
 use super::{
     EmbeddedConfig,
     dns::{ClusterDns, TCP_IDLE},
+    faults::{Fault, Faults},
     ipam::{Ipam, Slot},
     names,
     pod::{self, PodProcess},
@@ -20,14 +21,13 @@ use super::{
     state::{Pod, Service, Snapshot},
 };
 use crate::{
-    scenario::{Action, ContainerPort, DeploymentSpec, ObjectRef, ServiceSpec},
+    scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
     target::{TargetError, model::ServicePortView},
 };
 
 #[derive(Debug)]
 struct Deployment {
-    replicas: u32,
-    ports: Vec<ContainerPort>,
+    spec: DeploymentSpec,
     template_hash: String,
 }
 
@@ -82,7 +82,11 @@ impl Cluster {
             .map_err(|e| TargetError::Other(format!("cluster DNS cannot bind {dns_addr}: {e}")))?;
         let mut server = hickory_server::Server::new(ClusterDns::new(rx.clone()));
         server.register_socket(udp);
-        server.register_listener(tcp, TCP_IDLE, 64);
+        if config.faults.has(Fault::DnsNoTcp) {
+            drop(tcp);
+        } else {
+            server.register_listener(tcp, TCP_IDLE, 64);
+        }
 
         let mut tasks = JoinSet::new();
         let (programmed_tx, programmed) = watch::channel(0);
@@ -157,17 +161,54 @@ impl Cluster {
     ///
     /// # Errors
     /// The action does not fit the current state, or a pod could not bind its address.
-    pub fn apply(&self, action: &Action) -> Result<(), TargetError> {
+    pub fn apply(self: &Arc<Self>, action: &Action) -> Result<(), TargetError> {
         let mut inner = self.inner.lock().expect("cluster lock");
         let result = self.apply_locked(&mut inner, action);
         // Publish even after a partial failure, so the data plane matches the store.
-        inner.snap.generation += 1;
-        inner.snap.reconcile();
-        self.snapshots.send_replace(Arc::new(inner.snap.clone()));
+        self.publish(&mut inner);
         result
     }
 
-    fn apply_locked(&self, inner: &mut Inner, action: &Action) -> Result<(), TargetError> {
+    fn publish(&self, inner: &mut Inner) {
+        inner.snap.generation += 1;
+        inner.snap.reconcile();
+        self.snapshots.send_replace(Arc::new(inner.snap.clone()));
+    }
+
+    /// Deletes a pod: at once, or after marking it terminating for its grace period (it keeps serving meanwhile).
+    fn delete_pod(self: &Arc<Self>, inner: &mut Inner, key: &ObjectRef, grace: std::time::Duration) {
+        if grace.is_zero() {
+            inner.snap.pods.remove(key);
+            inner.processes.remove(key);
+            return;
+        }
+        let Some(pod) = inner.snap.pods.get_mut(key) else { return };
+        if pod.terminating {
+            return;
+        }
+        pod.terminating = true;
+        let seq = pod.seq;
+        let weak = Arc::downgrade(self);
+        let key = key.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(cluster) = weak.upgrade() {
+                cluster.reap(&key, seq);
+            }
+        });
+    }
+
+    /// Removes a terminating pod whose grace period ended (unless it was replaced meanwhile).
+    fn reap(&self, key: &ObjectRef, seq: u64) {
+        let mut inner = self.inner.lock().expect("cluster lock");
+        if inner.snap.pods.get(key).is_some_and(|p| p.seq == seq) {
+            inner.snap.pods.remove(key);
+            inner.processes.remove(key);
+            self.publish(&mut inner);
+        }
+    }
+
+    fn apply_locked(self: &Arc<Self>, inner: &mut Inner, action: &Action) -> Result<(), TargetError> {
         match action {
             Action::CreateNamespace { name } => {
                 if !inner.snap.namespaces.insert(name.clone()) {
@@ -178,17 +219,18 @@ impl Cluster {
                 Ok(())
             }
             Action::CreateDeployment(spec) => self.create_deployment(inner, spec),
-            Action::CreateService(spec) => create_service(inner, spec),
+            Action::CreateService(spec) => create_service(inner, spec, &self.config.faults),
             Action::Scale { deployment, replicas } => {
                 let d = inner
                     .deployments
                     .get_mut(deployment)
                     .ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
-                d.replicas = *replicas;
+                d.spec.replicas = *replicas;
                 self.scale(inner, deployment)
             }
             Action::SetPodReady { pod, ready } => {
-                let pods = inner.snap.deployment_pods(&pod.deployment);
+                let pods: Vec<_> =
+                    inner.snap.deployment_pods(&pod.deployment).into_iter().filter(|(_, p)| !p.terminating).collect();
                 let (key, _) = pods.get(pod.index as usize).ok_or_else(|| {
                     TargetError::Rejected(format!(
                         "deployment `{}` has no pod #{} ({} pods)",
@@ -227,49 +269,50 @@ impl Cluster {
         }
     }
 
-    fn create_deployment(&self, inner: &mut Inner, spec: &DeploymentSpec) -> Result<(), TargetError> {
+    fn create_deployment(self: &Arc<Self>, inner: &mut Inner, spec: &DeploymentSpec) -> Result<(), TargetError> {
         if !inner.snap.namespaces.contains(&spec.object.namespace) {
             return Err(TargetError::Rejected(format!("namespace `{}` not found", spec.object.namespace)));
         }
         if inner.deployments.contains_key(&spec.object) {
-            return Err(TargetError::Rejected(format!("deployment `{}` already exists", spec.object)));
+            return Err(TargetError::Rejected(format!("workload `{}` already exists", spec.object)));
         }
         let template_hash = names::suffix(&format!("{}#{}", spec.object, self.slot.octet()), 10);
-        inner.deployments.insert(
-            spec.object.clone(),
-            Deployment { replicas: spec.replicas, ports: spec.ports.clone(), template_hash },
-        );
+        inner.deployments.insert(spec.object.clone(), Deployment { spec: spec.clone(), template_hash });
         self.scale(inner, &spec.object)
     }
 
-    /// Brings the deployment's live pods to its replica count. Scale-down removes not-ready pods first, then the
-    /// newest (the ReplicaSet controller's ranking).
-    fn scale(&self, inner: &mut Inner, key: &ObjectRef) -> Result<(), TargetError> {
+    /// Brings the workload's live pods to its replica count. Scale-down removes not-ready pods first, then the
+    /// newest (the ReplicaSet controller's ranking); a StatefulSet removes the highest ordinal.
+    fn scale(self: &Arc<Self>, inner: &mut Inner, key: &ObjectRef) -> Result<(), TargetError> {
         let d = &inner.deployments[key];
-        let (want, ports, hash) = (d.replicas as usize, d.ports.clone(), d.template_hash.clone());
-        let mut pods = inner.snap.deployment_pods(key);
-        while pods.len() > want {
-            let victim =
-                pods.iter().enumerate().max_by_key(|(_, (_, p))| (!p.ready, p.seq)).map(|(i, _)| i).expect("non-empty");
-            let (pod_key, _) = pods.remove(victim);
-            inner.snap.pods.remove(&pod_key);
-            inner.processes.remove(&pod_key);
-        }
-        for _ in pods.len()..want {
-            let name = loop {
-                let candidate = format!("{}-{hash}-{}", key.name, names::random(5));
-                if !inner
-                    .snap
-                    .pods
-                    .contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() })
-                {
-                    break candidate;
-                }
+        let (spec, hash) = (d.spec.clone(), d.template_hash.clone());
+        let want = spec.replicas as usize;
+        let mut live: Vec<_> = inner.snap.deployment_pods(key).into_iter().filter(|(_, p)| !p.terminating).collect();
+        while live.len() > want {
+            let victim = if spec.stateful {
+                live.iter().enumerate().max_by_key(|(_, (k, _))| ordinal(&k.name)).map(|(i, _)| i)
+            } else {
+                live.iter().enumerate().max_by_key(|(_, (_, p))| (!p.ready, p.seq)).map(|(i, _)| i)
             };
+            let (pod_key, _) = live.remove(victim.expect("non-empty"));
+            self.delete_pod(inner, &pod_key, spec.termination_grace);
+        }
+        for _ in live.len()..want {
+            let name = if spec.stateful {
+                (0..).map(|i| format!("{}-{i}", key.name)).find(|n| !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: n.clone() }))
+            } else {
+                loop {
+                    let candidate = format!("{}-{hash}-{}", key.name, names::random(5));
+                    if !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() }) {
+                        break Some(candidate);
+                    }
+                }
+            }
+            .expect("a free name exists");
             let pod_key = ObjectRef { namespace: key.namespace.clone(), name };
             let ip = inner.ipam.allocate_pod_ip();
             let mut listeners = Vec::new();
-            for cp in &ports {
+            for cp in &spec.ports {
                 let addr = SocketAddr::new(IpAddr::V4(ip), cp.port);
                 let listener = self
                     .ports
@@ -281,12 +324,14 @@ impl Cluster {
             inner.next_seq += 1;
             let pod = Pod {
                 ip,
-                labels: [("app".to_owned(), key.name.clone())].into(),
+                labels: spec.labels.clone(),
                 deployment: key.name.clone(),
                 ready: true,
                 terminating: false,
                 seq: inner.next_seq,
-                ports: ports.clone(),
+                ports: spec.ports.clone(),
+                hostname: if spec.stateful { Some(pod_key.name.clone()) } else { spec.hostname.clone() },
+                subdomain: spec.subdomain.clone(),
             };
             inner.snap.pods.insert(pod_key, pod);
         }
@@ -294,18 +339,21 @@ impl Cluster {
     }
 }
 
-fn create_service(inner: &mut Inner, spec: &ServiceSpec) -> Result<(), TargetError> {
+/// The ordinal of a StatefulSet pod name (`web-3` → 3).
+fn ordinal(name: &str) -> u32 {
+    name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Result<(), TargetError> {
     if !inner.snap.namespaces.contains(&spec.object.namespace) {
         return Err(TargetError::Rejected(format!("namespace `{}` not found", spec.object.namespace)));
     }
     if inner.snap.services.contains_key(&spec.object) {
         return Err(TargetError::Rejected(format!("service `{}` already exists", spec.object)));
     }
-    let cluster_ip = if spec.headless {
-        None
-    } else {
-        Some(inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()))?)
-    };
+    let mut allocate = || inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()));
+    let cluster_ip = if spec.headless || spec.external_name.is_some() { None } else { Some(allocate()?) };
+    let shadow_vip = if spec.headless && faults.has(Fault::DnsHeadlessAnswersVip) { Some(allocate()?) } else { None };
     let ports = spec
         .ports
         .iter()
@@ -316,6 +364,17 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec) -> Result<(), TargetErr
             protocol: p.protocol,
         })
         .collect();
-    inner.snap.services.insert(spec.object.clone(), Service { cluster_ip, selector: spec.selector.clone(), ports });
+    inner.snap.services.insert(
+        spec.object.clone(),
+        Service {
+            cluster_ip,
+            selector: spec.selector.clone(),
+            ports,
+            publish_not_ready: spec.publish_not_ready,
+            session_affinity: spec.session_affinity,
+            external_name: spec.external_name.clone(),
+            shadow_vip,
+        },
+    );
     Ok(())
 }

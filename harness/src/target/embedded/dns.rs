@@ -13,7 +13,7 @@ use hickory_server::{
         op::{Edns, Metadata, ResponseCode},
         rr::{
             Name, RData, Record, RecordType,
-            rdata::{A, NS, PTR, SOA, SRV, TXT},
+            rdata::{A, CNAME, NS, PTR, SOA, SRV, TXT},
         },
     },
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
@@ -21,7 +21,7 @@ use hickory_server::{
 };
 use tokio::sync::watch;
 
-use super::state::Snapshot;
+use super::{faults::Fault, state::Snapshot};
 use crate::scenario::ObjectRef;
 
 /// TTL of every record (kubeadm configures CoreDNS with 30 s).
@@ -48,15 +48,20 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    fn ttl(&self) -> u32 {
+        if self.snap.faults.has(Fault::DnsTtlZero) { 0 } else { TTL }
+    }
+
     fn soa(&self) -> Record {
         let mname = Name::from_ascii("ns.dns").expect("static").append_domain(&self.zone).expect("short name");
         let rname = Name::from_ascii("hostmaster").expect("static").append_domain(&self.zone).expect("short name");
         let serial = u32::try_from(self.snap.generation % u64::from(u32::MAX)).unwrap_or_default();
-        Record::from_rdata(self.zone.clone(), TTL, RData::SOA(SOA::new(mname, rname, serial, 7200, 1800, 86400, TTL)))
+        let ttl = self.ttl();
+        Record::from_rdata(self.zone.clone(), ttl, RData::SOA(SOA::new(mname, rname, serial, 7200, 1800, 86400, ttl)))
     }
 
     fn record(&self, data: RData) -> Record {
-        Record::from_rdata(self.qname.clone(), TTL, data)
+        Record::from_rdata(self.qname.clone(), self.ttl(), data)
     }
 
     fn name(&self, relative: &str) -> Name {
@@ -76,8 +81,37 @@ impl Ctx<'_> {
     }
 }
 
-/// Answers `qname`/`qtype` from the cluster state, the way CoreDNS's `kubernetes` plugin does.
+/// Answers `qname`/`qtype` from the cluster state, the way CoreDNS's `kubernetes` plugin does (with any seeded
+/// DNS faults applied).
 pub fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
+    let faults = &snap.faults;
+    let mut result = if faults.has(Fault::DnsCaseSensitive) && qname.to_ascii().chars().any(|c| c.is_ascii_uppercase()) {
+        let zone = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
+        Ctx { snap, zone, qname, qtype }.nxdomain()
+    } else {
+        correct_answer(snap, qname, qtype)
+    };
+    if faults.has(Fault::DnsNxdomainNodataSwapped) && result.authoritative {
+        match result.rcode {
+            ResponseCode::NXDomain => result.rcode = ResponseCode::NoError,
+            ResponseCode::NoError if result.answers.is_empty() => result.rcode = ResponseCode::NXDomain,
+            _ => {}
+        }
+    }
+    if faults.has(Fault::DnsNegativeWithoutSoa) {
+        result.soa = None;
+    }
+    result
+}
+
+/// The root zone's SOA, as an upstream resolver returns it with NXDOMAIN for an unknown TLD.
+fn root_soa() -> Record {
+    let mname = Name::from_ascii("a.root-servers.net.").expect("static");
+    let rname = Name::from_ascii("nstld.verisign-grs.com.").expect("static");
+    Record::from_rdata(Name::root(), 86400, RData::SOA(SOA::new(mname, rname, 1, 1800, 900, 604_800, 86400)))
+}
+
+fn correct_answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
     let zone = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
     let lower = qname.to_lowercase();
     let ctx = Ctx { snap, zone: zone.clone(), qname, qtype };
@@ -87,12 +121,12 @@ pub fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
     }
     if !zone.zone_of(&lower) {
         // No upstream: outside the cluster zone there is nothing, as the root says of an unknown TLD.
-        return ZoneAnswer { rcode: ResponseCode::NXDomain, authoritative: false, answers: Vec::new(), soa: None };
+        return ZoneAnswer { rcode: ResponseCode::NXDomain, authoritative: false, answers: Vec::new(), soa: Some(root_soa()) };
     }
     let rel = &labels[..labels.len() - usize::from(zone.num_labels())];
     let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
     match rel.as_slice() {
-        [] => ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), TTL, RData::NS(NS(ctx.name("ns.dns"))))]),
+        [] => ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), ctx.ttl(), RData::NS(NS(ctx.name("ns.dns"))))]),
         ["dns-version"] => ctx.records(vec![ctx.record(RData::TXT(TXT::new(vec!["1.1.0".into()])))]),
         ["svc"] => ctx.records(Vec::new()),
         [ns, "svc"] => {
@@ -122,9 +156,10 @@ fn reverse_ipv4(labels: &[String]) -> Option<Ipv4Addr> {
 
 /// The headless endpoints DNS publishes for a service: ready ones, one per address.
 fn dns_endpoints(snap: &Snapshot, key: &ObjectRef) -> Vec<(IpAddr, String)> {
+    let all = snap.faults.has(Fault::DnsServesNotReady);
     let mut out: Vec<(IpAddr, String)> = Vec::new();
     for slice in snap.slices.get(key).into_iter().flatten() {
-        for ep in slice.endpoints.iter().filter(|e| e.ready) {
+        for ep in slice.endpoints.iter().filter(|e| e.ready || all) {
             if !out.iter().any(|(ip, _)| *ip == ep.address) {
                 let host = ep.hostname.clone().unwrap_or_else(|| ep.address.to_string().replace(['.', ':'], "-"));
                 out.push((ep.address, host));
@@ -143,6 +178,22 @@ fn address(ip: IpAddr) -> RData {
 
 fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
     let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
+    if let Some(external) = &svc.external_name {
+        if ctx.snap.faults.has(Fault::DnsExternalNameMissing) {
+            return ctx.nxdomain();
+        }
+        let target = Name::from_ascii(format!("{external}.")).unwrap_or_else(|_| Name::root());
+        // A CNAME answers every type; the resolver follows it (outside the cluster, so no further records here).
+        return ZoneAnswer {
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            answers: vec![ctx.record(RData::CNAME(CNAME(target)))],
+            soa: None,
+        };
+    }
+    if let (Some(vip), true) = (svc.shadow_vip, ctx.snap.faults.has(Fault::DnsHeadlessAnswersVip)) {
+        return ctx.records(vec![ctx.record(address(IpAddr::V4(vip)))]);
+    }
     match svc.cluster_ip {
         Some(ip) => {
             let mut all = vec![ctx.record(address(IpAddr::V4(ip)))];
@@ -200,10 +251,15 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
             let weight = 100 / u16::try_from(ports.len()).unwrap_or(u16::MAX).max(1);
             for p in &ports {
                 let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
+                let mut port = p.port;
+                if ctx.snap.faults.has(Fault::DnsSrvUsesTargetPort) {
+                    let slices = ctx.snap.slices.get(key).into_iter().flatten();
+                    port = slices.flat_map(|s| &s.ports).find(|sp| sp.name == p.name).map_or(port, |sp| sp.port);
+                }
                 records.push(Record::from_rdata(
                     owner,
-                    TTL,
-                    RData::SRV(SRV::new(0, weight.max(1), p.port, svc_name.clone())),
+                    ctx.ttl(),
+                    RData::SRV(SRV::new(0, weight.max(1), port, svc_name.clone())),
                 ));
             }
         }
@@ -228,7 +284,7 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
                             srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
                         records.push(Record::from_rdata(
                             owner,
-                            TTL,
+                            ctx.ttl(),
                             RData::SRV(SRV::new(0, (100 / n).max(1), ep_port.port, target)),
                         ));
                     }
@@ -360,12 +416,18 @@ mod tests {
                 cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
                 selector: sel.clone(),
                 ports: vec![port.clone()],
+                ..Default::default()
             },
         );
-        s.services.insert(key("web-h"), Service { cluster_ip: None, selector: sel.clone(), ports: vec![port] });
+        s.services.insert(key("web-h"), Service { cluster_ip: None, selector: sel.clone(), ports: vec![port], ..Default::default() });
         s.services.insert(
             key("empty-h"),
-            Service { cluster_ip: None, selector: [("app".to_owned(), "x".to_owned())].into(), ports: vec![] },
+            Service {
+                cluster_ip: None,
+                selector: [("app".to_owned(), "x".to_owned())].into(),
+                ports: vec![],
+                ..Default::default()
+            },
         );
         for (i, ready) in [(2u8, true), (3, true), (4, false)] {
             s.pods.insert(
@@ -378,6 +440,8 @@ mod tests {
                     terminating: false,
                     seq: u64::from(i),
                     ports: vec![],
+                    hostname: None,
+                    subdomain: None,
                 },
             );
         }

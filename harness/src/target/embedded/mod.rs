@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod dns;
+pub mod faults;
 pub mod ipam;
 pub mod names;
 pub mod pod;
@@ -16,6 +17,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 pub use cluster::Cluster;
+pub use faults::{Fault, Faults};
 pub use ports::PortPolicy;
 
 use super::{EndpointSliceView, PodView, ServiceView, Target, TargetError};
@@ -33,17 +35,34 @@ pub struct EmbeddedConfig {
     pub port_policy: PortPolicy,
     /// Per-attempt timeout of probes.
     pub probe_timeout: Duration,
+    /// Seeded bugs (empty for the reference behaviour).
+    pub faults: Faults,
 }
 
 impl Default for EmbeddedConfig {
-    /// `cluster.local`; `SVCBENCH_UNPRIVILEGED_PORTS=1` forces the non-root port layout.
+    /// `cluster.local`, no faults; `SVCBENCH_UNPRIVILEGED_PORTS=1` forces the non-root port layout.
     fn default() -> Self {
         let unprivileged = std::env::var("SVCBENCH_UNPRIVILEGED_PORTS").is_ok_and(|v| v == "1" || v == "true");
         Self {
             cluster_domain: "cluster.local".into(),
             port_policy: if unprivileged { PortPolicy::Unprivileged } else { PortPolicy::Auto },
             probe_timeout: Duration::from_secs(2),
+            faults: Faults::default(),
         }
+    }
+}
+
+impl EmbeddedConfig {
+    /// The default configuration with the faults named in `SVCBENCH_FAULTS` (comma-separated).
+    ///
+    /// # Errors
+    /// An unknown fault name.
+    pub fn from_env() -> Result<Self, String> {
+        let faults = match std::env::var("SVCBENCH_FAULTS") {
+            Ok(list) => Faults::parse_list(&list).map_err(|e| format!("SVCBENCH_FAULTS: {e}"))?,
+            Err(_) => Faults::default(),
+        };
+        Ok(Self { faults, ..Self::default() })
     }
 }
 
@@ -92,10 +111,16 @@ impl Target for EmbeddedTarget {
     }
 
     fn description(&self) -> String {
+        let config = self.cluster.config();
+        let faults = if config.faults.0.is_empty() {
+            String::new()
+        } else {
+            format!("; seeded faults: {}", config.faults.0.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))
+        };
         format!(
-            "svcbench embedded reference cluster (DNS {}, domain {}, random per-connection proxy)",
+            "svcbench embedded reference cluster (DNS {}, domain {}, random per-connection proxy{faults})",
             self.cluster.dns_ip(),
-            self.cluster.config().cluster_domain
+            config.cluster_domain
         )
     }
 

@@ -37,11 +37,15 @@ impl AddressMap for PortMap {
 }
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    listen_backlog(addr, 1024)
+}
+
+fn listen_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     // Listeners are closed and reopened as endpoints come and go; TIME_WAIT must not block the rebind.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    socket.listen(backlog)
 }
 
 impl PortMap {
@@ -68,6 +72,15 @@ impl PortMap {
     /// # Errors
     /// Neither the real nor a fallback port could be bound.
     pub fn bind_tcp(&self, model: SocketAddr) -> io::Result<TcpListener> {
+        self.bind_tcp_backlog(model, 1024)
+    }
+
+    /// Like [`Self::bind_tcp`] with an explicit accept-queue length.
+    ///
+    /// # Errors
+    /// Neither the real nor a fallback port could be bound.
+    pub fn bind_tcp_backlog(&self, model: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+        let listen = |addr| listen_backlog(addr, backlog);
         if self.wants_real(model) {
             match listen(model) {
                 Ok(l) => {

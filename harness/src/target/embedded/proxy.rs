@@ -2,16 +2,25 @@
 //! to an endpoint chosen at random (kube-proxy iptables/nftables behaviour). With no endpoints there is no listener,
 //! so a client's SYN is answered with RST — connection refused, as kube-proxy's REJECT rule does.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use rand::seq::IndexedRandom;
+use rand::{Rng, seq::IndexedRandom};
 use tokio::{
     net::{TcpSocket, TcpStream},
     sync::watch,
     task::{JoinHandle, JoinSet},
 };
 
-use super::{ports::PortMap, state::Snapshot};
+use super::{
+    faults::Fault,
+    ports::PortMap,
+    state::{ProxyEntry, Snapshot},
+};
 
 /// How long the proxy waits for a backend to accept.
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,25 +33,40 @@ impl Drop for AbortOnDrop {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListenerKind {
+    /// Forwards to backends.
+    Forward,
+    /// Never accepts: SYNs are dropped once its queue is full ([`Fault::ProxyDropsInsteadOfReject`]).
+    Blackhole,
+}
+
 /// Keeps one listener per programmed ClusterIP:port in line with the newest snapshot, until the snapshot sender
 /// is dropped. After each pass it publishes the generation it programmed on `programmed`.
-pub async fn reconcile(
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    ports: Arc<PortMap>,
-    programmed: watch::Sender<u64>,
-) {
-    let mut listeners: HashMap<SocketAddr, AbortOnDrop> = HashMap::new();
+pub async fn reconcile(mut snapshots: watch::Receiver<Arc<Snapshot>>, ports: Arc<PortMap>, programmed: watch::Sender<u64>) {
+    let mut listeners: HashMap<SocketAddr, (ListenerKind, AbortOnDrop)> = HashMap::new();
     loop {
         let snap = snapshots.borrow_and_update().clone();
-        listeners.retain(|addr, _| snap.proxy.contains_key(addr));
-        for addr in snap.proxy.keys() {
-            if listeners.contains_key(addr) {
+        let mut desired: HashMap<SocketAddr, ListenerKind> = snap.proxy.keys().map(|a| (*a, ListenerKind::Forward)).collect();
+        if snap.faults.has(Fault::ProxyDropsInsteadOfReject) {
+            desired.extend(snap.unbacked.iter().map(|a| (*a, ListenerKind::Blackhole)));
+        }
+        listeners.retain(|addr, (kind, _)| desired.get(addr) == Some(kind));
+        for (addr, kind) in desired {
+            if listeners.contains_key(&addr) {
                 continue;
             }
-            match ports.bind_tcp(*addr) {
+            let bound = match kind {
+                ListenerKind::Forward => ports.bind_tcp(addr),
+                ListenerKind::Blackhole => ports.bind_tcp_backlog(addr, 0),
+            };
+            match bound {
                 Ok(listener) => {
-                    let task = tokio::spawn(serve(listener, *addr, snapshots.clone(), ports.clone()));
-                    listeners.insert(*addr, AbortOnDrop(task));
+                    let task = match kind {
+                        ListenerKind::Forward => tokio::spawn(serve(listener, addr, snapshots.clone(), ports.clone())),
+                        ListenerKind::Blackhole => tokio::spawn(blackhole(listener)),
+                    };
+                    listeners.insert(addr, (kind, AbortOnDrop(task)));
                 }
                 Err(e) => tracing::warn!(%addr, error = %e, "proxy cannot listen"),
             }
@@ -54,6 +78,50 @@ pub async fn reconcile(
     }
 }
 
+/// Fills the listener's accept queue and never accepts, so further SYNs are dropped and clients time out.
+async fn blackhole(listener: tokio::net::TcpListener) {
+    let Ok(addr) = listener.local_addr() else { return };
+    let mut fillers = Vec::new();
+    for _ in 0..2 {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            fillers.push(s);
+        }
+    }
+    std::future::pending::<()>().await;
+    drop((listener, fillers));
+}
+
+/// Picks the backend for a new connection: the client's affinity backend while it is valid, else one at random.
+struct Balancer {
+    affinity: HashMap<IpAddr, (SocketAddr, Instant)>,
+    skewed: bool,
+}
+
+impl Balancer {
+    fn pick(&mut self, entry: &ProxyEntry, client: IpAddr) -> Option<SocketAddr> {
+        let now = Instant::now();
+        if let Some(timeout) = entry.affinity
+            && let Some((backend, last)) = self.affinity.get(&client)
+            && now.duration_since(*last) < timeout
+            && entry.backends.contains(backend)
+        {
+            let backend = *backend;
+            self.affinity.insert(client, (backend, now));
+            return Some(backend);
+        }
+        let mut rng = rand::rng();
+        let backend = if self.skewed && entry.backends.len() > 1 && rng.random_bool(0.8) {
+            entry.backends.first().copied()
+        } else {
+            entry.backends.choose(&mut rng).copied()
+        }?;
+        if entry.affinity.is_some() {
+            self.affinity.insert(client, (backend, now));
+        }
+        Some(backend)
+    }
+}
+
 async fn serve(
     listener: tokio::net::TcpListener,
     service: SocketAddr,
@@ -61,13 +129,15 @@ async fn serve(
     ports: Arc<PortMap>,
 ) {
     let mut connections = JoinSet::new();
+    let skewed = snapshots.borrow().faults.has(Fault::ProxySkewedBalancer);
+    let mut balancer = Balancer { affinity: HashMap::new(), skewed };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((client, peer)) = accepted else { continue };
                 // Read the endpoints at accept time: a change applies to new connections only, like conntrack.
-                let backend = snapshots.borrow().proxy.get(&service).and_then(|b| b.choose(&mut rand::rng()).copied());
-                match backend {
+                let entry = snapshots.borrow().proxy.get(&service).cloned();
+                match entry.and_then(|e| balancer.pick(&e, peer.ip())) {
                     Some(backend) => {
                         connections.spawn(forward(client, peer, backend, ports.clone()));
                     }

@@ -5,15 +5,17 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
 };
 
+use super::faults::{Fault, Faults};
 use crate::{
     scenario::{ContainerPort, ObjectRef, Protocol, TargetPort},
     target::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
 };
 
 /// A Service object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Service {
     /// Allocated ClusterIP; `None` when headless.
     pub cluster_ip: Option<Ipv4Addr>,
@@ -21,6 +23,14 @@ pub struct Service {
     pub selector: BTreeMap<String, String>,
     /// `spec.ports`.
     pub ports: Vec<ServicePortView>,
+    /// `publishNotReadyAddresses`.
+    pub publish_not_ready: bool,
+    /// `sessionAffinity: ClientIP` timeout.
+    pub session_affinity: Option<Duration>,
+    /// `type: ExternalName` target.
+    pub external_name: Option<String>,
+    /// A virtual IP DNS answers for a headless service under [`Fault::DnsHeadlessAnswersVip`].
+    pub shadow_vip: Option<Ipv4Addr>,
 }
 
 /// A Pod object (its server runs in [`super::pod`]).
@@ -40,6 +50,19 @@ pub struct Pod {
     pub seq: u64,
     /// Container ports.
     pub ports: Vec<ContainerPort>,
+    /// `spec.hostname`.
+    pub hostname: Option<String>,
+    /// `spec.subdomain`.
+    pub subdomain: Option<String>,
+}
+
+/// What the proxy programs for one ClusterIP:port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyEntry {
+    /// Backends a new connection may go to.
+    pub backends: Vec<SocketAddr>,
+    /// ClientIP affinity timeout.
+    pub affinity: Option<Duration>,
 }
 
 /// Everything the data plane (DNS, proxy) needs, frozen at one generation.
@@ -59,8 +82,12 @@ pub struct Snapshot {
     pub pods: BTreeMap<ObjectRef, Pod>,
     /// EndpointSlices by service.
     pub slices: BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
-    /// Proxy table: ClusterIP:port → backends it may send a new connection to.
-    pub proxy: HashMap<SocketAddr, Vec<SocketAddr>>,
+    /// Proxy table: ClusterIP:port → backends it may send a new connection to. No entry: REJECT.
+    pub proxy: HashMap<SocketAddr, ProxyEntry>,
+    /// ClusterIP:ports of services that have no backends (REJECT, or DROP under a fault).
+    pub unbacked: Vec<SocketAddr>,
+    /// Seeded faults.
+    pub faults: Faults,
 }
 
 impl Snapshot {
@@ -102,8 +129,38 @@ impl Snapshot {
 
     /// Recomputes slices and the proxy table from services and pods.
     pub fn reconcile(&mut self) {
-        self.slices = self.services.iter().map(|(k, s)| (k.clone(), endpoint_slices(k, s, &self.pods))).collect();
-        self.proxy = proxy_table(&self.services, &self.slices);
+        self.slices = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.external_name.is_none())
+            .map(|(k, s)| (k.clone(), endpoint_slices(k, s, &self.pods, &self.faults)))
+            .collect();
+        let mut table = proxy_table(&self.services, &self.slices, &self.faults);
+        // Faulty proxies remember what they programmed before.
+        for (addr, old) in &self.proxy {
+            let still_a_service = self.services.values().any(|s| s.cluster_ip.is_some_and(|ip| IpAddr::V4(ip) == addr.ip()));
+            if !still_a_service {
+                continue;
+            }
+            if self.faults.has(Fault::ProxyIgnoresNewEndpoints) {
+                table.insert(*addr, old.clone());
+            } else if self.faults.has(Fault::ProxyKeepsRemovedEndpoints) {
+                let entry = table.entry(*addr).or_insert_with(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
+                for b in &old.backends {
+                    if !entry.backends.contains(b) {
+                        entry.backends.push(*b);
+                    }
+                }
+            }
+        }
+        self.unbacked = self
+            .services
+            .values()
+            .filter_map(|s| s.cluster_ip.map(|ip| (ip, s)))
+            .flat_map(|(ip, s)| s.ports.iter().map(move |p| SocketAddr::new(IpAddr::V4(ip), p.port)))
+            .filter(|a| !table.contains_key(a))
+            .collect();
+        self.proxy = table;
     }
 }
 
@@ -113,29 +170,43 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
 
 /// The EndpointSlice controller: endpoints for the pods the selector matches, grouped by resolved port set
 /// (a named targetPort may resolve to different numbers on different pods).
-pub fn endpoint_slices(key: &ObjectRef, service: &Service, pods: &BTreeMap<ObjectRef, Pod>) -> Vec<EndpointSliceView> {
+pub fn endpoint_slices(
+    key: &ObjectRef,
+    service: &Service,
+    pods: &BTreeMap<ObjectRef, Pod>,
+    faults: &Faults,
+) -> Vec<EndpointSliceView> {
     let mut groups: BTreeMap<Vec<EndpointPortView>, Vec<EndpointView>> = BTreeMap::new();
     let mut matched: Vec<(&ObjectRef, &Pod)> =
         pods.iter().filter(|(k, p)| k.namespace == key.namespace && selects(&service.selector, &p.labels)).collect();
     matched.sort_by_key(|(_, p)| p.seq);
+    let first_pod_ports = matched.first().map(|(_, p)| p.ports.clone()).unwrap_or_default();
+    let publish_not_ready = service.publish_not_ready && !faults.has(Fault::EndpointsIgnorePublishNotReady);
     for (pod_key, pod) in matched {
+        let resolve_on = if faults.has(Fault::EndpointsNamedPortResolvedOnce) { &first_pod_ports } else { &pod.ports };
         let ports: Vec<EndpointPortView> = service
             .ports
             .iter()
             .filter_map(|sp| {
                 let port = match &sp.target_port {
                     TargetPort::Number(n) => *n,
-                    TargetPort::Name(name) => pod.ports.iter().find(|cp| cp.name.as_deref() == Some(name))?.port,
+                    TargetPort::Name(name) => resolve_on.iter().find(|cp| cp.name.as_deref() == Some(name))?.port,
                 };
                 Some(EndpointPortView { name: sp.name.clone(), port, protocol: sp.protocol })
             })
             .collect();
+        let pod_ready = pod.ready || faults.has(Fault::EndpointsIgnoreReadiness);
+        // The endpoint hostname is the pod's when its subdomain names this service (the kubelet/DNS contract).
+        let hostname = match (&pod.hostname, &pod.subdomain) {
+            (Some(h), Some(sub)) if *sub == key.name => Some(h.clone()),
+            _ => None,
+        };
         groups.entry(ports).or_default().push(EndpointView {
             address: IpAddr::V4(pod.ip),
-            ready: pod.ready && !pod.terminating,
-            serving: pod.ready,
+            ready: publish_not_ready || (pod_ready && !pod.terminating),
+            serving: pod_ready,
             terminating: pod.terminating,
-            hostname: None,
+            hostname,
             pod: Some(pod_key.name.clone()),
         });
     }
@@ -164,7 +235,8 @@ fn slice_suffix(key: &ObjectRef, index: usize) -> String {
 pub fn proxy_table(
     services: &BTreeMap<ObjectRef, Service>,
     slices: &BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
-) -> HashMap<SocketAddr, Vec<SocketAddr>> {
+    faults: &Faults,
+) -> HashMap<SocketAddr, ProxyEntry> {
     let mut table = HashMap::new();
     for (key, svc) in services {
         let Some(cip) = svc.cluster_ip else { continue };
@@ -184,9 +256,10 @@ pub fn proxy_table(
                     }
                 }
             }
-            let backends = if ready.is_empty() { fallback } else { ready };
+            let backends = if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
             if !backends.is_empty() {
-                table.insert(SocketAddr::new(IpAddr::V4(cip), sp.port), backends);
+                let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
+                table.insert(SocketAddr::new(IpAddr::V4(cip), sp.port), ProxyEntry { backends, affinity });
             }
         }
     }
@@ -206,6 +279,20 @@ mod tests {
             terminating: false,
             seq,
             ports,
+            hostname: None,
+            subdomain: None,
+        }
+    }
+
+    fn service(cluster_ip: Option<Ipv4Addr>, app: &str, ports: Vec<ServicePortView>) -> Service {
+        Service {
+            cluster_ip,
+            selector: [("app".to_owned(), app.to_owned())].into(),
+            ports,
+            publish_not_ready: false,
+            session_affinity: None,
+            external_name: None,
+            shadow_vip: None,
         }
     }
 
@@ -215,44 +302,36 @@ mod tests {
 
     #[test]
     fn named_target_port_resolves_per_pod_and_not_ready_is_kept() {
-        let svc = Service {
-            cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
-            selector: [("app".to_owned(), "web".to_owned())].into(),
-            ports: vec![ServicePortView {
+        let svc = service(Some(Ipv4Addr::new(127, 1, 0, 20)), "web", vec![ServicePortView {
                 name: Some("http".into()),
                 port: 80,
                 target_port: TargetPort::Name("web".into()),
                 protocol: Protocol::Tcp,
-            }],
-        };
+            }]);
         let mut pods = BTreeMap::new();
         pods.insert(key("a"), pod(2, true, 1, vec![ContainerPort { name: Some("web".into()), port: 8080 }]));
         pods.insert(key("b"), pod(3, false, 2, vec![ContainerPort { name: Some("web".into()), port: 9090 }]));
-        let slices = endpoint_slices(&key("svc"), &svc, &pods);
+        let slices = endpoint_slices(&key("svc"), &svc, &pods, &Faults::default());
         assert_eq!(slices.len(), 2);
         let ports: BTreeSet<u16> = slices.iter().map(|s| s.ports[0].port).collect();
         assert_eq!(ports, [8080, 9090].into());
         let services = BTreeMap::from([(key("svc"), svc)]);
-        let table = proxy_table(&services, &BTreeMap::from([(key("svc"), slices)]));
-        assert_eq!(table.values().next().unwrap(), &vec!["127.1.128.2:8080".parse::<SocketAddr>().unwrap()]);
+        let table = proxy_table(&services, &BTreeMap::from([(key("svc"), slices)]), &Faults::default());
+        assert_eq!(table.values().next().unwrap().backends, vec!["127.1.128.2:8080".parse::<SocketAddr>().unwrap()]);
     }
 
     #[test]
     fn empty_selector_match_gives_one_empty_slice_and_no_backends() {
-        let svc = Service {
-            cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
-            selector: [("app".to_owned(), "none".to_owned())].into(),
-            ports: vec![ServicePortView {
+        let svc = service(Some(Ipv4Addr::new(127, 1, 0, 20)), "none", vec![ServicePortView {
                 name: None,
                 port: 80,
                 target_port: TargetPort::Number(80),
                 protocol: Protocol::Tcp,
-            }],
-        };
-        let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new());
+            }]);
+        let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new(), &Faults::default());
         assert_eq!(slices.len(), 1);
         assert!(slices[0].endpoints.is_empty());
-        let table = proxy_table(&BTreeMap::from([(key("svc"), svc)]), &BTreeMap::from([(key("svc"), slices)]));
+        let table = proxy_table(&BTreeMap::from([(key("svc"), svc)]), &BTreeMap::from([(key("svc"), slices)]), &Faults::default());
         assert!(table.is_empty());
     }
 }
