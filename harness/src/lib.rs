@@ -10,4 +10,5 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
+pub mod suite;
 pub mod target;

@@ -9,9 +9,10 @@ use svcbench::{
     results::Outcome,
     runner,
     scenario::{self, Plan},
+    suite::{self, SuiteOptions},
     target::{
         Target,
-        embedded::{EmbeddedConfig, EmbeddedTarget, PortPolicy},
+        embedded::{EmbeddedConfig, EmbeddedTarget, Fault, PortPolicy},
     },
 };
 
@@ -39,15 +40,53 @@ fn run_embedded(plan: &Plan, config: EmbeddedConfig) -> Result<(), Failed> {
     })
 }
 
+/// The seeded-fault detection matrix, one trial per fault: the whole battery runs with that fault and at least one
+/// scenario must fail. `faults::none` runs the battery clean under the same (short) timeouts: nothing may fail.
+fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    let all = plans.to_vec();
+    trials.push(
+        Trial::test("faults::none", move || {
+            let results =
+                RUNTIME.block_on(suite::run_embedded(&all, &EmbeddedConfig::default(), SuiteOptions::matrix()));
+            let failures: Vec<String> = results
+                .iter()
+                .filter_map(|r| r.first_failure().map(|s| format!("{}: {}", r.name, format_failure(r, s))))
+                .collect();
+            if failures.is_empty() { Ok(()) } else { Err(Failed::from(failures.join("\n"))) }
+        })
+        .with_kind("matrix"),
+    );
+    for fault in Fault::ALL {
+        let plans = plans.to_vec();
+        trials.push(
+            Trial::test(format!("faults::{}", fault.name()), move || {
+                let row = RUNTIME.block_on(suite::fault_row(&plans, fault, SuiteOptions::matrix()));
+                let caught = row.caught_by();
+                if caught.is_empty() {
+                    Err(Failed::from(format!("no scenario catches `{}`: write one", fault.name())))
+                } else {
+                    println!("  {} caught by {}", fault.name(), caught.join(", "));
+                    Ok(())
+                }
+            })
+            .with_kind("matrix"),
+        );
+    }
+    trials
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
+    let mut plans = Vec::new();
     let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
     assert!(!files.is_empty(), "no scenarios found in {}", scenario_dir().display());
     for file in files {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         match scenario::load(&file) {
             Ok(plan) => {
+                plans.push(plan.clone());
                 // The same battery twice: real ports (as root) and the non-root layout, whose meaning must not differ.
                 let unprivileged =
                     EmbeddedConfig { port_policy: PortPolicy::Unprivileged, ..EmbeddedConfig::default() };
@@ -71,5 +110,6 @@ fn main() {
             }
         }
     }
+    trials.extend(fault_trials(&plans));
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,6 +1,7 @@
 //! The `svcbench` command line: thin glue over the library. Exit codes: 0 all passed, 1 a scenario failed,
 //! 2 invalid input or usage, 130 interrupted.
 
+mod faults;
 mod run;
 mod up;
 
@@ -30,6 +31,8 @@ enum Command {
     },
     /// Run a scenario's steps on the embedded cluster, then keep it serving until Ctrl-C / SIGTERM.
     Up(up::UpArgs),
+    /// Seeded-fault detection matrix: run the scenarios once per fault and show which scenarios catch which fault.
+    Faults(faults::FaultsArgs),
 }
 
 /// Exit code: invalid input.
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Validate { files } => validate(&files),
         Command::Run(args) => with_runtime(run::run(args)),
         Command::Up(args) => with_runtime(up::up(args)),
+        Command::Faults(args) => with_runtime(faults::faults(args)),
     }
 }
 

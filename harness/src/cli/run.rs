@@ -11,7 +11,7 @@ use crate::{
     runner, scenario,
     target::{
         Target,
-        embedded::{EmbeddedConfig, EmbeddedTarget},
+        embedded::{EmbeddedConfig, EmbeddedTarget, Fault},
     },
 };
 
@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Print every step.
     #[arg(short, long)]
     verbose: bool,
+    /// Seed a bug into the embedded target (repeatable; see `svcbench faults --list`). Also `SVCBENCH_FAULTS=a,b`.
+    #[arg(long = "fault", value_name = "FAULT")]
+    faults: Vec<Fault>,
 }
 
 /// A run id that sorts by time: `20261127T174000Z-ab12c`.
@@ -75,8 +78,16 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let mut console = ConsoleReporter::new(std::io::stdout(), args.verbose);
     let mut scenarios = Vec::new();
     let mut description = String::new();
+    let mut config = match EmbeddedConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    config.faults.0.extend(args.faults.iter().copied());
     for plan in &plans {
-        let target = match EmbeddedTarget::start(EmbeddedConfig::default()).await {
+        let target = match EmbeddedTarget::start(config.clone()).await {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot start the embedded cluster: {e}");

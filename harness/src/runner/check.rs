@@ -162,14 +162,15 @@ fn set_diff<T: Ord + std::fmt::Display>(expected: &BTreeSet<T>, actual: &BTreeSe
     parts.join("; ")
 }
 
-/// Connections needed so a uniform random balancer over `n` backends misses one with probability below 1e-9.
+/// New connections a `reachesAll` check makes over `n` expected backends: enough that, per attempt, a uniform random
+/// balancer misses one of them with probability below 1e-9, *and* that one stale extra backend (n + 1 in the
+/// balancer) goes unhit with probability below 1e-9. Checks are retried until they hold, so both bounds must be
+/// tight for a faulty implementation not to pass by luck.
 pub fn requests_to_reach_all(n: usize) -> u32 {
-    if n <= 1 {
-        return 3;
-    }
-    let n_f = n as f64;
-    let k = ((1e-9 / n_f).ln() / (1.0 - 1.0 / n_f).ln()).ceil();
-    (k as u32).clamp(3, 100_000)
+    let n_f = n.max(1) as f64;
+    let reach = if n <= 1 { 1.0 } else { ((1e-9 / n_f).ln() / (1.0 - 1.0 / n_f).ln()).ceil() };
+    let extra = (1e-9f64.ln() / (n_f / (n_f + 1.0)).ln()).ceil();
+    (reach.max(extra) as u32).clamp(3, 100_000)
 }
 
 /// Evaluates `check` once.
@@ -563,11 +564,14 @@ mod tests {
 
     #[test]
     fn reach_all_request_counts() {
-        assert_eq!(requests_to_reach_all(1), 3);
-        // 2 backends: 2 * 0.5^k < 1e-9  =>  k >= 31.
-        assert_eq!(requests_to_reach_all(2), 31);
-        let k = requests_to_reach_all(5);
-        assert!(5.0 * (0.8f64).powi(k as i32) < 1e-9);
-        assert!(5.0 * (0.8f64).powi(k as i32 - 1) >= 1e-9);
+        // 1 backend plus a stale one: 0.5^k < 1e-9  =>  k >= 30.
+        assert_eq!(requests_to_reach_all(1), 30);
+        for n in 2..10usize {
+            let k = requests_to_reach_all(n) as i32;
+            let nf = n as f64;
+            assert!(nf * (1.0 - 1.0 / nf).powi(k) < 1e-9, "miss one of {n}");
+            assert!((nf / (nf + 1.0)).powi(k) < 1e-9, "stale extra among {n}");
+            assert!((nf / (nf + 1.0)).powi(k - 1) >= 1e-9 || nf * (1.0 - 1.0 / nf).powi(k - 1) >= 1e-9, "minimal");
+        }
     }
 }

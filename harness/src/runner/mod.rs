@@ -50,8 +50,26 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// How a plan is run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Upper bound on every assertion's timeout (the fault matrix uses a short one: the embedded target converges in
+    /// milliseconds, and a seeded fault would otherwise wait out every full timeout).
+    pub timeout_cap: Option<Duration>,
+}
+
 /// Runs one scenario. Steps after the first failure are reported as skipped: they build on it.
 pub async fn run_plan(plan: &Plan, target: &dyn Target, on_event: &mut (dyn FnMut(RunEvent) + Send)) -> ScenarioResult {
+    run_plan_with(plan, target, RunOptions::default(), on_event).await
+}
+
+/// [`run_plan`] with options.
+pub async fn run_plan_with(
+    plan: &Plan,
+    target: &dyn Target,
+    options: RunOptions,
+    on_event: &mut (dyn FnMut(RunEvent) + Send),
+) -> ScenarioResult {
     let started = Instant::now();
     on_event(RunEvent::ScenarioStarted {
         name: plan.name.clone(),
@@ -70,7 +88,7 @@ pub async fn run_plan(plan: &Plan, target: &dyn Target, on_event: &mut (dyn FnMu
                 index: step.index,
                 summary: summary.clone(),
             });
-            let r = run_step(step, summary, target).await;
+            let r = run_step(step, summary, target, options).await;
             failed = r.outcome == Outcome::Failed;
             r
         };
@@ -114,7 +132,7 @@ fn skipped(step: &Step, summary: String) -> StepResult {
     StepResult { outcome: Outcome::Skipped, ..base(step, summary) }
 }
 
-async fn run_step(step: &Step, summary: String, target: &dyn Target) -> StepResult {
+async fn run_step(step: &Step, summary: String, target: &dyn Target, options: RunOptions) -> StepResult {
     let started = Instant::now();
     let mut result = base(step, summary);
     match &step.kind {
@@ -126,7 +144,8 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target) -> StepResu
             }
         }
         StepKind::Assert(assertion) => {
-            let deadline = started + assertion.timeout;
+            let timeout = options.timeout_cap.map_or(assertion.timeout, |cap| cap.min(assertion.timeout));
+            let deadline = started + timeout;
             loop {
                 result.attempts += 1;
                 let evaluation = check::evaluate(&assertion.check, target).await;
@@ -146,10 +165,8 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target) -> StepResu
                 if Instant::now() >= deadline {
                     result.outcome = Outcome::Failed;
                     let why = result.message.take().unwrap_or_default();
-                    result.message = Some(format!(
-                        "still failing after {:?} ({} attempts): {why}",
-                        assertion.timeout, result.attempts
-                    ));
+                    result.message =
+                        Some(format!("still failing after {timeout:?} ({} attempts): {why}", result.attempts));
                     break;
                 }
                 tokio::time::sleep(target.poll_interval().min(deadline.saturating_duration_since(Instant::now())))

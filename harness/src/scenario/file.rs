@@ -26,6 +26,8 @@ pub struct ScenarioFile {
 }
 
 /// One step: exactly one of these keys.
+// Parse-time only and short-lived: boxing variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum RawStep {
@@ -258,6 +260,7 @@ pub struct RawExpectEndpoints {
 }
 
 /// A pod set, or `[]` for none.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum RawPodSetOrEmpty {
@@ -397,7 +400,7 @@ pub struct RawExpectHttp {
     #[serde(default)]
     pub reaches_all: Option<Spanned<RawPodSet>>,
     /// How many new connections for `reachesAll` (default: enough that a fair random balancer misses a pod with
-    /// probability below 1e-9).
+    /// probability below 1e-9, and a stale extra backend goes unnoticed with probability below 1e-9).
     #[serde(default)]
     pub requests: Option<u32>,
     /// Every request is answered by the same pod (session affinity).

@@ -66,6 +66,7 @@ impl Cluster {
         let mut snap = Snapshot {
             cluster_domain: config.cluster_domain.clone(),
             dns_ip: Some(slot.dns_ip()),
+            faults: config.faults.clone(),
             ..Default::default()
         };
         let mut clients = HashMap::new();
@@ -299,11 +300,17 @@ impl Cluster {
         }
         for _ in live.len()..want {
             let name = if spec.stateful {
-                (0..).map(|i| format!("{}-{i}", key.name)).find(|n| !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: n.clone() }))
+                (0..).map(|i| format!("{}-{i}", key.name)).find(|n| {
+                    !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: n.clone() })
+                })
             } else {
                 loop {
                     let candidate = format!("{}-{hash}-{}", key.name, names::random(5));
-                    if !inner.snap.pods.contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() }) {
+                    if !inner
+                        .snap
+                        .pods
+                        .contains_key(&ObjectRef { namespace: key.namespace.clone(), name: candidate.clone() })
+                    {
                         break Some(candidate);
                     }
                 }
@@ -351,7 +358,8 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
     if inner.snap.services.contains_key(&spec.object) {
         return Err(TargetError::Rejected(format!("service `{}` already exists", spec.object)));
     }
-    let mut allocate = || inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()));
+    let mut allocate =
+        || inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()));
     let cluster_ip = if spec.headless || spec.external_name.is_some() { None } else { Some(allocate()?) };
     let shadow_vip = if spec.headless && faults.has(Fault::DnsHeadlessAnswersVip) { Some(allocate()?) } else { None };
     let ports = spec

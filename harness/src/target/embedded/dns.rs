@@ -85,7 +85,8 @@ impl Ctx<'_> {
 /// DNS faults applied).
 pub fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
     let faults = &snap.faults;
-    let mut result = if faults.has(Fault::DnsCaseSensitive) && qname.to_ascii().chars().any(|c| c.is_ascii_uppercase()) {
+    let mut result = if faults.has(Fault::DnsCaseSensitive) && qname.to_ascii().chars().any(|c| c.is_ascii_uppercase())
+    {
         let zone = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
         Ctx { snap, zone, qname, qtype }.nxdomain()
     } else {
@@ -121,12 +122,19 @@ fn correct_answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswe
     }
     if !zone.zone_of(&lower) {
         // No upstream: outside the cluster zone there is nothing, as the root says of an unknown TLD.
-        return ZoneAnswer { rcode: ResponseCode::NXDomain, authoritative: false, answers: Vec::new(), soa: Some(root_soa()) };
+        return ZoneAnswer {
+            rcode: ResponseCode::NXDomain,
+            authoritative: false,
+            answers: Vec::new(),
+            soa: Some(root_soa()),
+        };
     }
     let rel = &labels[..labels.len() - usize::from(zone.num_labels())];
     let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
     match rel.as_slice() {
-        [] => ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), ctx.ttl(), RData::NS(NS(ctx.name("ns.dns"))))]),
+        [] => {
+            ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), ctx.ttl(), RData::NS(NS(ctx.name("ns.dns"))))])
+        }
         ["dns-version"] => ctx.records(vec![ctx.record(RData::TXT(TXT::new(vec!["1.1.0".into()])))]),
         ["svc"] => ctx.records(Vec::new()),
         [ns, "svc"] => {
@@ -197,7 +205,8 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
     match svc.cluster_ip {
         Some(ip) => {
             let mut all = vec![ctx.record(address(IpAddr::V4(ip)))];
-            if ctx.qtype == RecordType::SRV {
+            // SRV at the service name lists every named port; with none, the name exists but has no SRV (NODATA).
+            if ctx.qtype == RecordType::SRV && svc.ports.iter().any(|p| p.name.is_some()) {
                 return srv(ctx, key, None);
             }
             all.retain(|r| r.record_type() == ctx.qtype);
@@ -208,7 +217,7 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
             if eps.is_empty() {
                 return ctx.nxdomain();
             }
-            if ctx.qtype == RecordType::SRV {
+            if ctx.qtype == RecordType::SRV && svc.ports.iter().any(|p| p.name.is_some()) {
                 return srv(ctx, key, None);
             }
             ctx.records(eps.into_iter().map(|(ip, _)| ctx.record(address(ip))).collect())
@@ -419,7 +428,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        s.services.insert(key("web-h"), Service { cluster_ip: None, selector: sel.clone(), ports: vec![port], ..Default::default() });
+        s.services.insert(
+            key("web-h"),
+            Service { cluster_ip: None, selector: sel.clone(), ports: vec![port], ..Default::default() },
+        );
         s.services.insert(
             key("empty-h"),
             Service {

@@ -95,7 +95,10 @@ impl FromStr for Fault {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-            format!("unknown fault `{s}`; known: {}", Fault::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))
+            format!(
+                "unknown fault `{s}`; known: {}",
+                Fault::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            )
         })
     }
 }
@@ -115,7 +118,12 @@ impl Faults {
     /// # Errors
     /// An unknown fault name.
     pub fn parse_list(list: &str) -> Result<Self, String> {
-        list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Fault::from_str).collect::<Result<_, _>>().map(Faults)
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Fault::from_str)
+            .collect::<Result<_, _>>()
+            .map(Faults)
     }
 }
 

@@ -92,12 +92,16 @@ impl EmbeddedTarget {
             .client_ip(namespace)
             .ok_or_else(|| TargetError::Rejected(format!("namespace `{namespace}` does not exist")))?;
         let config = self.cluster.config();
+        let mut resolv_conf =
+            ResolvConf::cluster_first(IpAddr::V4(self.cluster.dns_ip()), namespace, &config.cluster_domain);
+        if config.faults.has(Fault::ResolvMissingNamespaceSearch) {
+            resolv_conf.search.remove(0);
+        }
+        if config.faults.has(Fault::ResolvNdotsOne) {
+            resolv_conf.ndots = 1;
+        }
         Ok(ProbeContext {
-            resolv_conf: ResolvConf::cluster_first(
-                IpAddr::V4(self.cluster.dns_ip()),
-                namespace,
-                &config.cluster_domain,
-            ),
+            resolv_conf,
             dialer: Dialer::new(self.cluster.ports(), Some(IpAddr::V4(client))),
             timeout: config.probe_timeout,
         })

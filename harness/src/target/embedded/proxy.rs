@@ -43,11 +43,16 @@ enum ListenerKind {
 
 /// Keeps one listener per programmed ClusterIP:port in line with the newest snapshot, until the snapshot sender
 /// is dropped. After each pass it publishes the generation it programmed on `programmed`.
-pub async fn reconcile(mut snapshots: watch::Receiver<Arc<Snapshot>>, ports: Arc<PortMap>, programmed: watch::Sender<u64>) {
+pub async fn reconcile(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    ports: Arc<PortMap>,
+    programmed: watch::Sender<u64>,
+) {
     let mut listeners: HashMap<SocketAddr, (ListenerKind, AbortOnDrop)> = HashMap::new();
     loop {
         let snap = snapshots.borrow_and_update().clone();
-        let mut desired: HashMap<SocketAddr, ListenerKind> = snap.proxy.keys().map(|a| (*a, ListenerKind::Forward)).collect();
+        let mut desired: HashMap<SocketAddr, ListenerKind> =
+            snap.proxy.keys().map(|a| (*a, ListenerKind::Forward)).collect();
         if snap.faults.has(Fault::ProxyDropsInsteadOfReject) {
             desired.extend(snap.unbacked.iter().map(|a| (*a, ListenerKind::Blackhole)));
         }

@@ -138,14 +138,16 @@ impl Snapshot {
         let mut table = proxy_table(&self.services, &self.slices, &self.faults);
         // Faulty proxies remember what they programmed before.
         for (addr, old) in &self.proxy {
-            let still_a_service = self.services.values().any(|s| s.cluster_ip.is_some_and(|ip| IpAddr::V4(ip) == addr.ip()));
+            let still_a_service =
+                self.services.values().any(|s| s.cluster_ip.is_some_and(|ip| IpAddr::V4(ip) == addr.ip()));
             if !still_a_service {
                 continue;
             }
             if self.faults.has(Fault::ProxyIgnoresNewEndpoints) {
                 table.insert(*addr, old.clone());
             } else if self.faults.has(Fault::ProxyKeepsRemovedEndpoints) {
-                let entry = table.entry(*addr).or_insert_with(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
+                let entry =
+                    table.entry(*addr).or_insert_with(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
                 for b in &old.backends {
                     if !entry.backends.contains(b) {
                         entry.backends.push(*b);
@@ -256,7 +258,8 @@ pub fn proxy_table(
                     }
                 }
             }
-            let backends = if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
+            let backends =
+                if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
             if !backends.is_empty() {
                 let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
                 table.insert(SocketAddr::new(IpAddr::V4(cip), sp.port), ProxyEntry { backends, affinity });
@@ -302,12 +305,16 @@ mod tests {
 
     #[test]
     fn named_target_port_resolves_per_pod_and_not_ready_is_kept() {
-        let svc = service(Some(Ipv4Addr::new(127, 1, 0, 20)), "web", vec![ServicePortView {
+        let svc = service(
+            Some(Ipv4Addr::new(127, 1, 0, 20)),
+            "web",
+            vec![ServicePortView {
                 name: Some("http".into()),
                 port: 80,
                 target_port: TargetPort::Name("web".into()),
                 protocol: Protocol::Tcp,
-            }]);
+            }],
+        );
         let mut pods = BTreeMap::new();
         pods.insert(key("a"), pod(2, true, 1, vec![ContainerPort { name: Some("web".into()), port: 8080 }]));
         pods.insert(key("b"), pod(3, false, 2, vec![ContainerPort { name: Some("web".into()), port: 9090 }]));
@@ -322,16 +329,24 @@ mod tests {
 
     #[test]
     fn empty_selector_match_gives_one_empty_slice_and_no_backends() {
-        let svc = service(Some(Ipv4Addr::new(127, 1, 0, 20)), "none", vec![ServicePortView {
+        let svc = service(
+            Some(Ipv4Addr::new(127, 1, 0, 20)),
+            "none",
+            vec![ServicePortView {
                 name: None,
                 port: 80,
                 target_port: TargetPort::Number(80),
                 protocol: Protocol::Tcp,
-            }]);
+            }],
+        );
         let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new(), &Faults::default());
         assert_eq!(slices.len(), 1);
         assert!(slices[0].endpoints.is_empty());
-        let table = proxy_table(&BTreeMap::from([(key("svc"), svc)]), &BTreeMap::from([(key("svc"), slices)]), &Faults::default());
+        let table = proxy_table(
+            &BTreeMap::from([(key("svc"), svc)]),
+            &BTreeMap::from([(key("svc"), slices)]),
+            &Faults::default(),
+        );
         assert!(table.is_empty());
     }
 }
