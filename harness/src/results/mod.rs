@@ -1,6 +1,8 @@
 //! Results of a run: plain serde data, versioned, produced by the runner and read by every reporter. A report
 //! can be re-rendered from a saved `results.json`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the results document; bump on incompatible changes.
@@ -104,6 +106,123 @@ pub struct StepResult {
     pub actual: Option<serde_json::Value>,
     /// Why it failed, one line.
     pub message: Option<String>,
+    /// What a measuring step measured (load, DNS load, convergence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<Measurement>,
+}
+
+/// A measurement attached to a step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Measurement {
+    /// HTTP load through a service.
+    HttpLoad(HttpLoadReport),
+    /// DNS query load.
+    DnsLoad(DnsLoadReport),
+    /// Time for a change to reach the API, DNS and the data path.
+    Convergence(ConvergenceReport),
+}
+
+/// A latency distribution: summary numbers, the percentile curve to plot, and the full histogram to merge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Samples recorded.
+    pub count: u64,
+    /// Minimum, µs.
+    pub min_us: f64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Median, µs.
+    pub p50_us: f64,
+    /// 90th percentile, µs.
+    pub p90_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile, µs.
+    pub p999_us: f64,
+    /// Maximum, µs.
+    pub max_us: f64,
+    /// The percentile distribution (HdrHistogram's `iter_quantiles`), for plotting: quantile in [0, 1], value µs.
+    pub percentiles: Vec<PercentilePoint>,
+    /// The histogram itself, V2+DEFLATE serialized, base64: mergeable across runs and processes.
+    pub histogram: String,
+}
+
+/// One point of a percentile distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    /// Quantile in [0, 1].
+    pub quantile: f64,
+    /// Latency at that quantile, µs.
+    pub value_us: f64,
+}
+
+/// HTTP load results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpLoadReport {
+    /// What was loaded (`http://nginx:80/hostname` from namespace `test`).
+    pub target: String,
+    /// `new-connection` (one TCP connection per request: how ClusterIP balancing works) or `keep-alive`
+    /// (requests pinned to N connections, hence to their backends).
+    pub mode: String,
+    /// Connections (keep-alive) or maximum requests in flight (new-connection).
+    pub connections: u32,
+    /// Open-loop target rate, requests/s; `None` for closed-loop (max throughput).
+    pub rate: Option<f64>,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered with the expected status.
+    pub ok: u64,
+    /// Wall time, ms.
+    pub duration_ms: f64,
+    /// Answered requests per second.
+    pub throughput: f64,
+    /// Answers per pod (from `/hostname`).
+    pub per_backend: BTreeMap<String, u64>,
+    /// Failures by class (`refused`, `reset`, `timeout`, `status 503`, …).
+    pub errors: BTreeMap<String, u64>,
+    /// Fairness of the spread over backends.
+    pub fairness: Option<crate::stats::Fairness>,
+    /// Latency from each request's intended send time (coordinated-omission free when open-loop).
+    pub latency: LatencySummary,
+    /// Cores the generator shared with the system under test.
+    pub cores: usize,
+}
+
+/// DNS load results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DnsLoadReport {
+    /// Names queried (round robin).
+    pub names: Vec<String>,
+    /// Open-loop target rate, queries/s.
+    pub rate: f64,
+    /// UDP source ports used.
+    pub source_ports: usize,
+    /// Queries sent.
+    pub sent: u64,
+    /// Queries answered.
+    pub answered: u64,
+    /// Queries without an answer in time.
+    pub timeouts: u64,
+    /// Answers per second.
+    pub qps: f64,
+    /// Answers by rcode.
+    pub rcodes: BTreeMap<String, u64>,
+    /// Latency from intended send time.
+    pub latency: LatencySummary,
+}
+
+/// How long a change took to be visible in each place.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConvergenceReport {
+    /// The change (`scale test/nginx to 2`).
+    pub change: String,
+    /// Until the EndpointSlices reflected it, ms.
+    pub endpoints_ms: Option<f64>,
+    /// Until DNS answers reflected it, ms.
+    pub dns_ms: Option<f64>,
+    /// Until traffic through the ClusterIP reached (or stopped reaching) the pods, ms.
+    pub traffic_ms: Option<f64>,
 }
 
 /// Serde helper: a `Duration` as milliseconds (float).

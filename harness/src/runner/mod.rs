@@ -125,6 +125,7 @@ fn base(step: &Step, summary: String) -> StepResult {
         expected: None,
         actual: None,
         message: None,
+        measurement: None,
     }
 }
 

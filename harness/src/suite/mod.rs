@@ -86,6 +86,7 @@ fn crashed(plan: &Plan, why: &str) -> ScenarioResult {
             expected: None,
             actual: None,
             message: Some(why.to_owned()),
+            measurement: None,
         }],
     }
 }
