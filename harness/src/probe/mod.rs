@@ -5,7 +5,9 @@
 pub mod connect;
 pub mod dialer;
 pub mod dns;
+pub mod dnsload;
 pub mod http;
+pub mod load;
 pub mod resolv_conf;
 
 pub use dialer::{AddressMap, Dialer};
@@ -53,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::{QueryType, ResolverFlavour, Transport};
 
 /// A probe to run from a pod: the request half of the agent API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "probe", rename_all = "snake_case")]
 pub enum ProbeRequest {
     /// Read the pod's resolver configuration.
@@ -83,10 +85,14 @@ pub enum ProbeRequest {
         /// Address to dial.
         address: SocketAddr,
     },
+    /// Generate HTTP load.
+    Load(load::LoadSpec),
+    /// Generate DNS load against the pod's nameserver.
+    DnsLoad(dnsload::DnsLoadSpec),
 }
 
 /// What a probe observed: the response half of the agent API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "probe", rename_all = "snake_case")]
 pub enum ProbeResponse {
     /// The resolver configuration.
@@ -97,6 +103,10 @@ pub enum ProbeResponse {
     Http(Result<http::HttpResult, http::HttpFailure>),
     /// A connect attempt.
     Connect(connect::ConnectResult),
+    /// An HTTP load run.
+    Load(load::LoadOutcome),
+    /// A DNS load run.
+    DnsLoad(dnsload::DnsLoadOutcome),
 }
 
 /// Runs one probe with the pod context `ctx`.
@@ -111,5 +121,7 @@ pub async fn run(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResp
         }
         ProbeRequest::Http { host, port, path } => ProbeResponse::Http(http::get(ctx, host, *port, path).await?),
         ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
+        ProbeRequest::Load(spec) => ProbeResponse::Load(load::run(ctx, spec).await?),
+        ProbeRequest::DnsLoad(spec) => ProbeResponse::DnsLoad(dnsload::run(ctx, spec).await?),
     })
 }

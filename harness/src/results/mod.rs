@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::stats::latency::{LatencySummary, PercentilePoint};
+
 /// Version of the results document; bump on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -121,40 +123,6 @@ pub enum Measurement {
     DnsLoad(DnsLoadReport),
     /// Time for a change to reach the API, DNS and the data path.
     Convergence(ConvergenceReport),
-}
-
-/// A latency distribution: summary numbers, the percentile curve to plot, and the full histogram to merge.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Samples recorded.
-    pub count: u64,
-    /// Minimum, µs.
-    pub min_us: f64,
-    /// Mean, µs.
-    pub mean_us: f64,
-    /// Median, µs.
-    pub p50_us: f64,
-    /// 90th percentile, µs.
-    pub p90_us: f64,
-    /// 99th percentile, µs.
-    pub p99_us: f64,
-    /// 99.9th percentile, µs.
-    pub p999_us: f64,
-    /// Maximum, µs.
-    pub max_us: f64,
-    /// The percentile distribution (HdrHistogram's `iter_quantiles`), for plotting: quantile in [0, 1], value µs.
-    pub percentiles: Vec<PercentilePoint>,
-    /// The histogram itself, V2+DEFLATE serialized, base64: mergeable across runs and processes.
-    pub histogram: String,
-}
-
-/// One point of a percentile distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PercentilePoint {
-    /// Quantile in [0, 1].
-    pub quantile: f64,
-    /// Latency at that quantile, µs.
-    pub value_us: f64,
 }
 
 /// HTTP load results.

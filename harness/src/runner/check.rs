@@ -26,16 +26,23 @@ pub struct Evaluation {
     pub actual: Value,
     /// Why it does not hold (empty when it does).
     pub message: String,
+    /// What a measuring check measured.
+    pub measurement: Option<crate::results::Measurement>,
 }
 
 impl Evaluation {
-    fn new(holds: bool, expected: Value, actual: Value, message: impl Into<String>) -> Self {
-        Self { holds, expected, actual, message: message.into() }
+    pub(crate) fn new(holds: bool, expected: Value, actual: Value, message: impl Into<String>) -> Self {
+        Self { holds, expected, actual, message: message.into(), measurement: None }
+    }
+
+    pub(crate) fn with_measurement(mut self, m: crate::results::Measurement) -> Self {
+        self.measurement = Some(m);
+        self
     }
 }
 
 /// The pods a set means, as the target shows them now.
-async fn pods_in(target: &dyn Target, set: &PodSet) -> Result<Vec<PodView>, TargetError> {
+pub(crate) async fn pods_in(target: &dyn Target, set: &PodSet) -> Result<Vec<PodView>, TargetError> {
     Ok(match set {
         PodSet::Empty => Vec::new(),
         PodSet::ReadyPodsOf { deployment } => {
@@ -179,6 +186,11 @@ pub fn requests_to_reach_all(n: usize) -> u32 {
 /// The target could not answer (API or probe failure).
 pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, TargetError> {
     match check {
+        Check::MeasureHttp(m) => super::measure::http(m, target).await,
+        Check::MeasureDns(m) => super::measure::dns(m, target).await,
+        Check::Services { from, namespace, prefix, count, ready_endpoints } => {
+            super::measure::services(target, from, namespace, prefix, *count, *ready_endpoints).await
+        }
         Check::Service { service, has_cluster_ip } => {
             let expected = json!({ "exists": true, "cluster_ip": if *has_cluster_ip { "allocated" } else { "None" } });
             Ok(match target.service(service).await? {

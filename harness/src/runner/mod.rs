@@ -2,6 +2,8 @@
 //! hands owned [`RunEvent`]s to a callback. It never prints; reporters consume the events and the results.
 
 pub mod check;
+mod converge;
+mod measure;
 mod summary;
 
 use std::time::{Duration, Instant};
@@ -115,6 +117,7 @@ fn base(step: &Step, summary: String) -> StepResult {
         kind: match step.kind {
             StepKind::Action(_) => "action".into(),
             StepKind::Assert(_) => "assert".into(),
+            StepKind::Converge(_) => "converge".into(),
         },
         summary,
         step: serde_json::to_value(&step.kind).unwrap_or_default(),
@@ -144,6 +147,26 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                 result.message = Some(format!("action rejected: {e}"));
             }
         }
+        StepKind::Converge(c) => {
+            result.attempts = 1;
+            match converge::run(c, target).await {
+                Ok((e, report)) => {
+                    result.expected = Some(e.expected);
+                    result.actual = Some(e.actual);
+                    result.convergence_ms =
+                        [report.endpoints_ms, report.dns_ms, report.traffic_ms].into_iter().flatten().reduce(f64::max);
+                    result.measurement = Some(crate::results::Measurement::Convergence(report));
+                    if !e.holds {
+                        result.outcome = Outcome::Failed;
+                        result.message = Some(e.message);
+                    }
+                }
+                Err(e) => {
+                    result.outcome = Outcome::Failed;
+                    result.message = Some(format!("action rejected: {e}"));
+                }
+            }
+        }
         StepKind::Assert(assertion) => {
             let timeout = options.timeout_cap.map_or(assertion.timeout, |cap| cap.min(assertion.timeout));
             let deadline = started + timeout;
@@ -154,6 +177,7 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                     Ok(e) => {
                         result.expected = Some(e.expected);
                         result.actual = Some(e.actual);
+                        result.measurement = e.measurement;
                         if e.holds {
                             result.convergence_ms = Some(ms(started.elapsed()));
                             result.message = None;

@@ -11,33 +11,42 @@ fn pods(set: &PodSet) -> String {
     }
 }
 
+/// Describes an action in one line.
+pub fn action(a: &Action) -> String {
+    match a {
+        Action::CreateNamespace { name } => format!("create namespace {name}"),
+        Action::CreateDeployment(d) => format!("create deployment {} with {} replicas", d.object, d.replicas),
+        Action::CreateService(s) => {
+            let ports: Vec<String> = s
+                .ports
+                .iter()
+                .map(|p| {
+                    let target = match &p.target_port {
+                        TargetPort::Number(n) => n.to_string(),
+                        TargetPort::Name(n) => n.clone(),
+                    };
+                    format!("{}{}→{target}", p.name.as_ref().map(|n| format!("{n}:")).unwrap_or_default(), p.port)
+                })
+                .collect();
+            format!("expose {}{} on {}", s.object, if s.headless { " (headless)" } else { "" }, ports.join(", "))
+        }
+        Action::Scale { deployment, replicas } => format!("scale {deployment} to {replicas}"),
+        Action::SetPodReady { pod, ready } => {
+            format!("make pod #{} of {} {}", pod.index, pod.deployment, if *ready { "ready" } else { "not ready" })
+        }
+        Action::DeleteService { service } => format!("delete service {service}"),
+        Action::DeleteDeployment { deployment } => format!("delete deployment {deployment}"),
+        Action::CreateServices { namespace, deployment, prefix, count, port } => {
+            format!("create {count} services {namespace}/{prefix}-0… in front of {deployment} on port {port}")
+        }
+    }
+}
+
 /// Describes a step in one line.
 pub fn summarize(step: &Step) -> String {
     match &step.kind {
-        StepKind::Action(a) => match a {
-            Action::CreateNamespace { name } => format!("create namespace {name}"),
-            Action::CreateDeployment(d) => format!("create deployment {} with {} replicas", d.object, d.replicas),
-            Action::CreateService(s) => {
-                let ports: Vec<String> = s
-                    .ports
-                    .iter()
-                    .map(|p| {
-                        let target = match &p.target_port {
-                            TargetPort::Number(n) => n.to_string(),
-                            TargetPort::Name(n) => n.clone(),
-                        };
-                        format!("{}{}→{target}", p.name.as_ref().map(|n| format!("{n}:")).unwrap_or_default(), p.port)
-                    })
-                    .collect();
-                format!("expose {}{} on {}", s.object, if s.headless { " (headless)" } else { "" }, ports.join(", "))
-            }
-            Action::Scale { deployment, replicas } => format!("scale {deployment} to {replicas}"),
-            Action::SetPodReady { pod, ready } => {
-                format!("make pod #{} of {} {}", pod.index, pod.deployment, if *ready { "ready" } else { "not ready" })
-            }
-            Action::DeleteService { service } => format!("delete service {service}"),
-            Action::DeleteDeployment { deployment } => format!("delete deployment {deployment}"),
-        },
+        StepKind::Action(a) => action(a),
+        StepKind::Converge(c) => format!("{} and time endpoints, DNS and traffic of {}", action(&c.action), c.service),
         StepKind::Assert(a) => match &a.check {
             Check::Service { service, has_cluster_ip } => {
                 format!("service {service} {}", if *has_cluster_ip { "has a ClusterIP" } else { "is headless" })
@@ -78,6 +87,28 @@ pub fn summarize(step: &Step) -> String {
                 format!("from {from}: {flavour} {name} {query_type:?} → {want}")
             }
             Check::ResolvConf { .. } | Check::Http { .. } | Check::Connect { .. } => other(&a.check),
+            Check::Services { namespace, prefix, count, ready_endpoints, .. } => format!(
+                "{count} services {namespace}/{prefix}-… each have {ready_endpoints} ready endpoints, resolve and connect"
+            ),
+            Check::MeasureHttp(m) => {
+                let rate = m.rate.map_or("closed loop".to_owned(), |r| format!("{r}/s"));
+                let mode =
+                    serde_json::to_value(m.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                format!(
+                    "from {}: {} requests to http://{}:{}{} ({mode}, {} connections, {rate})",
+                    m.from, m.requests, m.host, m.port, m.path, m.connections
+                )
+            }
+            Check::MeasureDns(m) => {
+                let rate = m.rate.map_or("closed loop".to_owned(), |r| format!("{r}/s"));
+                format!(
+                    "from {}: {} DNS queries over {} names ({rate}, {} source ports)",
+                    m.from,
+                    m.queries,
+                    m.names.len(),
+                    m.source_ports
+                )
+            }
         },
     }
 }

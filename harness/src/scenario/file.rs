@@ -61,6 +61,125 @@ pub enum RawStep {
     ExpectHttp(RawExpectHttp),
     /// A TCP connect to a Service port from a namespace.
     ExpectConnect(RawExpectConnect),
+    /// Create `count` services `<prefix>-0 …` in front of one workload.
+    CreateServices(RawCreateServices),
+    /// Every service `<prefix>-0 …` has its endpoints, resolves, and accepts connections.
+    ExpectServices(RawExpectServices),
+    /// Generate HTTP load through a service and assert on fairness, errors and latency.
+    MeasureHttp(RawMeasureHttp),
+    /// Generate DNS load and assert on answers and latency.
+    MeasureDns(RawMeasureDns),
+    /// Apply an action and measure how long the API, DNS and the data path take to reflect it.
+    Converge(RawConverge),
+}
+
+/// `createServices`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCreateServices {
+    pub namespace: SpannedStr,
+    pub deployment: SpannedStr,
+    pub prefix: SpannedStr,
+    pub count: Spanned<u32>,
+    pub port: Spanned<u16>,
+}
+
+/// `expectServices`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectServices {
+    pub from: SpannedStr,
+    pub namespace: SpannedStr,
+    pub prefix: SpannedStr,
+    pub count: Spanned<u32>,
+    /// Ready endpoints each service must have.
+    pub ready_endpoints: u32,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// `measureHttp`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMeasureHttp {
+    pub from: SpannedStr,
+    /// `http://<host>[:port]/path`.
+    pub url: SpannedStr,
+    /// `new-connection` (default) or `keep-alive`.
+    #[serde(default)]
+    pub mode: Option<SpannedStr>,
+    /// Keep-alive connections / new-connection requests in flight (default 8).
+    #[serde(default)]
+    pub connections: Option<u32>,
+    /// Open-loop requests per second (default 500); `0` means closed loop (maximum throughput).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Requests to send (default 1000).
+    #[serde(default)]
+    pub requests: Option<u64>,
+    /// Longest a measurement may send (default 10s).
+    #[serde(default)]
+    pub duration: Option<SpannedStr>,
+    /// Every one of these pods answers at least once; no other pod answers.
+    #[serde(default)]
+    pub backends: Option<Spanned<RawPodSet>>,
+    /// χ² test of the spread over `backends` (new-connection mode only).
+    #[serde(default)]
+    pub fair: Option<RawFair>,
+    /// 99th percentile latency bound (`50ms`).
+    #[serde(default)]
+    pub p99_below: Option<SpannedStr>,
+    /// Largest tolerated share of failed requests (default 0).
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// `measureDns`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMeasureDns {
+    pub from: SpannedStr,
+    /// Names to query (absolute), round robin.
+    pub names: Vec<SpannedStr>,
+    /// Open-loop queries per second (default 2000); `0`: closed loop.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Queries to send (default 5000).
+    #[serde(default)]
+    pub queries: Option<u64>,
+    /// UDP source ports (default 128).
+    #[serde(default)]
+    pub source_ports: Option<usize>,
+    /// Rcode every answer must have (default NOERROR).
+    #[serde(default)]
+    pub rcode: Option<SpannedStr>,
+    /// 99th percentile latency bound.
+    #[serde(default)]
+    pub p99_below: Option<SpannedStr>,
+    /// Largest tolerated share of timeouts (default 0).
+    #[serde(default)]
+    pub max_timeout_rate: Option<f64>,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// `converge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConverge {
+    /// The change: one action step (`{scale: {...}}`, `{setPodReady: {...}}`, …).
+    pub action: Box<Spanned<RawStep>>,
+    pub namespace: SpannedStr,
+    /// The service whose endpoints, DNS and traffic are watched.
+    pub service: SpannedStr,
+    /// The workload behind it.
+    pub deployment: SpannedStr,
+    /// Where DNS and traffic are probed from.
+    pub from: SpannedStr,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
 }
 
 /// `createDeployment`.

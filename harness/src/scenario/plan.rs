@@ -39,6 +39,24 @@ pub enum StepKind {
     Action(Action),
     /// Poll until the check holds or the timeout runs out.
     Assert(Assertion),
+    /// Apply an action, then measure how long endpoints, DNS and traffic take to reflect it.
+    Converge(Converge),
+}
+
+/// A change and what to watch while it propagates.
+#[derive(Debug, Clone, Serialize)]
+pub struct Converge {
+    /// The change.
+    pub action: Action,
+    /// The service watched.
+    pub service: ObjectRef,
+    /// The workload behind it.
+    pub deployment: ObjectRef,
+    /// Namespace DNS and traffic are probed from.
+    pub from: String,
+    /// How long all three may take.
+    #[serde(with = "crate::results::duration_ms")]
+    pub timeout: Duration,
 }
 
 /// A namespaced object name.
@@ -92,6 +110,19 @@ pub enum Action {
     DeleteDeployment {
         /// The deployment.
         deployment: ObjectRef,
+    },
+    /// Create services `<prefix>-0 … <prefix>-<count-1>`, each selecting `app=<deployment>` on `port`.
+    CreateServices {
+        /// Namespace.
+        namespace: String,
+        /// The workload every service selects.
+        deployment: String,
+        /// Name prefix.
+        prefix: String,
+        /// How many.
+        count: u32,
+        /// Service port (= target port).
+        port: u16,
     },
 }
 
@@ -366,6 +397,61 @@ pub enum QueryType {
     Soa,
 }
 
+/// An HTTP load measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeasureHttp {
+    /// Client namespace.
+    pub from: String,
+    /// Host (service name or IP).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path.
+    pub path: String,
+    /// Connection mode.
+    pub mode: crate::probe::load::ConnectionMode,
+    /// Connections / requests in flight.
+    pub connections: u32,
+    /// Open-loop rate; `None` = closed loop.
+    pub rate: Option<f64>,
+    /// Requests.
+    pub requests: u64,
+    /// Longest send phase.
+    #[serde(with = "crate::results::duration_ms")]
+    pub duration: Duration,
+    /// Pods that must all answer, and no other.
+    pub backends: Option<PodSet>,
+    /// χ² α for fairness over `backends`.
+    pub fair_alpha: Option<f64>,
+    /// p99 bound.
+    #[serde(with = "opt_duration_ms")]
+    pub p99_below: Option<Duration>,
+    /// Largest tolerated failure share.
+    pub max_error_rate: f64,
+}
+
+/// A DNS load measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeasureDns {
+    /// Client namespace.
+    pub from: String,
+    /// Absolute names.
+    pub names: Vec<String>,
+    /// Open-loop rate; `None` = closed loop.
+    pub rate: Option<f64>,
+    /// Queries.
+    pub queries: u64,
+    /// UDP source ports.
+    pub source_ports: usize,
+    /// The rcode every answer must carry.
+    pub rcode: Rcode,
+    /// p99 bound.
+    #[serde(with = "opt_duration_ms")]
+    pub p99_below: Option<Duration>,
+    /// Largest tolerated timeout share.
+    pub max_timeout_rate: f64,
+}
+
 /// Expected result of a TCP connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -459,6 +545,24 @@ pub enum Check {
         /// χ² significance level below which the spread over `reaches_all` is unfair.
         fair_alpha: Option<f64>,
     },
+    /// Every service `<prefix>-i` has `ready_endpoints` ready endpoints, resolves to its ClusterIP, and accepts a
+    /// connection.
+    Services {
+        /// Probe namespace.
+        from: String,
+        /// Services' namespace.
+        namespace: String,
+        /// Name prefix.
+        prefix: String,
+        /// How many.
+        count: u32,
+        /// Ready endpoints each.
+        ready_endpoints: u32,
+    },
+    /// HTTP load with assertions on the outcome.
+    MeasureHttp(MeasureHttp),
+    /// DNS load with assertions on the outcome.
+    MeasureDns(MeasureDns),
     /// TCP connect to a service's ClusterIP and port.
     Connect {
         /// The client's namespace.

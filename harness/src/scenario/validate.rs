@@ -384,6 +384,78 @@ impl Validator {
                 })
             }
             RawStep::ExpectHttp(e) => StepKind::Assert(self.expect_http(e)?),
+            RawStep::CreateServices(c) => {
+                let ns = self.namespace(&c.namespace)?;
+                let deployment = self.deployment(&ns, &c.deployment)?;
+                if !self.label("service prefix", &c.prefix, true) {
+                    return None;
+                }
+                if c.count.value == 0 || c.count.value > 20_000 {
+                    self.err(&c.count.referenced, "count must be 1-20000");
+                    return None;
+                }
+                if c.port.value == 0 {
+                    self.err(&c.port.referenced, "port must be 1-65535");
+                    return None;
+                }
+                for i in 0..c.count.value {
+                    let object = ObjectRef { namespace: ns.clone(), name: format!("{}-{i}", c.prefix.value) };
+                    if self.services.insert(object.clone(), ServiceKind::ClusterIp).is_some() {
+                        self.err(&c.prefix.referenced, format!("service `{object}` already exists"));
+                        return None;
+                    }
+                }
+                StepKind::Action(Action::CreateServices {
+                    namespace: ns,
+                    deployment: deployment.name,
+                    prefix: c.prefix.value.clone(),
+                    count: c.count.value,
+                    port: c.port.value,
+                })
+            }
+            RawStep::ExpectServices(e) => {
+                let from = self.namespace(&e.from)?;
+                let ns = self.namespace(&e.namespace)?;
+                let last = ObjectRef {
+                    namespace: ns.clone(),
+                    name: format!("{}-{}", e.prefix.value, e.count.value.saturating_sub(1)),
+                };
+                if e.count.value == 0 || !self.services.contains_key(&last) {
+                    self.err(
+                        &e.count.referenced,
+                        format!("services `{}-0 … {last}` are not all created", e.prefix.value),
+                    );
+                    return None;
+                }
+                let timeout = self.timeout(&e.timeout);
+                StepKind::Assert(Assertion {
+                    timeout,
+                    check: Check::Services {
+                        from,
+                        namespace: ns,
+                        prefix: e.prefix.value.clone(),
+                        count: e.count.value,
+                        ready_endpoints: e.ready_endpoints,
+                    },
+                })
+            }
+            RawStep::MeasureHttp(m) => StepKind::Assert(self.measure_http(m)?),
+            RawStep::MeasureDns(m) => StepKind::Assert(self.measure_dns(&at, m)?),
+            RawStep::Converge(c) => {
+                let Some(StepKind::Action(action)) = self.step(&c.action) else {
+                    self.err(
+                        &c.action.referenced,
+                        "converge needs an action step here (scale, setPodReady, expose, …)",
+                    );
+                    return None;
+                };
+                let ns = self.namespace(&c.namespace)?;
+                let from = self.namespace(&c.from)?;
+                let service = self.service(&ns, &c.service)?;
+                let deployment = self.deployment(&ns, &c.deployment)?;
+                let timeout = self.timeout(&c.timeout);
+                StepKind::Converge(Converge { action, service, deployment, from, timeout })
+            }
             RawStep::ExpectConnect(e) => {
                 let from = self.namespace(&e.from)?;
                 let ns = self.namespace(&e.namespace)?;
@@ -870,6 +942,179 @@ impl Validator {
             ExpectedRecord::Cname { target: absolute(cname) }
         } else {
             ExpectedRecord::Txt { text: v.txt.clone()? }
+        })
+    }
+
+    /// `http://host[:port]/path` → parts.
+    fn url(&mut self, url: &SpannedStr) -> Option<(String, u16, String)> {
+        let Some(rest) = url.value.strip_prefix("http://") else {
+            self.err(&url.referenced, format!("url `{}` must start with http://", url.value));
+            return None;
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => (h, p),
+                _ => {
+                    self.err(&url.referenced, format!("url `{}` has a bad port `{p}`", url.value));
+                    return None;
+                }
+            },
+            None => (authority, 80),
+        };
+        if host.is_empty() {
+            self.err(&url.referenced, format!("url `{}` has no host", url.value));
+            return None;
+        }
+        Some((host.to_owned(), port, path.to_owned()))
+    }
+
+    fn measure_http(&mut self, m: &RawMeasureHttp) -> Option<Assertion> {
+        let from = self.namespace(&m.from)?;
+        let (host, port, path) = self.url(&m.url)?;
+        let mode = match m.mode.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
+            None | Some(("new-connection", _)) => crate::probe::load::ConnectionMode::NewConnection,
+            Some(("keep-alive", _)) => crate::probe::load::ConnectionMode::KeepAlive,
+            Some((other, loc)) => {
+                self.err(&loc, format!("mode must be `new-connection` or `keep-alive`, not `{other}`"));
+                return None;
+            }
+        };
+        let backends = match &m.backends {
+            Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
+            None => None,
+        };
+        let fair_alpha = match &m.fair {
+            Some(f) if !(f.alpha.value > 0.0 && f.alpha.value < 0.5) => {
+                self.err(&f.alpha.referenced, "fair.alpha must be between 0 and 0.5 (e.g. 0.001)");
+                return None;
+            }
+            Some(f) if backends.is_none() => {
+                self.err(&f.alpha.referenced, "`fair` needs `backends`: the pods the spread is measured over");
+                return None;
+            }
+            Some(f) if mode == crate::probe::load::ConnectionMode::KeepAlive => {
+                self.err(
+                    &f.alpha.referenced,
+                    "keep-alive pins every request of a connection to one backend: measure fairness per new connection",
+                );
+                return None;
+            }
+            Some(f) => Some(f.alpha.value),
+            None => None,
+        };
+        let rate = match m.rate {
+            Some(r) if r < 0.0 || !r.is_finite() || r > 1_000_000.0 => {
+                self.err(&m.url.referenced, "rate must be 0 (closed loop) to 1000000 requests/s");
+                return None;
+            }
+            Some(r) if r == 0.0 => None,
+            Some(r) => Some(r),
+            None => Some(500.0),
+        };
+        let requests = m.requests.unwrap_or(1000);
+        let connections = m.connections.unwrap_or(8);
+        if requests == 0 || requests > 10_000_000 || connections == 0 || connections > 10_000 {
+            self.err(&m.url.referenced, "requests must be 1-10000000 and connections 1-10000");
+            return None;
+        }
+        let duration = match &m.duration {
+            Some(d) => self.duration(d)?,
+            None => Duration::from_secs(10),
+        };
+        let p99_below = match &m.p99_below {
+            Some(d) => Some(self.duration(d)?),
+            None => None,
+        };
+        let max_error_rate = m.max_error_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&max_error_rate) {
+            self.err(&m.url.referenced, "maxErrorRate must be between 0 and 1");
+            return None;
+        }
+        let timeout = self.timeout(&m.timeout).max(duration + Duration::from_secs(5));
+        Some(Assertion {
+            timeout,
+            check: Check::MeasureHttp(MeasureHttp {
+                from,
+                host,
+                port,
+                path,
+                mode,
+                connections,
+                rate,
+                requests,
+                duration,
+                backends,
+                fair_alpha,
+                p99_below,
+                max_error_rate,
+            }),
+        })
+    }
+
+    fn measure_dns(&mut self, at: &Location, m: &RawMeasureDns) -> Option<Assertion> {
+        let from = self.namespace(&m.from)?;
+        if m.names.is_empty() {
+            self.err(at, "measureDns needs at least one name");
+            return None;
+        }
+        let mut names = Vec::new();
+        for n in &m.names {
+            let name = n.value.trim();
+            if name.is_empty() || name.len() > 253 || name.split('.').any(|l| l.len() > 63) {
+                self.err(&n.referenced, format!("`{}` is not a valid DNS name", n.value));
+                return None;
+            }
+            names.push(if name.ends_with('.') { name.to_owned() } else { format!("{name}.") });
+        }
+        let rate = match m.rate {
+            Some(r) if r < 0.0 || !r.is_finite() || r > 10_000_000.0 => {
+                self.err(at, "rate must be 0 (closed loop) to 10000000 queries/s");
+                return None;
+            }
+            Some(r) if r == 0.0 => None,
+            Some(r) => Some(r),
+            None => Some(2000.0),
+        };
+        let rcode = match &m.rcode {
+            None => Rcode::NoError,
+            Some(r) => match enum_from_str::<Rcode>(&r.value) {
+                Some(Rcode::NoData) | None => {
+                    self.err(
+                        &r.referenced,
+                        format!("rcode must be NOERROR, NXDOMAIN, SERVFAIL or REFUSED, not `{}`", r.value),
+                    );
+                    return None;
+                }
+                Some(c) => c,
+            },
+        };
+        let p99_below = match &m.p99_below {
+            Some(d) => Some(self.duration(d)?),
+            None => None,
+        };
+        let max_timeout_rate = m.max_timeout_rate.unwrap_or(0.0);
+        let source_ports = m.source_ports.unwrap_or(128);
+        if !(0.0..=1.0).contains(&max_timeout_rate) || source_ports == 0 || source_ports > 4096 {
+            self.err(at, "maxTimeoutRate must be between 0 and 1, sourcePorts 1-4096");
+            return None;
+        }
+        let timeout = self.timeout(&m.timeout).max(Duration::from_secs(15));
+        Some(Assertion {
+            timeout,
+            check: Check::MeasureDns(MeasureDns {
+                from,
+                names,
+                rate,
+                queries: m.queries.unwrap_or(5000).clamp(1, 10_000_000),
+                source_ports,
+                rcode,
+                p99_below,
+                max_timeout_rate,
+            }),
         })
     }
 

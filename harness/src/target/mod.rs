@@ -51,6 +51,11 @@ pub trait Target: Send + Sync {
     /// Runs a probe from a pod in namespace `from`.
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError>;
 
+    /// The cluster domain (`cluster.local`).
+    fn cluster_domain(&self) -> String {
+        "cluster.local".into()
+    }
+
     /// How often the runner re-checks an assertion that does not hold yet.
     fn poll_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(50)

@@ -149,6 +149,10 @@ impl Target for EmbeddedTarget {
         Ok(probe::run(&ctx, request).await?)
     }
 
+    fn cluster_domain(&self) -> String {
+        self.cluster.config().cluster_domain.clone()
+    }
+
     fn poll_interval(&self) -> Duration {
         Duration::from_millis(20)
     }

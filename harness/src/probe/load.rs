@@ -1,0 +1,355 @@
+//! HTTP load generator: `GET /hostname` through a service, counting answers per pod.
+//!
+//! Two connection modes, because ClusterIP balancing happens per *connection*:
+//! - `new-connection`: one TCP connection per request — what spreads load over endpoints;
+//! - `keep-alive`: N long-lived connections — each pinned to one backend by conntrack, reported as such.
+//!
+//! Open-loop by default (wrk2-style): request *i* is due at `start + i / rate`, and its latency is measured from that
+//! intended time, so a stall shows up as latency instead of silently lowering the send rate (coordinated omission).
+//! Closed-loop mode (no rate) measures maximum throughput. Every run is bounded by request count and wall time.
+//!
+//! The client is a minimal HTTP/1.1 implementation on a raw socket (status line, Content-Length body): the load loop is
+//! a hot path measured against wrk, and a full client's per-connection task and buffering would dominate it.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::{Semaphore, mpsc},
+};
+
+use super::{ProbeContext, ProbeError, http::resolve_host};
+use crate::stats::latency::{self, LatencySummary};
+
+/// How requests map onto connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionMode {
+    /// A new TCP connection per request.
+    NewConnection,
+    /// Requests over a fixed set of kept-alive connections.
+    KeepAlive,
+}
+
+/// What load to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSpec {
+    /// Host: a service name (resolved once through the pod's resolver, glibc) or an IP.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path; `/hostname` identifies the answering pod.
+    pub path: String,
+    /// Connection mode.
+    pub mode: ConnectionMode,
+    /// Keep-alive connections, or the maximum requests in flight for new-connection mode.
+    pub connections: u32,
+    /// Open-loop rate in requests/s; `None` for closed-loop (as fast as the connections allow).
+    pub rate: Option<f64>,
+    /// Stop after this many requests.
+    pub requests: u64,
+    /// Stop sending after this long.
+    pub duration: Duration,
+    /// Per-request timeout (a timeout is also a latency sample).
+    pub timeout: Duration,
+}
+
+/// What a load run observed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadOutcome {
+    /// Where the requests went (resolved address, before translation).
+    pub address: SocketAddr,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered with 2xx.
+    pub ok: u64,
+    /// From first send to last completion.
+    pub elapsed: Duration,
+    /// 2xx answers per pod.
+    pub per_backend: BTreeMap<String, u64>,
+    /// Failures by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency distribution.
+    pub latency: LatencySummary,
+}
+
+/// Why one request failed.
+fn classify(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "refused".into(),
+        ConnectionReset | ConnectionAborted | BrokenPipe => "reset".into(),
+        TimedOut => "timeout".into(),
+        UnexpectedEof => "closed".into(),
+        _ => format!("io: {e}"),
+    }
+}
+
+/// One request's result: the answering pod, or the failure class.
+type Answer = Result<String, String>;
+
+/// Reads one HTTP/1.1 response (status line, headers, Content-Length body) from `stream`.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Answer {
+    buf.clear();
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return Err("bad response: headers too long".into());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.map_err(|e| classify(&e))?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..header_end]).map_err(|_| "bad response: not UTF-8".to_owned())?;
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or("bad response: no status")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+        })
+        .ok_or("bad response: no Content-Length")?;
+    while buf.len() < header_end + length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.map_err(|e| classify(&e))?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    if !(200..300).contains(&status) {
+        return Err(format!("status {status}"));
+    }
+    Ok(String::from_utf8_lossy(&buf[header_end..header_end + length]).into_owned())
+}
+
+fn request_bytes(spec: &LoadSpec, keep_alive: bool) -> Arc<[u8]> {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: svcbench\r\nConnection: {connection}\r\n\r\n",
+        spec.path, spec.host
+    )
+    .into_bytes()
+    .into()
+}
+
+/// Per-worker tallies, merged at the end.
+struct Tally {
+    histogram: hdrhistogram::Histogram<u64>,
+    per_backend: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    ok: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self { histogram: latency::new_histogram(), per_backend: BTreeMap::new(), errors: BTreeMap::new(), ok: 0 }
+    }
+
+    fn record(&mut self, answer: Answer, latency: Duration) {
+        latency::record(&mut self.histogram, latency);
+        match answer {
+            Ok(pod) => {
+                self.ok += 1;
+                *self.per_backend.entry(pod).or_default() += 1;
+            }
+            Err(class) => *self.errors.entry(class).or_default() += 1,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        let _ = self.histogram.add(other.histogram);
+        self.ok += other.ok;
+        for (k, v) in other.per_backend {
+            *self.per_backend.entry(k).or_default() += v;
+        }
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Runs the load described by `spec` from the pod described by `ctx`.
+///
+/// # Errors
+/// The host name cannot be resolved, or the nameserver is unreachable.
+pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, ProbeError> {
+    let ip = match resolve_host(ctx, &spec.host).await? {
+        Ok(ip) => ip,
+        Err(rcode) => return Err(ProbeError::Dns(format!("{} does not resolve ({rcode:?})", spec.host))),
+    };
+    let address = SocketAddr::new(ip, spec.port);
+    let started = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let tally = match spec.mode {
+        ConnectionMode::NewConnection => new_connection(ctx, spec, address, started, &sent).await,
+        ConnectionMode::KeepAlive => keep_alive(ctx, spec, address, started, &sent).await,
+    };
+    Ok(LoadOutcome {
+        address,
+        sent: sent.load(Ordering::Relaxed),
+        ok: tally.ok,
+        elapsed: started.elapsed(),
+        per_backend: tally.per_backend,
+        errors: tally.errors,
+        latency: latency::summarize(&tally.histogram),
+    })
+}
+
+/// When request `i` is due in an open-loop run.
+fn due(started: Instant, rate: f64, i: u64) -> Instant {
+    started + Duration::from_secs_f64(i as f64 / rate)
+}
+
+async fn one_new_connection(ctx: &ProbeContext, address: SocketAddr, request: &[u8]) -> Answer {
+    let mut stream = ctx.dialer.connect_tcp(address).await.map_err(|e| classify(&e))?;
+    stream.write_all(request).await.map_err(|e| classify(&e))?;
+    let mut buf = Vec::with_capacity(512);
+    read_response(&mut stream, &mut buf).await
+}
+
+async fn new_connection(
+    ctx: &ProbeContext,
+    spec: &LoadSpec,
+    address: SocketAddr,
+    started: Instant,
+    sent: &Arc<AtomicU64>,
+) -> Tally {
+    let request = request_bytes(spec, false);
+    let deadline = started + spec.duration;
+    let workers = spec.connections.max(1);
+    match spec.rate {
+        Some(rate) => {
+            // Open loop: the scheduler never waits for answers; in-flight requests are capped at `connections`, and
+            // time spent waiting for a slot counts as latency (it is measured from the due time).
+            let slots = Arc::new(Semaphore::new(workers as usize));
+            let (tx, mut rx) = mpsc::unbounded_channel::<(Answer, Duration)>();
+            let collector = tokio::spawn(async move {
+                let mut tally = Tally::new();
+                while let Some((answer, latency)) = rx.recv().await {
+                    tally.record(answer, latency);
+                }
+                tally
+            });
+            for i in 0..spec.requests {
+                let at = due(started, rate, i);
+                if at >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+                sent.fetch_add(1, Ordering::Relaxed);
+                let (ctx, tx, request, timeout) = (ctx.clone(), tx.clone(), request.clone(), spec.timeout);
+                tokio::spawn(async move {
+                    let answer = tokio::time::timeout(timeout, one_new_connection(&ctx, address, &request))
+                        .await
+                        .unwrap_or_else(|_| Err("timeout".into()));
+                    let _ = tx.send((answer, at.elapsed()));
+                    drop(permit);
+                });
+            }
+            drop(tx);
+            collector.await.unwrap_or_else(|_| Tally::new())
+        }
+        None => {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..workers {
+                let (ctx, request, sent, spec) = (ctx.clone(), request.clone(), sent.clone(), spec.clone());
+                tasks.spawn(async move {
+                    let mut tally = Tally::new();
+                    while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < spec.requests {
+                        let t = Instant::now();
+                        let answer = tokio::time::timeout(spec.timeout, one_new_connection(&ctx, address, &request))
+                            .await
+                            .unwrap_or_else(|_| Err("timeout".into()));
+                        tally.record(answer, t.elapsed());
+                    }
+                    tally
+                });
+            }
+            let tally = join_tallies(tasks).await;
+            // Workers over-count by one each on exit; the true count is what they recorded.
+            sent.store(tally.histogram.len(), Ordering::Relaxed);
+            tally
+        }
+    }
+}
+
+async fn join_tallies(mut tasks: tokio::task::JoinSet<Tally>) -> Tally {
+    let mut total = Tally::new();
+    while let Some(t) = tasks.join_next().await {
+        if let Ok(t) = t {
+            total.merge(t);
+        }
+    }
+    total
+}
+
+async fn keep_alive(
+    ctx: &ProbeContext,
+    spec: &LoadSpec,
+    address: SocketAddr,
+    started: Instant,
+    sent: &Arc<AtomicU64>,
+) -> Tally {
+    let request = request_bytes(spec, true);
+    let deadline = started + spec.duration;
+    let n = u64::from(spec.connections.max(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..n {
+        let (ctx, request, sent, spec) = (ctx.clone(), request.clone(), sent.clone(), spec.clone());
+        tasks.spawn(async move {
+            let mut tally = Tally::new();
+            let mut stream: Option<TcpStream> = None;
+            let mut buf = Vec::with_capacity(512);
+            // Open loop: this connection owns requests worker, worker + n, …; closed loop: the next free number.
+            let mut i = worker;
+            loop {
+                let (index, at) = match spec.rate {
+                    Some(rate) => (i, due(started, rate, i)),
+                    None => (sent.load(Ordering::Relaxed), Instant::now()),
+                };
+                if index >= spec.requests || at >= deadline {
+                    break;
+                }
+                if spec.rate.is_some() {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                let exchange = async {
+                    if stream.is_none() {
+                        stream = Some(ctx.dialer.connect_tcp(address).await.map_err(|e| classify(&e))?);
+                    }
+                    let s = stream.as_mut().expect("connected above");
+                    s.write_all(&request).await.map_err(|e| classify(&e))?;
+                    read_response(s, &mut buf).await
+                };
+                let answer =
+                    tokio::time::timeout(spec.timeout, exchange).await.unwrap_or_else(|_| Err("timeout".into()));
+                if answer.is_err() {
+                    // The connection is in an unknown state: start a new one for the next request.
+                    stream = None;
+                }
+                tally.record(answer, at.elapsed());
+                i += n;
+            }
+            tally
+        });
+    }
+    join_tallies(tasks).await
+}

@@ -1,0 +1,320 @@
+//! Expected-failure profiles: per implementation, the scenarios it is known not to pass, each with a reason (like
+//! Gateway API's supported/exempt features). A profile turns a failure into an *expected* failure, which does not fail
+//! the run, and flags an expected failure that passes.
+//!
+//! ```yaml
+//! implementation: coredns            # what the profile describes
+//! description: CoreDNS 1.12 with the Corefile Kubernetes ships
+//! expectedFailures:
+//!   - scenario: headless-recreate    # a scenario name (DNS-1035 label)
+//!     reason: cached answers outlive the 10 s assertion timeout (`cache 30`)
+//!     link: https://example.org/issue/1   # optional
+//! ```
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use crate::{
+    results::{Outcome, ScenarioResult},
+    scenario::names,
+};
+
+/// The file name a run folder keeps its profile under, so `svcbench report` picks it up when re-rendering.
+pub const SIDECAR_NAME: &str = "profile.yaml";
+
+/// One problem in a profile file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// What is wrong, one line.
+    pub reason: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.reason)
+    }
+}
+
+impl std::error::Error for ProfileError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawProfile {
+    implementation: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    expected_failures: Vec<Spanned<RawExpectedFailure>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawExpectedFailure {
+    scenario: Spanned<String>,
+    reason: Spanned<String>,
+    #[serde(default)]
+    link: Option<String>,
+}
+
+/// A validated expected-failure profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The implementation it describes (`coredns`, `kube-proxy-ipvs`).
+    pub implementation: String,
+    /// Free text (versions, configuration).
+    pub description: String,
+    /// The scenarios known not to pass.
+    pub expected_failures: Vec<ExpectedFailure>,
+}
+
+/// One scenario an implementation is known not to pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectedFailure {
+    /// Scenario name.
+    pub scenario: String,
+    /// Why it fails there.
+    pub reason: String,
+    /// Optional link (issue, documentation).
+    pub link: Option<String>,
+    /// Where the entry is written, for messages about it.
+    pub line: u64,
+    /// Its column.
+    pub column: u64,
+}
+
+/// A scenario's outcome once a profile is taken into account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Passed and not listed.
+    Passed,
+    /// Failed and not listed: fails the run.
+    Failed,
+    /// Failed and listed: does not fail the run.
+    ExpectedFail,
+    /// Passed although listed: flagged so the profile gets updated; does not fail the run.
+    UnexpectedPass,
+    /// Not run because of an earlier problem.
+    Skipped,
+}
+
+impl Verdict {
+    /// Whether this verdict fails a run.
+    pub fn fails_run(self) -> bool {
+        self == Verdict::Failed
+    }
+
+    /// Short lower-case label used in every report (`expected fail`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Passed => "pass",
+            Verdict::Failed => "fail",
+            Verdict::ExpectedFail => "expected fail",
+            Verdict::UnexpectedPass => "unexpected pass",
+            Verdict::Skipped => "skipped",
+        }
+    }
+
+    /// Stable identifier for CSS classes and JUnit properties (`expected-fail`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Verdict::Passed => "pass",
+            Verdict::Failed => "fail",
+            Verdict::ExpectedFail => "expected-fail",
+            Verdict::UnexpectedPass => "unexpected-pass",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+impl Profile {
+    /// Reads and validates a profile.
+    ///
+    /// # Errors
+    /// Every problem found, each with `file:line:column`.
+    pub fn load(path: &Path) -> Result<Self, Vec<ProfileError>> {
+        let error = |line, column, reason| vec![ProfileError { path: path.to_owned(), line, column, reason }];
+        let bytes = std::fs::read(path).map_err(|e| error(1, 1, format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
+            error(line, column, "not UTF-8 text".into())
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates profile text read from `path`.
+    ///
+    /// # Errors
+    /// Every problem found, each with `file:line:column`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<ProfileError>> {
+        let raw: RawProfile = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            vec![ProfileError { path: path.to_owned(), line, column, reason: yaml_reason(&e) }]
+        })?;
+        let mut errors = Vec::new();
+        let mut err = |at: &Location, reason: String| {
+            errors.push(ProfileError { path: path.to_owned(), line: at.line(), column: at.column(), reason });
+        };
+        if raw.implementation.value.trim().is_empty() {
+            err(&raw.implementation.referenced, "implementation must not be empty".into());
+        }
+        let mut expected_failures: Vec<ExpectedFailure> = Vec::new();
+        for entry in &raw.expected_failures {
+            let e = &entry.value;
+            if let Err(why) = names::dns1035_label(&e.scenario.value) {
+                err(&e.scenario.referenced, format!("scenario name: {why}"));
+            }
+            if let Some(first) = expected_failures.iter().find(|f| f.scenario == e.scenario.value) {
+                err(
+                    &e.scenario.referenced,
+                    format!("scenario `{}` is already listed at line {}", e.scenario.value, first.line),
+                );
+            }
+            if e.reason.value.trim().is_empty() {
+                err(&e.reason.referenced, "reason must not be empty: say why the implementation fails it".into());
+            }
+            expected_failures.push(ExpectedFailure {
+                scenario: e.scenario.value.clone(),
+                reason: e.reason.value.trim().to_owned(),
+                link: e.link.clone().filter(|l| !l.trim().is_empty()),
+                line: entry.referenced.line(),
+                column: entry.referenced.column(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(Self {
+                path: path.to_owned(),
+                implementation: raw.implementation.value,
+                description: raw.description.trim().to_owned(),
+                expected_failures,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The entry for a scenario, if the profile lists it.
+    pub fn expected_failure(&self, scenario: &str) -> Option<&ExpectedFailure> {
+        self.expected_failures.iter().find(|f| f.scenario == scenario)
+    }
+
+    /// Entries naming scenarios outside `known`, as located errors (a typo would otherwise silently expect nothing).
+    pub fn unknown_scenarios<'a>(&self, known: impl IntoIterator<Item = &'a str> + Clone) -> Vec<ProfileError> {
+        self.expected_failures
+            .iter()
+            .filter(|f| !known.clone().into_iter().any(|k| k == f.scenario))
+            .map(|f| ProfileError {
+                path: self.path.clone(),
+                line: f.line,
+                column: f.column,
+                reason: format!("scenario `{}` is not among the scenarios run", f.scenario),
+            })
+            .collect()
+    }
+}
+
+/// A scenario's verdict under an optional profile.
+pub fn verdict(result: &ScenarioResult, profile: Option<&Profile>) -> Verdict {
+    let listed = profile.is_some_and(|p| p.expected_failure(&result.name).is_some());
+    match (result.outcome, listed) {
+        (Outcome::Passed, false) => Verdict::Passed,
+        (Outcome::Passed, true) => Verdict::UnexpectedPass,
+        (Outcome::Failed, false) => Verdict::Failed,
+        (Outcome::Failed, true) => Verdict::ExpectedFail,
+        (Outcome::Skipped, _) => Verdict::Skipped,
+    }
+}
+
+/// The error's message on one line, without the location and snippet serde-saphyr renders (as scenario errors do).
+fn yaml_reason(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("invalid YAML").trim();
+    let reason = first.strip_prefix("error: ").unwrap_or(first);
+    let reason = match reason.find(": ") {
+        Some(i) if reason[..i].contains("line") => &reason[i + 2..],
+        _ => reason,
+    };
+    let reason = match reason.rfind(" at line ") {
+        Some(i) if reason[i..].contains("column") => &reason[..i],
+        _ => reason,
+    };
+    reason.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile, Vec<ProfileError>> {
+        Profile::parse(Path::new("p.yaml"), text)
+    }
+
+    #[test]
+    fn valid_profile_parses() {
+        let p = parse(
+            "implementation: coredns\ndescription: d\nexpectedFailures:\n  - scenario: headless-recreate\n    reason: cache\n    link: https://x\n",
+        )
+        .unwrap();
+        assert_eq!(p.implementation, "coredns");
+        let f = p.expected_failure("headless-recreate").unwrap();
+        assert_eq!((f.reason.as_str(), f.line), ("cache", 4));
+        assert!(p.expected_failure("other").is_none());
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let cases = [
+            ("implementation: x\nexpectedFailures:\n  - scenario: a\n    reasn: r\n", 4, "unknown field `reasn`"),
+            ("implementation: x\nexpectedFailures:\n  - scenario: Bad_Name\n    reason: r\n", 3, "DNS-1035"),
+            ("implementation: x\nexpectedFailures:\n  - scenario: a\n    reason: ''\n", 4, "reason must not be empty"),
+            (
+                "implementation: x\nexpectedFailures:\n  - {scenario: a, reason: r}\n  - {scenario: a, reason: s}\n",
+                4,
+                "already listed at line 3",
+            ),
+            ("implementation: x\n", 1, "missing field `expectedFailures`"),
+            ("implementation: x\nexpectedFailures: [\n", 3, ""),
+        ];
+        for (text, line, reason) in cases {
+            let errors = parse(text).unwrap_err();
+            let first = errors[0].to_string();
+            assert!(first.starts_with(&format!("p.yaml:{line}:")), "{text:?}: {first}");
+            assert!(first.contains(reason), "{text:?}: {first}");
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_the_profile() {
+        let p = parse("implementation: x\nexpectedFailures:\n  - {scenario: listed, reason: r}\n").unwrap();
+        let result = |name: &str, outcome| ScenarioResult {
+            name: name.into(),
+            description: String::new(),
+            source: String::new(),
+            target: "t".into(),
+            outcome,
+            duration_ms: 0.0,
+            steps: Vec::new(),
+        };
+        assert_eq!(verdict(&result("listed", Outcome::Failed), Some(&p)), Verdict::ExpectedFail);
+        assert_eq!(verdict(&result("listed", Outcome::Passed), Some(&p)), Verdict::UnexpectedPass);
+        assert_eq!(verdict(&result("other", Outcome::Failed), Some(&p)), Verdict::Failed);
+        assert_eq!(verdict(&result("listed", Outcome::Failed), None), Verdict::Failed);
+        assert!(!Verdict::ExpectedFail.fails_run() && !Verdict::UnexpectedPass.fails_run());
+        let unknown = p.unknown_scenarios(["other"]);
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].to_string(), "p.yaml:3:5: scenario `listed` is not among the scenarios run");
+    }
+}

@@ -1,0 +1,234 @@
+//! Measuring checks: HTTP load, DNS load and bulk service checks. Each attempt is a full measurement; the runner
+//! retries a failing one until the step's timeout, so a fair balancer that fails a χ² test at α fails the step with
+//! probability α^attempts while a real skew fails every attempt.
+
+use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
+
+use serde_json::{Value, json};
+
+use super::check::{Evaluation, pods_in};
+use crate::{
+    probe::{
+        ProbeRequest, ProbeResponse,
+        connect::ConnectResult,
+        dns::DnsRecord,
+        dnsload::DnsLoadSpec,
+        load::{ConnectionMode, LoadSpec},
+    },
+    results::{DnsLoadReport, HttpLoadReport, Measurement},
+    scenario::{ConnectOutcome, MeasureDns, MeasureHttp, ObjectRef, QueryType, Rcode, ResolverFlavour, Transport},
+    stats::Fairness,
+    target::{Target, TargetError},
+};
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Runs an HTTP load measurement and judges it.
+///
+/// # Errors
+/// The target could not run the probe.
+pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, TargetError> {
+    let spec = LoadSpec {
+        host: m.host.clone(),
+        port: m.port,
+        path: m.path.clone(),
+        mode: m.mode,
+        connections: m.connections,
+        rate: m.rate,
+        requests: m.requests,
+        duration: m.duration,
+        timeout: Duration::from_secs(2),
+    };
+    let ProbeResponse::Load(outcome) = target.probe(&m.from, &ProbeRequest::Load(spec)).await? else {
+        return Err(TargetError::Other("load probe returned another kind of result".into()));
+    };
+    let mut problems = Vec::new();
+    let mut expected = serde_json::Map::new();
+    let failed: u64 = outcome.errors.values().sum();
+    let error_rate = if outcome.sent == 0 { 1.0 } else { failed as f64 / outcome.sent as f64 };
+    expected.insert("max_error_rate".into(), json!(m.max_error_rate));
+    if error_rate > m.max_error_rate {
+        let classes: Vec<String> = outcome.errors.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+        problems.push(format!("{failed} of {} requests failed ({})", outcome.sent, classes.join(", ")));
+    }
+    let mut fairness = None;
+    if let Some(set) = &m.backends {
+        let pods: BTreeSet<String> = pods_in(target, set).await?.into_iter().map(|p| p.name).collect();
+        expected.insert("backends".into(), json!(pods));
+        let missing: Vec<&String> = pods.iter().filter(|p| !outcome.per_backend.contains_key(*p)).collect();
+        if !missing.is_empty() {
+            problems
+                .push(format!("never reached {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        let outside: Vec<&String> = outcome.per_backend.keys().filter(|p| !pods.contains(*p)).collect();
+        if !outside.is_empty() {
+            problems.push(format!(
+                "reached pods outside the set: {}",
+                outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let counts: Vec<u64> = pods.iter().map(|p| outcome.per_backend.get(p).copied().unwrap_or(0)).collect();
+        fairness = Fairness::of(&counts);
+        if let Some(alpha) = m.fair_alpha {
+            expected.insert("fair_alpha".into(), json!(alpha));
+            match &fairness {
+                Some(f) if !f.is_fair(alpha) => problems.push(format!(
+                    "unfair spread: χ² = {:.1}, p = {:.2e} < α = {alpha} (Jain {:.4}, a random balancer expects ≈ {:.4}; max/min {:.2})",
+                    f.chi_square, f.p_value, f.jain, f.expected_jain, f.max_min_ratio
+                )),
+                Some(_) => {}
+                None => problems.push("fairness needs at least two backends and one answer".into()),
+            }
+        }
+    }
+    if let Some(bound) = m.p99_below {
+        expected.insert("p99_below_us".into(), json!(bound.as_micros() as f64));
+        let p99 = Duration::from_micros(outcome.latency.p99_us as u64);
+        if p99 >= bound {
+            problems.push(format!("p99 {p99:?} is not below {bound:?}"));
+        }
+    }
+    let report = HttpLoadReport {
+        target: format!("http://{}:{}{} from {}", m.host, m.port, m.path, m.from),
+        mode: match m.mode {
+            ConnectionMode::NewConnection => "new-connection".into(),
+            ConnectionMode::KeepAlive => "keep-alive".into(),
+        },
+        connections: m.connections,
+        rate: m.rate,
+        sent: outcome.sent,
+        ok: outcome.ok,
+        duration_ms: outcome.elapsed.as_secs_f64() * 1000.0,
+        throughput: outcome.ok as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
+        per_backend: outcome.per_backend.clone(),
+        errors: outcome.errors.clone(),
+        fairness,
+        latency: outcome.latency.clone(),
+        cores: cores(),
+    };
+    let actual = json!({
+        "sent": report.sent, "ok": report.ok, "throughput": report.throughput, "per_backend": report.per_backend,
+        "errors": report.errors, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us,
+        "fairness": report.fairness,
+    });
+    Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; "))
+        .with_measurement(Measurement::HttpLoad(report)))
+}
+
+/// Runs a DNS load measurement and judges it.
+///
+/// # Errors
+/// The target could not run the probe.
+pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, TargetError> {
+    let spec = DnsLoadSpec {
+        names: m.names.clone(),
+        rate: m.rate,
+        max_outstanding: 100,
+        source_ports: m.source_ports,
+        queries: m.queries,
+        duration: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+    };
+    let ProbeResponse::DnsLoad(outcome) = target.probe(&m.from, &ProbeRequest::DnsLoad(spec)).await? else {
+        return Err(TargetError::Other("DNS load probe returned another kind of result".into()));
+    };
+    let mut problems = Vec::new();
+    let want = match m.rcode {
+        Rcode::NoError | Rcode::NoData => "NOERROR",
+        Rcode::NxDomain => "NXDOMAIN",
+        Rcode::ServFail => "SERVFAIL",
+        Rcode::Refused => "REFUSED",
+    };
+    let wrong: Vec<String> =
+        outcome.rcodes.iter().filter(|(k, _)| k.as_str() != want).map(|(k, v)| format!("{v}× {k}")).collect();
+    if !wrong.is_empty() {
+        problems.push(format!("answers other than {want}: {}", wrong.join(", ")));
+    }
+    let timeout_rate = if outcome.sent == 0 { 1.0 } else { outcome.timeouts as f64 / outcome.sent as f64 };
+    if timeout_rate > m.max_timeout_rate {
+        problems.push(format!("{} of {} queries timed out", outcome.timeouts, outcome.sent));
+    }
+    if let Some(bound) = m.p99_below {
+        let p99 = Duration::from_micros(outcome.latency.p99_us as u64);
+        if p99 >= bound {
+            problems.push(format!("p99 {p99:?} is not below {bound:?}"));
+        }
+    }
+    let report = DnsLoadReport {
+        names: m.names.clone(),
+        rate: m.rate.unwrap_or(0.0),
+        source_ports: m.source_ports,
+        sent: outcome.sent,
+        answered: outcome.answered,
+        timeouts: outcome.timeouts,
+        qps: outcome.answered as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
+        rcodes: outcome.rcodes.clone(),
+        latency: outcome.latency.clone(),
+    };
+    let expected = json!({ "rcode": want, "max_timeout_rate": m.max_timeout_rate, "p99_below_us": m.p99_below.map(|d| d.as_micros() as f64) });
+    let actual = json!({ "sent": report.sent, "answered": report.answered, "timeouts": report.timeouts, "qps": report.qps,
+        "rcodes": report.rcodes, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us });
+    Ok(Evaluation::new(problems.is_empty(), expected, actual, problems.join("; "))
+        .with_measurement(Measurement::DnsLoad(report)))
+}
+
+/// Checks `count` services: API endpoints, DNS answer, and a TCP connect each.
+///
+/// # Errors
+/// The target could not answer.
+pub async fn services(
+    target: &dyn Target,
+    from: &str,
+    namespace: &str,
+    prefix: &str,
+    count: u32,
+    ready_endpoints: u32,
+) -> Result<Evaluation, TargetError> {
+    let mut problems = Vec::new();
+    let (mut endpoints_ok, mut dns_ok, mut connect_ok) = (0u32, 0u32, 0u32);
+    for i in 0..count {
+        let key = ObjectRef { namespace: namespace.to_owned(), name: format!("{prefix}-{i}") };
+        let Some(svc) = target.service(&key).await? else {
+            problems.push(format!("{key} does not exist"));
+            continue;
+        };
+        let slices = target.endpoint_slices(&key).await?;
+        let ready = slices.iter().flat_map(|s| &s.endpoints).filter(|e| e.ready).count() as u32;
+        if ready == ready_endpoints {
+            endpoints_ok += 1;
+        } else if problems.len() < 5 {
+            problems.push(format!("{key}: {ready} ready endpoints, expected {ready_endpoints}"));
+        }
+        let Some(ip) = svc.cluster_ip else { continue };
+        let name = format!("{}.{}.svc.{}.", key.name, key.namespace, target.cluster_domain());
+        let request = ProbeRequest::Dns {
+            name,
+            query_type: QueryType::A,
+            flavour: ResolverFlavour::Dig,
+            transport: Transport::Udp,
+        };
+        if let ProbeResponse::Dns(lookup) = target.probe(from, &request).await? {
+            if lookup.records == [DnsRecord::Address { ip }] {
+                dns_ok += 1;
+            } else if problems.len() < 5 {
+                problems.push(format!("{key}: DNS answered {:?} {:?}", lookup.rcode, lookup.records));
+            }
+        }
+        let port = svc.ports.first().map_or(80, |p| p.port);
+        if let ProbeResponse::Connect(ConnectResult { outcome, .. }) =
+            target.probe(from, &ProbeRequest::Connect { address: SocketAddr::new(ip, port) }).await?
+        {
+            if outcome == Some(ConnectOutcome::Connected) {
+                connect_ok += 1;
+            } else if problems.len() < 5 {
+                problems.push(format!("{key}: connect {outcome:?}"));
+            }
+        }
+    }
+    let holds = endpoints_ok == count && dns_ok == count && connect_ok == count;
+    let expected = json!({ "services": count, "ready_endpoints_each": ready_endpoints });
+    let actual = json!({ "endpoints_ok": endpoints_ok, "dns_ok": dns_ok, "connect_ok": connect_ok });
+    Ok(Evaluation::new(holds, expected, actual, problems.join("; ")))
+}
