@@ -1,7 +1,9 @@
 //! The `svcbench` command line: thin glue over the library. Exit codes: 0 all passed, 1 a scenario failed,
 //! 2 invalid input or usage, 130 interrupted.
 
+mod bench;
 mod faults;
+mod report;
 mod run;
 mod up;
 
@@ -31,6 +33,11 @@ enum Command {
     },
     /// Run a scenario's steps on the embedded cluster, then keep it serving until Ctrl-C / SIGTERM.
     Up(up::UpArgs),
+    /// Render saved results (one run, or several side by side) as index.html and junit.xml.
+    Report(report::ReportArgs),
+    /// Compare svcbench's load generators with wrk and dnsperf, the proxy with direct traffic, and time programming
+    /// latency at scale, all against the embedded target.
+    Bench(bench::BenchArgs),
     /// Seeded-fault detection matrix: run the scenarios once per fault and show which scenarios catch which fault.
     Faults(faults::FaultsArgs),
 }
@@ -53,7 +60,9 @@ pub fn main() -> ExitCode {
         Command::Validate { files } => validate(&files),
         Command::Run(args) => with_runtime(run::run(args)),
         Command::Up(args) => with_runtime(up::up(args)),
+        Command::Report(args) => report::report(args),
         Command::Faults(args) => with_runtime(faults::faults(args)),
+        Command::Bench(args) => with_runtime(bench::bench(args)),
     }
 }
 

@@ -1,7 +1,10 @@
-//! Console output: one line per scenario, and for a failure the failing step with expected vs actual.
+//! Console output: one line per scenario, and for a failure the failing step with expected vs actual. With an
+//! expected-failure profile, listed failures print as `XFAIL` (with the profile's reason) and listed scenarios that
+//! pass as `XPASS`.
 
 use std::io::Write;
 
+use super::profile::{Profile, Verdict, verdict};
 use crate::{
     results::{Outcome, ScenarioResult},
     runner::RunEvent,
@@ -11,12 +14,19 @@ use crate::{
 pub struct ConsoleReporter<W: Write> {
     out: W,
     verbose: bool,
+    profile: Option<Profile>,
 }
 
 impl<W: Write> ConsoleReporter<W> {
     /// A reporter writing to `out`; `verbose` also prints every step.
     pub fn new(out: W, verbose: bool) -> Self {
-        Self { out, verbose }
+        Self { out, verbose, profile: None }
+    }
+
+    /// Judges scenarios against an expected-failure profile.
+    pub fn with_profile(mut self, profile: Option<Profile>) -> Self {
+        self.profile = profile;
+        self
     }
 
     /// Handles one event. Write errors are ignored: a closed stdout must not stop the run.
@@ -33,7 +43,11 @@ impl<W: Write> ConsoleReporter<W> {
                 );
             }
             RunEvent::ScenarioFinished(result) => {
-                let _ = self.out.write_all(format_scenario(result).as_bytes());
+                let text = match &self.profile {
+                    Some(p) => format_scenario_with_profile(result, p),
+                    None => format_scenario(result),
+                };
+                let _ = self.out.write_all(text.as_bytes());
             }
             _ => {}
         }
@@ -58,6 +72,42 @@ pub fn format_scenario(result: &ScenarioResult) -> String {
         s.push_str(&format_failure(result, step));
     }
     s
+}
+
+/// A scenario's result under an expected-failure profile: `XFAIL` with the reason (and the failure, indented, so a
+/// changed way of failing is still visible), `XPASS` with the stale entry, otherwise as [`format_scenario`].
+pub fn format_scenario_with_profile(result: &ScenarioResult, profile: &Profile) -> String {
+    let Some(entry) = profile.expected_failure(&result.name) else { return format_scenario(result) };
+    let head = |tag: &str| {
+        format!(
+            "{tag} {}::{} ({} steps, {:.2}s)\n",
+            result.target,
+            result.name,
+            result.steps.len(),
+            result.duration_ms / 1000.0
+        )
+    };
+    match verdict(result, Some(profile)) {
+        Verdict::ExpectedFail => {
+            let mut s = head("XFAIL");
+            s.push_str(&format!("  expected failure ({}:{}): {}\n", profile.path.display(), entry.line, entry.reason));
+            if let Some(step) = result.first_failure() {
+                s.push_str(&format_failure(result, step));
+            }
+            s
+        }
+        Verdict::UnexpectedPass => {
+            let mut s = head("XPASS");
+            s.push_str(&format!(
+                "  listed as an expected failure in {}:{} ({}) but passed: remove it from the profile if the fix is intended\n",
+                profile.path.display(),
+                entry.line,
+                entry.reason
+            ));
+            s
+        }
+        _ => format_scenario(result),
+    }
 }
 
 /// The failing step: where, what, expected vs actual.

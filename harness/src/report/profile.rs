@@ -286,7 +286,7 @@ mod tests {
                 "already listed at line 3",
             ),
             ("implementation: x\n", 1, "missing field `expectedFailures`"),
-            ("implementation: x\nexpectedFailures: [\n", 3, ""),
+            ("implementation: x\nexpectedFailures: [\n", 2, "unclosed bracket"),
         ];
         for (text, line, reason) in cases {
             let errors = parse(text).unwrap_err();

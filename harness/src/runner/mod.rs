@@ -41,8 +41,8 @@ pub enum RunEvent {
     StepFinished {
         /// Scenario name.
         scenario: String,
-        /// Its result.
-        result: StepResult,
+        /// Its result (boxed: it carries measurements).
+        result: Box<StepResult>,
     },
     /// A scenario finished.
     ScenarioFinished(ScenarioResult),
@@ -94,7 +94,7 @@ pub async fn run_plan_with(
             failed = r.outcome == Outcome::Failed;
             r
         };
-        on_event(RunEvent::StepFinished { scenario: plan.name.clone(), result: result.clone() });
+        on_event(RunEvent::StepFinished { scenario: plan.name.clone(), result: Box::new(result.clone()) });
         steps.push(result);
     }
     let result = ScenarioResult {

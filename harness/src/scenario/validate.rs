@@ -1011,7 +1011,7 @@ impl Validator {
                 self.err(&m.url.referenced, "rate must be 0 (closed loop) to 1000000 requests/s");
                 return None;
             }
-            Some(r) if r == 0.0 => None,
+            Some(0.0) => None,
             Some(r) => Some(r),
             None => Some(500.0),
         };
@@ -1075,7 +1075,7 @@ impl Validator {
                 self.err(at, "rate must be 0 (closed loop) to 10000000 queries/s");
                 return None;
             }
-            Some(r) if r == 0.0 => None,
+            Some(0.0) => None,
             Some(r) => Some(r),
             None => Some(2000.0),
         };

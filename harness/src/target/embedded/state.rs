@@ -88,6 +88,8 @@ pub struct Snapshot {
     pub unbacked: Vec<SocketAddr>,
     /// Seeded faults.
     pub faults: Faults,
+    /// Services by the addresses they own (ClusterIP, endpoint IPs): the reverse-lookup index.
+    pub ip_owners: HashMap<IpAddr, Vec<ObjectRef>>,
 }
 
 impl Snapshot {
@@ -163,6 +165,20 @@ impl Snapshot {
             .filter(|a| !table.contains_key(a))
             .collect();
         self.proxy = table;
+        self.ip_owners.clear();
+        for (key, svc) in &self.services {
+            if let Some(ip) = svc.cluster_ip {
+                self.ip_owners.entry(IpAddr::V4(ip)).or_default().push(key.clone());
+            }
+        }
+        for (key, slices) in &self.slices {
+            for ep in slices.iter().flat_map(|s| &s.endpoints) {
+                let owners = self.ip_owners.entry(ep.address).or_default();
+                if !owners.contains(key) {
+                    owners.push(key.clone());
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,269 @@
+//! `svcbench bench`: svcbench's generators against the reference tools, in one run against the same embedded target,
+//! printed as pairs and ratios; plus the proxy's cost and the control plane's programming latency at scale.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    process::{Command, ExitCode},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+
+use super::EXIT_INVALID;
+use crate::{
+    probe::{
+        self, AddressMap,
+        dnsload::DnsLoadSpec,
+        load::{ConnectionMode, LoadSpec},
+    },
+    scenario::{Action, ContainerPort, DeploymentSpec, ObjectRef, Protocol, ServicePortSpec, ServiceSpec, TargetPort},
+    stats::latency,
+    target::{
+        Target,
+        embedded::{Cluster, EmbeddedConfig, EmbeddedTarget},
+    },
+};
+
+/// Arguments of `svcbench bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Connections (HTTP) for both generators.
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    /// Services for the programming-latency measurement (10 endpoints each).
+    #[arg(long, default_value_t = 10_000)]
+    services: u32,
+    /// Changes to time for the programming latency.
+    #[arg(long, default_value_t = 50)]
+    changes: u32,
+}
+
+fn deployment(ns: &str, name: &str, replicas: u32) -> Action {
+    Action::CreateDeployment(DeploymentSpec {
+        object: ObjectRef { namespace: ns.into(), name: name.into() },
+        replicas,
+        ports: vec![ContainerPort { name: None, port: 80 }],
+        labels: [("app".to_owned(), name.to_owned())].into(),
+        hostname: None,
+        subdomain: None,
+        stateful: false,
+        termination_grace: Duration::ZERO,
+    })
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok() || Command::new(tool).arg("-h").output().is_ok()
+}
+
+/// One line of the comparison table.
+fn pair(what: &str, ours: f64, theirs: Option<f64>, unit: &str) {
+    match theirs {
+        Some(t) if t > 0.0 => println!("{what:<46} svcbench {ours:>12.0} {unit:<6} reference {t:>12.0} {unit:<6} ratio {:.2}", ours / t),
+        _ => println!("{what:<46} svcbench {ours:>12.0} {unit:<6} reference (not installed / no result)"),
+    }
+}
+
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs wrk and returns (requests/s, p99 µs).
+fn wrk(url: &str, connections: u32, seconds: u64, close: bool) -> Option<(f64, f64)> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"]);
+    if close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    let out = cmd.arg(url).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let p99 = text.lines().find(|l| l.trim_start().starts_with("99%")).and_then(|l| l.split_whitespace().nth(1)).and_then(parse_wrk_time);
+    Some((rps, p99.unwrap_or(f64::NAN)))
+}
+
+fn parse_wrk_time(s: &str) -> Option<f64> {
+    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map(|i| s.split_at(i))?;
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v,
+        "ms" => v * 1e3,
+        "s" => v * 1e6,
+        _ => return None,
+    })
+}
+
+/// Runs dnsperf and returns queries/s.
+fn dnsperf(server: SocketAddr, names: &[String], seconds: u64) -> Option<f64> {
+    let dir = tempfile_dir()?;
+    let data = dir.join("queries.txt");
+    std::fs::write(&data, names.iter().map(|n| format!("{n} A\n")).collect::<String>()).ok()?;
+    let out = Command::new("dnsperf")
+        .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "-d"])
+        .arg(&data)
+        .args(["-l", &seconds.to_string(), "-c", "128", "-q", "100", "-T", "2"])
+        .output()
+        .ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&out?.stdout).into_owned();
+    text.lines().find(|l| l.trim_start().starts_with("Queries per second:"))?.split(':').nth(1)?.trim().parse().ok()
+}
+
+fn tempfile_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("svcbench-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+pub async fn bench(args: BenchArgs) -> ExitCode {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("svcbench bench: {cores} cores shared by the generators and the system under test; medians over runs are more telling than one run.\n");
+    let target = match EmbeddedTarget::start(EmbeddedConfig::default()).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let setup = [
+        Action::CreateNamespace { name: "bench".into() },
+        deployment("bench", "web", 4),
+        Action::CreateService(ServiceSpec {
+            object: ObjectRef { namespace: "bench".into(), name: "web".into() },
+            selector: [("app".to_owned(), "web".to_owned())].into(),
+            ports: vec![ServicePortSpec { name: None, port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp }],
+            headless: false,
+            publish_not_ready: false,
+            session_affinity: None,
+            external_name: None,
+        }),
+    ];
+    for a in &setup {
+        if let Err(e) = target.cluster().apply(a) {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    let cluster = target.cluster().clone();
+    cluster.wait_programmed(cluster.snapshot().generation).await;
+    let snap = cluster.snapshot();
+    let ports = cluster.ports();
+    let key = ObjectRef { namespace: "bench".into(), name: "web".into() };
+    let cip = IpAddr::V4(snap.services[&key].cluster_ip.expect("ClusterIP service"));
+    let pod_ip = IpAddr::V4(snap.deployment_pods(&ObjectRef { namespace: "bench".into(), name: "web".into() })[0].1.ip);
+    let vip = ports.resolve(SocketAddr::new(cip, 80));
+    let ctx = match target.probe_context("bench") {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let duration = Duration::from_secs(args.seconds);
+    let load = |host: IpAddr, mode| LoadSpec {
+        host: host.to_string(),
+        port: 80,
+        path: "/hostname".into(),
+        mode,
+        connections: args.connections,
+        rate: None,
+        requests: u64::MAX,
+        duration,
+        timeout: Duration::from_secs(2),
+    };
+    let run_load = |spec: LoadSpec| {
+        let ctx = ctx.clone();
+        async move { probe::load::run(&ctx, &spec).await.ok() }
+    };
+
+    println!("== HTTP through the ClusterIP ({} connections, closed loop, {}s each)", args.connections, args.seconds);
+    let wrk_ok = have("wrk");
+    for (mode, close, label) in [(ConnectionMode::KeepAlive, false, "keep-alive"), (ConnectionMode::NewConnection, true, "new connection per request")] {
+        let ours = run_load(load(cip, mode)).await;
+        let theirs = if wrk_ok { wrk(&format!("http://{vip}/hostname"), args.connections, args.seconds, close) } else { None };
+        if let Some(o) = &ours {
+            let rps = o.ok as f64 / o.elapsed.as_secs_f64();
+            pair(&format!("requests/s, {label} (vs wrk)"), rps, theirs.map(|t| t.0), "req/s");
+            println!("{:<46} svcbench p99 {:>8.0} µs            wrk p99 {:>8.0} µs (wrk's closed loop has coordinated omission)", "", o.latency.p99_us, theirs.map_or(f64::NAN, |t| t.1));
+        }
+    }
+
+    println!("\n== Proxy cost: through the ClusterIP vs straight to one pod (keep-alive)");
+    let via = run_load(load(cip, ConnectionMode::KeepAlive)).await;
+    let straight = run_load(load(pod_ip, ConnectionMode::KeepAlive)).await;
+    if let (Some(v), Some(s)) = (via, straight) {
+        let (vr, sr) = (v.ok as f64 / v.elapsed.as_secs_f64(), s.ok as f64 / s.elapsed.as_secs_f64());
+        pair("requests/s via proxy (reference: direct)", vr, Some(sr), "req/s");
+        println!("{:<46} p99 added by the proxy: {:.0} µs (p50 added {:.0} µs)", "", v.latency.p99_us - s.latency.p99_us, v.latency.p50_us - s.latency.p50_us);
+    }
+
+    println!("\n== DNS ({}s, 128 source ports, 100 outstanding)", args.seconds);
+    let names = vec!["web.bench.svc.cluster.local.".to_owned(), "missing.bench.svc.cluster.local.".to_owned()];
+    let dns_spec = DnsLoadSpec {
+        names: names.clone(),
+        rate: None,
+        max_outstanding: 100,
+        source_ports: 128,
+        queries: u64::MAX,
+        duration,
+        timeout: Duration::from_secs(2),
+    };
+    let ours = probe::dnsload::run(&ctx, &dns_spec).await.ok();
+    let dns_addr = ports.resolve(SocketAddr::new(IpAddr::V4(cluster.dns_ip()), 53));
+    let theirs = if have("dnsperf") { dnsperf(dns_addr, &names, args.seconds) } else { None };
+    if let Some(o) = ours {
+        pair("queries/s (vs dnsperf)", o.answered as f64 / o.elapsed.as_secs_f64(), theirs, "q/s");
+        println!("{:<46} svcbench p50 {:.0} µs, p99 {:.0} µs, timeouts {}", "", o.latency.p50_us, o.latency.p99_us, o.timeouts);
+    }
+    target.shutdown().await;
+    drop(target);
+
+    println!("\n== Programming latency at {} services × 10 endpoints", args.services);
+    programming_latency(args.services, args.changes).await;
+    if let Some(rss) = rss_mib() {
+        println!("process memory (VmRSS): {rss:.0} MiB");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Builds `services` services (10 endpoints each, over 100 deployments of 10 pods), then times `changes` pod readiness
+/// flips from the API change until the proxy has programmed it.
+async fn programming_latency(services: u32, changes: u32) {
+    let target = match EmbeddedTarget::start(EmbeddedConfig::default()).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return;
+        }
+    };
+    let cluster: Arc<Cluster> = target.cluster().clone();
+    let started = Instant::now();
+    let deployments = 100u32.min(services.max(1));
+    let per = services / deployments;
+    let mut ok = cluster.apply(&Action::CreateNamespace { name: "scale".into() }).is_ok();
+    for d in 0..deployments {
+        ok &= cluster.apply(&deployment("scale", &format!("w{d}"), 10)).is_ok();
+        ok &= cluster
+            .apply(&Action::CreateServices { namespace: "scale".into(), deployment: format!("w{d}"), prefix: format!("s{d}"), count: per, port: 80 })
+            .is_ok();
+    }
+    cluster.wait_programmed(cluster.snapshot().generation).await;
+    let endpoints: usize = cluster.snapshot().slices.values().flatten().map(|s| s.endpoints.len()).sum();
+    println!("built {} services, {endpoints} endpoints in {:.1}s (ok: {ok})", cluster.snapshot().services.len(), started.elapsed().as_secs_f64());
+    let mut h = latency::new_histogram();
+    for i in 0..changes {
+        let d = ObjectRef { namespace: "scale".into(), name: format!("w{}", i % deployments) };
+        let t = Instant::now();
+        let _ = cluster.apply(&Action::SetPodReady { pod: crate::scenario::PodRef { deployment: d, index: 0 }, ready: i % 2 == 1 });
+        cluster.wait_programmed(cluster.snapshot().generation).await;
+        latency::record(&mut h, t.elapsed());
+    }
+    let s = latency::summarize(&h);
+    println!("API change → proxy programmed: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} changes", s.p50_us / 1e3, s.p99_us / 1e3, s.max_us / 1e3, s.count);
+    target.shutdown().await;
+}
