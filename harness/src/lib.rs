@@ -3,6 +3,7 @@
 //! Data flows one way: [`scenario`] file → validated [`scenario::Plan`] → [`runner`] → [`target`] → [`probe`] →
 //! [`results`] → [`report`]. No module reaches back up; [`cli`] sits on top of them all.
 
+pub mod agent;
 pub mod cli;
 pub mod probe;
 pub mod report;

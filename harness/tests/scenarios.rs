@@ -13,6 +13,7 @@ use svcbench::{
     target::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget, Fault, PortPolicy},
+        kube::{KubeConfig, KubeTarget},
     },
 };
 
@@ -76,8 +77,22 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
     trials
 }
 
+/// One scenario against the real cluster of the current kubeconfig context (`SVCBENCH_TARGET=kube`).
+fn run_kube(plan: &Plan) -> Result<(), Failed> {
+    RUNTIME.block_on(async {
+        let target = KubeTarget::connect(KubeConfig::from_env()).await.map_err(|e| Failed::from(format!("kube target: {e}")))?;
+        let result = runner::run_plan(plan, &target, &mut |_| {}).await;
+        target.shutdown().await;
+        match result.first_failure() {
+            None => Ok(()),
+            Some(step) => Err(Failed::from(format_failure(&result, step))),
+        }
+    })
+}
+
 fn main() {
     let args = Arguments::from_args();
+    let kube = std::env::var("SVCBENCH_TARGET").is_ok_and(|t| t.split(',').any(|t| t.trim() == "kube"));
     let mut trials = Vec::new();
     let mut plans = Vec::new();
     let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
@@ -87,6 +102,10 @@ fn main() {
         match scenario::load(&file) {
             Ok(plan) => {
                 plans.push(plan.clone());
+                if kube {
+                    let p = plan.clone();
+                    trials.push(Trial::test(format!("kube::{}", plan.name), move || run_kube(&p)).with_kind("scenario"));
+                }
                 // The same battery twice: real ports (as root) and the non-root layout, whose meaning must not differ.
                 let unprivileged =
                     EmbeddedConfig { port_policy: PortPolicy::Unprivileged, ..EmbeddedConfig::default() };

@@ -1,8 +1,11 @@
 //! The `svcbench` command line: thin glue over the library. Exit codes: 0 all passed, 1 a scenario failed,
 //! 2 invalid input or usage, 130 interrupted.
 
+mod agent;
 mod bench;
+mod cleanup;
 mod faults;
+mod targets;
 mod report;
 mod run;
 mod up;
@@ -38,8 +41,12 @@ enum Command {
     /// Compare svcbench's load generators with wrk and dnsperf, the proxy with direct traffic, and time programming
     /// latency at scale, all against the embedded target.
     Bench(bench::BenchArgs),
+    /// Delete leftover namespaces of earlier kube-target runs (by label).
+    Cleanup(cleanup::CleanupArgs),
     /// Seeded-fault detection matrix: run the scenarios once per fault and show which scenarios catch which fault.
     Faults(faults::FaultsArgs),
+    /// In-cluster probe server: runs probes with this host's resolv.conf and network and answers JSON over HTTP.
+    Agent(agent::AgentArgs),
 }
 
 /// Exit code: invalid input.
@@ -53,7 +60,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG").unwrap_or_else(|_| "warn,kube_client=off".into()))
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
@@ -63,6 +70,8 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::report(args),
         Command::Faults(args) => with_runtime(faults::faults(args)),
         Command::Bench(args) => with_runtime(bench::bench(args)),
+        Command::Agent(args) => with_runtime(agent::agent(args)),
+        Command::Cleanup(args) => with_runtime(cleanup::cleanup(args)),
     }
 }
 

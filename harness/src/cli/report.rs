@@ -5,11 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 
 use super::EXIT_INVALID;
-use crate::report::{
-    compare::Comparison,
-    files,
-    profile::Profile,
-};
+use crate::report::{compare::Comparison, files, profile::Profile};
 
 /// Arguments of `svcbench report`.
 #[derive(Debug, Args)]

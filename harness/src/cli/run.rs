@@ -4,15 +4,21 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::Args;
 
-use super::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, load_all, print_errors};
+use super::{
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, load_all, print_errors,
+    targets::{TargetFactory, TargetKind},
+};
 use crate::{
-    report::{console::ConsoleReporter, json},
+    report::{
+        compare::{Comparison, RunInput},
+        console::ConsoleReporter,
+        files, json,
+        profile::Profile,
+        progress::Progress,
+    },
     results::{RunResults, SCHEMA_VERSION, TargetInfo},
     runner, scenario,
-    target::{
-        Target,
-        embedded::{EmbeddedConfig, EmbeddedTarget, Fault},
-    },
+    target::embedded::{EmbeddedConfig, Fault},
 };
 
 /// Arguments of `svcbench run`.
@@ -29,9 +35,19 @@ pub struct RunArgs {
     /// Print every step.
     #[arg(short, long)]
     verbose: bool,
+    /// The implementation to run against.
+    #[arg(long, value_enum, default_value_t = TargetKind::Embedded)]
+    target: TargetKind,
+    /// kubeconfig context for `--target kube` (default: the current context).
+    #[arg(long)]
+    context: Option<String>,
     /// Seed a bug into the embedded target (repeatable; see `svcbench faults --list`). Also `SVCBENCH_FAULTS=a,b`.
     #[arg(long = "fault", value_name = "FAULT")]
     faults: Vec<Fault>,
+    /// Expected-failure profile of the implementation under test (see scenarios/profiles/): listed failures do not
+    /// fail the run; listed scenarios that pass are flagged. Copied into the run folder.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
 }
 
 /// A run id that sorts by time: `20261127T174000Z-ab12c`.
@@ -41,7 +57,8 @@ pub fn new_run_id() -> String {
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
-    let files = if args.scenarios.is_empty() {
+    let discovered = args.scenarios.is_empty();
+    let files = if discovered {
         match scenario::discover(&args.scenarios_dir) {
             Ok(f) if !f.is_empty() => f,
             Ok(_) => {
@@ -67,6 +84,25 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
 
+    let profile = match args.profile.as_deref().map(Profile::load).transpose() {
+        Ok(p) => p,
+        Err(errors) => {
+            errors.iter().for_each(|e| eprintln!("{e}"));
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if let Some(p) = &profile {
+        // Against the whole suite an unknown name is a typo or a removed scenario; against a chosen subset it is
+        // only a scenario not run this time.
+        let unknown = p.unknown_scenarios(plans.iter().map(|p| p.name.as_str()));
+        for e in &unknown {
+            if discovered { eprintln!("{e}") } else { eprintln!("warning: {e}") }
+        }
+        if discovered && !unknown.is_empty() {
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+
     let run_id = new_run_id();
     let out_dir = args.reports_dir.join(&run_id);
     if let Err(e) = std::fs::create_dir_all(&out_dir) {
@@ -75,7 +111,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
     let started_at = jiff::Timestamp::now().to_string();
     let started = Instant::now();
-    let mut console = ConsoleReporter::new(std::io::stdout(), args.verbose);
+    let mut console = ConsoleReporter::new(std::io::stdout(), args.verbose).with_profile(profile.clone());
+    let mut progress = Progress::new(plans.len());
     let mut scenarios = Vec::new();
     let mut description = String::new();
     let mut config = match EmbeddedConfig::from_env() {
@@ -86,19 +123,30 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     config.faults.0.extend(args.faults.iter().copied());
+    let factory = match TargetFactory::new(args.target, config, args.context.clone()).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: target {}: {e}", args.target);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
     for plan in &plans {
-        let target = match EmbeddedTarget::start(config.clone()).await {
+        let target = match factory.start().await {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot start the embedded cluster: {e}");
+                eprintln!("error: cannot start target {}: {e}", args.target);
                 return ExitCode::from(EXIT_INVALID);
             }
         };
         description = target.description();
-        let mut on_event = |e: runner::RunEvent| console.on_event(&e);
+        let mut on_event = |e: runner::RunEvent| {
+            progress.suspend(|| console.on_event(&e));
+            progress.on_event(&e);
+        };
         let result = tokio::select! {
-            r = runner::run_plan(plan, &target, &mut on_event) => r,
+            r = runner::run_plan(plan, target.as_ref(), &mut on_event) => r,
             _ = shutdown_signal() => {
+                progress.finish();
                 target.shutdown().await;
                 eprintln!("interrupted");
                 return ExitCode::from(EXIT_INTERRUPTED);
@@ -112,7 +160,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         run_id,
         started_at,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        target: TargetInfo { name: "embedded".into(), description },
+        target: TargetInfo { name: factory.name().into(), description },
         scenarios,
     };
     let path = out_dir.join("results.json");
@@ -120,14 +168,41 @@ pub async fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
-    let passed = results.scenarios.iter().filter(|s| s.outcome == crate::results::Outcome::Passed).count();
+    progress.finish();
+    if let Some(p) = &profile
+        && let Err(e) = files::keep_profile(&out_dir, p)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let comparison = Comparison::new(vec![RunInput { results, profile, source: Some(path.clone()) }]);
+    let rendered = match files::write_rendered(&out_dir, &comparison) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let counts = comparison.counts(0);
+    let results = &comparison.runs[0].input.results;
+    let mut extra = String::new();
+    if counts.expected_fail > 0 {
+        extra.push_str(&format!(", {} failed as expected", counts.expected_fail));
+    }
+    if counts.unexpected_pass > 0 {
+        extra.push_str(&format!(", {} expected to fail but passed (XPASS)", counts.unexpected_pass));
+    }
     println!(
-        "\n{passed}/{} scenarios passed in {:.2}s; results: {}",
+        "\n{}/{} scenarios passed{extra} in {:.2}s; results: {}\nreport: {}\njunit:  {}",
+        counts.passed + counts.unexpected_pass,
         results.scenarios.len(),
         results.duration_ms / 1000.0,
-        path.display()
+        path.display(),
+        rendered.html.display(),
+        rendered.junit.display()
     );
-    if results.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILED) }
+    // Expected failures and unexpected passes do not fail the run; unexpected failures (and scenarios not run) do.
+    if counts.failed + counts.skipped > 0 { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -99,7 +99,8 @@ pub fn format_scenario_with_profile(result: &ScenarioResult, profile: &Profile) 
         Verdict::UnexpectedPass => {
             let mut s = head("XPASS");
             s.push_str(&format!(
-                "  listed as an expected failure in {}:{} ({}) but passed: remove it from the profile if the fix is intended\n",
+                "  listed as an expected failure in {}:{} but passed: remove it from the profile if the fix is intended\n  \
+                 its reason: {}\n",
                 profile.path.display(),
                 entry.line,
                 entry.reason

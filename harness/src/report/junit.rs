@@ -66,7 +66,7 @@ pub fn render(c: &Comparison) -> Result<String, quick_junit::SerializeError> {
                         .unwrap_or_default();
                     st.set_message(format!("expected failure: {reason} ({at})"));
                     if let Some(step) = s.first_failure() {
-                        st.set_description(format!("{}\n{}", headline(s, step), detail(s, step)));
+                        st.set_description(detail(s, step));
                     }
                     st
                 }
@@ -178,7 +178,9 @@ mod tests {
             convergence_ms: None,
             attempts: 3,
             expected: Some(json!({"records": ["A 10.0.0.1"]})),
-            actual: Some(json!({"records": ["A 10.0.0.2"], "tried": [{"name": "web.test.svc.cluster.local.", "rcode": "NOERROR", "records": ["A 10.0.0.2"]}]})),
+            actual: Some(
+                json!({"records": ["A 10.0.0.2"], "tried": [{"name": "web.test.svc.cluster.local.", "rcode": "NOERROR", "records": ["A 10.0.0.2"]}]}),
+            ),
             message: (outcome == Outcome::Failed).then(|| "records: missing A 10.0.0.1".into()),
             measurement: None,
         }

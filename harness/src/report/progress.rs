@@ -19,11 +19,8 @@ pub struct Progress {
 impl Progress {
     /// A progress line for `scenarios` scenarios: drawn on stderr when it is a terminal, hidden otherwise.
     pub fn new(scenarios: usize) -> Self {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target =
+            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         Self::with_target(scenarios, target)
     }
 

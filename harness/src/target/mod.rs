@@ -2,6 +2,7 @@
 //! the cluster, and runs probes from inside a namespace. One folder per implementation.
 
 pub mod embedded;
+pub mod kube;
 pub mod model;
 
 use async_trait::async_trait;

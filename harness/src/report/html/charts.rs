@@ -90,7 +90,8 @@ fn tick(v: f64) -> String {
 /// HdrHistogram-style percentile distribution: latency over a log-scaled "1 − quantile" axis, one curve per run.
 pub fn percentile_chart(title: &str, curves: &[Curve<'_>]) -> String {
     let (w, h) = (760.0, 340.0);
-    let (left, right, top, bottom) = (64.0, 20.0, 34.0, 46.0);
+    // The right margin leaves room for the last tick's label, centred on the plot's edge.
+    let (left, right, top, bottom) = (64.0, 44.0, 34.0, 46.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
     // The last point of an HdrHistogram iteration is quantile 1.0 (the maximum), which has no place on a log axis:
     // it is left out of the curve and reported in the table.
@@ -217,30 +218,33 @@ pub fn backend_bars(label: &str, color: &str, counts: &BTreeMap<String, u64>, sc
             esc(label)
         ),
     );
-    for (i, (pod, n)) in counts.iter().enumerate() {
-        let y = top + row * i as f64;
-        let bw = pw * (*n as f64 / scale);
-        let short: String = if pod.chars().count() > 27 {
+    let short = |pod: &str| -> String {
+        if pod.chars().count() > 27 {
             format!("…{}", pod.chars().skip(pod.chars().count() - 26).collect::<String>())
         } else {
-            pod.clone()
-        };
+            pod.to_owned()
+        }
+    };
+    let bar_width = |n: u64| pw * (n as f64 / scale);
+    for (i, (pod, n)) in counts.iter().enumerate() {
+        let y = top + row * i as f64;
         push(
             &mut s,
             format_args!(
-                "<g><title>{}: {n}</title><text class=\"tick mono\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{left}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{n}</text></g>",
+                "<g><title>{}: {n}</title><text class=\"tick mono\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect class=\"bar\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"/></g>",
                 esc(pod),
                 left - 6.0,
                 y + 13.0,
-                esc(&short),
+                esc(&short(pod)),
                 y + 3.0,
+                bar_width(*n),
                 row - 6.0,
                 esc(color),
-                left + bw + 4.0,
-                y + 13.0
             ),
         );
     }
+    // Drawn over the bars so their ends can be compared with it, and under the value labels, whose halo keeps them
+    // readable.
     let total: u64 = counts.values().sum();
     if !counts.is_empty() && total > 0 {
         let even = total as f64 / counts.len() as f64;
@@ -251,6 +255,17 @@ pub fn backend_bars(label: &str, color: &str, counts: &BTreeMap<String, u64>, sc
                 "<line class=\"even\" x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{}\" y2=\"{:.1}\"><title>even share: {even:.1}</title></line>",
                 top - 4.0,
                 h - 6.0
+            ),
+        );
+    }
+    for (i, n) in counts.values().enumerate() {
+        let y = top + row * i as f64;
+        push(
+            &mut s,
+            format_args!(
+                "<text class=\"tick val\" x=\"{:.1}\" y=\"{:.1}\">{n}</text>",
+                left + bar_width(*n) + 4.0,
+                y + 13.0
             ),
         );
     }
@@ -275,7 +290,8 @@ pub fn convergence_chart(title: &str, rows: &[ConvergenceRow<'_>]) -> String {
     let group = bar * rows.len().max(1) as f64 + gap;
     let h = top + group * 3.0 + 6.0;
     let pw = w - left - right;
-    let max = rows.iter().flat_map(|r| r.values.iter().flatten()).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let max =
+        rows.iter().flat_map(|r| r.values.iter().flatten()).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
     let (scale, _) = nice_scale(max);
     let mut s = String::new();
     push(
@@ -305,7 +321,7 @@ pub fn convergence_chart(title: &str, rows: &[ConvergenceRow<'_>]) -> String {
             push(
                 &mut s,
                 format_args!(
-                    "<g><title>{}: {what} {}</title><rect class=\"bar\" x=\"{left}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+                    "<g><title>{}: {what} {}</title><rect class=\"bar\" x=\"{left}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"/><text class=\"tick val\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
                     esc(r.label),
                     esc(&text),
                     y + 1.0,
@@ -347,12 +363,16 @@ mod tests {
 
     #[test]
     fn percentile_chart_places_points_on_the_log_axis() {
-        let c = Curve { label: "a<b", color: "#000", points: vec![(0.0, 100.0), (0.9, 200.0), (0.99, 1000.0), (1.0, 5000.0)] };
+        let c = Curve {
+            label: "a<b",
+            color: "#000",
+            points: vec![(0.0, 100.0), (0.9, 200.0), (0.99, 1000.0), (1.0, 5000.0)],
+        };
         let svg = percentile_chart("t", &[c]);
-        // xmax = 2 nines; plot from x=64 over 676 px: 0 → 64, 90 % → 402, 99 % → 740.
+        // xmax = 2 nines; plot from x=64 over 652 px: 0 → 64, 90 % → 390, 99 % → 716.
         assert!(svg.contains("points=\"64.0,"), "{svg}");
-        assert!(svg.contains(" 402.0,"), "{svg}");
-        assert!(svg.contains(" 740.0,34.0"), "the highest plotted point tops the scale: {svg}");
+        assert!(svg.contains(" 390.0,"), "{svg}");
+        assert!(svg.contains(" 716.0,34.0"), "the highest plotted point tops the scale: {svg}");
         assert!(svg.contains(">99%</text>") && !svg.contains(">99.9%</text>"), "{svg}");
         assert!(svg.contains("<title>a&lt;b</title>"));
     }

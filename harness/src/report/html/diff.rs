@@ -78,12 +78,19 @@ fn cell(v: Option<&Value>, other: Option<&Value>, side: Side) -> String {
                 let t = token(item);
                 let absent = others.as_ref().is_some_and(|os| !os.iter().any(|o| o.eq_ignore_ascii_case(&t)));
                 match (absent, side) {
-                    (true, Side::Expected) => {
-                        push(&mut out, format_args!("<li class=\"miss\"><code>{}</code> <span class=\"tag\">missing</span></li>", esc(&t)))
-                    }
+                    (true, Side::Expected) => push(
+                        &mut out,
+                        format_args!(
+                            "<li class=\"miss\"><code>{}</code> <span class=\"tag\">missing</span></li>",
+                            esc(&t)
+                        ),
+                    ),
                     (true, Side::Actual) => push(
                         &mut out,
-                        format_args!("<li class=\"extra\"><code>{}</code> <span class=\"tag\">unexpected</span></li>", esc(&t)),
+                        format_args!(
+                            "<li class=\"extra\"><code>{}</code> <span class=\"tag\">unexpected</span></li>",
+                            esc(&t)
+                        ),
                     ),
                     _ => push(&mut out, format_args!("<li><code>{}</code></li>", esc(&t))),
                 }
@@ -272,8 +279,14 @@ mod tests {
         let e = json!({"name": "nginx", "rcode": ["NOERROR"], "records": ["A 10.0.0.5", "A 10.0.0.6"]});
         let a = json!({"rcode": "NOERROR", "records": ["A 10.0.0.6", "A 10.9.9.9"], "tried": []});
         let html = expected_vs_actual(Some(&e), Some(&a), None);
-        assert!(html.contains("<li class=\"miss\"><code>A 10.0.0.5</code> <span class=\"tag\">missing</span>"), "{html}");
-        assert!(html.contains("<li class=\"extra\"><code>A 10.9.9.9</code> <span class=\"tag\">unexpected</span>"), "{html}");
+        assert!(
+            html.contains("<li class=\"miss\"><code>A 10.0.0.5</code> <span class=\"tag\">missing</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<li class=\"extra\"><code>A 10.9.9.9</code> <span class=\"tag\">unexpected</span>"),
+            "{html}"
+        );
         assert!(html.contains("<tr class=\"differs\"><th scope=\"row\">records</th>"), "{html}");
         assert!(html.contains("<tr class=\"same\"><th scope=\"row\">rcode</th>"), "{html}");
     }
@@ -294,7 +307,10 @@ mod tests {
             {"name": "dns-version.test.svc.cluster.local.", "rcode": "NODATA", "records": [], "ttls": []}]});
         let html = expected_vs_actual(Some(&e), Some(&a), None);
         assert!(html.contains("candidates (tried)"), "{html}");
-        assert!(html.contains("dns-version.svc.cluster.local</code> <span class=\"tag\">expected, not tried"), "{html}");
+        assert!(
+            html.contains("dns-version.svc.cluster.local</code> <span class=\"tag\">expected, not tried"),
+            "{html}"
+        );
         assert!(html.contains("<td><code>dns-version.test.svc.cluster.local.</code></td><td>NODATA</td>"), "{html}");
     }
 

@@ -59,7 +59,8 @@ pub fn us(v: f64) -> String {
 
 /// A statistic with a sensible number of digits; `∞` and `—` for the non-finite.
 pub fn num(v: f64) -> String {
-    if v.is_infinite() {
+    // f64::MAX is how a written ∞ is read back (see `json::read`).
+    if v.is_infinite() || v.abs() == f64::MAX {
         "∞".into()
     } else if v.is_nan() {
         "—".into()
@@ -83,7 +84,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(esc(r#"<script>alert("x")</script> & 'y'"#), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;");
+        assert_eq!(
+            esc(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
         assert_eq!(id("sc", &["Web <1>", "a.b"]), "sc-web--1--a-b");
     }
 
@@ -93,6 +97,7 @@ mod tests {
         assert_eq!(ms(1500.0), "1.50 s");
         assert_eq!(us(2500.0), "2.50 ms");
         assert_eq!(num(f64::INFINITY), "∞");
+        assert_eq!(num(f64::MAX), "∞");
         assert_eq!(num(7.03e-165), "7.03e-165");
     }
 }

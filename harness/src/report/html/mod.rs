@@ -194,10 +194,7 @@ fn matrix(out: &mut String, c: &Comparison) {
                 }
                 _ => String::new(),
             };
-            push(
-                out,
-                format_args!("<td{title}><a href=\"#{}\">{}</a></td>", id("sc", &[name]), badge(*v)),
-            );
+            push(out, format_args!("<td{title}><a href=\"#{}\">{}</a></td>", id("sc", &[name]), badge(*v)));
         }
         out.push_str("</tr>");
     }

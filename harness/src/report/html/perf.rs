@@ -145,7 +145,12 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
     let spreads: Vec<Spread<'_>> = runs
         .iter()
         .filter(|(_, r)| !r.per_backend.is_empty())
-        .map(|(i, r)| Spread { run: *i, label: &c.runs[*i].label, counts: &r.per_backend, fairness: r.fairness.as_ref() })
+        .map(|(i, r)| Spread {
+            run: *i,
+            label: &c.runs[*i].label,
+            counts: &r.per_backend,
+            fairness: r.fairness.as_ref(),
+        })
         .collect();
     if !spreads.is_empty() {
         out.push_str("<h4>Answers per backend</h4>");

@@ -47,7 +47,8 @@ fn scenario(out: &mut String, c: &Comparison, name: &str) {
     if let Some(s) = first {
         push(out, format_args!("<p>{}</p>", esc(s.description.trim())));
     }
-    let mut sources: Vec<&str> = (0..c.runs.len()).filter_map(|i| c.result(i, name)).map(|s| s.source.as_str()).collect();
+    let mut sources: Vec<&str> =
+        (0..c.runs.len()).filter_map(|i| c.result(i, name)).map(|s| s.source.as_str()).collect();
     sources.dedup();
     push(
         out,
@@ -110,7 +111,11 @@ fn failure(out: &mut String, label: &str, v: Verdict, result: &ScenarioResult, s
     if step.attempts > 1 {
         push(
             out,
-            format_args!("<p class=\"note\">{} attempts over {}; the last one is shown.</p>", step.attempts, ms(step.duration_ms)),
+            format_args!(
+                "<p class=\"note\">{} attempts over {}; the last one is shown.</p>",
+                step.attempts,
+                ms(step.duration_ms)
+            ),
         );
     }
     out.push_str(&diff::expected_vs_actual(step.expected.as_ref(), step.actual.as_ref(), Some(&step.step)));
@@ -123,7 +128,9 @@ fn fairness_spread(out: &mut String, c: &Comparison, name: &str) {
     for index in steps {
         let mut spreads = Vec::new();
         for i in 0..c.runs.len() {
-            let Some(step) = c.result(i, name).and_then(|s| s.steps.iter().find(|st| st.index == index)) else { continue };
+            let Some(step) = c.result(i, name).and_then(|s| s.steps.iter().find(|st| st.index == index)) else {
+                continue;
+            };
             let is_fairness_check = step.expected.as_ref().is_some_and(|e| e.get("fair_alpha").is_some());
             let Some(actual) = step.actual.as_ref().filter(|_| is_fairness_check) else { continue };
             let Some(per_pod) = actual.get("per_pod").and_then(Value::as_object) else { continue };
@@ -135,10 +142,21 @@ fn fairness_spread(out: &mut String, c: &Comparison, name: &str) {
         if spreads.is_empty() {
             continue;
         }
-        push(out, format_args!("<div class=\"measured\"><h4>Spread over backends — step {index}: {}</h4>", esc(&spreads[0].1)));
+        push(
+            out,
+            format_args!(
+                "<div class=\"measured\"><h4>Spread over backends — step {index}: {}</h4>",
+                esc(&spreads[0].1)
+            ),
+        );
         let rows: Vec<perf::Spread<'_>> = spreads
             .iter()
-            .map(|(i, _, counts, stats)| perf::Spread { run: *i, label: &c.runs[*i].label, counts, fairness: stats.as_ref() })
+            .map(|(i, _, counts, stats)| perf::Spread {
+                run: *i,
+                label: &c.runs[*i].label,
+                counts,
+                fairness: stats.as_ref(),
+            })
             .collect();
         perf::spread(out, &rows);
         out.push_str("</div>");
@@ -173,7 +191,10 @@ fn steps_table(out: &mut String, c: &Comparison, name: &str) {
             if let Some(s) = s
                 && s.summary != first.summary
             {
-                push(&mut summary, format_args!("<br><span class=\"small\">{}: {}</span>", esc(&c.runs[i].label), esc(&s.summary)));
+                push(
+                    &mut summary,
+                    format_args!("<br><span class=\"small\">{}: {}</span>", esc(&c.runs[i].label), esc(&s.summary)),
+                );
             }
         }
         push(

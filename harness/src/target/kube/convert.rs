@@ -1,0 +1,228 @@
+//! API objects → the target-neutral view model. EndpointSlices are read with svcbench's own lenient serde types:
+//! across Kubernetes versions `endpoints` may be `null` on an empty slice and conditions may be missing (nil `ready`
+//! means ready, nil `serving` means "same as ready", nil `terminating` means not terminating).
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use serde::Deserialize;
+
+use super::names::NamespaceMap;
+use crate::{
+    scenario::{Protocol, TargetPort},
+    target::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
+};
+
+/// `discovery.k8s.io/v1` EndpointSliceList, leniently.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct SliceList {
+    /// The slices.
+    pub items: Vec<Slice>,
+}
+
+/// One EndpointSlice, leniently.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Slice {
+    /// Metadata (name only).
+    pub metadata: SliceMeta,
+    /// `IPv4`, `IPv6` or `FQDN`.
+    pub address_type: String,
+    /// Endpoints (`null` when empty on some versions).
+    pub endpoints: Option<Vec<SliceEndpoint>>,
+    /// Ports (`null` means "all ports").
+    pub ports: Option<Vec<SlicePort>>,
+}
+
+/// Slice metadata.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct SliceMeta {
+    /// Name.
+    pub name: String,
+}
+
+/// One endpoint.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SliceEndpoint {
+    /// Addresses (one for IP slices).
+    pub addresses: Vec<String>,
+    /// Conditions.
+    pub conditions: Option<Conditions>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// The backing pod.
+    pub target_ref: Option<TargetRef>,
+}
+
+/// Endpoint conditions.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct Conditions {
+    /// Ready.
+    pub ready: Option<bool>,
+    /// Serving.
+    pub serving: Option<bool>,
+    /// Terminating.
+    pub terminating: Option<bool>,
+}
+
+/// `targetRef`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct TargetRef {
+    /// Kind (`Pod`).
+    pub kind: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+}
+
+/// A slice port.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct SlicePort {
+    /// Name.
+    pub name: Option<String>,
+    /// Port.
+    pub port: Option<i32>,
+    /// Protocol.
+    pub protocol: Option<String>,
+}
+
+fn protocol(p: Option<&str>) -> Protocol {
+    if p == Some("UDP") { Protocol::Udp } else { Protocol::Tcp }
+}
+
+/// Maps the slices of a list to the view model (FQDN slices are skipped: they carry no IPs).
+pub fn slices(list: SliceList) -> Vec<EndpointSliceView> {
+    list.items
+        .into_iter()
+        .filter(|s| s.address_type != "FQDN")
+        .map(|s| EndpointSliceView {
+            name: s.metadata.name,
+            ports: s
+                .ports
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| {
+                    Some(EndpointPortView {
+                        name: p.name.filter(|n| !n.is_empty()),
+                        port: u16::try_from(p.port?).ok()?,
+                        protocol: protocol(p.protocol.as_deref()),
+                    })
+                })
+                .collect(),
+            endpoints: s
+                .endpoints
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|e| {
+                    let address: IpAddr = e.addresses.first()?.parse().ok()?;
+                    let c = e.conditions.unwrap_or_default();
+                    let ready = c.ready.unwrap_or(true);
+                    Some(EndpointView {
+                        address,
+                        ready,
+                        serving: c.serving.unwrap_or(ready),
+                        terminating: c.terminating.unwrap_or(false),
+                        hostname: e.hostname,
+                        pod: e.target_ref.filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A Service → view (namespace mapped back to its logical name).
+pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
+    let spec = svc.spec.as_ref()?;
+    let cluster_ip = spec.cluster_ip.as_deref().filter(|ip| *ip != "None" && !ip.is_empty()).and_then(|ip| ip.parse().ok());
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(ServicePortView {
+                name: p.name.clone().filter(|n| !n.is_empty()),
+                port: u16::try_from(p.port).ok()?,
+                target_port: match &p.target_port {
+                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
+                        TargetPort::Number(u16::try_from(*n).ok()?)
+                    }
+                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => TargetPort::Name(s.clone()),
+                    None => TargetPort::Number(u16::try_from(p.port).ok()?),
+                },
+                protocol: protocol(p.protocol.as_deref()),
+            })
+        })
+        .collect();
+    Some(ServiceView {
+        namespace: names.logical(svc.metadata.namespace.as_deref().unwrap_or_default()),
+        name: svc.metadata.name.clone().unwrap_or_default(),
+        cluster_ip,
+        ports,
+    })
+}
+
+/// A Pod → view, if it has an IP.
+pub fn pod(p: &Pod, names: &NamespaceMap) -> Option<PodView> {
+    let status = p.status.as_ref()?;
+    let ip = status.pod_ip.as_deref()?.parse().ok()?;
+    let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+    Some(PodView {
+        namespace: names.logical(p.metadata.namespace.as_deref().unwrap_or_default()),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        ip,
+        ready,
+        terminating: p.metadata.deletion_timestamp.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The EndpointSlice example from the Kubernetes documentation (concepts/services-networking/endpoint-slices),
+    /// plus a terminating endpoint and one with no conditions at all.
+    const DOC_SLICES: &str = r#"{
+      "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {"resourceVersion": "1"},
+      "items": [{
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "example-abc", "labels": {"kubernetes.io/service-name": "example"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "protocol": "TCP", "port": 80}],
+        "endpoints": [
+          {"addresses": ["10.1.2.3"], "conditions": {"ready": true}, "hostname": "pod-1", "nodeName": "node-1", "zone": "us-west2-a",
+           "targetRef": {"kind": "Pod", "name": "pod-1", "namespace": "default"}},
+          {"addresses": ["10.1.2.4"], "conditions": {"ready": false, "serving": true, "terminating": true},
+           "targetRef": {"kind": "Pod", "name": "pod-2"}},
+          {"addresses": ["10.1.2.5"]}
+        ]
+      }, {
+        "metadata": {"name": "empty-xyz"}, "addressType": "IPv4", "endpoints": null, "ports": null
+      }, {
+        "metadata": {"name": "fqdn"}, "addressType": "FQDN", "endpoints": [{"addresses": ["example.com"]}]
+      }]
+    }"#;
+
+    #[test]
+    fn documented_endpoint_slices_map_to_the_model() {
+        let list: SliceList = serde_json::from_str(DOC_SLICES).unwrap();
+        let views = slices(list);
+        assert_eq!(views.len(), 2);
+        let s = &views[0];
+        assert_eq!(s.name, "example-abc");
+        assert_eq!(s.ports, vec![EndpointPortView { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }]);
+        let e = &s.endpoints;
+        assert_eq!((e[0].ready, e[0].serving, e[0].terminating), (true, true, false));
+        assert_eq!(e[0].hostname.as_deref(), Some("pod-1"));
+        assert_eq!(e[0].pod.as_deref(), Some("pod-1"));
+        assert_eq!((e[1].ready, e[1].serving, e[1].terminating), (false, true, true));
+        // No conditions: ready (nil means ready), serving follows ready.
+        assert_eq!((e[2].ready, e[2].serving, e[2].terminating), (true, true, false));
+        assert!(views[1].endpoints.is_empty() && views[1].ports.is_empty());
+    }
+}

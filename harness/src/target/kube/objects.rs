@@ -1,0 +1,238 @@
+//! Kubernetes objects built from plan specs as plain values (kube-rs style: build, then send), so the mapping is
+//! testable without a cluster.
+//!
+//! Backends are agnhost `netexec` (the upstream e2e backend): one container per container port. Readiness is an exec
+//! probe on a marker file, which the harness toggles through netexec's `/shell` endpoint; a pod in its termination
+//! grace period keeps serving (`--delay-shutdown`), as the embedded target's terminating pods do.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec as K8sDeploymentSpec, StatefulSet, StatefulSetSpec},
+        core::v1::{
+            Container, ContainerPort as K8sContainerPort, ExecAction, Namespace, Pod, PodSpec, PodTemplateSpec, Probe,
+            Service, ServicePort, ServiceSpec as K8sServiceSpec, SessionAffinityConfig, ClientIPConfig,
+        },
+    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+};
+use kube::api::ObjectMeta;
+
+use crate::scenario::{DeploymentSpec, Protocol, ServiceSpec, TargetPort};
+
+/// Label on everything svcbench creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "svcbench");
+/// Label carrying the run id.
+pub const RUN_LABEL: &str = "svcbench.io/run";
+/// Marker file whose presence makes a backend not ready.
+pub const NOT_READY_FILE: &str = "/tmp/svcbench-not-ready";
+/// Name and port of the agent pod in each namespace.
+pub const AGENT_NAME: &str = "svcbench-agent";
+/// Port the agent listens on.
+pub const AGENT_PORT: u16 = 8080;
+
+/// Images the kube target runs (configurable for air-gapped registries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// Backend pods: agnhost (netexec).
+    pub backend: String,
+    /// The svcbench agent.
+    pub agent: String,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Self { backend: "registry.k8s.io/e2e-test-images/agnhost:2.53".into(), agent: "svcbench-agent:dev".into() }
+    }
+}
+
+fn labels(run: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut l = extra.clone();
+    l.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    l.insert(RUN_LABEL.into(), run.into());
+    l
+}
+
+/// A namespace of this run.
+pub fn namespace(name: &str, run: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta { name: Some(name.into()), labels: Some(labels(run, &BTreeMap::new())), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn pod_template(spec: &DeploymentSpec, run: &str, images: &Images) -> PodTemplateSpec {
+    let grace = spec.termination_grace.as_secs();
+    let containers = spec
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Container {
+            name: format!("netexec-{i}"),
+            image: Some(images.backend.clone()),
+            args: Some(vec![
+                "netexec".into(),
+                format!("--http-port={}", p.port),
+                "--udp-port=-1".into(),
+                format!("--delay-shutdown={grace}"),
+            ]),
+            ports: Some(vec![K8sContainerPort {
+                name: p.name.clone(),
+                container_port: i32::from(p.port),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            readiness_probe: Some(Probe {
+                exec: Some(ExecAction { command: Some(vec!["sh".into(), "-c".into(), format!("test ! -e {NOT_READY_FILE}")]) }),
+                period_seconds: Some(1),
+                failure_threshold: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(labels(run, &spec.labels)), ..Default::default() }),
+        spec: Some(PodSpec {
+            containers,
+            hostname: spec.hostname.clone(),
+            subdomain: spec.subdomain.clone(),
+            termination_grace_period_seconds: Some(i64::try_from(grace).unwrap_or(0).max(1)),
+            ..Default::default()
+        }),
+    }
+}
+
+fn selector(spec: &DeploymentSpec) -> LabelSelector {
+    LabelSelector { match_labels: Some(spec.labels.clone()), ..Default::default() }
+}
+
+/// A Deployment for `spec` in namespace `ns`.
+pub fn deployment(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(spec.object.name.clone()),
+            namespace: Some(ns.into()),
+            labels: Some(labels(run, &BTreeMap::new())),
+            ..Default::default()
+        },
+        spec: Some(K8sDeploymentSpec {
+            replicas: Some(i32::try_from(spec.replicas).unwrap_or(i32::MAX)),
+            selector: selector(spec),
+            template: pod_template(spec, run, images),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A StatefulSet for `spec` (its `subdomain` is the governing service).
+pub fn stateful_set(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images) -> StatefulSet {
+    let mut template = pod_template(spec, run, images);
+    if let Some(s) = template.spec.as_mut() {
+        // The StatefulSet controller sets hostname and subdomain itself.
+        s.hostname = None;
+        s.subdomain = None;
+    }
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(spec.object.name.clone()),
+            namespace: Some(ns.into()),
+            labels: Some(labels(run, &BTreeMap::new())),
+            ..Default::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(i32::try_from(spec.replicas).unwrap_or(i32::MAX)),
+            selector: selector(spec),
+            service_name: spec.subdomain.clone(),
+            template,
+            pod_management_policy: Some("Parallel".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A Service for `spec` in namespace `ns`.
+pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
+    let meta = ObjectMeta {
+        name: Some(spec.object.name.clone()),
+        namespace: Some(ns.into()),
+        labels: Some(labels(run, &BTreeMap::new())),
+        ..Default::default()
+    };
+    if let Some(external) = &spec.external_name {
+        return Service {
+            metadata: meta,
+            spec: Some(K8sServiceSpec { type_: Some("ExternalName".into()), external_name: Some(external.clone()), ..Default::default() }),
+            ..Default::default()
+        };
+    }
+    let ports = spec
+        .ports
+        .iter()
+        .map(|p| ServicePort {
+            name: p.name.clone(),
+            port: i32::from(p.port),
+            target_port: Some(match &p.target_port {
+                TargetPort::Number(n) => IntOrString::Int(i32::from(*n)),
+                TargetPort::Name(n) => IntOrString::String(n.clone()),
+            }),
+            protocol: Some(match p.protocol {
+                Protocol::Tcp => "TCP".into(),
+                Protocol::Udp => "UDP".into(),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    Service {
+        metadata: meta,
+        spec: Some(K8sServiceSpec {
+            type_: Some("ClusterIP".into()),
+            cluster_ip: spec.headless.then(|| "None".to_owned()),
+            selector: Some(spec.selector.clone()),
+            ports: Some(ports),
+            publish_not_ready_addresses: Some(spec.publish_not_ready),
+            session_affinity: Some(if spec.session_affinity.is_some() { "ClientIP" } else { "None" }.into()),
+            session_affinity_config: spec.session_affinity.map(|t| SessionAffinityConfig {
+                client_ip: Some(ClientIPConfig { timeout_seconds: Some(i32::try_from(t.as_secs()).unwrap_or(10_800)) }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The agent pod of a namespace.
+pub fn agent_pod(ns: &str, run: &str, images: &Images) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(AGENT_NAME.into()),
+            namespace: Some(ns.into()),
+            labels: Some(labels(run, &BTreeMap::from([("app".to_owned(), AGENT_NAME.to_owned())]))),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "agent".into(),
+                image: Some(images.agent.clone()),
+                image_pull_policy: Some("IfNotPresent".into()),
+                args: Some(vec!["agent".into(), "--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]),
+                ports: Some(vec![K8sContainerPort { container_port: i32::from(AGENT_PORT), ..Default::default() }]),
+                readiness_probe: Some(Probe {
+                    http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+                        path: Some("/healthz".into()),
+                        port: IntOrString::Int(i32::from(AGENT_PORT)),
+                        ..Default::default()
+                    }),
+                    period_seconds: Some(1),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
