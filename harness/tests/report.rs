@@ -246,7 +246,7 @@ fn two_runs(dir: &Path) -> (PathBuf, PathBuf) {
     write(
         dir,
         "a/profile.yaml",
-        b"implementation: kube-proxy-iptables\nexpectedFailures:\n  - scenario: session-affinity\n    reason: affinity not configured in this test cluster\n",
+        b"implementation: kube-proxy-iptables\nexpectedFailures:\n  - scenario: session-affinity\n    reason: affinity not configured in this test cluster\n    link: javascript:alert(1)\n",
     );
     let b = write(
         dir,
@@ -284,7 +284,7 @@ fn report_compares_two_targets_side_by_side() {
     assert!(stdout.contains("nftables: 3/5 passed, 1 failed, 0 expected failures, 1 unexpected passes"), "{stdout}");
 
     // Self-contained: nothing is fetched, from anywhere.
-    for forbidden in ["<link", "src=\"", "href=\"http", "@import", "url(", "<iframe", "<object"] {
+    for forbidden in ["<link", " src=", "@import", "url(", "<iframe", "<object", "<embed", "<img"] {
         assert!(!html.contains(forbidden), "report references `{forbidden}`");
     }
     // Matrix: both targets as columns, every verdict kind, and a scenario only one run has.
@@ -309,6 +309,7 @@ fn report_compares_two_targets_side_by_side() {
     assert!(html.contains("step 4 at <code>scenarios/headless-recreate.yaml:7</code>"));
     // Expected failure and the flagged unexpected pass, with the reasons from each run's own profile.
     assert!(html.contains("affinity not configured in this test cluster"));
+    assert!(!html.contains("href=\"javascript:"), "only web links become links");
     assert!(html.contains("id=\"flags\""), "unexpected passes are flagged");
     assert!(html.contains("was broken in an older release"));
     // Charts: HTTP and DNS latency curves with one curve per target, per-backend bars per target, convergence.

@@ -229,10 +229,12 @@ pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), St
 /// A message for the caller that says whether the JSON itself is broken or it is not a probe request.
 pub fn parse_request(body: &[u8]) -> Result<ProbeRequest, String> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => format!(
-            "not a probe request: {e} (expected {{\"probe\": \"resolv_conf\" | \"dns\" | \"http\" | \"connect\" | \
-             \"load\" | \"dns_load\", ...}})"
+        // serde lists the probe names itself for an unknown one; a missing tag needs the hint.
+        serde_json::error::Category::Data if e.to_string().contains("missing field `probe`") => format!(
+            "not a probe request: {e}; expected {{\"probe\": \"resolv_conf\" | \"dns\" | \"http\" | \"connect\" | \
+             \"load\" | \"dns_load\", ...}}"
         ),
+        serde_json::error::Category::Data => format!("not a probe request: {e}"),
         _ => format!("malformed JSON: {e}"),
     })
 }
@@ -552,6 +554,8 @@ mod tests {
         assert!(parse_request(b"not json").unwrap_err().starts_with("malformed JSON"));
         let unknown = parse_request(br#"{"probe": "teleport"}"#).unwrap_err();
         assert!(unknown.starts_with("not a probe request") && unknown.contains("teleport"), "{unknown}");
+        let untagged = parse_request(br#"{"name": "x"}"#).unwrap_err();
+        assert!(untagged.contains("missing field `probe`") && untagged.contains("dns_load"), "{untagged}");
         let missing = parse_request(br#"{"probe": "dns", "name": "x"}"#).unwrap_err();
         assert!(missing.contains("query_type"), "{missing}");
         assert!(matches!(parse_request(br#"{"probe": "resolv_conf"}"#), Ok(ProbeRequest::ResolvConf)));

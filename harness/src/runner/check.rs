@@ -392,7 +392,8 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 return Err(TargetError::Other("resolv.conf probe returned another kind of result".into()));
             };
             let mut problems = Vec::new();
-            if &conf.search != search {
+            // kubelet appends the node's own search domains after the cluster ones: those may follow.
+            if !conf.search.starts_with(search) {
                 problems.push(format!("search [{}], expected [{}]", conf.search.join(" "), search.join(" ")));
             }
             if conf.ndots != *ndots {

@@ -61,11 +61,14 @@ fn scenario(out: &mut String, c: &Comparison, name: &str) {
         let (Some(result), Some(v)) = (c.result(i, name), verdicts[i]) else { continue };
         let entry = run.input.profile.as_ref().and_then(|p| p.expected_failure(name).map(|e| (p, e)));
         if let Some((p, e)) = entry {
-            let link = e
-                .link
-                .as_ref()
-                .map(|l| format!(" (<a href=\"{}\" rel=\"noreferrer\">{}</a>)", esc(l), esc(l)))
-                .unwrap_or_default();
+            // Only web links become links: a profile from elsewhere must not smuggle in `javascript:` URLs.
+            let link = match &e.link {
+                Some(l) if l.starts_with("https://") || l.starts_with("http://") => {
+                    format!(" (<a href=\"{}\" rel=\"noreferrer\">{}</a>)", esc(l), esc(l))
+                }
+                Some(l) => format!(" ({})", esc(l)),
+                None => String::new(),
+            };
             push(
                 out,
                 format_args!(

@@ -50,16 +50,18 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, name: Arc<str>) -> Res
         "/clientip" => (StatusCode::OK, peer.to_string()),
         "/healthz" => (StatusCode::OK, "ok".to_owned()),
         "/echo" => {
-            let msg = req
-                .uri()
-                .query()
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("msg=")))
-                .map(percent_decode)
-                .unwrap_or_default();
-            (StatusCode::OK, msg)
+            let param = |name: &str| {
+                req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))).map(percent_decode)
+            };
+            // netexec's `code` sets the status (a non-number is reported in the body with 200).
+            match param("code").map(|c| c.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok())) {
+                Some(Some(code)) => (code, param("msg").unwrap_or_default()),
+                Some(None) => (StatusCode::OK, "argument 'code' must be an integer or empty".to_owned()),
+                None => (StatusCode::OK, param("msg").unwrap_or_default()),
+            }
         }
-        "/" => (StatusCode::OK, format!("NOW: {}", jiff::Timestamp::now())),
-        _ => (StatusCode::NOT_FOUND, "404 page not found".to_owned()),
+        // netexec serves its root handler for every other path.
+        _ => (StatusCode::OK, format!("NOW: {}", jiff::Timestamp::now())),
     };
     let response = Response::builder()
         .status(status)

@@ -74,7 +74,9 @@ fn pod_template(spec: &DeploymentSpec, run: &str, images: &Images) -> PodTemplat
             args: Some(vec![
                 "netexec".into(),
                 format!("--http-port={}", p.port),
-                "--udp-port=-1".into(),
+                // netexec's /healthz waits for its UDP server: keep it, on the same number as the HTTP port so
+                // several containers of one pod do not collide on the default 8081.
+                format!("--udp-port={}", p.port),
                 format!("--delay-shutdown={grace}"),
             ]),
             ports: Some(vec![K8sContainerPort {
