@@ -20,7 +20,7 @@ use svcbench::{
 
 /// A snapshot with 1,000 ClusterIP services and 1,000 headless ones over 10 pods each.
 fn snapshot() -> Snapshot {
-    let mut s = Snapshot { cluster_domain: "cluster.local".into(), ..Default::default() };
+    let mut s = Snapshot::new("cluster.local");
     s.namespaces.insert("bench".into());
     let port = ServicePortView { name: Some("http".into()), port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp };
     for d in 0..100u32 {

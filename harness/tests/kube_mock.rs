@@ -79,7 +79,7 @@ fn forbidden(verb: &str, resource: &str) -> Value {
 }
 
 async fn create_namespace(t: &KubeTarget, h: &mut ApiHandle) {
-    let (r, body) = tokio::join!(apply(&t, Action::CreateNamespace { name: "test".into() }), expect(h, "POST", "/api/v1/namespaces", 201, ns_object("svcb-t1-test")));
+    let (r, body) = tokio::join!(apply(t, Action::CreateNamespace { name: "test".into() }), expect(h, "POST", "/api/v1/namespaces", 201, ns_object("svcb-t1-test")));
     r.unwrap();
     assert_eq!(body["metadata"]["name"], "svcb-t1-test");
     assert_eq!(body["metadata"]["labels"]["svcbench.io/run"], "t1");

@@ -141,6 +141,15 @@ fn dns_failure() -> StepResult {
     s
 }
 
+/// A passing DNS step: its data is in the report too, collapsed.
+fn dns_pass() -> StepResult {
+    let mut s = step(2, "from test: glibc nginx A → ClusterIP of test/nginx", Outcome::Passed);
+    s.expected = Some(json!({"name": "nginx", "rcode": ["NOERROR"], "records": ["A 10.96.0.10"]}));
+    s.actual = Some(json!({"rcode": "NOERROR", "records": ["A 10.96.0.10"], "tried": [
+        {"name": "nginx.test.svc.cluster.local.", "rcode": "NOERROR", "records": ["A 10.96.0.10"]}]}));
+    s
+}
+
 /// One run of a synthetic target: `variant` 0 or 1 changes latencies, spread and which scenarios fail.
 fn run(target: &str, run_id: &str, variant: u64) -> RunResults {
     let slow = variant as f64;
@@ -198,7 +207,7 @@ fn run(target: &str, run_id: &str, variant: u64) -> RunResults {
         traffic_ms: if variant == 0 { Some(85.0) } else { None },
     }));
     let mut scenarios = vec![
-        scenario("dns-basics", target, vec![step(1, "create namespace test", Outcome::Passed)]),
+        scenario("dns-basics", target, vec![step(1, "create namespace test", Outcome::Passed), dns_pass()]),
         scenario(
             "headless-recreate",
             target,
@@ -307,6 +316,14 @@ fn report_compares_two_targets_side_by_side() {
     assert!(html.contains("<td><code>nginx.test.svc.cluster.local.</code></td><td>NOERROR</td>"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !html.contains("<script>alert"));
     assert!(html.contains("step 4 at <code>scenarios/headless-recreate.yaml:7</code>"));
+    // A passing assertion's expected vs actual is there too, collapsed in its step row (once per run).
+    assert_eq!(
+        count(
+            &html,
+            "<tr class=\"same\"><th scope=\"row\">records</th><td><ul class=\"vals\"><li><code>A 10.96.0.10</code>"
+        ),
+        2
+    );
     // Expected failure and the flagged unexpected pass, with the reasons from each run's own profile.
     assert!(html.contains("affinity not configured in this test cluster"));
     assert!(!html.contains("href=\"javascript:"), "only web links become links");

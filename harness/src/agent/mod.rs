@@ -8,11 +8,13 @@
 //! target goes through the API server's pod proxy) or what a probe's result means (the runner judges that).
 //!
 //! API (all error bodies are `{"error": "..."}`):
-//! - `POST /probe`, body a JSON [`ProbeRequest`] (`{"probe": "dns", ...}`) → 200 with the JSON [`ProbeResponse`];
-//!   400 malformed JSON or an unknown probe; 413 body over [`MAX_BODY`]; 422 the probe cannot run (no nameserver, a
-//!   name that does not resolve for a load run, a spec over the agent's limits); 503 every probe slot stayed busy
-//!   for [`QUEUE_WAIT`], or the agent is shutting down; 504 the probe ran past the agent's time cap.
+//! - `POST /probe`, body a JSON [`ProbeRequest`] (`{"probe": "dns", ...}`) → 200 with the JSON
+//!   [`ProbeResponse`](probe::ProbeResponse); 400 malformed JSON or an unknown probe; 408 the body did not arrive
+//!   within 30 s; 413 body over [`MAX_BODY`]; 422 the probe cannot run (no nameserver, a name that does not resolve
+//!   for a load run, a spec over the agent's limits); 503 every probe slot stayed busy for [`QUEUE_WAIT`], or the
+//!   agent is shutting down; 504 the probe ran past the agent's time cap.
 //! - `GET /info` → [`AgentInfo`]; `GET /healthz` → `ok` (the pod's readiness probe).
+//! - Anything else: 404 (unknown path) or 405 with `Allow` (wrong method).
 
 use std::{
     convert::Infallible,
@@ -25,9 +27,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::{
-    Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn,
-};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::{
@@ -151,7 +151,11 @@ impl DnsPortMap {
 
 impl AddressMap for DnsPortMap {
     fn resolve(&self, addr: SocketAddr) -> SocketAddr {
-        if addr.port() == 53 && self.nameservers.contains(&addr.ip()) { SocketAddr::new(addr.ip(), self.port) } else { addr }
+        if addr.port() == 53 && self.nameservers.contains(&addr.ip()) {
+            SocketAddr::new(addr.ip(), self.port)
+        } else {
+            addr
+        }
     }
 }
 
@@ -329,10 +333,8 @@ impl Agent {
         drop(listener);
         state.slots.close();
         let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(shutdown_grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(shutdown_grace, async { while connections.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(open = connections.len(), grace = ?shutdown_grace, "agent: closing unfinished requests");
             connections.abort_all();
@@ -362,7 +364,12 @@ fn hostname() -> String {
 }
 
 /// Serves one connection; on shutdown finishes the request in progress and closes.
-async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
@@ -407,16 +414,15 @@ async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Repl
 
 async fn probe(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     // The body read is bounded in size and time, so a slow or huge upload cannot hold a connection.
-    let body = match tokio::time::timeout(Duration::from_secs(30), Limited::new(req.into_body(), MAX_BODY).collect())
-        .await
-    {
-        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "timed out reading the request body".into()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"));
-        }
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
+    let body =
+        match tokio::time::timeout(Duration::from_secs(30), Limited::new(req.into_body(), MAX_BODY).collect()).await {
+            Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "timed out reading the request body".into()),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes"));
+            }
+            Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")),
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
     let request = match parse_request(&body) {
         Ok(r) => r,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
@@ -431,7 +437,10 @@ async fn probe(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Reply
         Err(_) => {
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("busy: {} probes running and none finished in {QUEUE_WAIT:?}", state.info.max_concurrent_probes),
+                format!(
+                    "busy: {} probes running and none finished in {QUEUE_WAIT:?}",
+                    state.info.max_concurrent_probes
+                ),
             );
             r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             return r;
@@ -539,7 +548,9 @@ mod tests {
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(0.0), ..load() })).contains("rate"));
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(f64::NAN), ..load() })).contains("rate"));
         assert!(refused(ProbeRequest::Load(LoadSpec { connections: 0, ..load() })).contains("connections"));
-        assert!(refused(ProbeRequest::Load(LoadSpec { path: "/x HTTP/1.1\r\nX: y".into(), ..load() })).contains("path"));
+        assert!(
+            refused(ProbeRequest::Load(LoadSpec { path: "/x HTTP/1.1\r\nX: y".into(), ..load() })).contains("path")
+        );
         assert!(refused(ProbeRequest::Load(LoadSpec { path: "hostname".into(), ..load() })).contains("path"));
         assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { duration: Duration::MAX, ..dns_load() })).contains("cap"));
         assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { source_ports: 5000, ..dns_load() })).contains("source"));
@@ -569,7 +580,8 @@ mod tests {
         assert_eq!(map.resolve(SocketAddr::new(ns, 80)), SocketAddr::new(ns, 80));
         let other: SocketAddr = "127.9.0.11:53".parse().unwrap();
         assert_eq!(map.resolve(other), other);
-        let ctx = probe_context(ResolvConf::cluster_first(ns, "test", "cluster.local"), Some(5353), Duration::from_secs(1));
+        let ctx =
+            probe_context(ResolvConf::cluster_first(ns, "test", "cluster.local"), Some(5353), Duration::from_secs(1));
         assert_eq!(ctx.dialer.resolve(SocketAddr::new(ns, 53)), SocketAddr::new(ns, 5353));
         assert_eq!(ctx.dialer.source(), None, "an agent dials from its own pod address");
         let plain = probe_context(ResolvConf::cluster_first(ns, "test", "cluster.local"), None, Duration::from_secs(1));

@@ -63,10 +63,7 @@ pub async fn agent(args: AgentArgs) -> ExitCode {
     };
     let info = agent.info();
     if info.resolv_conf.nameservers.is_empty() {
-        eprintln!(
-            "warning: {} has no nameserver; DNS probes will fail with 422",
-            info.resolv_conf_path.display()
-        );
+        eprintln!("warning: {} has no nameserver; DNS probes will fail with 422", info.resolv_conf_path.display());
     }
     tracing::info!(resolv_conf = ?info.resolv_conf, dns_port = ?info.dns_port, "agent starting");
     // Tests and scripts wait for this line; flush so it is not stuck in a pipe buffer.

@@ -253,7 +253,7 @@ async fn programming_latency(services: u32, changes: u32) {
             .is_ok();
     }
     cluster.wait_programmed(cluster.snapshot().generation).await;
-    let endpoints: usize = cluster.snapshot().slices.values().flatten().map(|s| s.endpoints.len()).sum();
+    let endpoints: usize = cluster.snapshot().slices.values().flat_map(|v| v.iter()).map(|s| s.endpoints.len()).sum();
     println!("built {} services, {endpoints} endpoints in {:.1}s (ok: {ok})", cluster.snapshot().services.len(), started.elapsed().as_secs_f64());
     let mut h = latency::new_histogram();
     for i in 0..changes {

@@ -55,8 +55,9 @@ fn ms(d: Duration) -> f64 {
 /// How a plan is run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
-    /// Upper bound on every assertion's timeout (the fault matrix uses a short one: the embedded target converges in
-    /// milliseconds, and a seeded fault would otherwise wait out every full timeout).
+    /// Upper bound on assertion timeouts up to the default (the fault matrix uses a short one: the embedded target
+    /// converges in milliseconds, and a seeded fault would otherwise wait out every full timeout). Timeouts a
+    /// scenario sets above the default are kept.
     pub timeout_cap: Option<Duration>,
 }
 
@@ -168,7 +169,11 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
             }
         }
         StepKind::Assert(assertion) => {
-            let timeout = options.timeout_cap.map_or(assertion.timeout, |cap| cap.min(assertion.timeout));
+            // The cap shortens default timeouts only: a scenario that asks for longer (bulk checks) needs it.
+            let timeout = match options.timeout_cap {
+                Some(cap) if assertion.timeout <= crate::scenario::DEFAULT_TIMEOUT => cap.min(assertion.timeout),
+                _ => assertion.timeout,
+            };
             let deadline = started + timeout;
             loop {
                 result.attempts += 1;

@@ -25,7 +25,8 @@ pub struct Fairness {
     pub expected_jain: f64,
     /// Coefficient of variation of the counts.
     pub cv: f64,
-    /// Largest count over smallest (infinite when a backend got nothing).
+    /// Largest count over smallest (infinite when a backend got nothing; `null` in JSON, which has no infinity).
+    #[serde(with = "infinite_as_null")]
     pub max_min_ratio: f64,
     /// Largest share of all requests.
     pub max_share: f64,
@@ -69,6 +70,19 @@ impl Fairness {
     }
 }
 
+/// JSON has no infinity: write it as `null` and read `null` back as infinity.
+mod infinite_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +116,15 @@ mod tests {
         assert!((d.sf(3.841) - 0.05).abs() < 1e-3);
         assert!((ChiSquared::new(4.0).unwrap().sf(18.467) - 0.001).abs() < 1e-4);
         assert!(f.p_value > 0.99);
+    }
+
+    #[test]
+    fn infinite_ratio_round_trips_through_json() {
+        let f = Fairness::of(&[3, 0]).unwrap();
+        let json = serde_json::to_string(&f).unwrap();
+        assert!(json.contains("\"max_min_ratio\":null"), "{json}");
+        let back: Fairness = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.max_min_ratio, f64::INFINITY);
     }
 
     #[test]

@@ -119,7 +119,8 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}\n… ({} more bytes; see the raw JSON)", &s[..end], s.len() - end)
 }
 
-/// The field-by-field table plus, for DNS checks, the candidates tried, plus the raw JSON (collapsed).
+/// The field-by-field table plus, for DNS checks, the candidates tried, plus — when `planned` is given — the raw JSON
+/// (collapsed).
 pub fn expected_vs_actual(expected: Option<&Value>, actual: Option<&Value>, planned: Option<&Value>) -> String {
     let mut out = String::new();
     if expected.is_none() && actual.is_none() {
@@ -150,10 +151,10 @@ pub fn expected_vs_actual(expected: Option<&Value>, actual: Option<&Value>, plan
                     derived = actual.and_then(tried_names).map(Value::Array);
                     derived.as_ref()
                 }
-                // HTTP checks: the pods that answered are the keys of `per_pod`.
-                None if key == "reaches_all" || key == "answered_by" => {
+                // HTTP checks and load steps: the pods that answered are the keys of `per_pod` / `per_backend`.
+                None if matches!(key.as_str(), "reaches_all" | "answered_by" | "backends") => {
                     derived = actual
-                        .and_then(|a| a.get("per_pod"))
+                        .and_then(|a| a.get("per_pod").or_else(|| a.get("per_backend")))
                         .and_then(Value::as_object)
                         .map(|m| Value::Array(m.keys().cloned().map(Value::String).collect()));
                     derived.as_ref()
@@ -196,6 +197,9 @@ pub fn expected_vs_actual(expected: Option<&Value>, actual: Option<&Value>, plan
     }
     out.push_str("</tbody></table>");
     out.push_str(&candidates(expected, actual));
+    if planned.is_none() {
+        return out;
+    }
     out.push_str("<details class=\"raw\"><summary>raw JSON</summary>");
     for (title, v) in [("expected", expected), ("actual", actual), ("step as planned", planned)] {
         if let Some(v) = v {

@@ -90,7 +90,24 @@ fn latency_chart(out: &mut String, c: &Comparison, title: &str, series: &[(usize
         out.push_str("<p class=\"note\">No latency samples.</p>");
         return;
     }
-    push(out, format_args!("<div class=\"charts\">{}</div>", charts::percentile_chart(title, &curves)));
+    // The summary numbers sit beside the curves they summarise (below them on narrow screens).
+    let mut table = format!(
+        "<table class=\"latency\"><thead><tr><th>run</th><th class=\"num\">samples</th>{LATENCY_HEAD}</tr></thead><tbody>"
+    );
+    for (i, l) in series {
+        push(
+            &mut table,
+            format_args!(
+                "<tr><th scope=\"row\">{}{}</th><td class=\"num\">{}</td>{}</tr>",
+                super::swatch(*i),
+                esc(&c.runs[*i].label),
+                l.count,
+                latency_cells(l)
+            ),
+        );
+    }
+    table.push_str("</tbody></table>");
+    push(out, format_args!("<div class=\"charts\">{}{table}</div>", charts::percentile_chart(title, &curves)));
 }
 
 fn latency_cells(l: &LatencySummary) -> String {
@@ -117,7 +134,7 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
         out,
         format_args!(
             "<table class=\"load\"><thead><tr><th>run</th><th>load</th><th>mode</th><th class=\"num\">sent</th>\
-             <th class=\"num\">ok</th><th class=\"num\">throughput</th><th>errors</th><th class=\"num\">samples</th>{LATENCY_HEAD}</tr></thead><tbody>"
+             <th class=\"num\">ok</th><th class=\"num\">throughput</th><th>errors</th></tr></thead><tbody>"
         ),
     );
     for (i, r) in runs {
@@ -126,7 +143,7 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
             out,
             format_args!(
                 "<tr><th scope=\"row\">{}{}</th><td><code>{}</code></td><td>{}, {} conn., {rate}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{:.0}/s</td><td>{}</td><td class=\"num\">{}</td>{}</tr>",
+                 <td class=\"num\">{}</td><td class=\"num\">{:.0}/s</td><td>{}</td></tr>",
                 super::swatch(*i),
                 esc(&c.runs[*i].label),
                 esc(&r.target),
@@ -136,8 +153,6 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
                 r.ok,
                 r.throughput,
                 by_class(&r.errors),
-                r.latency.count,
-                latency_cells(&r.latency)
             ),
         );
     }
@@ -166,7 +181,7 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
         format_args!(
             "<table class=\"load\"><thead><tr><th>run</th><th>names</th><th class=\"num\">rate</th><th class=\"num\">ports</th>\
              <th class=\"num\">sent</th><th class=\"num\">answered</th><th class=\"num\">timeouts</th><th class=\"num\">qps</th>\
-             <th>rcodes</th><th class=\"num\">samples</th>{LATENCY_HEAD}</tr></thead><tbody>"
+             <th>rcodes</th></tr></thead><tbody>"
         ),
     );
     for (i, r) in runs {
@@ -174,7 +189,7 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
             out,
             format_args!(
                 "<tr><th scope=\"row\">{}{}</th><td>{}</td><td class=\"num\">{:.0}/s</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td>{}</td><td class=\"num\">{}</td>{}</tr>",
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td>{}</td></tr>",
                 super::swatch(*i),
                 esc(&c.runs[*i].label),
                 r.names.iter().map(|n| format!("<code>{}</code>", esc(n))).collect::<Vec<_>>().join("<br>"),
@@ -185,8 +200,6 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
                 r.timeouts,
                 r.qps,
                 by_class(&r.rcodes),
-                r.latency.count,
-                latency_cells(&r.latency)
             ),
         );
     }

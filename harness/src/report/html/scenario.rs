@@ -134,9 +134,14 @@ fn fairness_spread(out: &mut String, c: &Comparison, name: &str) {
             let Some(step) = c.result(i, name).and_then(|s| s.steps.iter().find(|st| st.index == index)) else {
                 continue;
             };
-            let is_fairness_check = step.expected.as_ref().is_some_and(|e| e.get("fair_alpha").is_some());
+            // Measured steps have their bars in the performance section already.
+            let is_fairness_check =
+                step.measurement.is_none() && step.expected.as_ref().is_some_and(|e| e.get("fair_alpha").is_some());
             let Some(actual) = step.actual.as_ref().filter(|_| is_fairness_check) else { continue };
-            let Some(per_pod) = actual.get("per_pod").and_then(Value::as_object) else { continue };
+            let Some(per_pod) = actual.get("per_pod").or_else(|| actual.get("per_backend")).and_then(Value::as_object)
+            else {
+                continue;
+            };
             let counts: BTreeMap<String, u64> =
                 per_pod.iter().filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n))).collect();
             let stats = actual.get("fairness").and_then(|f| serde_json::from_value(f.clone()).ok());
@@ -236,10 +241,19 @@ fn steps_table(out: &mut String, c: &Comparison, name: &str) {
             } else {
                 String::new()
             };
+            // Every assertion's data, collapsed: a passing check shows what it saw, too. A failed one has its card.
+            let data = if s.outcome != Outcome::Failed && (s.expected.is_some() || s.actual.is_some()) {
+                format!(
+                    "<details class=\"sd\"><summary>expected vs actual</summary>{}</details>",
+                    diff::expected_vs_actual(s.expected.as_ref(), s.actual.as_ref(), None)
+                )
+            } else {
+                String::new()
+            };
             push(
                 out,
                 format_args!(
-                    "<td class=\"st\"><span class=\"badge v-{class}\">{label}</span><span class=\"small\">{}</span>{failed_link}{measured}</td>",
+                    "<td class=\"st\"><span class=\"badge v-{class}\">{label}</span><span class=\"small\">{}</span>{failed_link}{measured}{data}</td>",
                     esc(&detail)
                 ),
             );

@@ -63,12 +63,10 @@ impl Cluster {
         let slot = Slot::claim().map_err(|e| TargetError::Other(format!("embedded cluster: {e}")))?;
         let ports = Arc::new(PortMap::new(config.port_policy));
         let mut ipam = Ipam::new(&slot);
-        let mut snap = Snapshot {
-            cluster_domain: config.cluster_domain.clone(),
-            dns_ip: Some(slot.dns_ip()),
-            faults: config.faults.clone(),
-            ..Default::default()
-        };
+        let mut snap = Snapshot::default();
+        snap.cluster_domain = config.cluster_domain.clone();
+        snap.dns_ip = Some(slot.dns_ip());
+        snap.faults = config.faults.clone();
         let mut clients = HashMap::new();
         for ns in ["default", "kube-system"] {
             snap.namespaces.insert(ns.to_owned());
@@ -164,15 +162,17 @@ impl Cluster {
     /// The action does not fit the current state, or a pod could not bind its address.
     pub fn apply(self: &Arc<Self>, action: &Action) -> Result<(), TargetError> {
         let mut inner = self.inner.lock().expect("cluster lock");
+        let before = inner.snap.clone();
         let result = self.apply_locked(&mut inner, action);
         // Publish even after a partial failure, so the data plane matches the store.
-        self.publish(&mut inner);
+        self.publish(&mut inner, &before);
         result
     }
 
-    fn publish(&self, inner: &mut Inner) {
+    /// Reconciles what changed since `before` and hands the new snapshot to DNS and the proxy.
+    fn publish(&self, inner: &mut Inner, before: &Snapshot) {
         inner.snap.generation += 1;
-        inner.snap.reconcile();
+        inner.snap.reconcile_changes(before);
         self.snapshots.send_replace(Arc::new(inner.snap.clone()));
     }
 
@@ -203,9 +203,10 @@ impl Cluster {
     fn reap(&self, key: &ObjectRef, seq: u64) {
         let mut inner = self.inner.lock().expect("cluster lock");
         if inner.snap.pods.get(key).is_some_and(|p| p.seq == seq) {
+            let before = inner.snap.clone();
             inner.snap.pods.remove(key);
             inner.processes.remove(key);
-            self.publish(&mut inner);
+            self.publish(&mut inner, &before);
         }
     }
 

@@ -166,7 +166,7 @@ fn reverse_ipv4(labels: &[String]) -> Option<Ipv4Addr> {
 fn dns_endpoints(snap: &Snapshot, key: &ObjectRef) -> Vec<(IpAddr, String)> {
     let all = snap.faults.has(Fault::DnsServesNotReady);
     let mut out: Vec<(IpAddr, String)> = Vec::new();
-    for slice in snap.slices.get(key).into_iter().flatten() {
+    for slice in snap.slices.get(key).into_iter().flat_map(|v| v.iter()) {
         for ep in slice.endpoints.iter().filter(|e| e.ready || all) {
             if !out.iter().any(|(ip, _)| *ip == ep.address) {
                 let host = ep.hostname.clone().unwrap_or_else(|| ep.address.to_string().replace(['.', ':'], "-"));
@@ -262,7 +262,7 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
                 let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
                 let mut port = p.port;
                 if ctx.snap.faults.has(Fault::DnsSrvUsesTargetPort) {
-                    let slices = ctx.snap.slices.get(key).into_iter().flatten();
+                    let slices = ctx.snap.slices.get(key).into_iter().flat_map(|v| v.iter());
                     port = slices.flat_map(|s| &s.ports).find(|sp| sp.name == p.name).map_or(port, |sp| sp.port);
                 }
                 records.push(Record::from_rdata(
@@ -280,7 +280,7 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
             let n = u16::try_from(eps.len() * ports.len()).unwrap_or(u16::MAX).max(1);
             for p in &ports {
                 // Headless SRV carries the endpoint port (the resolved targetPort) of each endpoint.
-                for slice in ctx.snap.slices.get(key).into_iter().flatten() {
+                for slice in ctx.snap.slices.get(key).into_iter().flat_map(|v| v.iter()) {
                     let Some(ep_port) = slice.ports.iter().find(|sp| sp.name == p.name && sp.protocol == p.protocol)
                     else {
                         continue;
@@ -410,7 +410,7 @@ mod tests {
     };
 
     fn snap() -> Snapshot {
-        let mut s = Snapshot { cluster_domain: "cluster.local".into(), ..Default::default() };
+        let mut s = Snapshot::new("cluster.local");
         s.namespaces.insert("test".into());
         let key = |n: &str| ObjectRef { namespace: "test".into(), name: n.into() };
         let port = ServicePortView {

@@ -141,7 +141,7 @@ impl Target for EmbeddedTarget {
     }
 
     async fn endpoint_slices(&self, service: &ObjectRef) -> Result<Vec<EndpointSliceView>, TargetError> {
-        Ok(self.cluster.snapshot().slices.get(service).cloned().unwrap_or_default())
+        Ok(self.cluster.snapshot().slices.get(service).map(|v| v.as_ref().clone()).unwrap_or_default())
     }
 
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {

@@ -5,8 +5,11 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
     time::Duration,
 };
+
+use imbl::{HashMap as ImHashMap, OrdMap, OrdSet, ordmap::DiffItem};
 
 use super::faults::{Fault, Faults};
 use crate::{
@@ -66,6 +69,9 @@ pub struct ProxyEntry {
 }
 
 /// Everything the data plane (DNS, proxy) needs, frozen at one generation.
+///
+/// The maps are persistent (imbl): publishing a snapshot is O(1) and a change copies only the paths it touches, so
+/// programming latency does not grow with the number of services.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Increments with every change.
@@ -77,22 +83,39 @@ pub struct Snapshot {
     /// Existing namespaces.
     pub namespaces: BTreeSet<String>,
     /// Services by namespace/name.
-    pub services: BTreeMap<ObjectRef, Service>,
+    pub services: OrdMap<ObjectRef, Service>,
     /// Pods by namespace/name.
-    pub pods: BTreeMap<ObjectRef, Pod>,
+    pub pods: OrdMap<ObjectRef, Pod>,
     /// EndpointSlices by service.
-    pub slices: BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
+    pub slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
     /// Proxy table: ClusterIP:port → backends it may send a new connection to. No entry: REJECT.
-    pub proxy: HashMap<SocketAddr, ProxyEntry>,
+    pub proxy: ImHashMap<SocketAddr, ProxyEntry>,
     /// ClusterIP:ports of services that have no backends (REJECT, or DROP under a fault).
-    pub unbacked: Vec<SocketAddr>,
+    pub unbacked: OrdSet<SocketAddr>,
     /// Seeded faults.
     pub faults: Faults,
     /// Services by the addresses they own (ClusterIP, endpoint IPs): the reverse-lookup index.
-    pub ip_owners: HashMap<IpAddr, Vec<ObjectRef>>,
+    pub ip_owners: ImHashMap<IpAddr, Vec<ObjectRef>>,
+    /// What each service contributed to `proxy`/`unbacked` and `ip_owners`, to undo it on the next change.
+    contributions: OrdMap<ObjectRef, Contribution>,
+}
+
+/// A label set (and a selector).
+type Labels = BTreeMap<String, String>;
+
+/// The proxy keys and owned addresses one service added to a snapshot.
+#[derive(Debug, Clone, Default)]
+struct Contribution {
+    keys: Vec<SocketAddr>,
+    ips: Vec<IpAddr>,
 }
 
 impl Snapshot {
+    /// An empty cluster with this domain.
+    pub fn new(cluster_domain: &str) -> Self {
+        Self { cluster_domain: cluster_domain.to_owned(), ..Self::default() }
+    }
+
     /// The API view of a service.
     pub fn service_view(&self, key: &ObjectRef) -> Option<ServiceView> {
         self.services.get(key).map(|s| ServiceView {
@@ -103,12 +126,17 @@ impl Snapshot {
         })
     }
 
+    /// Pods of one namespace (the map is ordered by namespace, then name).
+    fn namespace_pods<'a>(&'a self, namespace: &'a str) -> impl Iterator<Item = (&'a ObjectRef, &'a Pod)> + 'a {
+        let start = ObjectRef { namespace: namespace.to_owned(), name: String::new() };
+        self.pods.range(start..).take_while(move |(k, _)| k.namespace == namespace)
+    }
+
     /// Live pods of a deployment, oldest first.
     pub fn deployment_pods(&self, deployment: &ObjectRef) -> Vec<(ObjectRef, Pod)> {
         let mut pods: Vec<_> = self
-            .pods
-            .iter()
-            .filter(|(k, p)| k.namespace == deployment.namespace && p.deployment == deployment.name)
+            .namespace_pods(&deployment.namespace)
+            .filter(|(_, p)| p.deployment == deployment.name)
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         pods.sort_by_key(|(_, p)| p.seq);
@@ -129,57 +157,136 @@ impl Snapshot {
             .collect()
     }
 
-    /// Recomputes slices and the proxy table from services and pods.
+    /// Recomputes slices and the proxy table of every service.
     pub fn reconcile(&mut self) {
-        self.slices = self
-            .services
-            .iter()
-            .filter(|(_, s)| s.external_name.is_none())
-            .map(|(k, s)| (k.clone(), endpoint_slices(k, s, &self.pods, &self.faults)))
-            .collect();
-        let mut table = proxy_table(&self.services, &self.slices, &self.faults);
-        // Faulty proxies remember what they programmed before.
-        for (addr, old) in &self.proxy {
-            let still_a_service =
-                self.services.values().any(|s| s.cluster_ip.is_some_and(|ip| IpAddr::V4(ip) == addr.ip()));
-            if !still_a_service {
-                continue;
+        let all: Vec<ObjectRef> = self.services.keys().cloned().chain(self.contributions.keys().cloned()).collect();
+        self.reconcile_services(all);
+    }
+
+    /// Recomputes what changed between `before` and `self`: services that changed, and services whose selector
+    /// matches (before or after) a pod that changed. This is the EndpointSlice controller's and kube-proxy's work
+    /// for one API change.
+    pub fn reconcile_changes(&mut self, before: &Snapshot) {
+        let mut affected: BTreeSet<ObjectRef> = BTreeSet::new();
+        for d in before.services.diff(&self.services) {
+            match d {
+                DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => {
+                    affected.insert(k.clone());
+                }
             }
-            if self.faults.has(Fault::ProxyIgnoresNewEndpoints) {
-                table.insert(*addr, old.clone());
-            } else if self.faults.has(Fault::ProxyKeepsRemovedEndpoints) {
-                let entry =
-                    table.entry(*addr).or_insert_with(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
-                for b in &old.backends {
-                    if !entry.backends.contains(b) {
-                        entry.backends.push(*b);
+        }
+        let mut changed_pods: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+        for d in before.pods.diff(&self.pods) {
+            match d {
+                DiffItem::Add(k, p) | DiffItem::Remove(k, p) => changed_pods.push((k.namespace.clone(), p.labels.clone())),
+                DiffItem::Update { old: (k, o), new: (_, n) } => {
+                    changed_pods.push((k.namespace.clone(), o.labels.clone()));
+                    if n.labels != o.labels {
+                        changed_pods.push((k.namespace.clone(), n.labels.clone()));
                     }
                 }
             }
         }
-        self.unbacked = self
-            .services
-            .values()
-            .filter_map(|s| s.cluster_ip.map(|ip| (ip, s)))
-            .flat_map(|(ip, s)| s.ports.iter().map(move |p| SocketAddr::new(IpAddr::V4(ip), p.port)))
-            .filter(|a| !table.contains_key(a))
-            .collect();
-        self.proxy = table;
-        self.ip_owners.clear();
-        for (key, svc) in &self.services {
-            if let Some(ip) = svc.cluster_ip {
-                self.ip_owners.entry(IpAddr::V4(ip)).or_default().push(key.clone());
-            }
-        }
-        for (key, slices) in &self.slices {
-            for ep in slices.iter().flat_map(|s| &s.endpoints) {
-                let owners = self.ip_owners.entry(ep.address).or_default();
-                if !owners.contains(key) {
-                    owners.push(key.clone());
+        changed_pods.sort();
+        changed_pods.dedup();
+        for (ns, labels) in &changed_pods {
+            let start = ObjectRef { namespace: ns.clone(), name: String::new() };
+            for (k, svc) in self.services.range(start..).take_while(|(k, _)| &k.namespace == ns) {
+                if selects(&svc.selector, labels) {
+                    affected.insert(k.clone());
                 }
             }
         }
+        self.reconcile_services(affected);
     }
+
+    fn reconcile_services(&mut self, keys: impl IntoIterator<Item = ObjectRef>) {
+        // Pods matched per (namespace, selector): many services often share one selector.
+        let mut matched_cache: HashMap<(String, Labels), Vec<(ObjectRef, Pod)>> = HashMap::new();
+        for key in keys {
+            // Undo what this service contributed last time, remembering its proxy entries for the faulty proxies.
+            let mut previous: HashMap<SocketAddr, ProxyEntry> = HashMap::new();
+            if let Some(old) = self.contributions.remove(&key) {
+                for k in old.keys {
+                    if let Some(e) = self.proxy.remove(&k) {
+                        previous.insert(k, e);
+                    }
+                    self.unbacked.remove(&k);
+                }
+                for ip in old.ips {
+                    if let Some(owners) = self.ip_owners.get_mut(&ip) {
+                        owners.retain(|o| o != &key);
+                        if owners.is_empty() {
+                            self.ip_owners.remove(&ip);
+                        }
+                    }
+                }
+            }
+            let Some(svc) = self.services.get(&key).cloned() else {
+                self.slices.remove(&key);
+                continue;
+            };
+            let mut contribution = Contribution::default();
+            if let Some(ip) = svc.cluster_ip {
+                contribution.ips.push(IpAddr::V4(ip));
+            }
+            if svc.external_name.is_some() {
+                self.slices.remove(&key);
+            } else {
+                let cache_key = (key.namespace.clone(), svc.selector.clone());
+                let matched = matched_cache.entry(cache_key).or_insert_with(|| {
+                    self.namespace_pods(&key.namespace)
+                        .filter(|(_, p)| selects(&svc.selector, &p.labels))
+                        .map(|(k, p)| (k.clone(), p.clone()))
+                        .collect()
+                });
+                let slices = endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), &self.faults);
+                for ep in slices.iter().flat_map(|s| &s.endpoints) {
+                    if !contribution.ips.contains(&ep.address) {
+                        contribution.ips.push(ep.address);
+                    }
+                }
+                for (addr, entry) in proxy_entries(&svc, &slices, &self.faults) {
+                    let entry = remembered(entry, previous.get(&addr), &self.faults);
+                    contribution.keys.push(addr);
+                    match entry {
+                        Some(e) => {
+                            self.proxy.insert(addr, e);
+                        }
+                        None => {
+                            self.unbacked.insert(addr);
+                        }
+                    }
+                }
+                self.slices.insert(key.clone(), Arc::new(slices));
+            }
+            for ip in &contribution.ips {
+                let mut owners = self.ip_owners.get(ip).cloned().unwrap_or_default();
+                owners.push(key.clone());
+                self.ip_owners.insert(*ip, owners);
+            }
+            self.contributions.insert(key, contribution);
+        }
+    }
+}
+
+/// What a faulty proxy programs, given what it programmed before: one that never adds keeps the old entry, one that
+/// never removes keeps old backends too.
+fn remembered(new: Option<ProxyEntry>, old: Option<&ProxyEntry>, faults: &Faults) -> Option<ProxyEntry> {
+    let Some(old) = old else { return new };
+    if faults.has(Fault::ProxyIgnoresNewEndpoints) {
+        return Some(old.clone());
+    }
+    if faults.has(Fault::ProxyKeepsRemovedEndpoints) {
+        let mut entry = new.unwrap_or_else(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
+        for b in &old.backends {
+            if !entry.backends.contains(b) {
+                entry.backends.push(*b);
+            }
+        }
+        return Some(entry);
+    }
+    new
 }
 
 fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
@@ -188,15 +295,17 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
 
 /// The EndpointSlice controller: endpoints for the pods the selector matches, grouped by resolved port set
 /// (a named targetPort may resolve to different numbers on different pods).
-pub fn endpoint_slices(
+pub fn endpoint_slices<'a>(
     key: &ObjectRef,
     service: &Service,
-    pods: &BTreeMap<ObjectRef, Pod>,
+    pods: impl IntoIterator<Item = (&'a ObjectRef, &'a Pod)>,
     faults: &Faults,
 ) -> Vec<EndpointSliceView> {
     let mut groups: BTreeMap<Vec<EndpointPortView>, Vec<EndpointView>> = BTreeMap::new();
-    let mut matched: Vec<(&ObjectRef, &Pod)> =
-        pods.iter().filter(|(k, p)| k.namespace == key.namespace && selects(&service.selector, &p.labels)).collect();
+    let mut matched: Vec<(&ObjectRef, &Pod)> = pods
+        .into_iter()
+        .filter(|(k, p)| k.namespace == key.namespace && selects(&service.selector, &p.labels))
+        .collect();
     matched.sort_by_key(|(_, p)| p.seq);
     let first_pod_ports = matched.first().map(|(_, p)| p.ports.clone()).unwrap_or_default();
     let publish_not_ready = service.publish_not_ready && !faults.has(Fault::EndpointsIgnorePublishNotReady);
@@ -248,41 +357,46 @@ fn slice_suffix(key: &ObjectRef, index: usize) -> String {
     super::names::suffix(&format!("{key}#{index}"), 5)
 }
 
-/// Per ClusterIP:port, the backends kube-proxy would program: ready endpoints, or when none are ready, the serving
-/// terminating ones (KEP-1669). Empty lists are omitted: no entry means REJECT.
+/// For each TCP port of a ClusterIP service, what kube-proxy would program: ready endpoints, or when none are ready,
+/// the serving terminating ones (KEP-1669); `None` means no backends (REJECT).
+pub fn proxy_entries(svc: &Service, slices: &[EndpointSliceView], faults: &Faults) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
+    let Some(cip) = svc.cluster_ip else { return Vec::new() };
+    let mut out = Vec::new();
+    for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
+        let mut ready = Vec::new();
+        let mut fallback = Vec::new();
+        for slice in slices {
+            let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else {
+                continue;
+            };
+            for ep in &slice.endpoints {
+                let addr = SocketAddr::new(ep.address, port.port);
+                if ep.ready {
+                    ready.push(addr);
+                } else if ep.serving && ep.terminating {
+                    fallback.push(addr);
+                }
+            }
+        }
+        let backends = if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
+        let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
+        let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
+        out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));
+    }
+    out
+}
+
+/// The whole proxy table for a set of services (no entry: REJECT).
 pub fn proxy_table(
     services: &BTreeMap<ObjectRef, Service>,
     slices: &BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
     faults: &Faults,
 ) -> HashMap<SocketAddr, ProxyEntry> {
-    let mut table = HashMap::new();
-    for (key, svc) in services {
-        let Some(cip) = svc.cluster_ip else { continue };
-        for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
-            let mut ready = Vec::new();
-            let mut fallback = Vec::new();
-            for slice in slices.get(key).into_iter().flatten() {
-                let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else {
-                    continue;
-                };
-                for ep in &slice.endpoints {
-                    let addr = SocketAddr::new(ep.address, port.port);
-                    if ep.ready {
-                        ready.push(addr);
-                    } else if ep.serving && ep.terminating {
-                        fallback.push(addr);
-                    }
-                }
-            }
-            let backends =
-                if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
-            if !backends.is_empty() {
-                let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
-                table.insert(SocketAddr::new(IpAddr::V4(cip), sp.port), ProxyEntry { backends, affinity });
-            }
-        }
-    }
-    table
+    services
+        .iter()
+        .flat_map(|(k, svc)| proxy_entries(svc, slices.get(k).map(Vec::as_slice).unwrap_or_default(), faults))
+        .filter_map(|(addr, e)| Some((addr, e?)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -217,16 +217,14 @@ impl KubeTarget {
         let deadline = Instant::now() + self.config.agent_ready_timeout;
         loop {
             let pod = api.get(objects::AGENT_NAME).await.map_err(|e| explain(e, &format!("read the agent pod in {ns}")))?;
-            if let Some(view) = convert::pod(&pod, &NamespaceMap::default()) {
-                if view.ready {
-                    self.agents.lock().expect("agents lock").push(ns.to_owned());
-                    return Ok(());
-                }
+            if convert::pod(&pod, &NamespaceMap::default()).is_some_and(|view| view.ready) {
+                self.agents.lock().expect("agents lock").push(ns.to_owned());
+                return Ok(());
             }
-            if let Some(problem) = pod_problem(&pod) {
-                if problem.contains("image") || Instant::now() >= deadline {
-                    return Err(TargetError::Other(format!("agent pod {ns}/{}: {problem}", objects::AGENT_NAME)));
-                }
+            if let Some(problem) = pod_problem(&pod)
+                && (problem.contains("image") || Instant::now() >= deadline)
+            {
+                return Err(TargetError::Other(format!("agent pod {ns}/{}: {problem}", objects::AGENT_NAME)));
             }
             if Instant::now() >= deadline {
                 return Err(TargetError::Other(format!(

@@ -1,0 +1,463 @@
+//! `svcbench agent` run for real: the binary is started as a process with a kubelet-style resolv.conf pointing at an
+//! embedded cluster's DNS, and real probe requests go to it over HTTP — DNS with the resolver flavours, HTTP through
+//! the proxy, HTTP and DNS load — then its error answers, its limits and a graceful SIGTERM are checked.
+//!
+//! Each cluster test runs twice: with real ports (as root, what a pod sees) and with the unprivileged layout, where
+//! the cluster's DNS and proxy listen on high ports — that exercises `--dns-port`, and the HTTP probes then dial the
+//! proxy's translated port by the service *name*, so name resolution, proxy and pods are still all in the path.
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    process::Stdio,
+    time::Duration,
+};
+
+use svcbench::{
+    probe::{
+        AddressMap, ProbeRequest, ProbeResponse, ResolvConf,
+        dns::{DnsLookup, DnsRecord},
+        dnsload::DnsLoadSpec,
+        http::HttpFailure,
+        load::{ConnectionMode, LoadSpec},
+    },
+    scenario::{
+        Action, ConnectOutcome, ContainerPort, DeploymentSpec, ObjectRef, Protocol, QueryType, Rcode, ResolverFlavour,
+        ServicePortSpec, ServiceSpec, TargetPort, Transport,
+    },
+    target::embedded::{Cluster, EmbeddedConfig, EmbeddedTarget, PortPolicy},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, Command},
+};
+
+/// A running `svcbench agent`; dropping it (e.g. when an assertion fails) kills the process.
+struct Agent {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // `kill_on_drop` would do it too; this also covers a child whose handle is kept by a panicking test.
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Agent {
+    /// Starts the agent on an ephemeral loopback port and waits for its `listening:` line.
+    async fn start(resolv_conf: &Path, dns_port: Option<u16>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_svcbench"));
+        cmd.args(["agent", "--listen", "127.0.0.1:0", "--resolv-conf"]).arg(resolv_conf);
+        if let Some(port) = dns_port {
+            cmd.args(["--dns-port", &port.to_string()]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).kill_on_drop(true).spawn().expect("spawn svcbench agent");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut agent = Agent { child, addr: SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("svcbench agent never said `listening:`")
+            .expect("read agent stdout")
+            .expect("svcbench agent exited before listening");
+        agent.addr =
+            line.strip_prefix("listening: ").unwrap_or_else(|| panic!("unexpected line `{line}`")).parse().unwrap();
+        assert!(agent.addr.ip().is_loopback() && agent.addr.port() != 0, "{}", agent.addr);
+        agent
+    }
+
+    /// One HTTP/1.1 exchange (its own connection): status and body.
+    async fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        call(self.addr, method, path, body).await
+    }
+
+    /// Runs a probe that must succeed.
+    async fn probe(&self, request: &ProbeRequest) -> ProbeResponse {
+        let (status, body) = self.call("POST", "/probe", &serde_json::to_vec(request).unwrap()).await;
+        assert_eq!(status, 200, "{request:?} → {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not a ProbeResponse ({e}): {body}"))
+    }
+
+    /// Runs a probe the agent must refuse with `status`; returns the error message.
+    async fn refused(&self, body: &[u8], status: u16) -> String {
+        let (got, text) = self.call("POST", "/probe", body).await;
+        assert_eq!(got, status, "{} → {text}", String::from_utf8_lossy(body));
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("error not JSON ({e}): {text}"));
+        v["error"].as_str().unwrap_or_else(|| panic!("no `error` string: {text}")).to_owned()
+    }
+
+    async fn dns(&self, name: &str, flavour: ResolverFlavour, transport: Transport) -> DnsLookup {
+        let request = ProbeRequest::Dns { name: name.into(), query_type: QueryType::A, flavour, transport };
+        match self.probe(&request).await {
+            ProbeResponse::Dns(lookup) => lookup,
+            other => panic!("expected a DNS lookup, got {other:?}"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    async fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().expect("agent still running") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(25), self.child.wait())
+            .await
+            .expect("agent did not stop on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "agent exited with {status}");
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    let exchange = async move {
+        let (mut rx, mut tx) = TcpStream::connect(addr).await.expect("connect to the agent").into_split();
+        // Written concurrently and errors ignored: the agent answers an oversized body (413) without reading it all
+        // and closes, so the rest of the write fails while the answer is already on its way.
+        let writer = tokio::spawn(async move {
+            let _ = tx.write_all(&request).await;
+            tx
+        });
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match rx.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+                // The close can turn into a reset (unread request bytes); what arrived before it is the answer.
+                Err(e) if !raw.is_empty() => {
+                    eprintln!("(connection ended with {e} after the answer)");
+                    break;
+                }
+                Err(e) => panic!("reading the agent's answer: {e}"),
+            }
+        }
+        drop(writer.await);
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(60), exchange).await.expect("agent answered within 60 s");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end: {text}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status: {head}"));
+    (status, body.to_owned())
+}
+
+fn obj(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef { namespace: namespace.into(), name: name.into() }
+}
+
+fn service(name: &str, headless: bool) -> Action {
+    Action::CreateService(ServiceSpec {
+        object: obj("test", name),
+        selector: [("app".to_owned(), "nginx".to_owned())].into(),
+        ports: vec![ServicePortSpec {
+            name: None,
+            port: 80,
+            target_port: TargetPort::Number(80),
+            protocol: Protocol::Tcp,
+        }],
+        headless,
+        publish_not_ready: false,
+        session_affinity: None,
+        external_name: None,
+    })
+}
+
+/// Namespaces `test` and `other`; deployment `test/nginx` (2 pods) behind ClusterIP `nginx` and headless
+/// `nginx-headless`.
+async fn cluster(policy: PortPolicy) -> EmbeddedTarget {
+    let target = EmbeddedTarget::start(EmbeddedConfig { port_policy: policy, ..EmbeddedConfig::default() })
+        .await
+        .expect("embedded cluster starts");
+    let cluster = target.cluster();
+    for action in [
+        Action::CreateNamespace { name: "test".into() },
+        Action::CreateNamespace { name: "other".into() },
+        Action::CreateDeployment(DeploymentSpec {
+            object: obj("test", "nginx"),
+            replicas: 2,
+            ports: vec![ContainerPort { name: None, port: 80 }],
+            labels: [("app".to_owned(), "nginx".to_owned())].into(),
+            hostname: None,
+            subdomain: None,
+            stateful: false,
+            termination_grace: Duration::ZERO,
+        }),
+        service("nginx", false),
+        service("nginx-headless", true),
+    ] {
+        cluster.apply(&action).unwrap_or_else(|e| panic!("{action:?}: {e}"));
+    }
+    cluster.wait_programmed(cluster.snapshot().generation).await;
+    target
+}
+
+fn addresses(records: &[DnsRecord]) -> BTreeSet<IpAddr> {
+    records
+        .iter()
+        .map(|r| match r {
+            DnsRecord::Address { ip } => *ip,
+            other => panic!("unexpected record {other}"),
+        })
+        .collect()
+}
+
+fn tried(lookup: &DnsLookup) -> Vec<&str> {
+    lookup.tried.iter().map(|a| a.name.as_str()).collect()
+}
+
+/// Writes the resolv.conf kubelet gives a pod in `namespace`.
+fn resolv_conf(dir: &Path, cluster: &Cluster, namespace: &str) -> (std::path::PathBuf, ResolvConf) {
+    let conf = ResolvConf::cluster_first(IpAddr::V4(cluster.dns_ip()), namespace, "cluster.local");
+    let path = dir.join(format!("resolv-{namespace}.conf"));
+    std::fs::write(&path, conf.render()).unwrap();
+    (path, conf)
+}
+
+async fn probes_from_inside_the_namespace(policy: PortPolicy) {
+    let target = cluster(policy).await;
+    let cluster = target.cluster().clone();
+    let snap = cluster.snapshot();
+    let cluster_ip = IpAddr::V4(snap.services[&obj("test", "nginx")].cluster_ip.expect("nginx has a ClusterIP"));
+    let pods: Vec<(String, Ipv4Addr)> = snap
+        .pods
+        .iter()
+        .filter(|(k, p)| k.namespace == "test" && p.deployment == "nginx")
+        .map(|(k, p)| (k.name.clone(), p.ip))
+        .collect();
+    assert_eq!(pods.len(), 2);
+    let pod_names: BTreeSet<String> = pods.iter().map(|(n, _)| n.clone()).collect();
+    let pod_ips: BTreeSet<IpAddr> = pods.iter().map(|(_, ip)| IpAddr::V4(*ip)).collect();
+
+    let dns_model = SocketAddr::new(IpAddr::V4(cluster.dns_ip()), 53);
+    let dns_port = cluster.ports().resolve(dns_model).port();
+    // The agent has no port map: it dials the port it is told. In a pod (and as root) that is the service port 80;
+    // with the unprivileged layout it is the proxy's high port on the same ClusterIP.
+    let http_port = cluster.ports().resolve(SocketAddr::new(cluster_ip, 80)).port();
+    match policy {
+        PortPolicy::Unprivileged => assert!(dns_port >= 1024 && http_port >= 1024, "{dns_port} {http_port}"),
+        PortPolicy::Auto if nix::unistd::geteuid().is_root() => assert_eq!((dns_port, http_port), (53, 80)),
+        PortPolicy::Auto => eprintln!("not root: the cluster uses translated ports {dns_port}/{http_port}"),
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let (test_conf_path, test_conf) = resolv_conf(dir.path(), &cluster, "test");
+    let (other_conf_path, _) = resolv_conf(dir.path(), &cluster, "other");
+    let agent = Agent::start(&test_conf_path, Some(dns_port)).await;
+    let other = Agent::start(&other_conf_path, Some(dns_port)).await;
+
+    // Health and identity.
+    assert_eq!(agent.call("GET", "/healthz", b"").await, (200, "ok".to_owned()));
+    let (status, info) = agent.call("GET", "/info", b"").await;
+    assert_eq!(status, 200, "{info}");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["hostname"].as_str().is_some_and(|h| !h.is_empty()), "{info}");
+    assert_eq!(info["resolv_conf_path"], test_conf_path.to_str().unwrap());
+    assert_eq!(serde_json::from_value::<ResolvConf>(info["resolv_conf"].clone()).unwrap(), test_conf);
+    assert_eq!(info["dns_port"], dns_port);
+
+    // The resolver configuration is the file's, as a pod's would be.
+    match agent.probe(&ProbeRequest::ResolvConf).await {
+        ProbeResponse::ResolvConf(conf) => assert_eq!(conf, test_conf),
+        other => panic!("expected resolv.conf, got {other:?}"),
+    }
+
+    // DNS: the namespace comes only from the search list in the file.
+    let a = agent.dns("nginx", ResolverFlavour::Glibc, Transport::Udp).await;
+    assert_eq!((a.rcode, addresses(&a.records)), (Rcode::NoError, BTreeSet::from([cluster_ip])), "{a:?}");
+    assert_eq!(tried(&a), ["nginx.test.svc.cluster.local."]);
+    let h = agent.dns("nginx-headless", ResolverFlavour::Glibc, Transport::Tcp).await;
+    assert_eq!((h.rcode, addresses(&h.records)), (Rcode::NoError, pod_ips.clone()), "one A per ready pod: {h:?}");
+    let dig = agent.dns("nginx", ResolverFlavour::Dig, Transport::Udp).await;
+    assert_eq!((dig.rcode, tried(&dig)), (Rcode::NxDomain, vec!["nginx."]), "dig uses the name as given");
+    let nope = agent.dns("nope", ResolverFlavour::Glibc, Transport::Udp).await;
+    assert_eq!(nope.rcode, Rcode::NxDomain);
+    assert_eq!(
+        tried(&nope),
+        ["nope.test.svc.cluster.local.", "nope.svc.cluster.local.", "nope.cluster.local.", "nope."],
+        "glibc walks the whole search list, then the name as is"
+    );
+    let elsewhere = other.dns("nginx", ResolverFlavour::Glibc, Transport::Udp).await;
+    assert_eq!(elsewhere.rcode, Rcode::NxDomain, "a short name does not cross namespaces: {elsewhere:?}");
+    assert_eq!(tried(&elsewhere)[0], "nginx.other.svc.cluster.local.");
+    let qualified = other.dns("nginx.test", ResolverFlavour::Glibc, Transport::Udp).await;
+    assert_eq!(addresses(&qualified.records), BTreeSet::from([cluster_ip]));
+    assert_eq!(tried(&qualified), ["nginx.test.other.svc.cluster.local.", "nginx.test.svc.cluster.local."]);
+
+    // HTTP through the service name, the proxy and a pod; a failed exchange is an observation (200), not an error.
+    let get = ProbeRequest::Http { host: "nginx".into(), port: http_port, path: "/hostname".into() };
+    match agent.probe(&get).await {
+        ProbeResponse::Http(Ok(r)) => {
+            assert_eq!((r.status, r.address), (200, SocketAddr::new(cluster_ip, http_port)));
+            assert!(pod_names.contains(&r.body), "`{}` is one of {pod_names:?}", r.body);
+            assert_eq!(r.pod.as_deref(), Some(r.body.as_str()));
+        }
+        other => panic!("expected an HTTP answer, got {other:?}"),
+    }
+    match other.probe(&ProbeRequest::Http { host: "nginx".into(), port: http_port, path: "/hostname".into() }).await {
+        ProbeResponse::Http(Err(HttpFailure::Resolve { rcode })) => assert_eq!(rcode, Rcode::NxDomain),
+        other => panic!("expected a resolve failure from namespace other, got {other:?}"),
+    }
+    // Nothing listens on port 81 of the ClusterIP: refused, as with kube-proxy's REJECT.
+    let closed = SocketAddr::new(cluster_ip, 81);
+    match agent.probe(&ProbeRequest::Connect { address: closed }).await {
+        ProbeResponse::Connect(c) => assert_eq!((c.address, c.outcome), (closed, Some(ConnectOutcome::Refused))),
+        other => panic!("expected a connect result, got {other:?}"),
+    }
+
+    // HTTP load: one new connection per request spreads over both pods.
+    let load = LoadSpec {
+        host: "nginx".into(),
+        port: http_port,
+        path: "/hostname".into(),
+        mode: ConnectionMode::NewConnection,
+        connections: 8,
+        rate: None,
+        requests: 200,
+        duration: Duration::from_secs(30),
+        timeout: Duration::from_secs(2),
+    };
+    match agent.probe(&ProbeRequest::Load(load.clone())).await {
+        ProbeResponse::Load(o) => {
+            assert_eq!((o.sent, o.ok), (200, 200), "errors: {:?}", o.errors);
+            assert!(o.errors.is_empty(), "{:?}", o.errors);
+            assert_eq!(o.address, SocketAddr::new(cluster_ip, http_port));
+            assert_eq!(o.per_backend.keys().cloned().collect::<BTreeSet<_>>(), pod_names, "every backend reached");
+            assert_eq!(o.per_backend.values().sum::<u64>(), 200);
+            assert_eq!(o.latency.count, 200);
+            assert!(o.latency.p50_us > 0.0 && o.latency.max_us >= o.latency.p99_us, "{:?}", o.latency);
+            assert!(!o.latency.histogram.is_empty() && !o.latency.percentiles.is_empty(), "histogram present");
+        }
+        other => panic!("expected a load outcome, got {other:?}"),
+    }
+    let missing = agent
+        .refused(&serde_json::to_vec(&ProbeRequest::Load(LoadSpec { host: "nope".into(), ..load })).unwrap(), 422)
+        .await;
+    assert!(missing.contains("does not resolve"), "{missing}");
+
+    // DNS load against the nameserver in the file.
+    let dns_load = DnsLoadSpec {
+        names: vec!["nginx.test.svc.cluster.local.".into(), "nginx-headless.test.svc.cluster.local.".into()],
+        rate: None,
+        max_outstanding: 50,
+        source_ports: 16,
+        queries: 500,
+        duration: Duration::from_secs(30),
+        timeout: Duration::from_secs(2),
+    };
+    match agent.probe(&ProbeRequest::DnsLoad(dns_load.clone())).await {
+        ProbeResponse::DnsLoad(o) => {
+            assert_eq!(o.server, dns_model, "reported as the pod sees it");
+            assert_eq!((o.sent, o.answered, o.timeouts), (500, 500, 0), "{:?}", o.rcodes);
+            assert_eq!(o.rcodes, [("NOERROR".to_owned(), 500)].into());
+            assert_eq!(o.latency.count, 500);
+        }
+        other => panic!("expected a DNS load outcome, got {other:?}"),
+    }
+
+    // SIGTERM during a probe: the probe finishes and is answered, then the agent exits cleanly.
+    let slow = DnsLoadSpec { rate: Some(500.0), queries: 750, ..dns_load };
+    let body = serde_json::to_vec(&ProbeRequest::DnsLoad(slow)).unwrap();
+    let addr = agent.addr;
+    let in_flight = tokio::spawn(async move { call(addr, "POST", "/probe", &body).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.stop().await;
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    match serde_json::from_str::<ProbeResponse>(&body).unwrap() {
+        ProbeResponse::DnsLoad(o) => assert_eq!((o.sent, o.answered), (750, 750), "ran to completion"),
+        other => panic!("expected a DNS load outcome, got {other:?}"),
+    }
+    assert!(TcpStream::connect(addr).await.is_err(), "nothing listens after shutdown");
+    other.stop().await;
+    target.cluster().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_probes_from_inside_the_namespace() {
+    probes_from_inside_the_namespace(PortPolicy::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_probes_with_translated_ports() {
+    probes_from_inside_the_namespace(PortPolicy::Unprivileged).await;
+}
+
+#[tokio::test]
+async fn agent_refuses_bad_requests_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("resolv.conf");
+    // No nameserver: DNS probes cannot run at all.
+    std::fs::write(&conf, "search test.svc.cluster.local\noptions ndots:5\n").unwrap();
+    let agent = Agent::start(&conf, None).await;
+
+    let malformed = agent.refused(br#"{"probe": "dns", "name": "#, 400).await;
+    assert!(malformed.starts_with("malformed JSON"), "{malformed}");
+    let unknown = agent.refused(br#"{"probe": "teleport"}"#, 400).await;
+    assert!(unknown.contains("unknown variant `teleport`") && unknown.contains("dns_load"), "{unknown}");
+    let incomplete = agent.refused(br#"{"probe": "http", "host": "nginx"}"#, 400).await;
+    assert!(incomplete.contains("missing field `port`"), "{incomplete}");
+    let huge = format!(r#"{{"probe": "dns", "name": "{}"}}"#, "a".repeat(2 * 1024 * 1024));
+    let too_big = agent.refused(huge.as_bytes(), 413).await;
+    assert!(too_big.contains("bytes"), "{too_big}");
+
+    let dns = br#"{"probe": "dns", "name": "nginx", "query_type": "A", "flavour": "glibc", "transport": "udp"}"#;
+    let no_ns = agent.refused(dns, 422).await;
+    assert!(no_ns.contains("no nameserver"), "{no_ns}");
+    let endless = ProbeRequest::Load(LoadSpec {
+        host: "127.0.0.1".into(),
+        port: 9,
+        path: "/".into(),
+        mode: ConnectionMode::KeepAlive,
+        connections: 1,
+        rate: Some(1.0),
+        requests: 1,
+        duration: Duration::from_secs(3600),
+        timeout: Duration::from_secs(2),
+    });
+    let capped = agent.refused(&serde_json::to_vec(&endless).unwrap(), 422).await;
+    assert!(capped.contains("cap"), "{capped}");
+    let zero_rate = br#"{"probe": "dns_load", "names": ["a."], "rate": 0.0, "max_outstanding": 1, "source_ports": 1,
+        "queries": 1, "duration": {"secs": 1, "nanos": 0}, "timeout": {"secs": 1, "nanos": 0}}"#;
+    let rate = agent.refused(zero_rate, 422).await;
+    assert!(rate.contains("rate"), "{rate}");
+
+    // A probe that needs no DNS still works from this agent.
+    match agent.probe(&ProbeRequest::Connect { address: agent.addr }).await {
+        ProbeResponse::Connect(c) => assert_eq!(c.outcome, Some(ConnectOutcome::Connected)),
+        other => panic!("expected a connect result, got {other:?}"),
+    }
+
+    let (status, body) = agent.call("GET", "/probe", b"").await;
+    assert_eq!(status, 405, "{body}");
+    let (status, body) = agent.call("GET", "/nope", b"").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("POST /probe"), "{body}");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn agent_without_its_resolv_conf_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.conf");
+    let out = Command::new(env!("CARGO_BIN_EXE_svcbench"))
+        .args(["agent", "--listen", "127.0.0.1:0", "--resolv-conf"])
+        .arg(&missing)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read resolver configuration") && stderr.contains("absent.conf"), "{stderr}");
+    assert!(out.stdout.is_empty(), "never announced an address");
+}
