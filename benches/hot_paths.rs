@@ -22,7 +22,12 @@ use svcbench::{
 fn snapshot() -> Snapshot {
     let mut s = Snapshot::new("cluster.local");
     s.namespaces.insert("bench".into());
-    let port = ServicePortView { name: Some("http".into()), port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp };
+    let port = ServicePortView {
+        name: Some("http".into()),
+        port: 80,
+        target_port: TargetPort::Number(80),
+        protocol: Protocol::Tcp,
+    };
     for d in 0..100u32 {
         let selector: BTreeMap<String, String> = [("app".to_owned(), format!("w{d}"))].into();
         for p in 0..10u32 {
@@ -45,9 +50,19 @@ fn snapshot() -> Snapshot {
         for i in 0..10u32 {
             let n = d * 10 + i;
             let ip = Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250 + 11) as u8);
-            let svc = Service { cluster_ip: Some(ip), selector: selector.clone(), ports: vec![port.clone()], ..Default::default() };
+            let svc = Service {
+                cluster_ip: Some(ip),
+                selector: selector.clone(),
+                ports: vec![port.clone()],
+                ..Default::default()
+            };
             s.services.insert(ObjectRef { namespace: "bench".into(), name: format!("s{n}") }, svc);
-            let headless = Service { cluster_ip: None, selector: selector.clone(), ports: vec![port.clone()], ..Default::default() };
+            let headless = Service {
+                cluster_ip: None,
+                selector: selector.clone(),
+                ports: vec![port.clone()],
+                ..Default::default()
+            };
             s.services.insert(ObjectRef { namespace: "bench".into(), name: format!("h{n}") }, headless);
         }
     }
@@ -105,7 +120,12 @@ fn proxy(c: &mut Criterion) {
         Action::CreateService(ServiceSpec {
             object: ObjectRef { namespace: "bench".into(), name: "web".into() },
             selector: [("app".to_owned(), "web".to_owned())].into(),
-            ports: vec![ServicePortSpec { name: None, port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp }],
+            ports: vec![ServicePortSpec {
+                name: None,
+                port: 80,
+                target_port: TargetPort::Number(80),
+                protocol: Protocol::Tcp,
+            }],
             headless: false,
             publish_not_ready: false,
             session_affinity: None,
@@ -133,7 +153,9 @@ fn proxy(c: &mut Criterion) {
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
         };
-        g.bench_function(label, |b| b.to_async(&rt).iter(|| async { black_box(load::run(&ctx, &spec).await.unwrap()) }));
+        g.bench_function(label, |b| {
+            b.to_async(&rt).iter(|| async { black_box(load::run(&ctx, &spec).await.unwrap()) })
+        });
     }
     g.finish();
 }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use svcbench::{
     probe::{ProbeRequest, ProbeResponse},
     scenario::{
-        Action, ContainerPort, DeploymentSpec, ObjectRef, PodRef, Protocol, QueryType, ResolverFlavour, ServicePortSpec,
-        ServiceSpec, TargetPort, Transport,
+        Action, ContainerPort, DeploymentSpec, ObjectRef, PodRef, Protocol, QueryType, ResolverFlavour,
+        ServicePortSpec, ServiceSpec, TargetPort, Transport,
     },
     target::{
         Target, TargetError,
@@ -41,9 +41,14 @@ async fn expect(handle: &mut ApiHandle, method: &str, path: &str, status: u16, b
     let got = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     assert!(got.starts_with(path), "expected {method} {path}, got {got}");
     let bytes = request.into_body().collect().await.expect("request body").to_bytes();
-    let sent: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON request body") };
+    let sent: Value =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON request body") };
     send.send_response(
-        Response::builder().status(status).header("content-type", "application/json").body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap(),
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
     );
     sent
 }
@@ -79,7 +84,10 @@ fn forbidden(verb: &str, resource: &str) -> Value {
 }
 
 async fn create_namespace(t: &KubeTarget, h: &mut ApiHandle) {
-    let (r, body) = tokio::join!(apply(t, Action::CreateNamespace { name: "test".into() }), expect(h, "POST", "/api/v1/namespaces", 201, ns_object("svcb-t1-test")));
+    let (r, body) = tokio::join!(
+        apply(t, Action::CreateNamespace { name: "test".into() }),
+        expect(h, "POST", "/api/v1/namespaces", 201, ns_object("svcb-t1-test"))
+    );
     r.unwrap();
     assert_eq!(body["metadata"]["name"], "svcb-t1-test");
     assert_eq!(body["metadata"]["labels"]["svcbench.io/run"], "t1");
@@ -95,7 +103,13 @@ async fn every_action_maps_to_the_api() {
     let spec = deployment_spec("web", false);
     let (r, body) = tokio::join!(
         apply(&t, Action::CreateDeployment(spec.clone())),
-        expect(&mut h, "POST", "/apis/apps/v1/namespaces/svcb-t1-test/deployments", 201, json!({"metadata": {"name": "web"}}))
+        expect(
+            &mut h,
+            "POST",
+            "/apis/apps/v1/namespaces/svcb-t1-test/deployments",
+            201,
+            json!({"metadata": {"name": "web"}})
+        )
     );
     r.unwrap();
     assert_eq!(body["spec"]["replicas"], 2);
@@ -111,7 +125,13 @@ async fn every_action_maps_to_the_api() {
     // StatefulSet with its governing service.
     let (r, body) = tokio::join!(
         apply(&t, Action::CreateDeployment(deployment_spec("db", true))),
-        expect(&mut h, "POST", "/apis/apps/v1/namespaces/svcb-t1-test/statefulsets", 201, json!({"metadata": {"name": "db"}}))
+        expect(
+            &mut h,
+            "POST",
+            "/apis/apps/v1/namespaces/svcb-t1-test/statefulsets",
+            201,
+            json!({"metadata": {"name": "db"}})
+        )
     );
     r.unwrap();
     assert_eq!(body["spec"]["serviceName"], "db");
@@ -120,7 +140,12 @@ async fn every_action_maps_to_the_api() {
     let svc = ServiceSpec {
         object: ObjectRef { namespace: "test".into(), name: "web".into() },
         selector: [("app".to_owned(), "web".to_owned())].into(),
-        ports: vec![ServicePortSpec { name: Some("http".into()), port: 80, target_port: TargetPort::Name("http".into()), protocol: Protocol::Tcp }],
+        ports: vec![ServicePortSpec {
+            name: Some("http".into()),
+            port: 80,
+            target_port: TargetPort::Name("http".into()),
+            protocol: Protocol::Tcp,
+        }],
         headless: true,
         publish_not_ready: true,
         session_affinity: Some(Duration::from_secs(600)),
@@ -138,7 +163,12 @@ async fn every_action_maps_to_the_api() {
     assert_eq!(body["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 600);
 
     // ExternalName.
-    let ext = ServiceSpec { external_name: Some("db.example.com".into()), headless: false, session_affinity: None, ..svc.clone() };
+    let ext = ServiceSpec {
+        external_name: Some("db.example.com".into()),
+        headless: false,
+        session_affinity: None,
+        ..svc.clone()
+    };
     let ext = ServiceSpec { object: ObjectRef { namespace: "test".into(), name: "ext".into() }, ..ext };
     let (r, body) = tokio::join!(
         apply(&t, Action::CreateService(ext)),
@@ -152,7 +182,13 @@ async fn every_action_maps_to_the_api() {
     let web = ObjectRef { namespace: "test".into(), name: "web".into() };
     let (r, body) = tokio::join!(
         apply(&t, Action::Scale { deployment: web.clone(), replicas: 5 }),
-        expect(&mut h, "PATCH", "/apis/apps/v1/namespaces/svcb-t1-test/deployments/web", 200, json!({"metadata": {"name": "web"}}))
+        expect(
+            &mut h,
+            "PATCH",
+            "/apis/apps/v1/namespaces/svcb-t1-test/deployments/web",
+            200,
+            json!({"metadata": {"name": "web"}})
+        )
     );
     r.unwrap();
     assert_eq!(body, json!({"spec": {"replicas": 5}}));
@@ -166,7 +202,11 @@ async fn every_action_maps_to_the_api() {
     let server = async {
         expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/pods?&labelSelector=app%3Dweb", 200, pods).await;
         let (request, send) = h.next_request().await.unwrap();
-        assert_eq!(request.uri().path(), "/api/v1/namespaces/svcb-t1-test/pods/web-a:8080/proxy/shell", "oldest pod first");
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/svcb-t1-test/pods/web-a:8080/proxy/shell",
+            "oldest pod first"
+        );
         assert!(request.uri().query().unwrap().contains("touch%20%2Ftmp%2Fsvcbench-not-ready"));
         send.send_response(Response::builder().body(Body::from(b"{}".to_vec())).unwrap());
     };
@@ -176,18 +216,33 @@ async fn every_action_maps_to_the_api() {
     // Deletes.
     let (r, _) = tokio::join!(
         apply(&t, Action::DeleteService { service: web.clone() }),
-        expect(&mut h, "DELETE", "/api/v1/namespaces/svcb-t1-test/services/web", 200, json!({"kind": "Status", "status": "Success"}))
+        expect(
+            &mut h,
+            "DELETE",
+            "/api/v1/namespaces/svcb-t1-test/services/web",
+            200,
+            json!({"kind": "Status", "status": "Success"})
+        )
     );
     r.unwrap();
     let (r, body) = tokio::join!(
         apply(&t, Action::DeleteDeployment { deployment: web.clone() }),
-        expect(&mut h, "DELETE", "/apis/apps/v1/namespaces/svcb-t1-test/deployments/web", 200, json!({"kind": "Status", "status": "Success"}))
+        expect(
+            &mut h,
+            "DELETE",
+            "/apis/apps/v1/namespaces/svcb-t1-test/deployments/web",
+            200,
+            json!({"kind": "Status", "status": "Success"})
+        )
     );
     r.unwrap();
     assert_eq!(body["propagationPolicy"], "Background");
 
     // Shutdown deletes the run's namespaces.
-    let ((), _) = tokio::join!(t.shutdown(), expect(&mut h, "DELETE", "/api/v1/namespaces/svcb-t1-test", 200, ns_object("svcb-t1-test")));
+    let ((), _) = tokio::join!(
+        t.shutdown(),
+        expect(&mut h, "DELETE", "/api/v1/namespaces/svcb-t1-test", 200, ns_object("svcb-t1-test"))
+    );
 }
 
 #[tokio::test]
@@ -197,18 +252,24 @@ async fn endpoint_slices_and_services_map_to_the_model() {
     let web = ObjectRef { namespace: "test".into(), name: "web".into() };
     // From the EndpointSlice example in the Kubernetes docs, with a terminating endpoint added.
     let slices = json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": {}, "items": [{
-        "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
-        "endpoints": [
-            {"addresses": ["10.1.2.3"], "conditions": {"ready": true, "serving": true, "terminating": false},
-             "hostname": "pod-1", "nodeName": "node-1", "zone": "us-west2-a", "targetRef": {"kind": "Pod", "name": "web-1"}},
-            {"addresses": ["10.1.2.4"], "conditions": {"ready": false, "serving": true, "terminating": true},
-             "targetRef": {"kind": "Pod", "name": "web-2"}}
-        ]}]});
+    "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+    "addressType": "IPv4",
+    "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
+    "endpoints": [
+        {"addresses": ["10.1.2.3"], "conditions": {"ready": true, "serving": true, "terminating": false},
+         "hostname": "pod-1", "nodeName": "node-1", "zone": "us-west2-a", "targetRef": {"kind": "Pod", "name": "web-1"}},
+        {"addresses": ["10.1.2.4"], "conditions": {"ready": false, "serving": true, "terminating": true},
+         "targetRef": {"kind": "Pod", "name": "web-2"}}
+    ]}]});
     let (r, _) = tokio::join!(
         t.endpoint_slices(&web),
-        expect(&mut h, "GET", "/apis/discovery.k8s.io/v1/namespaces/svcb-t1-test/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb", 200, slices)
+        expect(
+            &mut h,
+            "GET",
+            "/apis/discovery.k8s.io/v1/namespaces/svcb-t1-test/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb",
+            200,
+            slices
+        )
     );
     let views = r.unwrap();
     assert_eq!(views.len(), 1);
@@ -219,14 +280,18 @@ async fn endpoint_slices_and_services_map_to_the_model() {
 
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "svcb-t1-test"},
         "spec": {"clusterIP": "10.96.12.34", "clusterIPs": ["10.96.12.34"], "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}});
-    let (r, _) = tokio::join!(t.service(&web), expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/services/web", 200, svc));
+    let (r, _) =
+        tokio::join!(t.service(&web), expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/services/web", 200, svc));
     let view = r.unwrap().unwrap();
     assert_eq!(view.namespace, "test", "namespace mapped back to its logical name");
     assert_eq!(view.cluster_ip, Some("10.96.12.34".parse().unwrap()));
     assert_eq!(view.ports[0].target_port, TargetPort::Name("http".into()));
     let missing = json!({"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404, "message": "services \"nope\" not found"});
     let nope = ObjectRef { namespace: "test".into(), name: "nope".into() };
-    let (r, _) = tokio::join!(t.service(&nope), expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/services/nope", 404, missing));
+    let (r, _) = tokio::join!(
+        t.service(&nope),
+        expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/services/nope", 404, missing)
+    );
     assert!(r.unwrap().is_none());
 }
 
@@ -234,7 +299,12 @@ async fn endpoint_slices_and_services_map_to_the_model() {
 async fn probes_go_through_the_agent_with_names_rewritten_both_ways() {
     let (t, mut h) = target();
     create_namespace(&t, &mut h).await;
-    let request = ProbeRequest::Dns { name: "nginx.test".into(), query_type: QueryType::A, flavour: ResolverFlavour::Glibc, transport: Transport::Udp };
+    let request = ProbeRequest::Dns {
+        name: "nginx.test".into(),
+        query_type: QueryType::A,
+        flavour: ResolverFlavour::Glibc,
+        transport: Transport::Udp,
+    };
     let answer = json!({"probe": "dns", "flavour": "glibc", "name": "nginx.svcb-t1-test", "rcode": "NOERROR",
         "records": [{"type": "ADDRESS", "ip": "10.96.0.20"}],
         "tried": [{"name": "nginx.svcb-t1-test.svcb-t1-test.svc.cluster.local.", "rcode": "NXDOMAIN", "records": [], "authoritative": true,
@@ -247,7 +317,9 @@ async fn probes_go_through_the_agent_with_names_rewritten_both_ways() {
         let body = expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 201, ready_pod.clone()).await;
         assert!(body["spec"]["containers"][0]["image"].as_str().unwrap().contains("svcbench-agent"));
         expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent", 200, ready_pod).await;
-        let sent = expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent:8080/proxy/probe", 200, answer).await;
+        let sent =
+            expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent:8080/proxy/probe", 200, answer)
+                .await;
         assert_eq!(sent["name"], "nginx.svcb-t1-test", "namespace label rewritten to the real namespace");
     };
     let (r, ()) = tokio::join!(t.probe("test", &request), server);
@@ -262,7 +334,13 @@ async fn rbac_forbidden_names_verb_and_resource() {
     create_namespace(&t, &mut h).await;
     let (r, _) = tokio::join!(
         apply(&t, Action::CreateDeployment(deployment_spec("web", false))),
-        expect(&mut h, "POST", "/apis/apps/v1/namespaces/svcb-t1-test/deployments", 403, forbidden("create", "deployments"))
+        expect(
+            &mut h,
+            "POST",
+            "/apis/apps/v1/namespaces/svcb-t1-test/deployments",
+            403,
+            forbidden("create", "deployments")
+        )
     );
     let msg = r.unwrap_err().to_string();
     assert!(msg.contains("RBAC forbidden"), "{msg}");
@@ -301,10 +379,7 @@ async fn pods_never_ready_show_their_conditions() {
             send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&stuck).unwrap())).unwrap());
         }
     };
-    let (r, ()) = tokio::join!(
-        probe(&t, ProbeRequest::ResolvConf),
-        server
-    );
+    let (r, ()) = tokio::join!(probe(&t, ProbeRequest::ResolvConf), server);
     let msg = r.unwrap_err().to_string();
     assert!(msg.contains("not ready after"), "{msg}");
     assert!(msg.contains("PodScheduled=False") && msg.contains("untolerated taint"), "{msg}");

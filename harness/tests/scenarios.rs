@@ -80,7 +80,8 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
 /// One scenario against the real cluster of the current kubeconfig context (`SVCBENCH_TARGET=kube`).
 fn run_kube(plan: &Plan) -> Result<(), Failed> {
     RUNTIME.block_on(async {
-        let target = KubeTarget::connect(KubeConfig::from_env()).await.map_err(|e| Failed::from(format!("kube target: {e}")))?;
+        let target =
+            KubeTarget::connect(KubeConfig::from_env()).await.map_err(|e| Failed::from(format!("kube target: {e}")))?;
         let result = runner::run_plan(plan, &target, &mut |_| {}).await;
         target.shutdown().await;
         match result.first_failure() {
@@ -104,7 +105,8 @@ fn main() {
                 plans.push(plan.clone());
                 if kube {
                     let p = plan.clone();
-                    trials.push(Trial::test(format!("kube::{}", plan.name), move || run_kube(&p)).with_kind("scenario"));
+                    trials
+                        .push(Trial::test(format!("kube::{}", plan.name), move || run_kube(&p)).with_kind("scenario"));
                 }
                 // The same battery twice: real ports (as root) and the non-root layout, whose meaning must not differ.
                 let unprivileged =

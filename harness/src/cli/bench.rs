@@ -62,7 +62,9 @@ fn have(tool: &str) -> bool {
 /// One line of the comparison table.
 fn pair(what: &str, ours: f64, theirs: Option<f64>, unit: &str) {
     match theirs {
-        Some(t) if t > 0.0 => println!("{what:<46} svcbench {ours:>12.0} {unit:<6} reference {t:>12.0} {unit:<6} ratio {:.2}", ours / t),
+        Some(t) if t > 0.0 => {
+            println!("{what:<46} svcbench {ours:>12.0} {unit:<6} reference {t:>12.0} {unit:<6} ratio {:.2}", ours / t)
+        }
         _ => println!("{what:<46} svcbench {ours:>12.0} {unit:<6} reference (not installed / no result)"),
     }
 }
@@ -83,7 +85,11 @@ fn wrk(url: &str, connections: u32, seconds: u64, close: bool) -> Option<(f64, f
     let out = cmd.arg(url).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    let p99 = text.lines().find(|l| l.trim_start().starts_with("99%")).and_then(|l| l.split_whitespace().nth(1)).and_then(parse_wrk_time);
+    let p99 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(parse_wrk_time);
     Some((rps, p99.unwrap_or(f64::NAN)))
 }
 
@@ -122,7 +128,9 @@ fn tempfile_dir() -> Option<std::path::PathBuf> {
 
 pub async fn bench(args: BenchArgs) -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    println!("svcbench bench: {cores} cores shared by the generators and the system under test; medians over runs are more telling than one run.\n");
+    println!(
+        "svcbench bench: {cores} cores shared by the generators and the system under test; medians over runs are more telling than one run.\n"
+    );
     let target = match EmbeddedTarget::start(EmbeddedConfig::default()).await {
         Ok(t) => t,
         Err(e) => {
@@ -136,7 +144,12 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
         Action::CreateService(ServiceSpec {
             object: ObjectRef { namespace: "bench".into(), name: "web".into() },
             selector: [("app".to_owned(), "web".to_owned())].into(),
-            ports: vec![ServicePortSpec { name: None, port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp }],
+            ports: vec![ServicePortSpec {
+                name: None,
+                port: 80,
+                target_port: TargetPort::Number(80),
+                protocol: Protocol::Tcp,
+            }],
             headless: false,
             publish_not_ready: false,
             session_affinity: None,
@@ -183,13 +196,22 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
 
     println!("== HTTP through the ClusterIP ({} connections, closed loop, {}s each)", args.connections, args.seconds);
     let wrk_ok = have("wrk");
-    for (mode, close, label) in [(ConnectionMode::KeepAlive, false, "keep-alive"), (ConnectionMode::NewConnection, true, "new connection per request")] {
+    for (mode, close, label) in [
+        (ConnectionMode::KeepAlive, false, "keep-alive"),
+        (ConnectionMode::NewConnection, true, "new connection per request"),
+    ] {
         let ours = run_load(load(cip, mode)).await;
-        let theirs = if wrk_ok { wrk(&format!("http://{vip}/hostname"), args.connections, args.seconds, close) } else { None };
+        let theirs =
+            if wrk_ok { wrk(&format!("http://{vip}/hostname"), args.connections, args.seconds, close) } else { None };
         if let Some(o) = &ours {
             let rps = o.ok as f64 / o.elapsed.as_secs_f64();
             pair(&format!("requests/s, {label} (vs wrk)"), rps, theirs.map(|t| t.0), "req/s");
-            println!("{:<46} svcbench p99 {:>8.0} µs            wrk p99 {:>8.0} µs (wrk's closed loop has coordinated omission)", "", o.latency.p99_us, theirs.map_or(f64::NAN, |t| t.1));
+            println!(
+                "{:<46} svcbench p99 {:>8.0} µs            wrk p99 {:>8.0} µs (wrk's closed loop has coordinated omission)",
+                "",
+                o.latency.p99_us,
+                theirs.map_or(f64::NAN, |t| t.1)
+            );
         }
     }
 
@@ -199,7 +221,12 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
     if let (Some(v), Some(s)) = (via, straight) {
         let (vr, sr) = (v.ok as f64 / v.elapsed.as_secs_f64(), s.ok as f64 / s.elapsed.as_secs_f64());
         pair("requests/s via proxy (reference: direct)", vr, Some(sr), "req/s");
-        println!("{:<46} p99 added by the proxy: {:.0} µs (p50 added {:.0} µs)", "", v.latency.p99_us - s.latency.p99_us, v.latency.p50_us - s.latency.p50_us);
+        println!(
+            "{:<46} p99 added by the proxy: {:.0} µs (p50 added {:.0} µs)",
+            "",
+            v.latency.p99_us - s.latency.p99_us,
+            v.latency.p50_us - s.latency.p50_us
+        );
     }
 
     println!("\n== DNS ({}s, 128 source ports, 100 outstanding)", args.seconds);
@@ -218,7 +245,10 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
     let theirs = if have("dnsperf") { dnsperf(dns_addr, &names, args.seconds) } else { None };
     if let Some(o) = ours {
         pair("queries/s (vs dnsperf)", o.answered as f64 / o.elapsed.as_secs_f64(), theirs, "q/s");
-        println!("{:<46} svcbench p50 {:.0} µs, p99 {:.0} µs, timeouts {}", "", o.latency.p50_us, o.latency.p99_us, o.timeouts);
+        println!(
+            "{:<46} svcbench p50 {:.0} µs, p99 {:.0} µs, timeouts {}",
+            "", o.latency.p50_us, o.latency.p99_us, o.timeouts
+        );
     }
     target.shutdown().await;
     drop(target);
@@ -249,21 +279,40 @@ async fn programming_latency(services: u32, changes: u32) {
     for d in 0..deployments {
         ok &= cluster.apply(&deployment("scale", &format!("w{d}"), 10)).is_ok();
         ok &= cluster
-            .apply(&Action::CreateServices { namespace: "scale".into(), deployment: format!("w{d}"), prefix: format!("s{d}"), count: per, port: 80 })
+            .apply(&Action::CreateServices {
+                namespace: "scale".into(),
+                deployment: format!("w{d}"),
+                prefix: format!("s{d}"),
+                count: per,
+                port: 80,
+            })
             .is_ok();
     }
     cluster.wait_programmed(cluster.snapshot().generation).await;
     let endpoints: usize = cluster.snapshot().slices.values().flat_map(|v| v.iter()).map(|s| s.endpoints.len()).sum();
-    println!("built {} services, {endpoints} endpoints in {:.1}s (ok: {ok})", cluster.snapshot().services.len(), started.elapsed().as_secs_f64());
+    println!(
+        "built {} services, {endpoints} endpoints in {:.1}s (ok: {ok})",
+        cluster.snapshot().services.len(),
+        started.elapsed().as_secs_f64()
+    );
     let mut h = latency::new_histogram();
     for i in 0..changes {
         let d = ObjectRef { namespace: "scale".into(), name: format!("w{}", i % deployments) };
         let t = Instant::now();
-        let _ = cluster.apply(&Action::SetPodReady { pod: crate::scenario::PodRef { deployment: d, index: 0 }, ready: i % 2 == 1 });
+        let _ = cluster.apply(&Action::SetPodReady {
+            pod: crate::scenario::PodRef { deployment: d, index: 0 },
+            ready: i % 2 == 1,
+        });
         cluster.wait_programmed(cluster.snapshot().generation).await;
         latency::record(&mut h, t.elapsed());
     }
     let s = latency::summarize(&h);
-    println!("API change → proxy programmed: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} changes", s.p50_us / 1e3, s.p99_us / 1e3, s.max_us / 1e3, s.count);
+    println!(
+        "API change → proxy programmed: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} changes",
+        s.p50_us / 1e3,
+        s.p99_us / 1e3,
+        s.max_us / 1e3,
+        s.count
+    );
     target.shutdown().await;
 }

@@ -5,9 +5,9 @@ mod agent;
 mod bench;
 mod cleanup;
 mod faults;
-mod targets;
 mod report;
 mod run;
+mod targets;
 mod up;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -60,7 +60,10 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG").unwrap_or_else(|_| "warn,kube_client=off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG")
+                .unwrap_or_else(|_| "warn,kube_client=off".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {

@@ -51,7 +51,10 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, name: Arc<str>) -> Res
         "/healthz" => (StatusCode::OK, "ok".to_owned()),
         "/echo" => {
             let param = |name: &str| {
-                req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))).map(percent_decode)
+                req.uri()
+                    .query()
+                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')))
+                    .map(percent_decode)
             };
             // netexec's `code` sets the status (a non-number is reported in the body with 200).
             match param("code").map(|c| c.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok())) {

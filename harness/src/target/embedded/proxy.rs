@@ -41,26 +41,40 @@ enum ListenerKind {
     Blackhole,
 }
 
+/// The listeners a snapshot calls for.
+fn desired(snap: &Snapshot, addr: &SocketAddr) -> Option<ListenerKind> {
+    if snap.proxy.contains_key(addr) {
+        Some(ListenerKind::Forward)
+    } else if snap.faults.has(Fault::ProxyDropsInsteadOfReject) && snap.unbacked.contains(addr) {
+        Some(ListenerKind::Blackhole)
+    } else {
+        None
+    }
+}
+
 /// Keeps one listener per programmed ClusterIP:port in line with the newest snapshot, until the snapshot sender
-/// is dropped. After each pass it publishes the generation it programmed on `programmed`.
+/// is dropped. Only the keys that changed since the last pass are visited (the snapshot maps are persistent and
+/// diff in time proportional to the change). After each pass it publishes the generation it programmed.
 pub async fn reconcile(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     ports: Arc<PortMap>,
     programmed: watch::Sender<u64>,
 ) {
     let mut listeners: HashMap<SocketAddr, (ListenerKind, AbortOnDrop)> = HashMap::new();
+    let mut previous = Arc::new(Snapshot::default());
     loop {
         let snap = snapshots.borrow_and_update().clone();
-        let mut desired: HashMap<SocketAddr, ListenerKind> =
-            snap.proxy.keys().map(|a| (*a, ListenerKind::Forward)).collect();
-        if snap.faults.has(Fault::ProxyDropsInsteadOfReject) {
-            desired.extend(snap.unbacked.iter().map(|a| (*a, ListenerKind::Blackhole)));
-        }
-        listeners.retain(|addr, (kind, _)| desired.get(addr) == Some(kind));
-        for (addr, kind) in desired {
-            if listeners.contains_key(&addr) {
+        let mut changed: Vec<SocketAddr> = previous.proxy.diff(&snap.proxy).map(|d| *diff_key(&d)).collect();
+        changed.extend(previous.unbacked.diff(&snap.unbacked).map(|d| match d {
+            imbl::ordset::DiffItem::Add(a) | imbl::ordset::DiffItem::Remove(a) => *a,
+        }));
+        for addr in changed {
+            let want = desired(&snap, &addr);
+            if listeners.get(&addr).map(|(k, _)| *k) == want {
                 continue;
             }
+            listeners.remove(&addr);
+            let Some(kind) = want else { continue };
             let bound = match kind {
                 ListenerKind::Forward => ports.bind_tcp(addr),
                 ListenerKind::Blackhole => ports.bind_tcp_backlog(addr, 0),
@@ -77,9 +91,17 @@ pub async fn reconcile(
             }
         }
         programmed.send_replace(snap.generation);
+        previous = snap;
         if snapshots.changed().await.is_err() {
             return;
         }
+    }
+}
+
+fn diff_key<'a>(d: &imbl::ordmap::DiffItem<'a, 'a, SocketAddr, ProxyEntry>) -> &'a SocketAddr {
+    match d {
+        imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => k,
+        imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k,
     }
 }
 

@@ -89,7 +89,7 @@ pub struct Snapshot {
     /// EndpointSlices by service.
     pub slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
     /// Proxy table: ClusterIP:port → backends it may send a new connection to. No entry: REJECT.
-    pub proxy: ImHashMap<SocketAddr, ProxyEntry>,
+    pub proxy: OrdMap<SocketAddr, ProxyEntry>,
     /// ClusterIP:ports of services that have no backends (REJECT, or DROP under a fault).
     pub unbacked: OrdSet<SocketAddr>,
     /// Seeded faults.
@@ -178,7 +178,9 @@ impl Snapshot {
         let mut changed_pods: Vec<(String, BTreeMap<String, String>)> = Vec::new();
         for d in before.pods.diff(&self.pods) {
             match d {
-                DiffItem::Add(k, p) | DiffItem::Remove(k, p) => changed_pods.push((k.namespace.clone(), p.labels.clone())),
+                DiffItem::Add(k, p) | DiffItem::Remove(k, p) => {
+                    changed_pods.push((k.namespace.clone(), p.labels.clone()))
+                }
                 DiffItem::Update { old: (k, o), new: (_, n) } => {
                     changed_pods.push((k.namespace.clone(), o.labels.clone()));
                     if n.labels != o.labels {
@@ -359,7 +361,11 @@ fn slice_suffix(key: &ObjectRef, index: usize) -> String {
 
 /// For each TCP port of a ClusterIP service, what kube-proxy would program: ready endpoints, or when none are ready,
 /// the serving terminating ones (KEP-1669); `None` means no backends (REJECT).
-pub fn proxy_entries(svc: &Service, slices: &[EndpointSliceView], faults: &Faults) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
+pub fn proxy_entries(
+    svc: &Service,
+    slices: &[EndpointSliceView],
+    faults: &Faults,
+) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
     let Some(cip) = svc.cluster_ip else { return Vec::new() };
     let mut out = Vec::new();
     for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
@@ -378,7 +384,8 @@ pub fn proxy_entries(svc: &Service, slices: &[EndpointSliceView], faults: &Fault
                 }
             }
         }
-        let backends = if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
+        let backends =
+            if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
         let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
         let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
         out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));

@@ -139,7 +139,8 @@ pub fn slices(list: SliceList) -> Vec<EndpointSliceView> {
 /// A Service → view (namespace mapped back to its logical name).
 pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
     let spec = svc.spec.as_ref()?;
-    let cluster_ip = spec.cluster_ip.as_deref().filter(|ip| *ip != "None" && !ip.is_empty()).and_then(|ip| ip.parse().ok());
+    let cluster_ip =
+        spec.cluster_ip.as_deref().filter(|ip| *ip != "None" && !ip.is_empty()).and_then(|ip| ip.parse().ok());
     let ports = spec
         .ports
         .iter()
@@ -152,7 +153,9 @@ pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
                     Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
                         TargetPort::Number(u16::try_from(*n).ok()?)
                     }
-                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => TargetPort::Name(s.clone()),
+                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s)) => {
+                        TargetPort::Name(s.clone())
+                    }
                     None => TargetPort::Number(u16::try_from(p.port).ok()?),
                 },
                 protocol: protocol(p.protocol.as_deref()),

@@ -99,9 +99,19 @@ pub fn explain(e: kube::Error, what: &str) -> TargetError {
             "RBAC forbidden while trying to {what}: {} (grant it with harness/rbac.yaml)",
             status.message
         )),
-        kube::Error::Api(status) if status.code == 404 => TargetError::Rejected(format!("{what}: not found ({})", status.message)),
-        kube::Error::Api(status) if status.code == 409 => TargetError::Rejected(format!("{what}: already exists ({})", status.message)),
-        kube::Error::Api(status) => TargetError::Other(format!("{what}: API error {} {}: {}", status.code, status.reason, status.message)),
+        kube::Error::Api(status) if status.code == 404 => {
+            TargetError::Rejected(format!("{what}: not found ({})", status.message))
+        }
+        kube::Error::Api(status) if status.code == 409 => {
+            TargetError::Rejected(format!("{what}: already exists ({})", status.message))
+        }
+        // Not a Kubernetes Status (the agent answers `{"error": …}` through the pod proxy): its text is the message.
+        kube::Error::Api(status) if status.reason == "Failed to parse error data" => {
+            TargetError::Other(format!("{what}: HTTP {}: {}", status.code, status.message))
+        }
+        kube::Error::Api(status) => {
+            TargetError::Other(format!("{what}: API error {} {}: {}", status.code, status.reason, status.message))
+        }
         kube::Error::HyperError(e) => TargetError::Other(format!("{what}: API server unreachable: {e}")),
         kube::Error::Service(e) => TargetError::Other(format!("{what}: API server unreachable: {e}")),
         other => TargetError::Other(format!("{what}: {other}")),
@@ -128,8 +138,12 @@ impl KubeTarget {
                 TargetError::Other(format!("no usable kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster): {e}"))
             })?,
         };
+        let mut kube_config = kube_config;
+        // Load probes run up to 120 s inside the agent; the pod-proxy call must outlive them.
+        kube_config.read_timeout = Some(Duration::from_secs(180));
         let url = kube_config.cluster_url.clone();
-        let client = Client::try_from(kube_config).map_err(|e| TargetError::Other(format!("kube client for {url}: {e}")))?;
+        let client =
+            Client::try_from(kube_config).map_err(|e| TargetError::Other(format!("kube client for {url}: {e}")))?;
         match tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(explain(e, &format!("reach the API server at {url}"))),
@@ -174,7 +188,12 @@ impl KubeTarget {
     }
 
     fn workload(&self, obj: &ObjectRef) -> Result<Workload, TargetError> {
-        self.workloads.lock().expect("workloads lock").get(obj).cloned().ok_or_else(|| TargetError::Rejected(format!("workload {obj} was not created by this run")))
+        self.workloads
+            .lock()
+            .expect("workloads lock")
+            .get(obj)
+            .cloned()
+            .ok_or_else(|| TargetError::Rejected(format!("workload {obj} was not created by this run")))
     }
 
     async fn create_service(&self, spec: &ServiceSpec) -> Result<(), TargetError> {
@@ -216,7 +235,8 @@ impl KubeTarget {
         }
         let deadline = Instant::now() + self.config.agent_ready_timeout;
         loop {
-            let pod = api.get(objects::AGENT_NAME).await.map_err(|e| explain(e, &format!("read the agent pod in {ns}")))?;
+            let pod =
+                api.get(objects::AGENT_NAME).await.map_err(|e| explain(e, &format!("read the agent pod in {ns}")))?;
             if convert::pod(&pod, &NamespaceMap::default()).is_some_and(|view| view.ready) {
                 self.agents.lock().expect("agents lock").push(ns.to_owned());
                 return Ok(());
@@ -254,7 +274,9 @@ impl KubeTarget {
     fn rewrite_response(&self, response: ProbeResponse) -> ProbeResponse {
         let names = self.names();
         let record = |r: DnsRecord| match r {
-            DnsRecord::Srv { priority, weight, port, target } => DnsRecord::Srv { priority, weight, port, target: names.name_to_logical(&target) },
+            DnsRecord::Srv { priority, weight, port, target } => {
+                DnsRecord::Srv { priority, weight, port, target: names.name_to_logical(&target) }
+            }
             DnsRecord::Ptr { target } => DnsRecord::Ptr { target: names.name_to_logical(&target) },
             DnsRecord::Cname { target } => DnsRecord::Cname { target: names.name_to_logical(&target) },
             other => other,
@@ -287,7 +309,10 @@ impl KubeTarget {
         if let Some(run) = run {
             selector.push_str(&format!(",{}={run}", objects::RUN_LABEL));
         }
-        let list = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| explain(e, "list svcbench namespaces"))?;
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| explain(e, "list svcbench namespaces"))?;
         let mut deleted = Vec::new();
         for ns in list.items {
             let Some(name) = ns.metadata.name else { continue };
@@ -325,7 +350,9 @@ fn pod_conditions(pod: &Pod) -> String {
         .conditions
         .iter()
         .flatten()
-        .map(|c| format!("{}={}{}", c.type_, c.status, c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()))
+        .map(|c| {
+            format!("{}={}{}", c.type_, c.status, c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())
+        })
         .collect();
     format!("phase {}, conditions [{}]", status.phase.clone().unwrap_or_default(), conditions.join(", "))
 }
@@ -360,16 +387,22 @@ impl Target for KubeTarget {
                 let ns = self.real_ns(&spec.object.namespace);
                 if spec.stateful {
                     let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &ns);
-                    api.create(&PostParams::default(), &objects::stateful_set(spec, &ns, &self.run, &self.config.images))
-                        .await
-                        .map_err(|e| explain(e, &format!("create statefulset {}", spec.object)))?;
+                    api.create(
+                        &PostParams::default(),
+                        &objects::stateful_set(spec, &ns, &self.run, &self.config.images),
+                    )
+                    .await
+                    .map_err(|e| explain(e, &format!("create statefulset {}", spec.object)))?;
                 } else {
                     let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
                     api.create(&PostParams::default(), &objects::deployment(spec, &ns, &self.run, &self.config.images))
                         .await
                         .map_err(|e| explain(e, &format!("create deployment {}", spec.object)))?;
                 }
-                self.workloads.lock().expect("workloads lock").insert(spec.object.clone(), Workload { spec: spec.clone() });
+                self.workloads
+                    .lock()
+                    .expect("workloads lock")
+                    .insert(spec.object.clone(), Workload { spec: spec.clone() });
             }
             Action::CreateService(spec) => self.create_service(spec).await?,
             Action::CreateServices { namespace, deployment, prefix, count, port } => {
@@ -398,10 +431,14 @@ impl Target for KubeTarget {
                 let what = format!("scale {deployment} to {replicas}");
                 if w.spec.stateful {
                     let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &ns);
-                    api.patch(&deployment.name, &PatchParams::default(), &patch).await.map_err(|e| explain(e, &what))?;
+                    api.patch(&deployment.name, &PatchParams::default(), &patch)
+                        .await
+                        .map_err(|e| explain(e, &what))?;
                 } else {
                     let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-                    api.patch(&deployment.name, &PatchParams::default(), &patch).await.map_err(|e| explain(e, &what))?;
+                    api.patch(&deployment.name, &PatchParams::default(), &patch)
+                        .await
+                        .map_err(|e| explain(e, &what))?;
                 }
             }
             Action::SetPodReady { pod, ready } => {
@@ -413,23 +450,38 @@ impl Target for KubeTarget {
                     .filter(|p| p.metadata.deletion_timestamp.is_none())
                     .collect();
                 let target = pods.get(pod.index as usize).ok_or_else(|| {
-                    TargetError::Rejected(format!("{} has no pod #{} ({} live pods)", pod.deployment, pod.index, pods.len()))
+                    TargetError::Rejected(format!(
+                        "{} has no pod #{} ({} live pods)",
+                        pod.deployment,
+                        pod.index,
+                        pods.len()
+                    ))
                 })?;
                 let name = target.metadata.name.clone().unwrap_or_default();
                 let port = w.spec.ports.first().map_or(80, |p| p.port);
-                let cmd = if *ready { format!("rm -f {}", objects::NOT_READY_FILE) } else { format!("touch {}", objects::NOT_READY_FILE) };
+                let cmd = if *ready {
+                    format!("rm -f {}", objects::NOT_READY_FILE)
+                } else {
+                    format!("touch {}", objects::NOT_READY_FILE)
+                };
                 // netexec's /shell runs the command in the container; the readiness probe watches the marker file.
                 let path = format!(
                     "/api/v1/namespaces/{}/pods/{name}:{port}/proxy/shell?cmd={}",
                     self.real_ns(&pod.deployment.namespace),
                     cmd.replace(' ', "%20").replace('/', "%2F")
                 );
-                let request = http::Request::get(path).body(Vec::new()).map_err(|e| TargetError::Other(e.to_string()))?;
-                self.client.request_text(request).await.map_err(|e| explain(e, &format!("toggle readiness of pod {name}")))?;
+                let request =
+                    http::Request::get(path).body(Vec::new()).map_err(|e| TargetError::Other(e.to_string()))?;
+                self.client
+                    .request_text(request)
+                    .await
+                    .map_err(|e| explain(e, &format!("toggle readiness of pod {name}")))?;
             }
             Action::DeleteService { service } => {
                 let api: Api<Service> = Api::namespaced(self.client.clone(), &self.real_ns(&service.namespace));
-                api.delete(&service.name, &DeleteParams::background()).await.map_err(|e| explain(e, &format!("delete service {service}")))?;
+                api.delete(&service.name, &DeleteParams::background())
+                    .await
+                    .map_err(|e| explain(e, &format!("delete service {service}")))?;
             }
             Action::DeleteDeployment { deployment } => {
                 let w = self.workload(deployment)?;

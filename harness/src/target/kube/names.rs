@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(m.name_to_real("nginx.test.svc"), "nginx.svcb-x1-test.svc");
         assert_eq!(m.name_to_real("web-0.web.test.svc.cluster.local"), "web-0.web.svcb-x1-test.svc.cluster.local");
         assert_eq!(m.name_to_real("test.svc.cluster.local."), "svcb-x1-test.svc.cluster.local.");
-        assert_eq!(m.name_to_real("_http._tcp.web.test.svc.cluster.local."), "_http._tcp.web.svcb-x1-test.svc.cluster.local.");
+        assert_eq!(
+            m.name_to_real("_http._tcp.web.test.svc.cluster.local."),
+            "_http._tcp.web.svcb-x1-test.svc.cluster.local."
+        );
         // A service named like a namespace, in first position, stays.
         assert_eq!(m.name_to_real("test"), "test");
         assert_eq!(m.name_to_real("test.other"), "test.svcb-x1-other");
@@ -105,7 +108,9 @@ mod tests {
     #[test]
     fn round_trips() {
         let m = map();
-        for n in ["nginx.test.svc.cluster.local.", "nginx.other", "a.b.test.svc.cluster.local", "test.svc.cluster.local"] {
+        for n in
+            ["nginx.test.svc.cluster.local.", "nginx.other", "a.b.test.svc.cluster.local", "test.svc.cluster.local"]
+        {
             assert_eq!(m.name_to_logical(&m.name_to_real(n)), n);
         }
         assert_eq!(m.logical("svcb-x1-test"), "test");

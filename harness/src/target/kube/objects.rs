@@ -11,8 +11,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec as K8sDeploymentSpec, StatefulSet, StatefulSetSpec},
         core::v1::{
-            Container, ContainerPort as K8sContainerPort, ExecAction, Namespace, Pod, PodSpec, PodTemplateSpec, Probe,
-            Service, ServicePort, ServiceSpec as K8sServiceSpec, SessionAffinityConfig, ClientIPConfig,
+            ClientIPConfig, Container, ContainerPort as K8sContainerPort, ExecAction, Namespace, Pod, PodSpec,
+            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec as K8sServiceSpec, SessionAffinityConfig,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -57,7 +57,11 @@ fn labels(run: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, Strin
 /// A namespace of this run.
 pub fn namespace(name: &str, run: &str) -> Namespace {
     Namespace {
-        metadata: ObjectMeta { name: Some(name.into()), labels: Some(labels(run, &BTreeMap::new())), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels(run, &BTreeMap::new())),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -86,7 +90,9 @@ fn pod_template(spec: &DeploymentSpec, run: &str, images: &Images) -> PodTemplat
                 ..Default::default()
             }]),
             readiness_probe: Some(Probe {
-                exec: Some(ExecAction { command: Some(vec!["sh".into(), "-c".into(), format!("test ! -e {NOT_READY_FILE}")]) }),
+                exec: Some(ExecAction {
+                    command: Some(vec!["sh".into(), "-c".into(), format!("test ! -e {NOT_READY_FILE}")]),
+                }),
                 period_seconds: Some(1),
                 failure_threshold: Some(1),
                 ..Default::default()
@@ -167,7 +173,11 @@ pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
     if let Some(external) = &spec.external_name {
         return Service {
             metadata: meta,
-            spec: Some(K8sServiceSpec { type_: Some("ExternalName".into()), external_name: Some(external.clone()), ..Default::default() }),
+            spec: Some(K8sServiceSpec {
+                type_: Some("ExternalName".into()),
+                external_name: Some(external.clone()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
     }
