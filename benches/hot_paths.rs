@@ -7,7 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::rr::{Name, RecordType};
 use svcbench::{
     probe::{load, load::ConnectionMode},
-    scenario::{Action, ContainerPort, DeploymentSpec, ObjectRef, Protocol, ServicePortSpec, ServiceSpec, TargetPort},
+    scenario::{Action, DeploymentSpec, ObjectRef, Protocol, ServiceSpec, TargetPort},
     stats::{Fairness, latency},
     target::{
         embedded::{
@@ -107,30 +107,8 @@ fn proxy(c: &mut Criterion) {
     let cluster = target.cluster().clone();
     for a in [
         Action::CreateNamespace { name: "bench".into() },
-        Action::CreateDeployment(DeploymentSpec {
-            object: ObjectRef { namespace: "bench".into(), name: "web".into() },
-            replicas: 1,
-            ports: vec![ContainerPort { name: None, port: 80 }],
-            labels: [("app".to_owned(), "web".to_owned())].into(),
-            hostname: None,
-            subdomain: None,
-            stateful: false,
-            termination_grace: Duration::ZERO,
-        }),
-        Action::CreateService(ServiceSpec {
-            object: ObjectRef { namespace: "bench".into(), name: "web".into() },
-            selector: [("app".to_owned(), "web".to_owned())].into(),
-            ports: vec![ServicePortSpec {
-                name: None,
-                port: 80,
-                target_port: TargetPort::Number(80),
-                protocol: Protocol::Tcp,
-            }],
-            headless: false,
-            publish_not_ready: false,
-            session_affinity: None,
-            external_name: None,
-        }),
+        Action::CreateDeployment(DeploymentSpec::netexec("bench", "web", 1)),
+        Action::CreateService(ServiceSpec::cluster_ip("bench", "web", "web", 80)),
     ] {
         cluster.apply(&a).unwrap();
     }

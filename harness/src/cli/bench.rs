@@ -17,7 +17,7 @@ use crate::{
         dnsload::DnsLoadSpec,
         load::{ConnectionMode, LoadSpec},
     },
-    scenario::{Action, ContainerPort, DeploymentSpec, ObjectRef, Protocol, ServicePortSpec, ServiceSpec, TargetPort},
+    scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
     stats::latency,
     target::{
         Target,
@@ -43,16 +43,7 @@ pub struct BenchArgs {
 }
 
 fn deployment(ns: &str, name: &str, replicas: u32) -> Action {
-    Action::CreateDeployment(DeploymentSpec {
-        object: ObjectRef { namespace: ns.into(), name: name.into() },
-        replicas,
-        ports: vec![ContainerPort { name: None, port: 80 }],
-        labels: [("app".to_owned(), name.to_owned())].into(),
-        hostname: None,
-        subdomain: None,
-        stateful: false,
-        termination_grace: Duration::ZERO,
-    })
+    Action::CreateDeployment(DeploymentSpec::netexec(ns, name, replicas))
 }
 
 fn have(tool: &str) -> bool {
@@ -141,20 +132,7 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
     let setup = [
         Action::CreateNamespace { name: "bench".into() },
         deployment("bench", "web", 4),
-        Action::CreateService(ServiceSpec {
-            object: ObjectRef { namespace: "bench".into(), name: "web".into() },
-            selector: [("app".to_owned(), "web".to_owned())].into(),
-            ports: vec![ServicePortSpec {
-                name: None,
-                port: 80,
-                target_port: TargetPort::Number(80),
-                protocol: Protocol::Tcp,
-            }],
-            headless: false,
-            publish_not_ready: false,
-            session_affinity: None,
-            external_name: None,
-        }),
+        Action::CreateService(ServiceSpec::cluster_ip("bench", "web", "web", 80)),
     ];
     for a in &setup {
         if let Err(e) = target.cluster().apply(a) {

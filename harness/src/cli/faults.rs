@@ -7,7 +7,6 @@ use clap::Args;
 use super::{EXIT_FAILED, EXIT_INVALID, load_all, print_errors};
 use crate::{
     results::Outcome,
-    scenario,
     suite::{self, SuiteOptions},
     target::embedded::{EmbeddedConfig, Fault},
 };
@@ -38,16 +37,9 @@ pub async fn faults(args: FaultsArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let files = if args.scenarios.is_empty() {
-        match scenario::discover(&args.scenarios_dir) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("error: cannot read scenario directory {}: {e}", args.scenarios_dir.display());
-                return ExitCode::from(EXIT_INVALID);
-            }
-        }
-    } else {
-        args.scenarios.clone()
+    let files = match super::scenario_files(&args.scenarios, &args.scenarios_dir) {
+        Ok(f) => f,
+        Err(code) => return code,
     };
     let plans = match load_all(&files) {
         Ok(p) => p,

@@ -103,6 +103,27 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// The scenario files to run: those given, else every `*.yaml` of `dir`; `Err` (already reported) is exit code 2.
+fn scenario_files(given: &[PathBuf], dir: &std::path::Path) -> Result<Vec<PathBuf>, ExitCode> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    match scenario::discover(dir) {
+        Ok(f) if !f.is_empty() => Ok(f),
+        Ok(_) => {
+            eprintln!("error: no *.yaml scenarios in {}", dir.display());
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot read scenario directory {}: {e} (run from the repository root or pass --scenarios-dir)",
+                dir.display()
+            );
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
 /// Loads and validates every file; also rejects two scenarios with the same name.
 fn load_all(files: &[PathBuf]) -> Result<Vec<Plan>, Vec<ScenarioErrors>> {
     let mut plans: Vec<Plan> = Vec::new();

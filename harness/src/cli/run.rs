@@ -17,7 +17,7 @@ use crate::{
         progress::Progress,
     },
     results::{RunResults, SCHEMA_VERSION, TargetInfo},
-    runner, scenario,
+    runner,
     target::embedded::{EmbeddedConfig, Fault},
 };
 
@@ -58,23 +58,9 @@ pub fn new_run_id() -> String {
 
 pub async fn run(args: RunArgs) -> ExitCode {
     let discovered = args.scenarios.is_empty();
-    let files = if discovered {
-        match scenario::discover(&args.scenarios_dir) {
-            Ok(f) if !f.is_empty() => f,
-            Ok(_) => {
-                eprintln!("error: no *.yaml scenarios in {}", args.scenarios_dir.display());
-                return ExitCode::from(EXIT_INVALID);
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: cannot read scenario directory {}: {e} (run from the repository root or pass --scenarios-dir)",
-                    args.scenarios_dir.display()
-                );
-                return ExitCode::from(EXIT_INVALID);
-            }
-        }
-    } else {
-        args.scenarios.clone()
+    let files = match super::scenario_files(&args.scenarios, &args.scenarios_dir) {
+        Ok(f) => f,
+        Err(code) => return code,
     };
     let plans = match load_all(&files) {
         Ok(p) => p,

@@ -162,7 +162,12 @@ impl Profile {
     pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<ProfileError>> {
         let raw: RawProfile = serde_saphyr::from_str(text).map_err(|e| {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            vec![ProfileError { path: path.to_owned(), line, column, reason: yaml_reason(&e) }]
+            vec![ProfileError {
+                path: path.to_owned(),
+                line,
+                column,
+                reason: crate::scenario::validate::yaml_reason(&e),
+            }]
         })?;
         let mut errors = Vec::new();
         let mut err = |at: &Location, reason: String| {
@@ -236,22 +241,6 @@ pub fn verdict(result: &ScenarioResult, profile: Option<&Profile>) -> Verdict {
         (Outcome::Failed, true) => Verdict::ExpectedFail,
         (Outcome::Skipped, _) => Verdict::Skipped,
     }
-}
-
-/// The error's message on one line, without the location and snippet serde-saphyr renders (as scenario errors do).
-fn yaml_reason(e: &serde_saphyr::Error) -> String {
-    let full = e.to_string();
-    let first = full.lines().next().unwrap_or("invalid YAML").trim();
-    let reason = first.strip_prefix("error: ").unwrap_or(first);
-    let reason = match reason.find(": ") {
-        Some(i) if reason[..i].contains("line") => &reason[i + 2..],
-        _ => reason,
-    };
-    let reason = match reason.rfind(" at line ") {
-        Some(i) if reason[i..].contains("column") => &reason[..i],
-        _ => reason,
-    };
-    reason.to_owned()
 }
 
 #[cfg(test)]

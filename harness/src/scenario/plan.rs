@@ -148,6 +148,54 @@ pub struct DeploymentSpec {
     pub termination_grace: Duration,
 }
 
+impl DeploymentSpec {
+    /// `replicas` netexec pods on port 80 labelled `app=<name>` (benchmarks and tests build clusters with it).
+    pub fn netexec(namespace: &str, name: &str, replicas: u32) -> Self {
+        Self {
+            object: ObjectRef { namespace: namespace.into(), name: name.into() },
+            replicas,
+            ports: vec![ContainerPort { name: None, port: 80 }],
+            labels: [("app".to_owned(), name.to_owned())].into(),
+            hostname: None,
+            subdomain: None,
+            stateful: false,
+            termination_grace: Duration::ZERO,
+        }
+    }
+}
+
+impl ServiceSpec {
+    /// A ClusterIP service selecting `app=<app>` on one unnamed TCP port (target port = port).
+    pub fn cluster_ip(namespace: &str, name: &str, app: &str, port: u16) -> Self {
+        Self {
+            object: ObjectRef { namespace: namespace.into(), name: name.into() },
+            selector: [("app".to_owned(), app.to_owned())].into(),
+            ports: vec![ServicePortSpec {
+                name: None,
+                port,
+                target_port: TargetPort::Number(port),
+                protocol: Protocol::Tcp,
+            }],
+            headless: false,
+            publish_not_ready: false,
+            session_affinity: None,
+            external_name: None,
+        }
+    }
+}
+
+impl Action {
+    /// The services an [`Action::CreateServices`] stands for (empty for other actions).
+    pub fn bulk_services(&self) -> Vec<ServiceSpec> {
+        match self {
+            Action::CreateServices { namespace, deployment, prefix, count, port } => (0..*count)
+                .map(|i| ServiceSpec::cluster_ip(namespace, &format!("{prefix}-{i}"), deployment, *port))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A named or unnamed container port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerPort {

@@ -50,7 +50,7 @@ pub fn load(path: &Path) -> Result<Plan, ScenarioErrors> {
 }
 
 /// The error's message on one line, without the location and snippet serde-saphyr renders.
-fn yaml_reason(e: &serde_saphyr::Error) -> String {
+pub(crate) fn yaml_reason(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     let first = full.lines().next().unwrap_or("invalid YAML").trim();
     // serde-saphyr prefixes "error: line X column Y: "; keep only the reason.
@@ -151,6 +151,22 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// A value of a unit enum by its serde name (case-insensitive), `default` when absent.
+    fn choice<T: serde::de::DeserializeOwned>(
+        &mut self,
+        s: &Option<SpannedStr>,
+        default: T,
+        what: &str,
+        known: &str,
+    ) -> Option<T> {
+        let Some(s) = s else { return Some(default) };
+        let parsed = enum_from_str::<T>(&s.value);
+        if parsed.is_none() {
+            self.err(&s.referenced, format!("unknown {what} `{}` ({known})", s.value));
+        }
+        parsed
     }
 
     fn timeout(&mut self, t: &Option<SpannedStr>) -> Duration {
@@ -773,43 +789,12 @@ impl Validator {
                 return None;
             }
         };
-        let query_type = match &e.record_type {
-            None if matches!(name, DnsQueryName::ReverseOf(_)) => QueryType::Ptr,
-            None => QueryType::A,
-            Some(t) => match enum_from_str::<QueryType>(&t.value) {
-                Some(q) => q,
-                None => {
-                    self.err(
-                        &t.referenced,
-                        format!("unknown record type `{}` (A, AAAA, SRV, PTR, TXT, CNAME, SOA)", t.value),
-                    );
-                    return None;
-                }
-            },
-        };
-        let flavour = match &e.resolver {
-            None => ResolverFlavour::Glibc,
-            Some(r) => match enum_from_str::<ResolverFlavour>(&r.value) {
-                Some(f) => f,
-                None => {
-                    self.err(
-                        &r.referenced,
-                        format!("unknown resolver `{}` (glibc, musl, dig, dig+search, busybox)", r.value),
-                    );
-                    return None;
-                }
-            },
-        };
-        let transport = match &e.transport {
-            None => Transport::Udp,
-            Some(t) => match enum_from_str::<Transport>(&t.value) {
-                Some(t) => t,
-                None => {
-                    self.err(&t.referenced, format!("transport must be udp or tcp, not `{}`", t.value));
-                    return None;
-                }
-            },
-        };
+        let default_type = if matches!(name, DnsQueryName::ReverseOf(_)) { QueryType::Ptr } else { QueryType::A };
+        let query_type =
+            self.choice(&e.record_type, default_type, "record type", "A, AAAA, SRV, PTR, TXT, CNAME, SOA")?;
+        let flavour =
+            self.choice(&e.resolver, ResolverFlavour::Glibc, "resolver", "glibc, musl, dig, dig+search, busybox")?;
+        let transport = self.choice(&e.transport, Transport::Udp, "transport", "udp, tcp")?;
         let mut rcodes = Vec::new();
         if let Some(r) = &e.rcode {
             let list = match &r.value {
@@ -1120,28 +1105,7 @@ impl Validator {
 
     fn expect_http(&mut self, e: &RawExpectHttp) -> Option<Assertion> {
         let from = self.namespace(&e.from)?;
-        let Some(rest) = e.url.value.strip_prefix("http://") else {
-            self.err(&e.url.referenced, format!("url `{}` must start with http://", e.url.value));
-            return None;
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => match p.parse::<u16>() {
-                Ok(p) if p > 0 => (h, p),
-                _ => {
-                    self.err(&e.url.referenced, format!("url `{}` has a bad port `{p}`", e.url.value));
-                    return None;
-                }
-            },
-            None => (authority, 80),
-        };
-        if host.is_empty() {
-            self.err(&e.url.referenced, format!("url `{}` has no host", e.url.value));
-            return None;
-        }
+        let (host, port, path) = self.url(&e.url)?;
         let answered_by = match &e.answered_by {
             Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
             None => None,
@@ -1173,9 +1137,9 @@ impl Validator {
             timeout,
             check: Check::Http {
                 from,
-                host: host.to_owned(),
+                host,
                 port,
-                path: path.to_owned(),
+                path,
                 status: e.status.unwrap_or(200),
                 answered_by,
                 reaches_all,

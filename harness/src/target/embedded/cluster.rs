@@ -222,22 +222,8 @@ impl Cluster {
             }
             Action::CreateDeployment(spec) => self.create_deployment(inner, spec),
             Action::CreateService(spec) => create_service(inner, spec, &self.config.faults),
-            Action::CreateServices { namespace, deployment, prefix, count, port } => {
-                for i in 0..*count {
-                    let spec = ServiceSpec {
-                        object: ObjectRef { namespace: namespace.clone(), name: format!("{prefix}-{i}") },
-                        selector: [("app".to_owned(), deployment.clone())].into(),
-                        ports: vec![crate::scenario::ServicePortSpec {
-                            name: None,
-                            port: *port,
-                            target_port: crate::scenario::TargetPort::Number(*port),
-                            protocol: crate::scenario::Protocol::Tcp,
-                        }],
-                        headless: false,
-                        publish_not_ready: false,
-                        session_affinity: None,
-                        external_name: None,
-                    };
+            Action::CreateServices { .. } => {
+                for spec in action.bulk_services() {
                     create_service(inner, &spec, &self.config.faults)?;
                 }
                 Ok(())

@@ -30,7 +30,7 @@ pub use objects::Images;
 use super::{EndpointSliceView, PodView, ServiceView, Target, TargetError};
 use crate::{
     probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
-    scenario::{Action, DeploymentSpec, ObjectRef, ServicePortSpec, ServiceSpec},
+    scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
 };
 
 /// How to reach and use the cluster.
@@ -405,22 +405,8 @@ impl Target for KubeTarget {
                     .insert(spec.object.clone(), Workload { spec: spec.clone() });
             }
             Action::CreateService(spec) => self.create_service(spec).await?,
-            Action::CreateServices { namespace, deployment, prefix, count, port } => {
-                for i in 0..*count {
-                    let spec = ServiceSpec {
-                        object: ObjectRef { namespace: namespace.clone(), name: format!("{prefix}-{i}") },
-                        selector: [("app".to_owned(), deployment.clone())].into(),
-                        ports: vec![ServicePortSpec {
-                            name: None,
-                            port: *port,
-                            target_port: crate::scenario::TargetPort::Number(*port),
-                            protocol: crate::scenario::Protocol::Tcp,
-                        }],
-                        headless: false,
-                        publish_not_ready: false,
-                        session_affinity: None,
-                        external_name: None,
-                    };
+            Action::CreateServices { .. } => {
+                for spec in action.bulk_services() {
                     self.create_service(&spec).await?;
                 }
             }
