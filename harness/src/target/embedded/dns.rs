@@ -317,8 +317,8 @@ fn srv_owner(ctx: &Ctx<'_>, filter: Option<(&str, &str)>, port: &str, proto: &st
 
 fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {
     let mut targets = Vec::new();
-    let owners = ctx.snap.ip_owners.get(&IpAddr::V4(ip)).map(Vec::as_slice).unwrap_or_default();
-    for (key, svc) in owners.iter().filter_map(|k| ctx.snap.services.get_key_value(k)) {
+    let owners = ctx.snap.ip_owners.get(&IpAddr::V4(ip));
+    for (key, svc) in owners.into_iter().flatten().filter_map(|k| ctx.snap.services.get_key_value(k)) {
         if svc.cluster_ip == Some(ip) {
             targets.push(ctx.name(&format!("{}.{}.svc", key.name, key.namespace)));
         } else if svc.cluster_ip.is_none()

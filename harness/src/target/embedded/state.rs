@@ -95,7 +95,7 @@ pub struct Snapshot {
     /// Seeded faults.
     pub faults: Faults,
     /// Services by the addresses they own (ClusterIP, endpoint IPs): the reverse-lookup index.
-    pub ip_owners: ImHashMap<IpAddr, Vec<ObjectRef>>,
+    pub ip_owners: ImHashMap<IpAddr, OrdSet<ObjectRef>>,
     /// What each service contributed to `proxy`/`unbacked` and `ip_owners`, to undo it on the next change.
     contributions: OrdMap<ObjectRef, Contribution>,
 }
@@ -216,8 +216,9 @@ impl Snapshot {
                     self.unbacked.remove(&k);
                 }
                 for ip in old.ips {
+                    // Sets are persistent too: updating one shares the rest instead of copying every owner.
                     if let Some(owners) = self.ip_owners.get_mut(&ip) {
-                        owners.retain(|o| o != &key);
+                        owners.remove(&key);
                         if owners.is_empty() {
                             self.ip_owners.remove(&ip);
                         }
@@ -263,9 +264,7 @@ impl Snapshot {
                 self.slices.insert(key.clone(), Arc::new(slices));
             }
             for ip in &contribution.ips {
-                let mut owners = self.ip_owners.get(ip).cloned().unwrap_or_default();
-                owners.push(key.clone());
-                self.ip_owners.insert(*ip, owners);
+                self.ip_owners.entry(*ip).or_default().insert(key.clone());
             }
             self.contributions.insert(key, contribution);
         }
