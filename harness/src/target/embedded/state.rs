@@ -485,4 +485,74 @@ mod tests {
         );
         assert!(table.is_empty());
     }
+
+    /// The incremental reconcile must always equal a from-scratch one, whatever the sequence of changes.
+    #[test]
+    fn incremental_reconcile_matches_full_recompute() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut snap = Snapshot::new("cluster.local");
+        let apps = ["a", "b", "c"];
+        let mut seq = 0u64;
+        for step in 0..400 {
+            let before = snap.clone();
+            match rng.random_range(0..6) {
+                0 | 1 => {
+                    seq += 1;
+                    let app = apps[rng.random_range(0..apps.len())];
+                    let mut p = pod(
+                        (seq % 250) as u8 + 2,
+                        rng.random_bool(0.7),
+                        seq,
+                        vec![ContainerPort { name: Some("web".into()), port: 8080 + (seq % 2) as u16 }],
+                    );
+                    p.labels = [("app".to_owned(), app.to_owned())].into();
+                    snap.pods.insert(key(&format!("p{seq}")), p);
+                }
+                2 => {
+                    if let Some(k) = snap.pods.keys().nth(rng.random_range(0..snap.pods.len().max(1))).cloned() {
+                        if rng.random_bool(0.5) {
+                            snap.pods.remove(&k);
+                        } else if let Some(p) = snap.pods.get_mut(&k) {
+                            p.ready = !p.ready;
+                            p.terminating = rng.random_bool(0.2);
+                        }
+                    }
+                }
+                3 | 4 => {
+                    let app = apps[rng.random_range(0..apps.len())];
+                    let named = rng.random_bool(0.5);
+                    // ClusterIPs are unique per service, as the allocator guarantees.
+                    let n: u8 = rng.random_range(0..8);
+                    let mut svc = service(
+                        rng.random_bool(0.7).then(|| Ipv4Addr::new(127, 1, 0, 11 + n)),
+                        app,
+                        vec![ServicePortView {
+                            name: named.then(|| "http".to_owned()),
+                            port: 80,
+                            target_port: if named { TargetPort::Name("web".into()) } else { TargetPort::Number(8080) },
+                            protocol: Protocol::Tcp,
+                        }],
+                    );
+                    svc.publish_not_ready = rng.random_bool(0.2);
+                    snap.services.insert(key(&format!("s{n}")), svc);
+                }
+                _ => {
+                    if let Some(k) = snap.services.keys().nth(rng.random_range(0..snap.services.len().max(1))).cloned()
+                    {
+                        snap.services.remove(&k);
+                    }
+                }
+            }
+            snap.reconcile_changes(&before);
+            let mut full = Snapshot::new("cluster.local");
+            full.services = snap.services.clone();
+            full.pods = snap.pods.clone();
+            full.reconcile();
+            assert_eq!(snap.slices, full.slices, "slices differ after step {step}");
+            assert_eq!(snap.proxy, full.proxy, "proxy differs after step {step}");
+            assert_eq!(snap.unbacked, full.unbacked, "unbacked differs after step {step}");
+            assert_eq!(snap.ip_owners, full.ip_owners, "reverse index differs after step {step}");
+        }
+    }
 }
