@@ -458,11 +458,15 @@ impl Validator {
             RawStep::MeasureHttp(m) => StepKind::Assert(self.measure_http(m)?),
             RawStep::MeasureDns(m) => StepKind::Assert(self.measure_dns(&at, m)?),
             RawStep::Converge(c) => {
+                let errors_before = self.errors.len();
                 let Some(StepKind::Action(action)) = self.step(&c.action) else {
-                    self.err(
-                        &c.action.referenced,
-                        "converge needs an action step here (scale, setPodReady, expose, …)",
-                    );
+                    // Report the inner step's own error if it had one; otherwise it was not an action.
+                    if self.errors.len() == errors_before {
+                        self.err(
+                            &c.action.referenced,
+                            "converge needs an action step here (scale, setPodReady, expose, …)",
+                        );
+                    }
                     return None;
                 };
                 let ns = self.namespace(&c.namespace)?;
