@@ -83,12 +83,18 @@ impl Ipam {
             return None;
         }
         let mut rng = rand::rng();
-        loop {
+        for _ in 0..64 {
             let ip = self.ip(rng.random_range(SERVICE_FIRST..=SERVICE_LAST));
             if ip.octets()[3] != 0 && ip.octets()[3] != 255 && self.cluster_ips.insert(ip) {
                 return Some(ip);
             }
         }
+        // A nearly full range: scan once instead of guessing forever.
+        let free = (SERVICE_FIRST..=SERVICE_LAST)
+            .map(|o| self.ip(o))
+            .find(|ip| ip.octets()[3] != 0 && ip.octets()[3] != 255 && !self.cluster_ips.contains(ip))?;
+        self.cluster_ips.insert(free);
+        Some(free)
     }
 
     /// Returns a ClusterIP to the pool.

@@ -161,7 +161,11 @@ async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((client, peer)) = accepted else { continue };
+                let Ok((client, peer)) = accepted else {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 // Read the endpoints at accept time: a change applies to new connections only, like conntrack.
                 let entry = snapshots.borrow().proxy.get(&service).cloned();
                 match entry.and_then(|e| balancer.pick(&e, peer.ip())) {
