@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::Args;
 
-use super::{EXIT_FAILED, EXIT_INVALID, load_all, print_errors};
+use super::EXIT_FAILED;
 use crate::{
     results::Outcome,
     suite::{self, SuiteOptions},
@@ -37,16 +37,9 @@ pub async fn faults(args: FaultsArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let files = match super::scenario_files(&args.scenarios, &args.scenarios_dir) {
-        Ok(f) => f,
-        Err(code) => return code,
-    };
-    let plans = match load_all(&files) {
+    let plans = match super::load_plans(&args.scenarios, &args.scenarios_dir) {
         Ok(p) => p,
-        Err(errors) => {
-            print_errors(&errors);
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     let started = Instant::now();
     let options = SuiteOptions::matrix();

@@ -124,6 +124,14 @@ fn scenario_files(given: &[PathBuf], dir: &std::path::Path) -> Result<Vec<PathBu
     }
 }
 
+/// [`scenario_files`] then [`load_all`]; `Err` (already reported) is exit code 2.
+fn load_plans(given: &[PathBuf], dir: &std::path::Path) -> Result<Vec<Plan>, ExitCode> {
+    load_all(&scenario_files(given, dir)?).map_err(|errors| {
+        print_errors(&errors);
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
 /// Loads and validates every file; also rejects two scenarios with the same name.
 fn load_all(files: &[PathBuf]) -> Result<Vec<Plan>, Vec<ScenarioErrors>> {
     let mut plans: Vec<Plan> = Vec::new();

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 use clap::Args;
 
 use super::{
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, load_all, print_errors,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID,
     targets::{TargetFactory, TargetKind},
 };
 use crate::{
@@ -58,16 +58,9 @@ pub fn new_run_id() -> String {
 
 pub async fn run(args: RunArgs) -> ExitCode {
     let discovered = args.scenarios.is_empty();
-    let files = match super::scenario_files(&args.scenarios, &args.scenarios_dir) {
-        Ok(f) => f,
-        Err(code) => return code,
-    };
-    let plans = match load_all(&files) {
+    let plans = match super::load_plans(&args.scenarios, &args.scenarios_dir) {
         Ok(p) => p,
-        Err(errors) => {
-            print_errors(&errors);
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
 
     let profile = match args.profile.as_deref().map(Profile::load).transpose() {

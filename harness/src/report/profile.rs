@@ -144,14 +144,8 @@ impl Profile {
     /// # Errors
     /// Every problem found, each with `file:line:column`.
     pub fn load(path: &Path) -> Result<Self, Vec<ProfileError>> {
-        let error = |line, column, reason| vec![ProfileError { path: path.to_owned(), line, column, reason }];
-        let bytes = std::fs::read(path).map_err(|e| error(1, 1, format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
-            error(line, column, "not UTF-8 text".into())
-        })?;
+        let text = crate::scenario::validate::read_source(path)
+            .map_err(|(line, column, reason)| vec![ProfileError { path: path.to_owned(), line, column, reason }])?;
         Self::parse(path, &text)
     }
 

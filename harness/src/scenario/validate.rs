@@ -36,17 +36,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioErrors> {
 /// # Errors
 /// An unreadable file, or every problem found in it.
 pub fn load(path: &Path) -> Result<Plan, ScenarioErrors> {
-    let error =
-        |line, column, reason| ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line, column, reason }]);
-    let bytes = std::fs::read(path).map_err(|e| error(1, 1, format!("cannot read: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        // Point at the first byte that is not UTF-8.
+    let text = read_source(path).map_err(|(line, column, reason)| {
+        ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line, column, reason }])
+    })?;
+    parse(path, &text)
+}
+
+/// A YAML source file as text; `Err((line, column, reason))` for an unreadable file (1:1) or the first byte that is
+/// not UTF-8.
+pub(crate) fn read_source(path: &Path) -> Result<String, (u64, u64, String)> {
+    let bytes = std::fs::read(path).map_err(|e| (1, 1, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() as u64 + 1;
         let column = valid.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
-        error(line, column, "not UTF-8 text".into())
-    })?;
-    parse(path, &text)
+        (line, column, "not UTF-8 text".into())
+    })
 }
 
 /// The error's message on one line, without the location and snippet serde-saphyr renders.
