@@ -8,6 +8,7 @@ use std::{
 };
 
 use tokio::{sync::watch, task::JoinSet};
+use tokio_util::task::TaskTracker;
 
 use super::{
     EmbeddedConfig,
@@ -41,10 +42,19 @@ struct Inner {
     next_seq: u64,
 }
 
-/// A running embedded cluster. Dropping it stops DNS, the proxy and every pod.
+/// How long [`Cluster::shutdown`] waits for the last socket to close before it gives up on the slot.
+const SOCKETS_CLOSED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A running embedded cluster. Dropping it stops DNS, the proxy and every pod; [`Cluster::shutdown`] also waits
+/// until every socket is closed before it frees the address slot.
 pub struct Cluster {
     config: EmbeddedConfig,
-    slot: Slot,
+    /// The second octet of the slot's addresses (the slot itself may already be released).
+    octet: u8,
+    /// Held until every socket of the cluster is closed, so the next cluster on this slot finds its addresses free.
+    slot: Mutex<Option<Slot>>,
+    /// Every task that owns a socket (proxy and pod listeners and their connections).
+    sockets: TaskTracker,
     ports: Arc<PortMap>,
     inner: Mutex<Inner>,
     snapshots: watch::Sender<Arc<Snapshot>>,
@@ -60,7 +70,7 @@ impl Cluster {
     /// # Errors
     /// No free address slot, or DNS could not bind.
     pub async fn start(config: EmbeddedConfig) -> Result<Self, TargetError> {
-        let slot = Slot::claim().map_err(|e| TargetError::Other(format!("embedded cluster: {e}")))?;
+        let slot = Slot::claim(config.first_slot).map_err(|e| TargetError::Other(format!("embedded cluster: {e}")))?;
         let ports = Arc::new(PortMap::new(config.port_policy));
         let mut ipam = Ipam::new(&slot);
         let mut snap = Snapshot::default();
@@ -88,12 +98,15 @@ impl Cluster {
         }
 
         let mut tasks = JoinSet::new();
+        let sockets = TaskTracker::new();
         let (programmed_tx, programmed) = watch::channel(0);
-        tasks.spawn(proxy::reconcile(rx, ports.clone(), programmed_tx));
+        tasks.spawn(sockets.track_future(proxy::reconcile(rx, ports.clone(), programmed_tx, sockets.clone())));
 
         Ok(Self {
             config,
-            slot,
+            octet: slot.octet(),
+            slot: Mutex::new(Some(slot)),
+            sockets,
             ports,
             inner: Mutex::new(Inner {
                 snap,
@@ -122,7 +135,7 @@ impl Cluster {
 
     /// Cluster DNS address (port 53 in the model).
     pub fn dns_ip(&self) -> Ipv4Addr {
-        self.slot.dns_ip()
+        Slot::dns_ip_of(self.octet)
     }
 
     /// The newest snapshot.
@@ -146,7 +159,10 @@ impl Cluster {
         self.inner.lock().expect("cluster lock").clients.get(namespace).copied()
     }
 
-    /// Stops DNS, the proxy and all pods.
+    /// Stops DNS, the proxy and all pods, waits until every one of their sockets is closed, then frees the slot.
+    ///
+    /// Aborting a task only schedules its cancellation: its sockets close when a worker drops it, later. Releasing
+    /// the slot before that let a new cluster on the same slot find `podIP:80` still bound.
     pub async fn shutdown(&self) {
         let server = self.dns.lock().expect("dns lock").take();
         if let Some(mut server) = server {
@@ -154,6 +170,20 @@ impl Cluster {
         }
         self.tasks.lock().expect("tasks lock").abort_all();
         self.inner.lock().expect("cluster lock").processes.clear();
+        self.sockets.close();
+        let closed = tokio::time::timeout(SOCKETS_CLOSED_TIMEOUT, self.sockets.wait()).await.is_ok();
+        let slot = self.slot.lock().expect("slot lock").take();
+        if closed {
+            drop(slot);
+        } else {
+            // Never hand out a slot that may still have live sockets: keep its lock for the rest of the process.
+            tracing::warn!(
+                slot = self.octet,
+                tasks = self.sockets.len(),
+                "sockets still open after shutdown; slot kept"
+            );
+            std::mem::forget(slot);
+        }
     }
 
     /// Applies one action and publishes the result.
@@ -284,7 +314,7 @@ impl Cluster {
         if inner.deployments.contains_key(&spec.object) {
             return Err(TargetError::Rejected(format!("workload `{}` already exists", spec.object)));
         }
-        let template_hash = names::suffix(&format!("{}#{}", spec.object, self.slot.octet()), 10);
+        let template_hash = names::suffix(&format!("{}#{}", spec.object, self.octet), 10);
         inner.deployments.insert(spec.object.clone(), Deployment { spec: spec.clone(), template_hash });
         self.scale(inner, &spec.object)
     }
@@ -334,7 +364,7 @@ impl Cluster {
                     .map_err(|e| TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name)))?;
                 listeners.push(listener);
             }
-            inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners));
+            inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners, &self.sockets));
             inner.next_seq += 1;
             let pod = Pod {
                 ip,
@@ -350,6 +380,24 @@ impl Cluster {
             inner.snap.pods.insert(pod_key, pod);
         }
         Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    /// Without [`Cluster::shutdown`] (a panic, an early return), the slot still outlives the sockets: a task frees it
+    /// once every tracked task is gone.
+    fn drop(&mut self) {
+        let Some(slot) = self.slot.get_mut().ok().and_then(Option::take) else { return };
+        self.tasks.get_mut().map(JoinSet::abort_all).ok();
+        self.sockets.close();
+        let sockets = self.sockets.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move {
+                sockets.wait().await;
+                drop(slot);
+            })),
+            Err(_) => std::mem::forget(slot),
+        }
     }
 }
 

@@ -25,12 +25,12 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Claims a free slot.
+    /// Claims a free slot, searching from `first` (or a random slot).
     ///
     /// # Errors
     /// Every slot is taken (254 clusters on one machine).
-    pub fn claim() -> std::io::Result<Self> {
-        let start: u8 = rand::rng().random_range(1..=254);
+    pub fn claim(first: Option<u8>) -> std::io::Result<Self> {
+        let start: u8 = first.filter(|o| *o != 0 && *o != 255).unwrap_or_else(|| rand::rng().random_range(1..=254));
         for i in 0..254u16 {
             let octet = ((u16::from(start) - 1 + i) % 254 + 1) as u8;
             let addr = SocketAddr::from((Ipv4Addr::new(127, octet, 0, 1), LOCK_PORT));
@@ -48,7 +48,12 @@ impl Slot {
 
     /// The cluster DNS address.
     pub fn dns_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(127, self.octet, 0, 10)
+        Self::dns_ip_of(self.octet)
+    }
+
+    /// The cluster DNS address of slot `octet`.
+    pub fn dns_ip_of(octet: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, octet, 0, 10)
     }
 }
 
@@ -127,8 +132,8 @@ mod tests {
 
     #[test]
     fn slots_are_exclusive_and_ranges_disjoint() {
-        let a = Slot::claim().unwrap();
-        let b = Slot::claim().unwrap();
+        let a = Slot::claim(None).unwrap();
+        let b = Slot::claim(None).unwrap();
         assert_ne!(a.octet(), b.octet());
         let mut ipam = Ipam::new(&a);
         for _ in 0..200 {

@@ -37,6 +37,8 @@ pub struct EmbeddedConfig {
     pub probe_timeout: Duration,
     /// Seeded bugs (empty for the reference behaviour).
     pub faults: Faults,
+    /// Where the search for a free address slot starts (random when `None`); tests use it to force slot reuse.
+    pub first_slot: Option<u8>,
 }
 
 impl Default for EmbeddedConfig {
@@ -48,6 +50,7 @@ impl Default for EmbeddedConfig {
             port_policy: if unprivileged { PortPolicy::Unprivileged } else { PortPolicy::Auto },
             probe_timeout: Duration::from_secs(2),
             faults: Faults::default(),
+            first_slot: None,
         }
     }
 }

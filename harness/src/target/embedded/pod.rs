@@ -8,6 +8,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::task::TaskTracker;
 
 /// A running pod; dropping it stops its listeners and closes its connections, as a killed container would.
 #[derive(Debug)]
@@ -15,17 +16,18 @@ pub struct PodProcess {
     _tasks: JoinSet<()>,
 }
 
-/// Starts serving netexec on every listener, answering as pod `name`.
-pub fn start(name: &str, listeners: Vec<TcpListener>) -> PodProcess {
+/// Starts serving netexec on every listener, answering as pod `name`. Every task (listener and connection) is
+/// tracked by `tracker`, so the cluster can wait until each of the pod's sockets is closed.
+pub fn start(name: &str, listeners: Vec<TcpListener>, tracker: &TaskTracker) -> PodProcess {
     let mut tasks = JoinSet::new();
     let name: Arc<str> = Arc::from(name);
     for listener in listeners {
-        tasks.spawn(serve(listener, name.clone()));
+        tasks.spawn(tracker.track_future(serve(listener, name.clone(), tracker.clone())));
     }
     PodProcess { _tasks: tasks }
 }
 
-async fn serve(listener: TcpListener, name: Arc<str>) {
+async fn serve(listener: TcpListener, name: Arc<str>, tracker: TaskTracker) {
     // Connections live in this task's set so that stopping the pod also cuts them.
     let mut connections = JoinSet::new();
     loop {
@@ -38,10 +40,10 @@ async fn serve(listener: TcpListener, name: Arc<str>) {
                 };
                 let _ = stream.set_nodelay(true);
                 let name = name.clone();
-                connections.spawn(async move {
+                connections.spawn(tracker.track_future(async move {
                     let service = service_fn(move |req| handle(req, peer, name.clone()));
                     let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
-                });
+                }));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }

@@ -15,6 +15,7 @@ use tokio::{
     sync::watch,
     task::{JoinHandle, JoinSet},
 };
+use tokio_util::task::TaskTracker;
 
 use super::{
     faults::Fault,
@@ -54,11 +55,13 @@ fn desired(snap: &Snapshot, addr: &SocketAddr) -> Option<ListenerKind> {
 
 /// Keeps one listener per programmed ClusterIP:port in line with the newest snapshot, until the snapshot sender
 /// is dropped. Only the keys that changed since the last pass are visited (the snapshot maps are persistent and
-/// diff in time proportional to the change). After each pass it publishes the generation it programmed.
+/// diff in time proportional to the change). After each pass it publishes the generation it programmed. Every
+/// listener and connection task is tracked by `tracker`, so the cluster can wait until each socket is closed.
 pub async fn reconcile(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     ports: Arc<PortMap>,
     programmed: watch::Sender<u64>,
+    tracker: TaskTracker,
 ) {
     let mut listeners: HashMap<SocketAddr, (ListenerKind, AbortOnDrop)> = HashMap::new();
     let mut previous = Arc::new(Snapshot::default());
@@ -82,8 +85,10 @@ pub async fn reconcile(
             match bound {
                 Ok(listener) => {
                     let task = match kind {
-                        ListenerKind::Forward => tokio::spawn(serve(listener, addr, snapshots.clone(), ports.clone())),
-                        ListenerKind::Blackhole => tokio::spawn(blackhole(listener)),
+                        ListenerKind::Forward => {
+                            tracker.spawn(serve(listener, addr, snapshots.clone(), ports.clone(), tracker.clone()))
+                        }
+                        ListenerKind::Blackhole => tracker.spawn(blackhole(listener)),
                     };
                     listeners.insert(addr, (kind, AbortOnDrop(task)));
                 }
@@ -154,6 +159,7 @@ async fn serve(
     service: SocketAddr,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     ports: Arc<PortMap>,
+    tracker: TaskTracker,
 ) {
     let mut connections = JoinSet::new();
     let skewed = snapshots.borrow().faults.has(Fault::ProxySkewedBalancer);
@@ -170,7 +176,7 @@ async fn serve(
                 let entry = snapshots.borrow().proxy.get(&service).cloned();
                 match entry.and_then(|e| balancer.pick(&e, peer.ip())) {
                     Some(backend) => {
-                        connections.spawn(forward(client, peer, backend, ports.clone()));
+                        connections.spawn(tracker.track_future(forward(client, peer, backend, ports.clone())));
                     }
                     None => reset(client),
                 }
