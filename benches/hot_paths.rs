@@ -9,7 +9,7 @@ use svcbench::{
     probe::{load, load::ConnectionMode},
     scenario::{Action, DeploymentSpec, ObjectRef, Protocol, ServiceSpec, TargetPort},
     stats::{Fairness, latency},
-    target::{
+    targets::{
         embedded::{
             EmbeddedConfig, EmbeddedTarget, dns,
             state::{Pod, Service, Snapshot},

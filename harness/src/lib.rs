@@ -12,4 +12,4 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod suite;
-pub mod target;
+pub mod targets;

@@ -26,7 +26,7 @@ use svcbench::{
         Action, ConnectOutcome, ContainerPort, DeploymentSpec, ObjectRef, Protocol, QueryType, Rcode, ResolverFlavour,
         ServicePortSpec, ServiceSpec, TargetPort, Transport,
     },
-    target::embedded::{Cluster, EmbeddedConfig, EmbeddedTarget, PortPolicy},
+    targets::embedded::{Cluster, EmbeddedConfig, EmbeddedTarget, PortPolicy},
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},

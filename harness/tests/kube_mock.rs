@@ -15,7 +15,7 @@ use svcbench::{
         Action, ContainerPort, DeploymentSpec, ObjectRef, PodRef, Protocol, QueryType, ResolverFlavour,
         ServicePortSpec, ServiceSpec, TargetPort, Transport,
     },
-    target::{
+    targets::{
         Target, TargetError,
         kube::{KubeConfig, KubeTarget},
     },

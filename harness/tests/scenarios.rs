@@ -10,7 +10,7 @@ use svcbench::{
     runner,
     scenario::{self, Plan},
     suite::{self, SuiteOptions},
-    target::{
+    targets::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget, Fault, PortPolicy},
         kube::{KubeConfig, KubeTarget},

@@ -15,7 +15,7 @@ use std::{
 use svcbench::{
     probe::AddressMap,
     scenario::{Action, DeploymentSpec, ServiceSpec},
-    target::{
+    targets::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget},
     },

@@ -19,7 +19,7 @@ use crate::{
     },
     scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
     stats::latency,
-    target::{
+    targets::{
         Target,
         embedded::{Cluster, EmbeddedConfig, EmbeddedTarget},
     },

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::EXIT_INVALID;
-use crate::target::kube::{KubeConfig, KubeTarget};
+use crate::targets::kube::{KubeConfig, KubeTarget};
 
 /// Arguments of `svcbench cleanup`.
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use super::EXIT_FAILED;
 use crate::{
     results::Outcome,
     suite::{self, SuiteOptions},
-    target::embedded::{EmbeddedConfig, Fault},
+    targets::embedded::{EmbeddedConfig, Fault},
 };
 
 /// Arguments of `svcbench faults`.

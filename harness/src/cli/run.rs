@@ -18,7 +18,7 @@ use crate::{
     },
     results::{RunResults, SCHEMA_VERSION, TargetInfo},
     runner,
-    target::embedded::{EmbeddedConfig, Fault},
+    targets::embedded::{EmbeddedConfig, Fault},
 };
 
 /// Arguments of `svcbench run`.
@@ -53,7 +53,7 @@ pub struct RunArgs {
 /// A run id that sorts by time: `20261127T174000Z-ab12c`.
 pub fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
-    format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), crate::target::embedded::names::random(5))
+    format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), crate::targets::embedded::names::random(5))
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {

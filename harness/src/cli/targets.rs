@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::target::{
+use crate::targets::{
     Target, TargetError,
     embedded::{EmbeddedConfig, EmbeddedTarget},
     kube::{KubeConfig, KubeTarget},
@@ -72,7 +72,7 @@ impl TargetFactory {
             TargetFactory::Kube(client, config) => Box::new(KubeTarget::with_client(
                 client.clone(),
                 config.clone(),
-                &crate::target::embedded::names::random(6),
+                &crate::targets::embedded::names::random(6),
             )),
         })
     }

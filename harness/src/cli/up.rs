@@ -8,7 +8,7 @@ use super::{EXIT_INVALID, print_errors, run::shutdown_signal};
 use crate::{
     report::console::ConsoleReporter,
     runner, scenario,
-    target::{
+    targets::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget, state_file},
     },

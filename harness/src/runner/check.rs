@@ -12,7 +12,7 @@ use crate::{
     probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
     scenario::{Check, DnsQueryName, ExpectedRecord, PodRef, PodSet, Rcode},
     stats::Fairness,
-    target::{PodView, Target, TargetError},
+    targets::{PodView, Target, TargetError},
 };
 
 /// The outcome of one evaluation.
@@ -209,7 +209,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         }
         Check::Endpoints { service, ready, not_ready, serving, terminating, ports } => {
             let slices = target.endpoint_slices(service).await?;
-            let addresses = |f: fn(&crate::target::EndpointView) -> bool| -> BTreeSet<IpAddr> {
+            let addresses = |f: fn(&crate::targets::EndpointView) -> bool| -> BTreeSet<IpAddr> {
                 slices.iter().flat_map(|s| &s.endpoints).filter(|e| f(e)).map(|e| e.address).collect()
             };
             let actual_ready = addresses(|e| e.ready);

@@ -12,7 +12,7 @@ use crate::{
         Check, ConnectOutcome, Converge, DnsQueryName, ExpectedRecord, PodSet, QueryType, Rcode, ResolverFlavour,
         Transport,
     },
-    target::{Target, TargetError},
+    targets::{Target, TargetError},
 };
 
 /// Where the change has to show.

@@ -18,7 +18,7 @@ use crate::{
     results::{DnsLoadReport, HttpLoadReport, Measurement},
     scenario::{ConnectOutcome, MeasureDns, MeasureHttp, ObjectRef, QueryType, Rcode, ResolverFlavour, Transport},
     stats::Fairness,
-    target::{Target, TargetError},
+    targets::{Target, TargetError},
 };
 
 fn cores() -> usize {

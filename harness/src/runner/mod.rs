@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::{
     results::{Outcome, ScenarioResult, StepResult},
     scenario::{Plan, Step, StepKind},
-    target::Target,
+    targets::Target,
 };
 
 pub use summary::summarize;

@@ -10,7 +10,7 @@ use crate::{
     results::{Outcome, ScenarioResult},
     runner::{self, RunOptions},
     scenario::Plan,
-    target::{
+    targets::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget, Fault, Faults},
     },

@@ -14,7 +14,7 @@ use imbl::{HashMap as ImHashMap, OrdMap, OrdSet, ordmap::DiffItem};
 use super::faults::{Fault, Faults};
 use crate::{
     scenario::{ContainerPort, ObjectRef, Protocol, TargetPort},
-    target::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
+    targets::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
 };
 
 /// A Service object.

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
-    target::{TargetError, model::ServicePortView},
+    targets::{TargetError, model::ServicePortView},
 };
 
 #[derive(Debug)]

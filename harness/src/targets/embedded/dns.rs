@@ -403,7 +403,7 @@ mod tests {
     use super::*;
     use crate::{
         scenario::{Protocol, TargetPort},
-        target::{
+        targets::{
             embedded::state::{Pod, Service},
             model::ServicePortView,
         },

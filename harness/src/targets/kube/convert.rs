@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::names::NamespaceMap;
 use crate::{
     scenario::{Protocol, TargetPort},
-    target::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
+    targets::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
 };
 
 /// `discovery.k8s.io/v1` EndpointSliceList, leniently.

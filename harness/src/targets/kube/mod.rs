@@ -119,7 +119,7 @@ pub fn explain(e: kube::Error, what: &str) -> TargetError {
 }
 
 fn short_run_id() -> String {
-    crate::target::embedded::names::random(6)
+    crate::targets::embedded::names::random(6)
 }
 
 impl KubeTarget {
