@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod lab;
 pub mod probe;
 pub mod report;
 pub mod results;

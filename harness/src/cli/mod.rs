@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod cleanup;
 mod faults;
+mod lab;
 mod report;
 mod run;
 mod targets;
@@ -47,6 +48,9 @@ enum Command {
     Faults(faults::FaultsArgs),
     /// In-cluster probe server: runs probes with this host's resolv.conf and network and answers JSON over HTTP.
     Agent(agent::AgentArgs),
+    /// The lab: real Kubernetes components (kube-apiserver, controller-manager, scheduler, kube-proxy, CoreDNS) on
+    /// this machine, built from their Go modules (`install`, `up`, `cleanup`).
+    Lab(lab::LabArgs),
 }
 
 /// Exit code: invalid input.
@@ -59,13 +63,12 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Parses arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG")
-                .unwrap_or_else(|_| "warn,kube_client=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Before anything else (and before any thread exists): the lab's container runtime step.
+    if let Command::Lab(args) = cli.command {
+        init_tracing();
+        return lab::lab(args);
+    }
+    init_tracing();
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Run(args) => with_runtime(run::run(args)),
@@ -75,7 +78,17 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => with_runtime(bench::bench(args)),
         Command::Agent(args) => with_runtime(agent::agent(args)),
         Command::Cleanup(args) => with_runtime(cleanup::cleanup(args)),
+        Command::Lab(_) => unreachable!("handled above"),
     }
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG").unwrap_or_else(|_| "warn,kube_client=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn with_runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {

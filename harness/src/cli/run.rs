@@ -41,6 +41,12 @@ pub struct RunArgs {
     /// kubeconfig context for `--target kube` (default: the current context).
     #[arg(long)]
     context: Option<String>,
+    /// kube-proxy mode of `--target lab`.
+    #[arg(long, value_enum, default_value_t = crate::lab::ProxyMode::Nftables)]
+    proxy_mode: crate::lab::ProxyMode,
+    /// Nodes of `--target lab`.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    nodes: u8,
     /// Seed a bug into the embedded target (repeatable; see `svcbench faults --list`). Also `SVCBENCH_FAULTS=a,b`.
     #[arg(long = "fault", value_name = "FAULT")]
     faults: Vec<Fault>,
@@ -102,7 +108,15 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     config.faults.0.extend(args.faults.iter().copied());
-    let factory = match TargetFactory::new(args.target, config, args.context.clone()).await {
+    let lab = crate::lab::LabConfig { proxy_mode: args.proxy_mode, nodes: args.nodes };
+    let started_factory = tokio::select! {
+        f = TargetFactory::new(args.target, config, args.context.clone(), lab) => f,
+        _ = shutdown_signal() => {
+            eprintln!("interrupted");
+            return ExitCode::from(EXIT_INTERRUPTED);
+        }
+    };
+    let factory = match started_factory {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: target {}: {e}", args.target);
@@ -114,10 +128,11 @@ pub async fn run(args: RunArgs) -> ExitCode {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot start target {}: {e}", args.target);
+                factory.stop().await;
                 return ExitCode::from(EXIT_INVALID);
             }
         };
-        description = target.description();
+        description = factory.description().unwrap_or_else(|| target.description());
         let mut on_event = |e: runner::RunEvent| {
             progress.suspend(|| console.on_event(&e));
             progress.on_event(&e);
@@ -127,6 +142,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             _ = shutdown_signal() => {
                 progress.finish();
                 target.shutdown().await;
+                factory.stop().await;
                 eprintln!("interrupted");
                 return ExitCode::from(EXIT_INTERRUPTED);
             }
@@ -134,12 +150,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
         target.shutdown().await;
         scenarios.push(result);
     }
+    let target_name = factory.name();
+    factory.stop().await;
     let results = RunResults {
         schema_version: SCHEMA_VERSION,
         run_id,
         started_at,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        target: TargetInfo { name: factory.name().into(), description },
+        target: TargetInfo { name: target_name.into(), description },
         scenarios,
     };
     let path = out_dir.join("results.json");

@@ -1,4 +1,5 @@
-//! Choosing the target from the command line: `--target embedded` (default) or `--target kube [--context NAME]`.
+//! Choosing the target from the command line: `--target embedded` (default), `--target kube [--context NAME]`, or
+//! `--target lab [--proxy-mode M]` (a lab started for the run, used through its kubeconfig like any cluster).
 
 use std::fmt;
 
@@ -16,6 +17,8 @@ pub enum TargetKind {
     Embedded,
     /// A real cluster through kubeconfig (`SVCBENCH_TARGET=kube` for `cargo test`).
     Kube,
+    /// A lab started for this run (real kube-apiserver, kube-proxy, CoreDNS; needs root and `svcbench lab install`).
+    Lab,
 }
 
 impl fmt::Display for TargetKind {
@@ -23,6 +26,7 @@ impl fmt::Display for TargetKind {
         f.write_str(match self {
             TargetKind::Embedded => "embedded",
             TargetKind::Kube => "kube",
+            TargetKind::Lab => "lab",
         })
     }
 }
@@ -33,6 +37,8 @@ pub enum TargetFactory {
     Embedded(EmbeddedConfig),
     /// New namespaces (a new run id) per scenario on one connected cluster.
     Kube(kube::Client, KubeConfig),
+    /// The kube target on a lab this factory started (and stops in [`TargetFactory::stop`]).
+    Lab(Box<crate::lab::Lab>, kube::Client, KubeConfig),
 }
 
 impl TargetFactory {
@@ -40,8 +46,18 @@ impl TargetFactory {
     ///
     /// # Errors
     /// No kubeconfig, unreachable API server.
-    pub async fn new(kind: TargetKind, embedded: EmbeddedConfig, context: Option<String>) -> Result<Self, TargetError> {
+    pub async fn new(
+        kind: TargetKind,
+        embedded: EmbeddedConfig,
+        context: Option<String>,
+        lab: crate::lab::LabConfig,
+    ) -> Result<Self, TargetError> {
         Ok(match kind {
+            TargetKind::Lab => {
+                let lab = crate::lab::Lab::start(lab).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
+                let client = crate::lab::client_for(lab.kubeconfig()).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
+                TargetFactory::Lab(Box::new(lab), client, KubeConfig::from_env())
+            }
             TargetKind::Embedded => TargetFactory::Embedded(embedded),
             TargetKind::Kube => {
                 let mut config = KubeConfig::from_env();
@@ -59,6 +75,25 @@ impl TargetFactory {
         match self {
             TargetFactory::Embedded(_) => "embedded",
             TargetFactory::Kube(..) => "kube",
+            TargetFactory::Lab(lab, ..) => match lab.proxy_mode() {
+                crate::lab::ProxyMode::Nftables => "lab-nftables",
+                crate::lab::ProxyMode::Iptables => "lab-iptables",
+            },
+        }
+    }
+
+    /// What the implementation under test is, when the factory knows better than the target (the lab's versions).
+    pub fn description(&self) -> Option<String> {
+        match self {
+            TargetFactory::Lab(lab, ..) => Some(lab.description()),
+            _ => None,
+        }
+    }
+
+    /// Stops what the factory started (the lab).
+    pub async fn stop(self) {
+        if let TargetFactory::Lab(lab, ..) = self {
+            lab.stop().await;
         }
     }
 
@@ -69,7 +104,7 @@ impl TargetFactory {
     pub async fn start(&self) -> Result<Box<dyn Target>, TargetError> {
         Ok(match self {
             TargetFactory::Embedded(config) => Box::new(EmbeddedTarget::start(config.clone()).await?),
-            TargetFactory::Kube(client, config) => Box::new(KubeTarget::with_client(
+            TargetFactory::Kube(client, config) | TargetFactory::Lab(_, client, config) => Box::new(KubeTarget::with_client(
                 client.clone(),
                 config.clone(),
                 &crate::targets::embedded::names::random(6),

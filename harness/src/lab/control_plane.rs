@@ -1,0 +1,169 @@
+//! The control plane processes, as `hack/local-up-cluster.sh` runs them, inside the lab's control-plane network
+//! namespace: etcd, kube-apiserver (TLS from the lab's CA, Node+RBAC authorization, NodeRestriction, service-account
+//! keys, `--service-cluster-ip-range 10.96.0.0/12`), kube-controller-manager (every default controller, node CIDR
+//! allocation from 10.244.0.0/16) and kube-scheduler; and per node, kube-proxy in the chosen mode.
+
+use std::{net::Ipv4Addr, path::Path, process::Command};
+
+use super::{install::Installation, pki::Pki, process::Supervised};
+
+/// The Service range.
+pub const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The pod range; each node gets a /24 of it.
+pub const CLUSTER_CIDR: &str = "10.244.0.0/16";
+/// The API server's port inside the control-plane namespace.
+pub const API_PORT: u16 = 6443;
+
+/// `ip netns exec NS PROGRAM`.
+pub fn in_ns(netns: &str, program: &Path) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns]).arg(program);
+    cmd
+}
+
+/// Starts etcd on 127.0.0.1 of the control-plane namespace.
+///
+/// # Errors
+/// It cannot be started.
+pub fn etcd(netns: &str, bins: &Installation, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+    let mut cmd = in_ns(netns, &bins.binary("etcd"));
+    cmd.arg(format!("--data-dir={}", dir.join("etcd").display()))
+        .args([
+            "--listen-client-urls=http://127.0.0.1:2379",
+            "--advertise-client-urls=http://127.0.0.1:2379",
+            "--listen-peer-urls=http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+            "--initial-cluster=default=http://127.0.0.1:2380",
+            "--listen-metrics-urls=http://127.0.0.1:2381",
+            "--log-level=warn",
+            // A throwaway cluster: durability buys nothing and fsync costs seconds on a shared disk.
+            "--unsafe-no-fsync",
+        ]);
+    Supervised::spawn("etcd", cmd, &dir.join("etcd.log"), lab)
+}
+
+/// Starts kube-apiserver, advertising `advertise` (the endpoint of the `kubernetes` Service).
+///
+/// # Errors
+/// It cannot be started.
+pub fn apiserver(netns: &str, bins: &Installation, pki: &Pki, advertise: Ipv4Addr, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+    let mut cmd = in_ns(netns, &bins.binary("kube-apiserver"));
+    let p = |path: std::path::PathBuf| path.display().to_string();
+    cmd.args([
+        format!("--advertise-address={advertise}"),
+        "--bind-address=0.0.0.0".into(),
+        format!("--secure-port={API_PORT}"),
+        "--etcd-servers=http://127.0.0.1:2379".into(),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--authorization-mode=Node,RBAC".into(),
+        "--enable-admission-plugins=NodeRestriction".into(),
+        format!("--client-ca-file={}", p(pki.ca_cert_path())),
+        format!("--tls-cert-file={}", p(pki.apiserver_cert_path())),
+        format!("--tls-private-key-file={}", p(pki.apiserver_key_path())),
+        format!("--service-account-key-file={}", p(pki.sa_pub_path())),
+        format!("--service-account-signing-key-file={}", p(pki.sa_key_path())),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+        "--profiling=false".into(),
+        "--v=1".into(),
+    ]);
+    Supervised::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"), lab)
+}
+
+/// Starts kube-controller-manager with `kubeconfig`.
+///
+/// # Errors
+/// It cannot be started.
+pub fn controller_manager(netns: &str, bins: &Installation, pki: &Pki, kubeconfig: &Path, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+    let mut cmd = in_ns(netns, &bins.binary("kube-controller-manager"));
+    let p = |path: std::path::PathBuf| path.display().to_string();
+    cmd.args([
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--authentication-kubeconfig={}", kubeconfig.display()),
+        format!("--authorization-kubeconfig={}", kubeconfig.display()),
+        "--bind-address=127.0.0.1".into(),
+        format!("--service-account-private-key-file={}", p(pki.sa_key_path())),
+        format!("--root-ca-file={}", p(pki.ca_cert_path())),
+        format!("--cluster-signing-cert-file={}", p(pki.ca_cert_path())),
+        format!("--cluster-signing-key-file={}", p(pki.ca_key_path())),
+        "--use-service-account-credentials".into(),
+        "--controllers=*".into(),
+        "--leader-elect=false".into(),
+        "--allocate-node-cidrs=true".into(),
+        format!("--cluster-cidr={CLUSTER_CIDR}"),
+        "--node-cidr-mask-size=24".into(),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--cert-dir={}", dir.join("kcm-certs").display()),
+        "--v=1".into(),
+    ]);
+    Supervised::spawn("kube-controller-manager", cmd, &dir.join("kube-controller-manager.log"), lab)
+}
+
+/// Starts kube-scheduler with `kubeconfig`.
+///
+/// # Errors
+/// It cannot be started.
+pub fn scheduler(netns: &str, bins: &Installation, kubeconfig: &Path, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+    let config = dir.join("kube-scheduler.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nclientConnection:\n  \
+             kubeconfig: {}\nleaderElection:\n  leaderElect: false\n",
+            kubeconfig.display()
+        ),
+    )?;
+    let mut cmd = in_ns(netns, &bins.binary("kube-scheduler"));
+    cmd.arg(format!("--config={}", config.display()))
+        .arg(format!("--authentication-kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--authorization-kubeconfig={}", kubeconfig.display()))
+        .args(["--bind-address=127.0.0.1", "--v=1"]);
+    Supervised::spawn("kube-scheduler", cmd, &dir.join("kube-scheduler.log"), lab)
+}
+
+/// Starts kube-proxy for `node` (in its namespace) in `mode`, without touching global sysctls.
+///
+/// # Errors
+/// It cannot be started.
+pub fn kube_proxy(
+    netns: &str,
+    bins: &Installation,
+    node: &str,
+    node_ip: Ipv4Addr,
+    mode: &str,
+    kubeconfig: &Path,
+    dir: &Path,
+    lab: &str,
+) -> anyhow::Result<Supervised> {
+    let config = dir.join(format!("kube-proxy-{node}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: {kubeconfig}
+hostnameOverride: {node}
+bindAddress: {node_ip}
+clusterCIDR: {CLUSTER_CIDR}
+mode: {mode}
+oomScoreAdj: 0
+# 0 skips the global conntrack sysctls (hashsize cannot be written from a network namespace), as local-up-cluster.sh.
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+iptables:
+  localhostNodePorts: false
+nodePortAddresses: [\"primary\"]
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: {node_ip}:10256
+",
+            kubeconfig = kubeconfig.display()
+        ),
+    )?;
+    let mut cmd = in_ns(netns, &bins.binary("kube-proxy"));
+    cmd.arg(format!("--config={}", config.display())).arg("--v=1");
+    Supervised::spawn("kube-proxy", cmd, &dir.join(format!("kube-proxy-{node}.log")), lab)
+}

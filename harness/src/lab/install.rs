@@ -1,0 +1,291 @@
+//! `svcbench lab install`: builds the pinned components from their Go modules into a cache outside the repository.
+//!
+//! Layout under the cache root (`SVCBENCH_LAB_CACHE`, else `$XDG_CACHE_HOME/svcbench/lab`, else
+//! `~/.cache/svcbench/lab`): `gomod/` and `gobuild/` (GOMODCACHE, GOCACHE), `src/<module>/` (our wrapper modules),
+//! `logs/<binary>.log` (the go command's output) and `bin/<bundle>/` (the binaries, one directory per version set).
+//! Nothing is downloaded except through the Go module proxy, and a binary already built for its version is reused.
+//!
+//! `k8s.io/kubernetes` requires its ~30 staging modules at `v0.0.0`, so its wrapper module `replace`s each with the
+//! published `v0.X.Y`; etcd's server module carries `replace` directives, so it gets a wrapper module too; CoreDNS has
+//! none, so `go install module@version` builds it.
+
+use std::{
+    fmt::Write as _,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use super::versions::{self, COMPONENTS, Component};
+
+/// What went wrong, as one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// No `go` on PATH.
+    #[error("`go` not found on PATH: the lab builds Kubernetes, etcd and CoreDNS from their Go modules (install Go 1.24+)")]
+    NoGo,
+    /// The module proxy did not answer.
+    #[error("Go module proxy unreachable ({proxy}): {detail}")]
+    ProxyUnreachable {
+        /// GOPROXY in effect.
+        proxy: String,
+        /// The go command's first error line.
+        detail: String,
+    },
+    /// A go command failed.
+    #[error("building {what} failed: {detail} (full output: {log})")]
+    Build {
+        /// The binary or step.
+        what: String,
+        /// The go command's first error line.
+        detail: String,
+        /// Log file.
+        log: String,
+    },
+    /// Filesystem trouble.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Where the lab's binaries are.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    /// The directory holding every binary of [`COMPONENTS`].
+    pub bin_dir: PathBuf,
+}
+
+impl Installation {
+    /// Path of one binary.
+    pub fn binary(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
+    }
+
+    /// The installation for the pinned versions if every binary is built, else `None`.
+    pub fn find() -> Option<Self> {
+        let bin_dir = cache_root().join("bin").join(versions::bundle_name());
+        COMPONENTS.iter().all(|c| bin_dir.join(c.binary).is_file()).then_some(Self { bin_dir })
+    }
+}
+
+/// The cache root.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SVCBENCH_LAB_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("svcbench").join("lab")
+}
+
+/// Builds whatever is missing, printing one line per component to stderr.
+///
+/// # Errors
+/// See [`InstallError`].
+pub fn install() -> Result<Installation, InstallError> {
+    let go = Go::new()?;
+    let bin_dir = go.root.join("bin").join(versions::bundle_name());
+    mkdir(&bin_dir)?;
+    let started = Instant::now();
+    let missing: Vec<&Component> = COMPONENTS.iter().filter(|c| !bin_dir.join(c.binary).is_file()).collect();
+    for c in COMPONENTS.iter().filter(|c| !missing.contains(c)) {
+        eprintln!("lab install: {} {} cached", c.binary, c.version);
+    }
+    let k8s: Vec<&Component> = missing.iter().copied().filter(|c| c.version == versions::KUBERNETES).collect();
+    if missing.iter().any(|c| c.binary == "etcd") {
+        let src = go.wrapper("etcd", &format!("require go.etcd.io/etcd/server/v3 {}\n", versions::ETCD), &[
+            "go.etcd.io/etcd/server/v3",
+        ])?;
+        go.build("etcd", &src, &bin_dir, &["go.etcd.io/etcd/server/v3"], versions::ETCD)?;
+    }
+    if missing.iter().any(|c| c.binary == "coredns") {
+        go.install_module("coredns", &format!("github.com/coredns/coredns@{}", versions::COREDNS), &bin_dir)?;
+    }
+    if !k8s.is_empty() {
+        let requires = go.kubernetes_requires()?;
+        let packages: Vec<&str> = k8s.iter().map(|c| c.package).collect();
+        let names: Vec<&str> = k8s.iter().map(|c| c.binary).collect();
+        let all: Vec<&str> = COMPONENTS.iter().filter(|c| c.version == versions::KUBERNETES).map(|c| c.package).collect();
+        let src = go.wrapper("kubernetes", &requires, &all)?;
+        go.build(&names.join(", "), &src, &bin_dir, &packages, versions::KUBERNETES)?;
+    }
+    if !missing.is_empty() {
+        eprintln!("lab install: done in {:.0?} → {}", started.elapsed(), bin_dir.display());
+    }
+    Installation::find().ok_or_else(|| InstallError::Io(format!("binaries missing from {} after the build", bin_dir.display())))
+}
+
+fn mkdir(dir: &Path) -> Result<(), InstallError> {
+    std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// The go command with the lab's caches.
+struct Go {
+    root: PathBuf,
+    proxy: String,
+}
+
+impl Go {
+    fn new() -> Result<Self, InstallError> {
+        let ok = Command::new("go").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if !ok.is_ok_and(|s| s.success()) {
+            return Err(InstallError::NoGo);
+        }
+        let proxy = std::env::var("GOPROXY").unwrap_or_else(|_| "https://proxy.golang.org,direct".into());
+        let root = cache_root();
+        for sub in ["gomod", "gobuild", "src", "logs"] {
+            mkdir(&root.join(sub))?;
+        }
+        Ok(Self { root, proxy })
+    }
+
+    fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new("go");
+        cmd.current_dir(dir)
+            .env("GOMODCACHE", self.root.join("gomod"))
+            .env("GOCACHE", self.root.join("gobuild"))
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "0");
+        cmd
+    }
+
+    /// Runs a go command with its output in `logs/<log>.log`; on failure, the first error line.
+    fn run(&self, mut cmd: Command, what: &str, log: &str) -> Result<(), InstallError> {
+        let log_path = self.root.join("logs").join(format!("{log}.log"));
+        let output = cmd.stdin(Stdio::null()).output().map_err(|e| InstallError::Io(format!("cannot run go: {e}")))?;
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        let _ = std::fs::File::create(&log_path).and_then(|mut f| f.write_all(text.as_bytes()));
+        if output.status.success() {
+            return Ok(());
+        }
+        let detail = text
+            .lines()
+            .filter(|l| !l.starts_with("go: downloading") && !l.trim().is_empty())
+            .find(|l| l.contains("error") || l.contains("go: ") || l.contains(".go:"))
+            .or_else(|| text.lines().last())
+            .unwrap_or("no output")
+            .trim()
+            .to_owned();
+        let unreachable = ["dial tcp", "no such host", "connection refused", "i/o timeout", "TLS handshake"];
+        if unreachable.iter().any(|u| detail.contains(u)) {
+            return Err(InstallError::ProxyUnreachable { proxy: self.proxy.clone(), detail });
+        }
+        Err(InstallError::Build { what: what.to_owned(), detail, log: log_path.display().to_string() })
+    }
+
+    /// Writes a wrapper module `src/<name>` that requires `requires` and blank-imports `packages` (so `go mod tidy`
+    /// pins every dependency they need), then tidies it.
+    fn wrapper(&self, name: &str, requires: &str, packages: &[&str]) -> Result<PathBuf, InstallError> {
+        let dir = self.root.join("src").join(name);
+        mkdir(&dir)?;
+        let go_mod = format!("module svcbench.local/lab/{name}\n\ngo 1.24\n\n{requires}");
+        let mut tools = String::from("//go:build tools\n\npackage tools\n\nimport (\n");
+        for p in packages {
+            let _ = writeln!(tools, "\t_ \"{p}\"");
+        }
+        tools.push_str(")\n");
+        let write = |file: &str, text: &str| {
+            let path = dir.join(file);
+            if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+                return Ok(());
+            }
+            std::fs::write(&path, text).map_err(|e| InstallError::Io(format!("cannot write {}: {e}", path.display())))
+        };
+        write("go.mod.in", &go_mod)?;
+        // go.mod is rewritten by tidy; start from our template whenever the template changed or tidy never ran.
+        if !dir.join("go.sum").exists()
+            || std::fs::read_to_string(dir.join("go.mod.in")).ok() != std::fs::read_to_string(dir.join("go.mod.orig")).ok()
+        {
+            write("go.mod", &go_mod)?;
+            write("tools.go", &tools)?;
+            eprintln!("lab install: resolving {name} modules (go mod tidy) …");
+            let mut cmd = self.command(&dir);
+            cmd.args(["mod", "tidy"]);
+            self.run(cmd, &format!("the {name} wrapper module"), &format!("{name}-tidy"))?;
+            write("go.mod.orig", &go_mod)?;
+        }
+        Ok(dir)
+    }
+
+    fn build(&self, what: &str, dir: &Path, out: &Path, packages: &[&str], version: &str) -> Result<(), InstallError> {
+        eprintln!("lab install: building {what} {version} (minutes on a cold cache) …");
+        let started = Instant::now();
+        let mut cmd = self.command(dir);
+        cmd.args(["build", "-trimpath", "-ldflags=-s"]).arg("-o");
+        if packages.len() == 1 {
+            cmd.arg(out.join(what));
+        } else {
+            cmd.arg(format!("{}/", out.display()));
+        }
+        cmd.args(packages);
+        self.run(cmd, what, &what.replace(", ", "+"))?;
+        eprintln!("lab install: built {what} in {:.0?}", started.elapsed());
+        Ok(())
+    }
+
+    fn install_module(&self, what: &str, module: &str, out: &Path) -> Result<(), InstallError> {
+        eprintln!("lab install: building {module} (minutes on a cold cache) …");
+        let started = Instant::now();
+        let mut cmd = self.command(&self.root);
+        cmd.env("GOBIN", out).env("GOFLAGS", "").args(["install", "-trimpath", "-ldflags=-s", module]);
+        self.run(cmd, what, what)?;
+        eprintln!("lab install: built {what} in {:.0?}", started.elapsed());
+        Ok(())
+    }
+
+    /// `require k8s.io/kubernetes vX` plus a `replace` of every staging module its go.mod requires at `v0.0.0`.
+    fn kubernetes_requires(&self) -> Result<String, InstallError> {
+        let module = format!("k8s.io/kubernetes@{}", versions::KUBERNETES);
+        let mut cmd = self.command(&self.root);
+        cmd.args(["mod", "download", "-json", &module]);
+        let log = self.root.join("logs").join("kubernetes-download.log");
+        let output = cmd.output().map_err(|e| InstallError::Io(format!("cannot run go: {e}")))?;
+        let _ = std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat());
+        let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let go_mod = match info.get("GoMod").and_then(|v| v.as_str()) {
+            Some(path) if output.status.success() => path.to_owned(),
+            _ => {
+                let detail = info
+                    .get("Error")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or("").to_owned());
+                return Err(InstallError::ProxyUnreachable { proxy: self.proxy.clone(), detail });
+            }
+        };
+        let text = std::fs::read_to_string(&go_mod).map_err(|e| InstallError::Io(format!("cannot read {go_mod}: {e}")))?;
+        let mut out = format!("require k8s.io/kubernetes {}\n\n", versions::KUBERNETES);
+        for staging in staging_modules(&text) {
+            let _ = writeln!(out, "replace {staging} => {staging} {}", versions::KUBERNETES_STAGING);
+        }
+        Ok(out)
+    }
+}
+
+/// The `k8s.io/*` modules a Kubernetes go.mod requires at `v0.0.0` (its staging modules).
+fn staging_modules(go_mod: &str) -> Vec<&str> {
+    go_mod
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (module, version) = (parts.next()?, parts.next()?);
+            (module.starts_with("k8s.io/") && version == "v0.0.0" && parts.next().is_none_or(|c| c == "//"))
+                .then_some(module)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::staging_modules;
+
+    #[test]
+    fn finds_staging_modules_only() {
+        let go_mod = "require (\n\tk8s.io/api v0.0.0\n\tk8s.io/utils v0.0.0-2025\n\tgithub.com/x/y v1.0.0\n\tk8s.io/kubelet v0.0.0 // indirect\n)\nreplace k8s.io/api => ./staging/src/k8s.io/api\n";
+        assert_eq!(staging_modules(go_mod), ["k8s.io/api", "k8s.io/kubelet"]);
+    }
+}

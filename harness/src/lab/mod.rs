@@ -1,0 +1,356 @@
+//! The lab: the real Kubernetes Service components — etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+//! kube-proxy per node and CoreDNS as a Deployment — built from their Go modules and run as processes on this
+//! machine, with pods as processes in their own network namespaces and svcbench's node agent as the kubelet.
+//!
+//! Network (every address exists only inside the lab's namespaces; nothing is routed to or from the host):
+//! - `svcb-<id>-cp`: the control plane; bridge `br0` 172.30.0.1/24 (the API server's advertise address, the
+//!   upstream resolver), routes to each node's podCIDR via the node;
+//! - `svcb-<id>-n<i>`: node *i*, `eth0` 172.30.0.(10+i) on the bridge, kube-proxy, and a routed /32 veth per pod;
+//! - `svcb-<id>-n<i>-p<k>`: a pod (`eth0` 10.244.x.y/32, default via the link-local 169.254.1.1).
+//!
+//! The host reaches the API server only through a forwarder on 127.0.0.1; the kube target uses the kubeconfig the
+//! lab writes like any other cluster's.
+
+pub mod addons;
+pub mod cleanup;
+pub mod control_plane;
+pub mod files;
+pub mod install;
+pub mod netexec;
+pub mod netns;
+pub mod node;
+pub mod pki;
+pub mod podexec;
+pub mod process;
+pub mod versions;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Api, Client, Config, config::KubeConfigOptions};
+
+use self::{
+    install::Installation,
+    netns::{Forwarder, Netns, ip_batch},
+    node::{NodeAgent, NodeContext, NodeIdentity},
+    pki::Pki,
+    process::Supervised,
+};
+
+/// The control plane's address on the lab network.
+pub const CONTROL_PLANE_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 1);
+
+/// kube-proxy's data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum ProxyMode {
+    /// kube-proxy nftables mode (GA in 1.33).
+    Nftables,
+    /// kube-proxy iptables mode.
+    Iptables,
+}
+
+impl ProxyMode {
+    /// The mode's name in kube-proxy's configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nftables => "nftables",
+            Self::Iptables => "iptables",
+        }
+    }
+
+    /// The tool kube-proxy calls in this mode.
+    fn tool(self) -> &'static str {
+        match self {
+            Self::Nftables => "nft",
+            Self::Iptables => "iptables",
+        }
+    }
+}
+
+/// How to start a lab.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// kube-proxy mode.
+    pub proxy_mode: ProxyMode,
+    /// Number of nodes.
+    pub nodes: u8,
+}
+
+/// A running lab; [`Lab::stop`] tears it down (dropping it does too, less gracefully).
+pub struct Lab {
+    id: String,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    config: LabConfig,
+    agents: Vec<NodeAgent>,
+    processes: Vec<Supervised>,
+    forwarder: Option<Forwarder>,
+    /// Control plane first, then nodes; torn down in reverse.
+    namespaces: Vec<Netns>,
+    started: Duration,
+}
+
+/// Where labs keep their files: not under /tmp or /run, which are private tmpfs inside pods.
+pub fn state_root() -> PathBuf {
+    PathBuf::from("/var/tmp")
+}
+
+/// One line of progress.
+fn step(what: &str) {
+    tracing::info!("lab: {what}");
+    if std::env::var_os("SVCBENCH_LAB_QUIET").is_none() {
+        eprintln!("lab: {what}");
+    }
+}
+
+impl Lab {
+    /// Starts a lab and waits until it is ready (nodes Ready, CoreDNS Ready).
+    ///
+    /// # Errors
+    /// Not root, not installed, a tool missing, or a component failed to start (with its log's last lines).
+    pub async fn start(config: LabConfig) -> anyhow::Result<Self> {
+        preflight(config.proxy_mode)?;
+        let installation = Installation::find().context("the lab is not installed: run `svcbench lab install`")?;
+        let begun = Instant::now();
+        let id = format!("{:x}{:02x}", std::process::id(), rand::random::<u8>());
+        let dir = state_root().join(format!("svcbench-lab-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("owner"), std::process::id().to_string())?;
+        // Built up step by step: if a step fails, or the caller drops this future (Ctrl-C), dropping `lab` removes
+        // everything started so far.
+        let mut lab = Self {
+            id: id.clone(),
+            dir: dir.clone(),
+            kubeconfig: dir.join("kubeconfig"),
+            config: config.clone(),
+            agents: Vec::new(),
+            processes: Vec::new(),
+            forwarder: None,
+            namespaces: Vec::new(),
+            started: Duration::ZERO,
+        };
+        let cp = format!("svcb-{id}-cp");
+        let cp_ns = Netns::create(&cp)?;
+        ip_batch(&cp, &["link add br0 type bridge".into(), format!("addr add {CONTROL_PLANE_IP}/24 dev br0"), "link set br0 up".into()])?;
+        cp_ns.sysctl("ipv4/ip_forward", "1")?;
+        cp_ns.sysctl("ipv4/conf/all/send_redirects", "0")?;
+        lab.namespaces.push(cp_ns);
+
+        step("certificates");
+        let pki = Pki::create(&dir.join("pki"), &[Ipv4Addr::LOCALHOST.into(), CONTROL_PLANE_IP.into(), Ipv4Addr::new(10, 96, 0, 1).into()], &[])?;
+        step(&format!("etcd {}, kube-apiserver {}", versions::ETCD, versions::KUBERNETES));
+        lab.processes.push(control_plane::etcd(&cp, &installation, &dir, &id)?);
+        lab.processes.push(control_plane::apiserver(&cp, &installation, &pki, CONTROL_PLANE_IP, &dir, &id)?);
+        let forwarder = Forwarder::start(&cp, SocketAddr::from((CONTROL_PLANE_IP, control_plane::API_PORT))).await?;
+        let server = format!("https://{}", forwarder.local);
+        lab.forwarder = Some(forwarder);
+        let admin = pki.client("admin", "svcbench-admin", &["system:masters"])?;
+        let admin_kubeconfig = dir.join("admin.kubeconfig");
+        pki.kubeconfig(&admin_kubeconfig, &server, &admin, "svcbench-lab")?;
+        let client = client_for(&admin_kubeconfig).await?;
+        wait_ready(&client, &mut lab.processes).await?;
+
+        step("kube-controller-manager, kube-scheduler");
+        let internal = format!("https://127.0.0.1:{}", control_plane::API_PORT);
+        let kcm = pki.client("kcm", "system:kube-controller-manager", &[])?;
+        pki.kubeconfig(&dir.join("kcm.kubeconfig"), &internal, &kcm, "lab")?;
+        lab.processes.push(control_plane::controller_manager(&cp, &installation, &pki, &dir.join("kcm.kubeconfig"), &dir, &id)?);
+        let sched = pki.client("scheduler", "system:kube-scheduler", &[])?;
+        pki.kubeconfig(&dir.join("scheduler.kubeconfig"), &internal, &sched, "lab")?;
+        lab.processes.push(control_plane::scheduler(&cp, &installation, &dir.join("scheduler.kubeconfig"), &dir, &id)?);
+
+        let upstream_conf = dir.join("upstream.Corefile");
+        std::fs::write(&upstream_conf, addons::upstream_corefile(&CONTROL_PLANE_IP.to_string()))?;
+        let mut cmd = control_plane::in_ns(&cp, &installation.binary("coredns"));
+        cmd.arg("-conf").arg(&upstream_conf);
+        lab.processes.push(Supervised::spawn("upstream-dns", cmd, &dir.join("upstream-dns.log"), &id)?);
+
+        let ctx = Arc::new(NodeContext {
+            lab_id: id.clone(),
+            state_dir: dir.clone(),
+            installation: installation.clone(),
+            svcbench: std::env::current_exe().context("path of the svcbench executable")?,
+            cluster_dns: addons::CLUSTER_DNS.parse()?,
+            cluster_domain: "cluster.local".into(),
+            upstream_dns: CONTROL_PLANE_IP,
+            api_service: (Ipv4Addr::new(10, 96, 0, 1), 443),
+        });
+        let proxy_cert = pki.client("kube-proxy", "system:kube-proxy", &[])?;
+        let proxy_kubeconfig = dir.join("kube-proxy.kubeconfig");
+        pki.kubeconfig(&proxy_kubeconfig, &format!("https://{CONTROL_PLANE_IP}:{}", control_plane::API_PORT), &proxy_cert, "lab")?;
+        for i in 1..=config.nodes {
+            let name = format!("lab-node-{i}");
+            step(&format!("node {name}: kube-proxy {} ({})", versions::KUBERNETES, config.proxy_mode.as_str()));
+            let ns_name = format!("svcb-{id}-n{i}");
+            let node_ns = Netns::create(&ns_name)?;
+            let node_ip = Ipv4Addr::new(172, 30, 0, 10 + i);
+            ip_batch(&cp, &[format!("link add n{i} type veth peer name eth0 netns {ns_name}"), format!("link set n{i} master br0 up")])?;
+            ip_batch(&ns_name, &[format!("addr add {node_ip}/24 dev eth0"), "link set eth0 up".into(), format!("route add default via {CONTROL_PLANE_IP}")])?;
+            node_ns.sysctl("ipv4/ip_forward", "1")?;
+            node_ns.sysctl("ipv4/conf/all/rp_filter", "0")?;
+            node_ns.sysctl("ipv4/conf/default/rp_filter", "0")?;
+            let cert = pki.client(&name, &format!("system:node:{name}"), &["system:nodes"])?;
+            let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+            pki.kubeconfig(&kubeconfig, &server, &cert, "lab")?;
+            let identity = NodeIdentity { name: name.clone(), netns: ns_name.clone(), ip: node_ip, zone: format!("zone-{}", (i - 1) % 2 + 1) };
+            lab.namespaces.push(node_ns);
+            let (agent, cidr) = NodeAgent::start(ctx.clone(), identity, client_for(&kubeconfig).await?).await?;
+            lab.agents.push(agent);
+            netns::ip(&["-n", &cp, "route", "replace", &cidr, "via", &node_ip.to_string()])?;
+            lab.processes.push(control_plane::kube_proxy(&ns_name, &installation, &name, node_ip, config.proxy_mode.as_str(), &proxy_kubeconfig, &dir, &id)?);
+        }
+        step(&format!("CoreDNS {} (kube-system/coredns, Service kube-dns {})", versions::COREDNS, addons::CLUSTER_DNS));
+        addons::apply_dns(&client, versions::COREDNS).await?;
+        wait_coredns(&client, &mut lab.processes).await?;
+        pki.kubeconfig(&lab.kubeconfig, &server, &admin, "svcbench-lab")?;
+        lab.started = begun.elapsed();
+        step(&format!("ready in {:.1} s", lab.started.as_secs_f64()));
+        Ok(lab)
+    }
+
+    /// The lab's id (in namespace and process names).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// An admin kubeconfig for the lab (server on 127.0.0.1).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Where the components' logs and the pods' files are (removed on stop).
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// kube-proxy's mode.
+    pub fn proxy_mode(&self) -> ProxyMode {
+        self.config.proxy_mode
+    }
+
+    /// How long the start took.
+    pub fn start_time(&self) -> Duration {
+        self.started
+    }
+
+    /// The implementation under test, for reports.
+    pub fn description(&self) -> String {
+        format!(
+            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}, \
+             CoreDNS {}, etcd {}, {} nodes",
+            versions::KUBERNETES,
+            versions::KUBERNETES,
+            self.config.proxy_mode.as_str(),
+            versions::COREDNS,
+            versions::ETCD,
+            self.config.nodes
+        )
+    }
+
+    /// Copies the kubeconfig to `path`.
+    ///
+    /// # Errors
+    /// It cannot be written.
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::copy(&self.kubeconfig, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Tears everything down: pods, node agents, kube-proxy and the control plane, namespaces, files.
+    pub async fn stop(mut self) {
+        for agent in self.agents.drain(..) {
+            agent.stop().await;
+        }
+        let processes = std::mem::take(&mut self.processes);
+        let _ = tokio::task::spawn_blocking(move || process::stop_all(processes)).await;
+        self.teardown();
+    }
+
+    fn teardown(&mut self) {
+        self.forwarder = None;
+        while let Some(ns) = self.namespaces.pop() {
+            drop(ns);
+        }
+        // Whatever a crashed step left (a pod namespace, a process) is found by its name or mark.
+        cleanup::remove_lab(&self.id);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // After `stop` this finds nothing left; otherwise (a failed start, Ctrl-C, a panic) kill and remove all.
+        self.agents.clear();
+        process::stop_all(std::mem::take(&mut self.processes));
+        self.teardown();
+    }
+}
+
+fn preflight(mode: ProxyMode) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the lab needs root (network namespaces, mounts, netfilter): run it as root");
+    }
+    for tool in ["ip", mode.tool()] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
+        if !found {
+            bail!("`{tool}` not found: install iproute2, nftables, iptables and conntrack (`apt-get install nftables iptables iproute2 conntrack`)");
+        }
+    }
+    Ok(())
+}
+
+/// A client for a kubeconfig file (the lab's own, or a node's).
+///
+/// # Errors
+/// The file is unreadable or invalid.
+pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+fn check_alive(processes: &mut [Supervised]) -> anyhow::Result<()> {
+    for p in processes.iter_mut() {
+        if let Some(status) = p.exited() {
+            bail!("{} exited ({status}); last lines of {}:\n{}", p.log().display(), p.log().display(), p.log_tail(15));
+        }
+    }
+    Ok(())
+}
+
+async fn wait_ready(client: &Client, processes: &mut [Supervised]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        check_alive(processes)?;
+        let request = http::Request::get("/readyz").body(Vec::new())?;
+        if client.request_text(request).await.is_ok_and(|t| t.trim() == "ok") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("kube-apiserver not ready within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_coredns(client: &Client, processes: &mut [Supervised]) -> anyhow::Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        check_alive(processes)?;
+        let ready = deployments.get("coredns").await.ok().and_then(|d| d.status?.ready_replicas).unwrap_or(0);
+        if ready >= 2 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("CoreDNS not ready within 120 s ({ready} of 2 replicas ready)");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,159 @@
+//! `svcbench lab netexec`: what the lab runs for agnhost's `netexec` (the upstream e2e backend), flag-compatible
+//! for the flags svcbench and the e2e tests use: `--http-port`, `--udp-port` and `--delay-shutdown` (keep serving that
+//! many seconds after SIGTERM, so terminating endpoints really serve). HTTP: `/hostname`, `/clientip`, `/echo?msg=`,
+//! `/healthz`, `/shell?cmd=` (JSON `{"output": …}` or `{"error": …}`, as agnhost answers), `/exit?code=`, and
+//! `NOW: <time>` on any other path. UDP: `hostname`, `echo <text>`, `clientip`.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+
+/// netexec's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NetexecArgs {
+    /// HTTP port.
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// UDP port (0: none).
+    #[arg(long, default_value_t = 8081)]
+    pub udp_port: u16,
+    /// Seconds to keep serving after SIGTERM.
+    #[arg(long, default_value_t = 0)]
+    pub delay_shutdown: u64,
+    /// Accepted and ignored (agnhost flags the lab does not implement).
+    #[arg(long)]
+    pub sctp_port: Option<i32>,
+}
+
+/// Serves until SIGTERM (+ the delay) or `/exit`.
+///
+/// # Errors
+/// A port cannot be bound.
+pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
+    let hostname = Arc::<str>::from(nix::unistd::gethostname()?.to_string_lossy().into_owned());
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.http_port)).await?;
+    let (exit_tx, mut exit_rx) = tokio::sync::mpsc::channel::<i32>(1);
+    if args.udp_port != 0 {
+        let socket = tokio::net::UdpSocket::bind(("0.0.0.0", args.udp_port)).await?;
+        let hostname = hostname.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let text = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
+                let answer = match text.split_once(' ') {
+                    _ if text == "hostname" => hostname.to_string(),
+                    _ if text == "clientip" => peer.to_string(),
+                    Some(("echo", rest)) => rest.to_owned(),
+                    _ => String::new(),
+                };
+                let _ = socket.send_to(answer.as_bytes(), peer).await;
+            }
+        });
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let serve = async {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let (hostname, exit_tx) = (hostname.clone(), exit_tx.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req| handle(req, peer, hostname.clone(), exit_tx.clone()));
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    };
+    tokio::pin!(serve);
+    tokio::select! {
+        () = &mut serve => Ok(0),
+        Some(code) = exit_rx.recv() => Ok(code),
+        _ = term.recv() => {
+            // Terminating pods keep serving for their delay, as agnhost's --delay-shutdown does.
+            let _ = tokio::time::timeout(Duration::from_secs(args.delay_shutdown), &mut serve).await;
+            Ok(0)
+        }
+    }
+}
+
+fn query(req: &Request<Incoming>, name: &str) -> Option<String> {
+    let q = req.uri().query()?;
+    q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')).map(decode)
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    hostname: Arc<str>,
+    exit: tokio::sync::mpsc::Sender<i32>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, body) = match req.uri().path() {
+        "/hostname" => (StatusCode::OK, hostname.to_string()),
+        "/clientip" => (StatusCode::OK, peer.to_string()),
+        "/healthz" => (StatusCode::OK, "ok".to_owned()),
+        "/echo" => match query(&req, "code").map(|c| c.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok())) {
+            Some(Some(code)) => (code, query(&req, "msg").unwrap_or_default()),
+            Some(None) => (StatusCode::OK, "argument 'code' must be an integer or empty".to_owned()),
+            None => (StatusCode::OK, query(&req, "msg").unwrap_or_default()),
+        },
+        "/shell" => {
+            let cmd = query(&req, "shellCommand").or_else(|| query(&req, "cmd")).unwrap_or_default();
+            let output = tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).output().await;
+            let body = match output {
+                Ok(o) if o.status.success() => serde_json::json!({"output": String::from_utf8_lossy(&o.stdout)}),
+                Ok(o) => serde_json::json!({"error": format!("{}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())}),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            (StatusCode::OK, body.to_string())
+        }
+        "/exit" => {
+            let code = query(&req, "code").and_then(|c| c.parse().ok()).unwrap_or(0);
+            let _ = exit.try_send(code);
+            (StatusCode::OK, String::new())
+        }
+        _ => (StatusCode::OK, format!("NOW: {}", jiff::Timestamp::now())),
+    };
+    let response = Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid");
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn decodes_query_values() {
+        assert_eq!(decode("touch+%2Ftmp%2Fx"), "touch /tmp/x");
+        assert_eq!(decode("100%"), "100%");
+    }
+}
