@@ -1,6 +1,7 @@
 //! `svcbench agent` run for real: the binary is started as a process with a kubelet-style resolv.conf pointing at an
 //! embedded cluster's DNS, and real probe requests go to it over HTTP — DNS with the resolver flavours, HTTP through
-//! the proxy, HTTP and DNS load — then its error answers, its limits and a graceful SIGTERM are checked.
+//! the proxy, batches, HTTP and DNS load — then its error answers (`metav1.Status` bodies), its limits and a graceful
+//! SIGTERM are checked.
 //!
 //! Each cluster test runs twice: with real ports (as root, what a pod sees) and with the unprivileged layout, where
 //! the cluster's DNS and proxy listen on high ports — that exercises `--dns-port`, and the HTTP probes then dial the
@@ -17,6 +18,7 @@ use std::{
 use svcbench::{
     probe::{
         AddressMap, ProbeRequest, ProbeResponse, ResolvConf,
+        batch::{BatchResult, BatchSpec},
         dns::{DnsLookup, DnsRecord},
         dnsload::DnsLoadSpec,
         http::HttpFailure,
@@ -82,13 +84,11 @@ impl Agent {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("not a ProbeResponse ({e}): {body}"))
     }
 
-    /// Runs a probe the agent must refuse with `status`; returns the error message.
+    /// Runs a probe the agent must refuse with `status`; returns the error message of its `metav1.Status` body.
     async fn refused(&self, body: &[u8], status: u16) -> String {
         let (got, text) = self.call("POST", "/probe", body).await;
         assert_eq!(got, status, "{} → {text}", String::from_utf8_lossy(body));
-        let v: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("error not JSON ({e}): {text}"));
-        v["error"].as_str().unwrap_or_else(|| panic!("no `error` string: {text}")).to_owned()
+        status_message(&text, status)
     }
 
     async fn dns(&self, name: &str, flavour: ResolverFlavour, transport: Transport) -> DnsLookup {
@@ -109,6 +109,19 @@ impl Agent {
             .unwrap();
         assert!(status.success(), "agent exited with {status}");
     }
+}
+
+/// The message of an error body, which must be a `metav1.Status` with the HTTP status as its code.
+fn status_message(text: &str, status: u16) -> String {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("error not JSON ({e}): {text}"));
+    assert_eq!(
+        (v["kind"].as_str(), v["apiVersion"].as_str(), v["status"].as_str()),
+        (Some("Status"), Some("v1"), Some("Failure")),
+        "{text}"
+    );
+    assert_eq!(v["code"], status, "{text}");
+    assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{text}");
+    v["message"].as_str().unwrap_or_else(|| panic!("no `message` string: {text}")).to_owned()
 }
 
 async fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -315,6 +328,55 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
         other => panic!("expected a connect result, got {other:?}"),
     }
 
+    // A batch: many lookups and connects in one request, answered in order, each as its single probe would be.
+    let dns = |name: &str| ProbeRequest::Dns {
+        name: name.into(),
+        query_type: QueryType::A,
+        flavour: ResolverFlavour::Dig,
+        transport: Transport::Udp,
+    };
+    let open = SocketAddr::new(cluster_ip, http_port);
+    let mut probes = Vec::new();
+    for _ in 0..50 {
+        probes.extend([
+            dns("nginx.test.svc.cluster.local."),
+            dns("nope.test.svc.cluster.local."),
+            ProbeRequest::Connect { address: open },
+            ProbeRequest::Connect { address: closed },
+        ]);
+    }
+    probes.push(get.clone());
+    let batch = ProbeRequest::Batch(BatchSpec { concurrency: 16, probes: probes.clone() });
+    match agent.probe(&batch).await {
+        ProbeResponse::Batch(o) => {
+            assert_eq!(o.results.len(), probes.len());
+            for (i, result) in o.results.iter().enumerate() {
+                match (i % 4, result, i == probes.len() - 1) {
+                    (_, BatchResult::Ok(ProbeResponse::Http(Ok(r))), true) => assert!(pod_names.contains(&r.body)),
+                    (0, BatchResult::Ok(ProbeResponse::Dns(l)), false) => {
+                        assert_eq!((l.rcode, addresses(&l.records)), (Rcode::NoError, BTreeSet::from([cluster_ip])))
+                    }
+                    (1, BatchResult::Ok(ProbeResponse::Dns(l)), false) => assert_eq!(l.rcode, Rcode::NxDomain),
+                    (2, BatchResult::Ok(ProbeResponse::Connect(c)), false) => {
+                        assert_eq!((c.address, c.outcome), (open, Some(ConnectOutcome::Connected)))
+                    }
+                    (3, BatchResult::Ok(ProbeResponse::Connect(c)), false) => {
+                        assert_eq!((c.address, c.outcome), (closed, Some(ConnectOutcome::Refused)))
+                    }
+                    other => panic!("result #{i} out of order or wrong: {other:?}"),
+                }
+            }
+        }
+        other => panic!("expected a batch outcome, got {other:?}"),
+    }
+    // Over the limits: 422 before anything runs.
+    let too_many = ProbeRequest::Batch(BatchSpec { concurrency: 16, probes: vec![dns("a."); 4097] });
+    assert!(agent.refused(&serde_json::to_vec(&too_many).unwrap(), 422).await.contains("1-4096"));
+    let too_wide = ProbeRequest::Batch(BatchSpec { concurrency: 257, probes: vec![dns("a.")] });
+    assert!(agent.refused(&serde_json::to_vec(&too_wide).unwrap(), 422).await.contains("concurrency"));
+    let nested = ProbeRequest::Batch(BatchSpec { concurrency: 1, probes: vec![ProbeRequest::ResolvConf] });
+    assert!(agent.refused(&serde_json::to_vec(&nested).unwrap(), 422).await.contains("only"));
+
     // HTTP load: one new connection per request spreads over both pods.
     let load = LoadSpec {
         host: "nginx".into(),
@@ -432,6 +494,24 @@ async fn agent_refuses_bad_requests_clearly() {
     let rate = agent.refused(zero_rate, 422).await;
     assert!(rate.contains("rate"), "{rate}");
 
+    // In a batch, a probe that cannot run is that probe's error; the others still run.
+    let dns_probe: ProbeRequest = serde_json::from_slice(dns).unwrap();
+    let batch = ProbeRequest::Batch(BatchSpec {
+        concurrency: 2,
+        probes: vec![dns_probe, ProbeRequest::Connect { address: agent.addr }],
+    });
+    match agent.probe(&batch).await {
+        ProbeResponse::Batch(o) => {
+            assert!(matches!(&o.results[0], BatchResult::Error(e) if e.contains("no nameserver")), "{:?}", o.results);
+            assert!(
+                matches!(&o.results[1], BatchResult::Ok(ProbeResponse::Connect(c)) if c.outcome == Some(ConnectOutcome::Connected)),
+                "{:?}",
+                o.results
+            );
+        }
+        other => panic!("expected a batch outcome, got {other:?}"),
+    }
+
     // A probe that needs no DNS still works from this agent.
     match agent.probe(&ProbeRequest::Connect { address: agent.addr }).await {
         ProbeResponse::Connect(c) => assert_eq!(c.outcome, Some(ConnectOutcome::Connected)),
@@ -440,9 +520,10 @@ async fn agent_refuses_bad_requests_clearly() {
 
     let (status, body) = agent.call("GET", "/probe", b"").await;
     assert_eq!(status, 405, "{body}");
+    assert!(status_message(&body, 405).contains("POST"), "{body}");
     let (status, body) = agent.call("GET", "/nope", b"").await;
     assert_eq!(status, 404, "{body}");
-    assert!(body.contains("POST /probe"), "{body}");
+    assert!(status_message(&body, 404).contains("POST /probe"), "{body}");
     agent.stop().await;
 }
 

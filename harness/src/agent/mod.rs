@@ -7,14 +7,17 @@
 //! time), and draining in-flight probes on shutdown. Not responsible for: how the harness reaches the pod (the kube
 //! target goes through the API server's pod proxy) or what a probe's result means (the runner judges that).
 //!
-//! API (all error bodies are `{"error": "..."}`):
+//! API (every error body is a `metav1.Status`, see [`reply`]):
 //! - `POST /probe`, body a JSON [`ProbeRequest`] (`{"probe": "dns", ...}`) → 200 with the JSON
 //!   [`ProbeResponse`](probe::ProbeResponse); 400 malformed JSON or an unknown probe; 408 the body did not arrive
 //!   within 30 s; 413 body over [`MAX_BODY`]; 422 the probe cannot run (no nameserver, a name that does not resolve
-//!   for a load run, a spec over the agent's limits); 503 every probe slot stayed busy for [`QUEUE_WAIT`], or the
+//!   for a load run, a spec over the agent's limits — see [`limits`]); 503 every probe slot stayed busy for [`QUEUE_WAIT`], or the
 //!   agent is shutting down; 504 the probe ran past the agent's time cap.
 //! - `GET /info` → [`AgentInfo`]; `GET /healthz` → `ok` (the pod's readiness probe).
 //! - Anything else: 404 (unknown path) or 405 with `Allow` (wrong method).
+
+pub mod limits;
+pub mod reply;
 
 use std::{
     convert::Infallible,
@@ -26,8 +29,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::{Method, Request, StatusCode, body::Incoming, header, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::{
@@ -35,6 +38,9 @@ use tokio::{
     sync::{Semaphore, watch},
     task::JoinSet,
 };
+
+pub use limits::{MAX_DNS_OUTSTANDING, MAX_DNS_SOURCE_PORTS, MAX_LOAD_CONNECTIONS, check_limits, parse_request};
+use reply::{Reply, error, json, method_not_allowed, reply};
 
 use crate::probe::{self, AddressMap, Dialer, ProbeContext, ProbeRequest, ResolvConf};
 
@@ -47,12 +53,6 @@ pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight probes before closing their connections (within Kubernetes' default 30 s
 /// termination grace period).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// Most keep-alive connections a load probe may hold (the scenario validator's limit).
-pub const MAX_LOAD_CONNECTIONS: u32 = 10_000;
-/// Most UDP source ports a DNS load probe may open (the scenario validator's limit).
-pub const MAX_DNS_SOURCE_PORTS: usize = 4096;
-/// Most DNS queries a DNS load probe may keep in flight.
-pub const MAX_DNS_OUTSTANDING: usize = 65_536;
 
 /// How an agent is set up.
 #[derive(Debug, Clone)]
@@ -167,80 +167,6 @@ pub fn probe_context(resolv_conf: ResolvConf, dns_port: Option<u16>, timeout: Du
         None => Dialer::default(),
     };
     ProbeContext { resolv_conf, dialer, timeout }
-}
-
-/// Refuses probe requests the agent will not run: load runs that cannot finish within `max_time`, out-of-range
-/// sizes, rates that are not positive, and request lines that would inject headers.
-///
-/// # Errors
-/// Why the request is refused, for the caller.
-pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), String> {
-    let rate_ok = |rate: Option<f64>| rate.is_none_or(|r| r.is_finite() && r > 0.0);
-    let fits = |duration: Duration, timeout: Duration, what: &str| {
-        let worst = duration.saturating_add(timeout);
-        if worst > max_time {
-            Err(format!(
-                "{what} duration {duration:?} plus timeout {timeout:?} exceeds the agent's {max_time:?} cap per probe"
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    match request {
-        ProbeRequest::Load(spec) => {
-            fits(spec.duration, spec.timeout, "load")?;
-            if !rate_ok(spec.rate) {
-                return Err("load rate must be a positive number of requests/s, or null for closed loop".into());
-            }
-            if spec.connections == 0 || spec.connections > MAX_LOAD_CONNECTIONS {
-                return Err(format!("load connections must be 1-{MAX_LOAD_CONNECTIONS}"));
-            }
-            // The load generator writes host and path into the request line and Host header verbatim.
-            let clean = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_control() || c.is_whitespace());
-            if !clean(&spec.host) || !spec.path.starts_with('/') || !clean(&spec.path) {
-                return Err("load host must be non-empty and path must start with `/`, both without spaces or \
-                            control characters"
-                    .into());
-            }
-            Ok(())
-        }
-        ProbeRequest::DnsLoad(spec) => {
-            fits(spec.duration, spec.timeout, "DNS load")?;
-            if !rate_ok(spec.rate) {
-                return Err("DNS load rate must be a positive number of queries/s, or null for closed loop".into());
-            }
-            if spec.source_ports == 0 || spec.source_ports > MAX_DNS_SOURCE_PORTS {
-                return Err(format!("DNS load source_ports must be 1-{MAX_DNS_SOURCE_PORTS}"));
-            }
-            if spec.max_outstanding == 0 || spec.max_outstanding > MAX_DNS_OUTSTANDING {
-                return Err(format!("DNS load max_outstanding must be 1-{MAX_DNS_OUTSTANDING}"));
-            }
-            if spec.names.is_empty() {
-                return Err("DNS load needs at least one name".into());
-            }
-            Ok(())
-        }
-        ProbeRequest::ResolvConf
-        | ProbeRequest::Dns { .. }
-        | ProbeRequest::Http { .. }
-        | ProbeRequest::Connect { .. } => Ok(()),
-    }
-}
-
-/// Parses a `POST /probe` body.
-///
-/// # Errors
-/// A message for the caller that says whether the JSON itself is broken or it is not a probe request.
-pub fn parse_request(body: &[u8]) -> Result<ProbeRequest, String> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        // serde lists the probe names itself for an unknown one; a missing tag needs the hint.
-        serde_json::error::Category::Data if e.to_string().contains("missing field `probe`") => format!(
-            "not a probe request: {e}; expected {{\"probe\": \"resolv_conf\" | \"dns\" | \"http\" | \"connect\" | \
-             \"load\" | \"dns_load\", ...}}"
-        ),
-        serde_json::error::Category::Data => format!("not a probe request: {e}"),
-        _ => format!("malformed JSON: {e}"),
-    })
 }
 
 /// A bound agent, ready to serve.
@@ -398,8 +324,6 @@ async fn connection(
     }
 }
 
-type Reply = Response<Full<Bytes>>;
-
 async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
@@ -476,101 +400,13 @@ fn kind(request: &ProbeRequest) -> &'static str {
         ProbeRequest::Connect { .. } => "connect",
         ProbeRequest::Load(_) => "load",
         ProbeRequest::DnsLoad(_) => "dns_load",
+        ProbeRequest::Batch(_) => "batch",
     }
-}
-
-fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Reply {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    response
-}
-
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
-    match serde_json::to_vec(value) {
-        Ok(body) => reply(status, "application/json", Bytes::from(body)),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {e}")),
-    }
-}
-
-fn error(status: StatusCode, message: String) -> Reply {
-    // Rendering a `Value` cannot fail, so reporting an error cannot fail in turn.
-    reply(status, "application/json", Bytes::from(serde_json::json!({ "error": message }).to_string()))
-}
-
-fn method_not_allowed(allow: &'static str) -> Reply {
-    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}"));
-    r.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
-    r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{
-        dnsload::DnsLoadSpec,
-        load::{ConnectionMode, LoadSpec},
-    };
-
-    fn load() -> LoadSpec {
-        LoadSpec {
-            host: "nginx".into(),
-            port: 80,
-            path: "/hostname".into(),
-            mode: ConnectionMode::NewConnection,
-            connections: 8,
-            rate: None,
-            requests: 100,
-            duration: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
-        }
-    }
-
-    fn dns_load() -> DnsLoadSpec {
-        DnsLoadSpec {
-            names: vec!["a.".into()],
-            rate: Some(100.0),
-            max_outstanding: 100,
-            source_ports: 128,
-            queries: 10,
-            duration: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
-        }
-    }
-
-    #[test]
-    fn limits_refuse_what_cannot_finish_or_would_overload() {
-        let cap = MAX_PROBE_TIME;
-        assert_eq!(check_limits(&ProbeRequest::Load(load()), cap), Ok(()));
-        assert_eq!(check_limits(&ProbeRequest::DnsLoad(dns_load()), cap), Ok(()));
-        let refused = |r: ProbeRequest| check_limits(&r, cap).unwrap_err();
-        assert!(refused(ProbeRequest::Load(LoadSpec { duration: Duration::from_secs(119), ..load() })).contains("cap"));
-        assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(0.0), ..load() })).contains("rate"));
-        assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(f64::NAN), ..load() })).contains("rate"));
-        assert!(refused(ProbeRequest::Load(LoadSpec { connections: 0, ..load() })).contains("connections"));
-        assert!(
-            refused(ProbeRequest::Load(LoadSpec { path: "/x HTTP/1.1\r\nX: y".into(), ..load() })).contains("path")
-        );
-        assert!(refused(ProbeRequest::Load(LoadSpec { path: "hostname".into(), ..load() })).contains("path"));
-        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { duration: Duration::MAX, ..dns_load() })).contains("cap"));
-        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { source_ports: 5000, ..dns_load() })).contains("source"));
-        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { max_outstanding: 0, ..dns_load() })).contains("outst"));
-        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { names: vec![], ..dns_load() })).contains("name"));
-        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { rate: Some(-1.0), ..dns_load() })).contains("rate"));
-    }
-
-    #[test]
-    fn bad_bodies_say_what_is_wrong() {
-        assert!(parse_request(br#"{"probe": "dns""#).unwrap_err().starts_with("malformed JSON"));
-        assert!(parse_request(b"not json").unwrap_err().starts_with("malformed JSON"));
-        let unknown = parse_request(br#"{"probe": "teleport"}"#).unwrap_err();
-        assert!(unknown.starts_with("not a probe request") && unknown.contains("teleport"), "{unknown}");
-        let untagged = parse_request(br#"{"name": "x"}"#).unwrap_err();
-        assert!(untagged.contains("missing field `probe`") && untagged.contains("dns_load"), "{untagged}");
-        let missing = parse_request(br#"{"probe": "dns", "name": "x"}"#).unwrap_err();
-        assert!(missing.contains("query_type"), "{missing}");
-        assert!(matches!(parse_request(br#"{"probe": "resolv_conf"}"#), Ok(ProbeRequest::ResolvConf)));
-    }
 
     #[test]
     fn dns_port_translates_only_nameserver_port_53() {

@@ -2,6 +2,7 @@
 //! TCP connects. Probes know nothing about scenarios or targets; a target runs them with the [`ProbeContext`] of a pod
 //! in some namespace (in process for the embedded target, in an agent pod for real clusters).
 
+pub mod batch;
 pub mod connect;
 pub mod dialer;
 pub mod dns;
@@ -46,6 +47,9 @@ pub enum ProbeError {
     /// An HTTP exchange failed.
     #[error("HTTP: {0}")]
     Http(String),
+    /// A batch was refused or could not finish.
+    #[error("batch: {0}")]
+    Batch(String),
 }
 
 use std::net::SocketAddr;
@@ -89,6 +93,8 @@ pub enum ProbeRequest {
     Load(load::LoadSpec),
     /// Generate DNS load against the pod's nameserver.
     DnsLoad(dnsload::DnsLoadSpec),
+    /// Many `dns`, `connect` and `http` probes at once, with bounded concurrency.
+    Batch(batch::BatchSpec),
 }
 
 /// What a probe observed: the response half of the agent API.
@@ -107,6 +113,8 @@ pub enum ProbeResponse {
     Load(load::LoadOutcome),
     /// A DNS load run.
     DnsLoad(dnsload::DnsLoadOutcome),
+    /// A batch: one result per probe, in order.
+    Batch(batch::BatchOutcome),
 }
 
 /// Runs one probe with the pod context `ctx`.
@@ -123,5 +131,6 @@ pub async fn run(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResp
         ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
         ProbeRequest::Load(spec) => ProbeResponse::Load(load::run(ctx, spec).await?),
         ProbeRequest::DnsLoad(spec) => ProbeResponse::DnsLoad(dnsload::run(ctx, spec).await?),
+        ProbeRequest::Batch(spec) => ProbeResponse::Batch(batch::run(ctx, spec).await?),
     })
 }

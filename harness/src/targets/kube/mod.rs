@@ -29,7 +29,7 @@ pub use objects::Images;
 
 use super::{EndpointSliceView, PodView, ServiceView, Target, TargetError};
 use crate::{
-    probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
+    probe::{ProbeRequest, ProbeResponse, batch::BatchResult, dns::DnsRecord},
     scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
 };
 
@@ -266,6 +266,7 @@ impl KubeTarget {
             ProbeRequest::Http { host, .. } => *host = names.name_to_real(host),
             ProbeRequest::Load(spec) => spec.host = names.name_to_real(&spec.host),
             ProbeRequest::DnsLoad(spec) => spec.names = spec.names.iter().map(|n| names.name_to_real(n)).collect(),
+            ProbeRequest::Batch(spec) => spec.probes = spec.probes.iter().map(|p| self.rewrite_request(p)).collect(),
             ProbeRequest::ResolvConf | ProbeRequest::Connect { .. } => {}
         }
         r
@@ -294,6 +295,16 @@ impl KubeTarget {
             ProbeResponse::ResolvConf(mut conf) => {
                 conf.search = conf.search.iter().map(|s| names.name_to_logical(s)).collect();
                 ProbeResponse::ResolvConf(conf)
+            }
+            ProbeResponse::Batch(mut outcome) => {
+                outcome.results = std::mem::take(&mut outcome.results)
+                    .into_iter()
+                    .map(|r| match r {
+                        BatchResult::Ok(response) => BatchResult::Ok(self.rewrite_response(response)),
+                        error => error,
+                    })
+                    .collect();
+                ProbeResponse::Batch(outcome)
             }
             other => other,
         }
