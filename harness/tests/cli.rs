@@ -32,6 +32,10 @@ fn malformed_scenarios_report_file_line_column_and_exit_2() {
         ("missing-field.yaml", b"name: bad\nsteps: []\n".to_vec(), ":", "missing field `description`"),
         ("empty.yaml", Vec::new(), ":1:1:", ""),
         ("not-utf8.yaml", b"name: bad\ndescription: \xff\xfe\n".to_vec(), ":2:14:", "not UTF-8"),
+        ("literal-field.yaml", format!("{head}  - createNamespace: {{name: dns-version, literl: true}}\n").into(), ":5:", "unknown field `literl`"),
+        ("literal-prefix.yaml", format!("{head}  - createNamespace: {{name: svcb-x, literal: true}}\n").into(), ":5:29:", "`svcb-` is the prefix"),
+        ("literal-no-name.yaml", format!("{head}  - createNamespace: {{literal: true}}\n").into(), ":5:", "missing field `name`"),
+        ("literal-taken.yaml", format!("{head}  - createNamespace: {{name: test, literal: true}}\n").into(), ":5:29:", "namespace `test` already exists"),
         ("pod-index.yaml", format!("{head}  - createDeployment: {{namespace: test, name: web, replicas: 2}}\n  - setPodReady: {{namespace: test, deployment: web, index: 2, ready: false}}\n").into(), ":6:", "out of range"),
     ];
     for (name, text, location, reason) in cases {

@@ -8,11 +8,15 @@ use std::{
 
 use serde_json::{Value, json};
 
+use super::{
+    candidates,
+    pods::{pod_ip, pod_ips, pod_names},
+};
 use crate::{
     probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
-    scenario::{Check, DnsQueryName, ExpectedRecord, PodRef, PodSet, Rcode},
+    scenario::{Check, DnsQueryName, ExpectedRecord, PodSet, Rcode},
     stats::Fairness,
-    targets::{PodView, Target, TargetError},
+    targets::{Target, TargetError},
 };
 
 /// The outcome of one evaluation.
@@ -39,38 +43,6 @@ impl Evaluation {
         self.measurement = Some(m);
         self
     }
-}
-
-/// The pods a set means, as the target shows them now.
-pub(crate) async fn pods_in(target: &dyn Target, set: &PodSet) -> Result<Vec<PodView>, TargetError> {
-    Ok(match set {
-        PodSet::Empty => Vec::new(),
-        PodSet::ReadyPodsOf { deployment } => {
-            target.pods(deployment).await?.into_iter().filter(|p| p.ready && !p.terminating).collect()
-        }
-        PodSet::PodsOf { deployment } => {
-            target.pods(deployment).await?.into_iter().filter(|p| !p.terminating).collect()
-        }
-        PodSet::TerminatingPodsOf { deployment } => {
-            target.pods(deployment).await?.into_iter().filter(|p| p.terminating).collect()
-        }
-    })
-}
-
-/// Pod IPs of a pod set.
-async fn pod_ips(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<IpAddr>, TargetError> {
-    Ok(pods_in(target, set).await?.into_iter().map(|p| p.ip).collect())
-}
-
-/// Pod names of a pod set.
-async fn pod_names(target: &dyn Target, set: &PodSet) -> Result<BTreeSet<String>, TargetError> {
-    Ok(pods_in(target, set).await?.into_iter().map(|p| p.name).collect())
-}
-
-/// One pod's IP, by creation index.
-async fn pod_ip(target: &dyn Target, pod: &PodRef) -> Result<Option<IpAddr>, TargetError> {
-    let pods: Vec<PodView> = target.pods(&pod.deployment).await?.into_iter().filter(|p| !p.terminating).collect();
-    Ok(pods.get(pod.index as usize).map(|p| p.ip))
 }
 
 /// The `in-addr.arpa` / `ip6.arpa` name of an address, absolute.
@@ -101,12 +73,11 @@ async fn expected_records(
             Some(ip) => vec![DnsRecord::Address { ip }],
             None => return Ok(Err(format!("service {service} has no ClusterIP to expect"))),
         },
-        ExpectedRecord::ReadyPodIpsOf { deployment } => {
-            pod_ips(target, &PodSet::ReadyPodsOf { deployment: deployment.clone() })
-                .await?
-                .into_iter()
-                .map(|ip| DnsRecord::Address { ip })
-                .collect()
+        ExpectedRecord::ReadyPodIpsOf { deployment, replicas } => {
+            match pod_ips(target, &PodSet::ReadyPodsOf { deployment: deployment.clone(), replicas: *replicas }).await? {
+                Ok(ips) => ips.into_iter().map(|ip| DnsRecord::Address { ip }).collect(),
+                Err(why) => return Ok(Err(why)),
+            }
         }
         ExpectedRecord::PodIpOf { pod } => match pod_ip(target, pod).await? {
             Some(ip) => vec![DnsRecord::Address { ip }],
@@ -221,32 +192,48 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             let mut expected = serde_json::Map::new();
             let mut problems = Vec::new();
             if let Some(set) = ready {
-                let want = pod_ips(target, set).await?;
-                if want != actual_ready {
-                    problems.push(format!("ready endpoints: {}", set_diff(&want, &actual_ready)));
+                match pod_ips(target, set).await? {
+                    Ok(want) => {
+                        if want != actual_ready {
+                            problems.push(format!("ready endpoints: {}", set_diff(&want, &actual_ready)));
+                        }
+                        expected.insert("ready".into(), json!(want));
+                    }
+                    Err(why) => problems.push(format!("ready endpoints: expected set not known yet: {why}")),
                 }
-                expected.insert("ready".into(), json!(want));
             }
             if let Some(set) = not_ready {
-                let want = pod_ips(target, set).await?;
-                if want != actual_not_ready {
-                    problems.push(format!("not-ready endpoints: {}", set_diff(&want, &actual_not_ready)));
+                match pod_ips(target, set).await? {
+                    Ok(want) => {
+                        if want != actual_not_ready {
+                            problems.push(format!("not-ready endpoints: {}", set_diff(&want, &actual_not_ready)));
+                        }
+                        expected.insert("not_ready".into(), json!(want));
+                    }
+                    Err(why) => problems.push(format!("not-ready endpoints: expected set not known yet: {why}")),
                 }
-                expected.insert("not_ready".into(), json!(want));
             }
             if let Some(set) = serving {
-                let want = pod_ips(target, set).await?;
-                if want != actual_serving {
-                    problems.push(format!("serving endpoints: {}", set_diff(&want, &actual_serving)));
+                match pod_ips(target, set).await? {
+                    Ok(want) => {
+                        if want != actual_serving {
+                            problems.push(format!("serving endpoints: {}", set_diff(&want, &actual_serving)));
+                        }
+                        expected.insert("serving".into(), json!(want));
+                    }
+                    Err(why) => problems.push(format!("serving endpoints: expected set not known yet: {why}")),
                 }
-                expected.insert("serving".into(), json!(want));
             }
             if let Some(set) = terminating {
-                let want = pod_ips(target, set).await?;
-                if want != actual_terminating {
-                    problems.push(format!("terminating endpoints: {}", set_diff(&want, &actual_terminating)));
+                match pod_ips(target, set).await? {
+                    Ok(want) => {
+                        if want != actual_terminating {
+                            problems.push(format!("terminating endpoints: {}", set_diff(&want, &actual_terminating)));
+                        }
+                        expected.insert("terminating".into(), json!(want));
+                    }
+                    Err(why) => problems.push(format!("terminating endpoints: expected set not known yet: {why}")),
                 }
-                expected.insert("terminating".into(), json!(want));
             }
             if let Some(ports) = ports {
                 let want: BTreeSet<(Option<String>, u16)> = ports.iter().cloned().collect();
@@ -299,8 +286,12 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 },
             };
             expected.insert("name".into(), json!(qname));
-            let request =
-                ProbeRequest::Dns { name: qname, query_type: *query_type, flavour: *flavour, transport: *transport };
+            let request = ProbeRequest::Dns {
+                name: qname.clone(),
+                query_type: *query_type,
+                flavour: *flavour,
+                transport: *transport,
+            };
             let ProbeResponse::Dns(lookup) = target.probe(from, &request).await? else {
                 return Err(TargetError::Other("DNS probe returned another kind of result".into()));
             };
@@ -341,11 +332,23 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 expected.insert("records".into(), json!(want.iter().map(ToString::to_string).collect::<Vec<_>>()));
             }
             if let Some(cands) = candidates {
-                let norm = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
-                let want: Vec<String> = cands.iter().map(|c| norm(c)).collect();
-                let got: Vec<String> = lookup.tried.iter().map(|t| norm(&t.name)).collect();
+                let want: Vec<String> = cands.iter().map(|c| candidates::normalize(c)).collect();
+                let got: Vec<String> = lookup.tried.iter().map(|t| candidates::normalize(&t.name)).collect();
                 if want != got {
-                    problems.push(format!("tried [{}], expected [{}]", got.join(", "), want.join(", ")));
+                    // The node's own search domains after the cluster ones add their candidates: allowed, exactly.
+                    let ProbeResponse::ResolvConf(conf) = target.probe(from, &ProbeRequest::ResolvConf).await? else {
+                        return Err(TargetError::Other("resolv.conf probe returned another kind of result".into()));
+                    };
+                    let zone = target.cluster_domain();
+                    let extra = candidates::extra_search_domains(&conf.search, from, &zone);
+                    if !candidates::matches(&want, &got, &qname, &zone, &extra) {
+                        let allowed = if extra.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (with the node's search domains {} after {zone})", extra.join(" "))
+                        };
+                        problems.push(format!("tried [{}], expected [{}]{allowed}", got.join(", "), want.join(", ")));
+                    }
                 }
                 expected.insert("candidates".into(), json!(want));
             }
@@ -426,19 +429,23 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             expected.insert("status".into(), json!(status));
             let mut problems = Vec::new();
             let allowed = match answered_by {
-                Some(set) => {
-                    let names = pod_names(target, set).await?;
-                    expected.insert("answered_by".into(), json!(names));
-                    Some(names)
-                }
+                Some(set) => match pod_names(target, set).await? {
+                    Ok(names) => {
+                        expected.insert("answered_by".into(), json!(names));
+                        Some(names)
+                    }
+                    Err(why) => return Ok(Evaluation::new(false, Value::Object(expected), json!({}), why)),
+                },
                 None => None,
             };
             let must_reach = match reaches_all {
-                Some(set) => {
-                    let names = pod_names(target, set).await?;
-                    expected.insert("reaches_all".into(), json!(names));
-                    Some(names)
-                }
+                Some(set) => match pod_names(target, set).await? {
+                    Ok(names) => {
+                        expected.insert("reaches_all".into(), json!(names));
+                        Some(names)
+                    }
+                    Err(why) => return Ok(Evaluation::new(false, Value::Object(expected), json!({}), why)),
+                },
                 None => None,
             };
             let n = match (&must_reach, requests) {

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::check::{Evaluation, evaluate, pods_in};
+use super::{
+    check::{Evaluation, evaluate},
+    pods::pods_in,
+};
 use crate::{
     results::ConvergenceReport,
     scenario::{
@@ -25,8 +28,9 @@ enum Place {
 
 /// The check that holds once `place` reflects the current state of the workload.
 async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Option<Check>, TargetError> {
-    let ready = PodSet::ReadyPodsOf { deployment: c.deployment.clone() };
-    let none_ready = pods_in(target, &ready).await?.is_empty();
+    let ready = PodSet::ReadyPodsOf { deployment: c.deployment.clone(), replicas: c.replicas };
+    // While the workload's pods are not all there the set is unknown: the Endpoints check reports why.
+    let none_ready = pods_in(target, &ready).await?.is_ok_and(|pods| pods.is_empty());
     let Some(service) = target.service(&c.service).await? else { return Ok(None) };
     Ok(match place {
         Place::Endpoints => Some(Check::Endpoints {
@@ -43,7 +47,9 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
                 (Some(_), _) => (vec![], Some(vec![ExpectedRecord::ClusterIpOf { service: c.service.clone() }])),
                 (None, true) => (vec![Rcode::NxDomain], None),
                 (None, false) => {
-                    (vec![], Some(vec![ExpectedRecord::ReadyPodIpsOf { deployment: c.deployment.clone() }]))
+                    let records =
+                        ExpectedRecord::ReadyPodIpsOf { deployment: c.deployment.clone(), replicas: c.replicas };
+                    (vec![], Some(vec![records]))
                 }
             };
             Some(Check::Dns {

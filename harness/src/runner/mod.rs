@@ -1,9 +1,11 @@
 //! The runner: executes a [`Plan`] against a [`Target`], polling each assertion until it holds or times out, and
 //! hands owned [`RunEvent`]s to a callback. It never prints; reporters consume the events and the results.
 
+mod candidates;
 pub mod check;
 mod converge;
 mod measure;
+mod pods;
 mod summary;
 
 use std::time::{Duration, Instant};
@@ -116,7 +118,7 @@ fn base(step: &Step, summary: String) -> StepResult {
         index: step.index,
         line: step.line,
         kind: match step.kind {
-            StepKind::Action(_) => "action".into(),
+            StepKind::Action(_) | StepKind::LiteralNamespace { .. } => "action".into(),
             StepKind::Assert(_) => "assert".into(),
             StepKind::Converge(_) => "converge".into(),
         },
@@ -144,6 +146,13 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
         StepKind::Action(action) => {
             result.attempts = 1;
             if let Err(e) = target.apply(action).await {
+                result.outcome = Outcome::Failed;
+                result.message = Some(format!("action rejected: {e}"));
+            }
+        }
+        StepKind::LiteralNamespace { name } => {
+            result.attempts = 1;
+            if let Err(e) = target.create_literal_namespace(name).await {
                 result.outcome = Outcome::Failed;
                 result.message = Some(format!("action rejected: {e}"));
             }

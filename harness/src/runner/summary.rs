@@ -5,8 +5,8 @@ use crate::scenario::{Action, Check, DnsQueryName, ExpectedRecord, PodSet, Step,
 fn pods(set: &PodSet) -> String {
     match set {
         PodSet::Empty => "no pods".into(),
-        PodSet::ReadyPodsOf { deployment } => format!("ready pods of {deployment}"),
-        PodSet::PodsOf { deployment } => format!("pods of {deployment}"),
+        PodSet::ReadyPodsOf { deployment, .. } => format!("ready pods of {deployment}"),
+        PodSet::PodsOf { deployment, .. } => format!("pods of {deployment}"),
         PodSet::TerminatingPodsOf { deployment } => format!("terminating pods of {deployment}"),
     }
 }
@@ -46,6 +46,7 @@ pub fn action(a: &Action) -> String {
 pub fn summarize(step: &Step) -> String {
     match &step.kind {
         StepKind::Action(a) => action(a),
+        StepKind::LiteralNamespace { name } => format!("create namespace {name} (literal name)"),
         StepKind::Converge(c) => format!("{} and time endpoints, DNS and traffic of {}", action(&c.action), c.service),
         StepKind::Assert(a) => match &a.check {
             Check::Service { service, has_cluster_ip } => {
@@ -116,7 +117,7 @@ pub fn summarize(step: &Step) -> String {
 fn record(r: &ExpectedRecord) -> String {
     match r {
         ExpectedRecord::ClusterIpOf { service } => format!("ClusterIP of {service}"),
-        ExpectedRecord::ReadyPodIpsOf { deployment } => format!("ready pod IPs of {deployment}"),
+        ExpectedRecord::ReadyPodIpsOf { deployment, .. } => format!("ready pod IPs of {deployment}"),
         ExpectedRecord::Ip { ip } => ip.to_string(),
         ExpectedRecord::Txt { text } => format!("\"{text}\""),
         ExpectedRecord::PodIpOf { pod } => format!("IP of pod #{} of {}", pod.index, pod.deployment),

@@ -31,8 +31,8 @@ pub struct ScenarioFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum RawStep {
-    /// `createNamespace: test`
-    CreateNamespace(SpannedStr),
+    /// `createNamespace: test`, or `createNamespace: {name: dns-version, literal: true}`.
+    CreateNamespace(Spanned<RawNamespace>),
     /// Create a Deployment of netexec pods.
     CreateDeployment(RawDeployment),
     /// Create a StatefulSet: pods `<name>-0…`, each with hostname = pod name and subdomain = `serviceName`.
@@ -71,6 +71,54 @@ pub enum RawStep {
     MeasureDns(RawMeasureDns),
     /// Apply an action and measure how long the API, DNS and the data path take to reflect it.
     Converge(RawConverge),
+}
+
+/// `createNamespace`: a name, or a map with the name and whether it is literal.
+#[derive(Debug)]
+pub enum RawNamespace {
+    /// `createNamespace: test` — a target may give it a run-unique real name (and rewrites DNS names to match).
+    Name(String),
+    /// `createNamespace: {name: dns-version, literal: true}`.
+    Spec {
+        /// The namespace name.
+        name: SpannedStr,
+        /// Keep exactly this name on every target (for names that only work as written, like `dns-version`).
+        literal: bool,
+    },
+}
+
+impl<'de> Deserialize<'de> for RawNamespace {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawNamespace;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a namespace name or `{name: NAME, literal: true}`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawNamespace, E> {
+                Ok(RawNamespace::Name(v.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawNamespace, A::Error> {
+                // By hand rather than `untagged`: the fields keep their spans and unknown keys are named.
+                let (mut name, mut literal) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "name" if name.is_some() => return Err(serde::de::Error::duplicate_field("name")),
+                        "name" => name = Some(map.next_value::<SpannedStr>()?),
+                        "literal" if literal.is_some() => return Err(serde::de::Error::duplicate_field("literal")),
+                        "literal" => literal = Some(map.next_value::<bool>()?),
+                        other => return Err(serde::de::Error::unknown_field(other, &["name", "literal"])),
+                    }
+                }
+                let name = name.ok_or_else(|| serde::de::Error::missing_field("name"))?;
+                Ok(RawNamespace::Spec { name, literal: literal.unwrap_or(false) })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `createServices`.

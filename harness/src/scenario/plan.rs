@@ -37,6 +37,11 @@ pub struct Step {
 pub enum StepKind {
     /// Change the cluster.
     Action(Action),
+    /// Create a namespace under exactly this name on every target (`createNamespace: {name, literal: true}`).
+    LiteralNamespace {
+        /// The name, used verbatim.
+        name: String,
+    },
     /// Poll until the check holds or the timeout runs out.
     Assert(Assertion),
     /// Apply an action, then measure how long endpoints, DNS and traffic take to reflect it.
@@ -52,6 +57,8 @@ pub struct Converge {
     pub service: ObjectRef,
     /// The workload behind it.
     pub deployment: ObjectRef,
+    /// The workload's replica count once the action is applied.
+    pub replicas: u32,
     /// Namespace DNS and traffic are probed from.
     pub from: String,
     /// How long all three may take.
@@ -311,11 +318,15 @@ pub enum PodSet {
     ReadyPodsOf {
         /// The deployment.
         deployment: ObjectRef,
+        /// Its replica count at this step: the set is known once that many live pods exist.
+        replicas: u32,
     },
     /// All live (not terminating) pods of a deployment.
     PodsOf {
         /// The deployment.
         deployment: ObjectRef,
+        /// Its replica count at this step: the set is known once that many live pods exist.
+        replicas: u32,
     },
     /// The terminating pods of a deployment.
     TerminatingPodsOf {
@@ -337,6 +348,8 @@ pub enum ExpectedRecord {
     ReadyPodIpsOf {
         /// The deployment.
         deployment: ObjectRef,
+        /// Its replica count at this step.
+        replicas: u32,
     },
     /// A literal address.
     Ip {

@@ -230,10 +230,23 @@ impl Validator {
         }
     }
 
+    /// A workload that must exist here, with its replica count at this step.
+    fn workload_ref(&mut self, default_ns: &str, s: &SpannedStr) -> Option<(ObjectRef, u32)> {
+        let deployment = self.deployment(default_ns, s)?;
+        let replicas = self.deployments[&deployment].replicas;
+        Some((deployment, replicas))
+    }
+
     fn pod_set(&mut self, default_ns: &str, at: &Location, set: &RawPodSet) -> Option<PodSet> {
         match (&set.ready_pods_of, &set.pods_of, &set.terminating_pods_of) {
-            (Some(d), None, None) => Some(PodSet::ReadyPodsOf { deployment: self.deployment(default_ns, d)? }),
-            (None, Some(d), None) => Some(PodSet::PodsOf { deployment: self.deployment(default_ns, d)? }),
+            (Some(d), None, None) => {
+                let (deployment, replicas) = self.workload_ref(default_ns, d)?;
+                Some(PodSet::ReadyPodsOf { deployment, replicas })
+            }
+            (None, Some(d), None) => {
+                let (deployment, replicas) = self.workload_ref(default_ns, d)?;
+                Some(PodSet::PodsOf { deployment, replicas })
+            }
             (None, None, Some(d)) => Some(PodSet::TerminatingPodsOf { deployment: self.deployment(default_ns, d)? }),
             _ => {
                 self.err(at, "a pod set needs exactly one of `readyPodsOf`, `podsOf`, `terminatingPodsOf`");
@@ -267,16 +280,7 @@ impl Validator {
     fn step(&mut self, step: &Spanned<RawStep>) -> Option<StepKind> {
         let at = step.referenced;
         Some(match &step.value {
-            RawStep::CreateNamespace(ns) => {
-                if !self.label("namespace", ns, false) {
-                    return None;
-                }
-                if !self.namespaces.insert(ns.value.clone()) {
-                    self.err(&ns.referenced, format!("namespace `{}` already exists", ns.value));
-                    return None;
-                }
-                StepKind::Action(Action::CreateNamespace { name: ns.value.clone() })
-            }
+            RawStep::CreateNamespace(ns) => return self.create_namespace(ns),
             RawStep::CreateDeployment(d) => StepKind::Action(self.create_deployment(d)?),
             RawStep::CreateStatefulSet(d) => StepKind::Action(self.create_stateful_set(d)?),
             RawStep::CreateExternalName(e) => {
@@ -477,9 +481,9 @@ impl Validator {
                 let ns = self.namespace(&c.namespace)?;
                 let from = self.namespace(&c.from)?;
                 let service = self.service(&ns, &c.service)?;
-                let deployment = self.deployment(&ns, &c.deployment)?;
+                let (deployment, replicas) = self.workload_ref(&ns, &c.deployment)?;
                 let timeout = self.timeout(&c.timeout);
-                StepKind::Converge(Converge { action, service, deployment, from, timeout })
+                StepKind::Converge(Converge { action, service, deployment, replicas, from, timeout })
             }
             RawStep::ExpectConnect(e) => {
                 let from = self.namespace(&e.from)?;
@@ -503,6 +507,39 @@ impl Validator {
                     check: Check::Connect { from, service, port: e.port.value, outcome },
                 })
             }
+        })
+    }
+
+    /// `createNamespace`: a DNS-1123 label, not created before; a literal one must not look like a generated or a
+    /// system namespace.
+    fn create_namespace(&mut self, raw: &Spanned<RawNamespace>) -> Option<StepKind> {
+        let (ns, literal) = match &raw.value {
+            RawNamespace::Name(name) => {
+                (SpannedStr { value: name.clone(), referenced: raw.referenced, defined: raw.defined }, false)
+            }
+            RawNamespace::Spec { name, literal } => (name.clone(), *literal),
+        };
+        if !self.label("namespace", &ns, false) {
+            return None;
+        }
+        if literal && (ns.value.starts_with("svcb-") || ns.value.starts_with("kube-")) {
+            self.err(
+                &ns.referenced,
+                format!(
+                    "literal namespace `{}`: `svcb-` is the prefix of generated namespaces and `kube-` is reserved",
+                    ns.value
+                ),
+            );
+            return None;
+        }
+        if !self.namespaces.insert(ns.value.clone()) {
+            self.err(&ns.referenced, format!("namespace `{}` already exists", ns.value));
+            return None;
+        }
+        Some(if literal {
+            StepKind::LiteralNamespace { name: ns.value }
+        } else {
+            StepKind::Action(Action::CreateNamespace { name: ns.value })
         })
     }
 
@@ -908,7 +945,8 @@ impl Validator {
             }
             ExpectedRecord::ClusterIpOf { service }
         } else if let Some(d) = &v.ready_pod_ips_of {
-            ExpectedRecord::ReadyPodIpsOf { deployment: self.deployment(from, d)? }
+            let (deployment, replicas) = self.workload_ref(from, d)?;
+            ExpectedRecord::ReadyPodIpsOf { deployment, replicas }
         } else if let Some(p) = &v.pod_ip_of {
             let deployment = self.deployment(from, &p.value.deployment)?;
             let replicas = self.deployments[&deployment].replicas;
@@ -1164,4 +1202,40 @@ impl Validator {
 fn enum_from_str<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     let try_parse = |s: &str| serde_json::from_value::<T>(serde_json::Value::String(s.to_owned())).ok();
     try_parse(s).or_else(|| try_parse(&s.to_uppercase())).or_else(|| try_parse(&s.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(yaml_steps: &str) -> Vec<StepKind> {
+        let text = format!("name: t\ndescription: d\nsteps:\n{yaml_steps}");
+        parse(Path::new("t.yaml"), &text).unwrap_or_else(|e| panic!("{e}")).steps.into_iter().map(|s| s.kind).collect()
+    }
+
+    #[test]
+    fn namespaces_are_renamable_unless_literal() {
+        let kinds = steps(
+            "  - createNamespace: test\n  - createNamespace: {name: other}\n  \
+             - createNamespace: {name: dns-version, literal: true}\n  - createNamespace: {name: plain, literal: false}\n",
+        );
+        assert!(matches!(&kinds[0], StepKind::Action(Action::CreateNamespace { name }) if name == "test"));
+        assert!(matches!(&kinds[1], StepKind::Action(Action::CreateNamespace { name }) if name == "other"));
+        assert!(matches!(&kinds[2], StepKind::LiteralNamespace { name } if name == "dns-version"));
+        assert!(matches!(&kinds[3], StepKind::Action(Action::CreateNamespace { name }) if name == "plain"));
+    }
+
+    #[test]
+    fn pod_sets_carry_the_replicas_of_their_step() {
+        let kinds = steps(
+            "  - createNamespace: test\n  - createDeployment: {namespace: test, name: web, replicas: 3}\n  \
+             - expose: {namespace: test, deployment: web, port: 80}\n  - scale: {namespace: test, deployment: web, replicas: 1}\n  \
+             - expectEndpoints: {namespace: test, service: web, ready: {readyPodsOf: web}, notReady: {podsOf: web}}\n",
+        );
+        let StepKind::Assert(Assertion { check: Check::Endpoints { ready, not_ready, .. }, .. }) = &kinds[4] else {
+            panic!("not an endpoints check: {:?}", kinds[4]);
+        };
+        assert!(matches!(ready, Some(PodSet::ReadyPodsOf { replicas: 1, .. })), "{ready:?}");
+        assert!(matches!(not_ready, Some(PodSet::PodsOf { replicas: 1, .. })), "{not_ready:?}");
+    }
 }

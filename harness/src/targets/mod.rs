@@ -52,6 +52,26 @@ pub trait Target: Send + Sync {
     /// Runs a probe from a pod in namespace `from`.
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError>;
 
+    /// Creates a namespace under exactly `name` (`createNamespace: {name, literal: true}`), for scenarios whose DNS
+    /// names depend on it. A target that gives namespaces run-unique names must not rename this one; the default is
+    /// an ordinary namespace, for targets that keep names as written.
+    async fn create_literal_namespace(&self, name: &str) -> Result<(), TargetError> {
+        self.apply(&Action::CreateNamespace { name: name.to_owned() }).await
+    }
+
+    /// Each of `services` (`None` when it does not exist) with its EndpointSlices, for bulk checks. A target whose
+    /// API calls each cost a round trip answers with a few list calls; the default asks service by service.
+    async fn services_with_slices(&self, services: &[ObjectRef]) -> Result<Vec<Option<ServiceState>>, TargetError> {
+        let mut out = Vec::with_capacity(services.len());
+        for s in services {
+            out.push(match self.service(s).await? {
+                Some(service) => Some(ServiceState { service, slices: self.endpoint_slices(s).await? }),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
     /// The cluster domain (`cluster.local`).
     fn cluster_domain(&self) -> String {
         "cluster.local".into()

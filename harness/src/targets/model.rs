@@ -86,3 +86,12 @@ pub struct EndpointView {
     /// `targetRef.name`.
     pub pod: Option<String>,
 }
+
+/// A Service with its EndpointSlices, as bulk checks read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The Service.
+    pub service: ServiceView,
+    /// Its EndpointSlices.
+    pub slices: Vec<EndpointSliceView>,
+}
