@@ -1,57 +1,28 @@
 //! The kube target against a mocked API server. No Kubernetes API server can run on these machines, so this is
 //! the one place svcbench uses a mock: kube's own pattern (`tower_test::mock::pair` + `kube::Client::new`). The
 //! tests assert the requests the target makes (method, path, body) for every action, the mapping of real
-//! EndpointSlice JSON to the endpoint model, and the error paths users hit.
+//! EndpointSlice JSON to the endpoint model, and the error paths users hit; `flows` runs whole steps (waits,
+//! batched bulk checks, pod sets that are not there yet) against a routing mock.
+
+#[path = "kube_mock/flows.rs"]
+mod flows;
+#[path = "kube_mock/mock.rs"]
+mod mock;
 
 use std::time::Duration;
 
-use http::{Request, Response};
-use http_body_util::BodyExt;
+use http::Response;
 use kube::client::Body;
+use mock::{ApiHandle, default_sa, expect, ns_object, target};
 use serde_json::{Value, json};
 use svcbench::{
     probe::{ProbeRequest, ProbeResponse},
     scenario::{
-        Action, ContainerPort, DeploymentSpec, ObjectRef, PodRef, Protocol, QueryType, ResolverFlavour,
-        ServicePortSpec, ServiceSpec, TargetPort, Transport,
+        Action, ContainerPort, DeploymentSpec, ObjectRef, Protocol, QueryType, ResolverFlavour, ServicePortSpec,
+        ServiceSpec, TargetPort, Transport,
     },
-    targets::{
-        Target, TargetError,
-        kube::{KubeConfig, KubeTarget},
-    },
+    targets::{Target, TargetError, kube::KubeTarget},
 };
-use tower_test::mock::{self, Handle};
-
-type ApiHandle = Handle<Request<Body>, Response<Body>>;
-
-fn target() -> (KubeTarget, ApiHandle) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let config = KubeConfig { agent_ready_timeout: Duration::from_secs(3), ..KubeConfig::default() };
-    (KubeTarget::with_client(client, config, "t1"), handle)
-}
-
-/// Takes the next request, checks method and path (+query), answers `status` with `body`; returns the request body.
-async fn expect(handle: &mut ApiHandle, method: &str, path: &str, status: u16, body: Value) -> Value {
-    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
-        .await
-        .unwrap_or_else(|_| panic!("no request arrived; expected {method} {path}"))
-        .expect("client dropped");
-    assert_eq!(request.method().as_str(), method, "method of {}", request.uri());
-    let got = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    assert!(got.starts_with(path), "expected {method} {path}, got {got}");
-    let bytes = request.into_body().collect().await.expect("request body").to_bytes();
-    let sent: Value =
-        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON request body") };
-    send.send_response(
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap(),
-    );
-    sent
-}
 
 async fn apply(t: &KubeTarget, a: Action) -> Result<(), TargetError> {
     t.apply(&a).await
@@ -61,11 +32,8 @@ async fn probe(t: &KubeTarget, r: ProbeRequest) -> Result<ProbeResponse, TargetE
     t.probe("test", &r).await
 }
 
-fn ns_object(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn deployment_spec(name: &str, stateful: bool) -> DeploymentSpec {
+/// A workload `test/<name>` of 2 netexec replicas on named port `http` 8080.
+pub fn deployment_spec(name: &str, stateful: bool) -> DeploymentSpec {
     DeploymentSpec {
         object: ObjectRef { namespace: "test".into(), name: name.into() },
         replicas: 2,
@@ -83,11 +51,15 @@ fn forbidden(verb: &str, resource: &str) -> Value {
         "message": format!("{resource} is forbidden: User \"system:serviceaccount:ci:svcbench\" cannot {verb} resource \"{resource}\" in API group \"\" in the namespace \"svcb-t1-test\"")})
 }
 
-async fn create_namespace(t: &KubeTarget, h: &mut ApiHandle) {
-    let (r, body) = tokio::join!(
-        apply(t, Action::CreateNamespace { name: "test".into() }),
-        expect(h, "POST", "/api/v1/namespaces", 201, ns_object("svcb-t1-test"))
-    );
+/// Creates namespace `test` (real `svcb-t1-test`), whose `default` ServiceAccount exists at once.
+pub async fn create_namespace(t: &KubeTarget, h: &mut ApiHandle) {
+    let server = async {
+        let body = expect(h, "POST", "/api/v1/namespaces", 201, ns_object("svcb-t1-test")).await;
+        expect(h, "GET", "/api/v1/namespaces/svcb-t1-test/serviceaccounts/default", 200, default_sa("svcb-t1-test"))
+            .await;
+        body
+    };
+    let (r, body) = tokio::join!(apply(t, Action::CreateNamespace { name: "test".into() }), server);
     r.unwrap();
     assert_eq!(body["metadata"]["name"], "svcb-t1-test");
     assert_eq!(body["metadata"]["labels"]["svcbench.io/run"], "t1");
@@ -164,7 +136,7 @@ async fn every_action_maps_to_the_api() {
 
     // ExternalName.
     let ext = ServiceSpec {
-        external_name: Some("db.example.com".into()),
+        external_name: Some("web.test.svc.cluster.local".into()),
         headless: false,
         session_affinity: None,
         ..svc.clone()
@@ -176,7 +148,10 @@ async fn every_action_maps_to_the_api() {
     );
     r.unwrap();
     assert_eq!(body["spec"]["type"], "ExternalName");
-    assert_eq!(body["spec"]["externalName"], "db.example.com");
+    assert_eq!(
+        body["spec"]["externalName"], "web.svcb-t1-test.svc.cluster.local",
+        "an ExternalName into a scenario namespace is renamed with it"
+    );
 
     // Scale: a merge patch of spec.replicas.
     let web = ObjectRef { namespace: "test".into(), name: "web".into() };
@@ -192,26 +167,6 @@ async fn every_action_maps_to_the_api() {
     );
     r.unwrap();
     assert_eq!(body, json!({"spec": {"replicas": 5}}));
-
-    // Readiness flip: list pods, then netexec /shell through the pod proxy.
-    let pods = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
-        {"metadata": {"name": "web-b", "namespace": "svcb-t1-test", "creationTimestamp": "2026-01-01T00:00:02Z"}, "status": {"podIP": "10.0.0.3"}},
-        {"metadata": {"name": "web-a", "namespace": "svcb-t1-test", "creationTimestamp": "2026-01-01T00:00:01Z"}, "status": {"podIP": "10.0.0.2"}}
-    ]});
-    let flip = apply(&t, Action::SetPodReady { pod: PodRef { deployment: web.clone(), index: 0 }, ready: false });
-    let server = async {
-        expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/pods?&labelSelector=app%3Dweb", 200, pods).await;
-        let (request, send) = h.next_request().await.unwrap();
-        assert_eq!(
-            request.uri().path(),
-            "/api/v1/namespaces/svcb-t1-test/pods/web-a:8080/proxy/shell",
-            "oldest pod first"
-        );
-        assert!(request.uri().query().unwrap().contains("touch%20%2Ftmp%2Fsvcbench-not-ready"));
-        send.send_response(Response::builder().body(Body::from(b"{}".to_vec())).unwrap());
-    };
-    let (r, ()) = tokio::join!(flip, server);
-    r.unwrap();
 
     // Deletes.
     let (r, _) = tokio::join!(
@@ -311,8 +266,7 @@ async fn probes_go_through_the_agent_with_names_rewritten_both_ways() {
                    "soa_in_authority": true, "ttls": [], "transport": "udp"},
                   {"name": "nginx.svcb-t1-test.svc.cluster.local.", "rcode": "NOERROR", "records": [{"type": "ADDRESS", "ip": "10.96.0.20"}],
                    "authoritative": true, "soa_in_authority": false, "ttls": [30], "transport": "udp"}]});
-    let ready_pod = json!({"metadata": {"name": "svcbench-agent", "namespace": "svcb-t1-test"},
-        "status": {"podIP": "10.244.0.9", "conditions": [{"type": "Ready", "status": "True"}]}});
+    let ready_pod = mock::ready_agent("svcb-t1-test");
     let server = async {
         let body = expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 201, ready_pod.clone()).await;
         assert!(body["spec"]["containers"][0]["image"].as_str().unwrap().contains("svcbench-agent"));
@@ -420,4 +374,66 @@ async fn unreachable_api_server_fails_fast() {
 fn target_error_is_displayable() {
     let e = TargetError::Rejected("x".into());
     assert_eq!(e.to_string(), "x");
+}
+
+/// `harness/rbac.yaml` parses as the Kubernetes types it declares, grants every call the kube target makes, and its
+/// admission policy admits every literal namespace a shipped scenario declares.
+#[test]
+fn rbac_grants_what_the_target_calls_and_admits_the_literal_namespaces() {
+    use k8s_openapi::api::{
+        admissionregistration::v1::ValidatingAdmissionPolicy,
+        rbac::v1::{ClusterRole, ClusterRoleBinding},
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("rbac.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let of_kind = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind}")).clone();
+    let role: ClusterRole = serde_json::from_value(of_kind("ClusterRole")).unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(of_kind("ClusterRoleBinding")).unwrap();
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(of_kind("ValidatingAdmissionPolicy")).unwrap();
+    let grants = |group: &str, resource: &str, verb: &str| {
+        role.rules.iter().flatten().any(|r| {
+            r.api_groups.iter().flatten().any(|g| g == group)
+                && r.resources.iter().flatten().any(|x| x == resource)
+                && r.verbs.iter().any(|v| v == verb)
+        })
+    };
+    for (group, resource, verbs) in [
+        ("", "namespaces", &["create", "delete", "get", "list"][..]),
+        ("", "serviceaccounts", &["get"]),
+        ("", "services", &["create", "delete", "get", "list"]),
+        ("", "pods", &["create", "get", "list"]),
+        ("", "pods/proxy", &["get", "create"]),
+        ("apps", "deployments", &["create", "delete", "get", "list", "patch"]),
+        ("apps", "statefulsets", &["create", "delete", "get", "list", "patch"]),
+        ("discovery.k8s.io", "endpointslices", &["get", "list"]),
+    ] {
+        for verb in verbs {
+            assert!(grants(group, resource, verb), "rbac.yaml does not grant {verb} {resource}");
+        }
+    }
+    assert!(!grants("", "secrets", "get"), "no Secrets");
+    let subject = &binding.subjects.as_ref().unwrap()[0];
+    let username = format!("system:serviceaccount:{}:{}", subject.namespace.as_deref().unwrap(), subject.name);
+    let spec = policy.spec.unwrap();
+    let condition = &spec.match_conditions.as_ref().unwrap()[0].expression;
+    assert!(condition.contains(&format!("'{username}'")), "the policy scopes the bound ServiceAccount: {condition}");
+    let names =
+        spec.variables.iter().flatten().find(|v| v.name == "svcbenchName").expect("svcbenchName").expression.clone();
+    assert!(names.contains("startsWith('svcb-')"), "{names}");
+    let scenarios = svcbench::scenario::discover(&root.join("../scenarios")).unwrap();
+    let mut literal = Vec::new();
+    for file in scenarios {
+        for step in svcbench::scenario::load(&file).unwrap().steps {
+            if let svcbench::scenario::StepKind::LiteralNamespace { name } = step.kind {
+                assert!(
+                    names.contains(&format!("'{name}'")),
+                    "{}: literal namespace {name} is not in rbac.yaml's policy",
+                    file.display()
+                );
+                literal.push(name);
+            }
+        }
+    }
+    assert_eq!(literal, ["dns-version"]);
 }

@@ -2,7 +2,10 @@
 //! across Kubernetes versions `endpoints` may be `null` on an empty slice and conditions may be missing (nil `ready`
 //! means ready, nil `serving` means "same as ready", nil `terminating` means not terminating).
 
-use std::net::IpAddr;
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use serde::Deserialize;
@@ -41,7 +44,12 @@ pub struct Slice {
 pub struct SliceMeta {
     /// Name.
     pub name: String,
+    /// Labels (`kubernetes.io/service-name` names the slice's service).
+    pub labels: Option<BTreeMap<String, String>>,
 }
+
+/// The label naming an EndpointSlice's service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// One endpoint.
 #[derive(Debug, Deserialize, Default)]
@@ -97,43 +105,60 @@ fn protocol(p: Option<&str>) -> Protocol {
 
 /// Maps the slices of a list to the view model (FQDN slices are skipped: they carry no IPs).
 pub fn slices(list: SliceList) -> Vec<EndpointSliceView> {
-    list.items
-        .into_iter()
-        .filter(|s| s.address_type != "FQDN")
-        .map(|s| EndpointSliceView {
-            name: s.metadata.name,
-            ports: s
-                .ports
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|p| {
-                    Some(EndpointPortView {
-                        name: p.name.filter(|n| !n.is_empty()),
-                        port: u16::try_from(p.port?).ok()?,
-                        protocol: protocol(p.protocol.as_deref()),
-                    })
+    list.items.into_iter().filter_map(slice).collect()
+}
+
+/// The slices of a namespace-wide list, by the service their `kubernetes.io/service-name` label names.
+pub fn slices_by_service(list: SliceList) -> HashMap<String, Vec<EndpointSliceView>> {
+    let mut out: HashMap<String, Vec<EndpointSliceView>> = HashMap::new();
+    for s in list.items {
+        let Some(service) = s.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned() else {
+            continue;
+        };
+        if let Some(view) = slice(s) {
+            out.entry(service).or_default().push(view);
+        }
+    }
+    out
+}
+
+fn slice(s: Slice) -> Option<EndpointSliceView> {
+    if s.address_type == "FQDN" {
+        return None;
+    }
+    Some(EndpointSliceView {
+        name: s.metadata.name,
+        ports: s
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                Some(EndpointPortView {
+                    name: p.name.filter(|n| !n.is_empty()),
+                    port: u16::try_from(p.port?).ok()?,
+                    protocol: protocol(p.protocol.as_deref()),
                 })
-                .collect(),
-            endpoints: s
-                .endpoints
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|e| {
-                    let address: IpAddr = e.addresses.first()?.parse().ok()?;
-                    let c = e.conditions.unwrap_or_default();
-                    let ready = c.ready.unwrap_or(true);
-                    Some(EndpointView {
-                        address,
-                        ready,
-                        serving: c.serving.unwrap_or(ready),
-                        terminating: c.terminating.unwrap_or(false),
-                        hostname: e.hostname,
-                        pod: e.target_ref.filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name),
-                    })
+            })
+            .collect(),
+        endpoints: s
+            .endpoints
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| {
+                let address: IpAddr = e.addresses.first()?.parse().ok()?;
+                let c = e.conditions.unwrap_or_default();
+                let ready = c.ready.unwrap_or(true);
+                Some(EndpointView {
+                    address,
+                    ready,
+                    serving: c.serving.unwrap_or(ready),
+                    terminating: c.terminating.unwrap_or(false),
+                    hostname: e.hostname,
+                    pod: e.target_ref.filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name),
                 })
-                .collect(),
-        })
-        .collect()
+            })
+            .collect(),
+    })
 }
 
 /// A Service → view (namespace mapped back to its logical name).
@@ -170,9 +195,13 @@ pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
     })
 }
 
-/// A Pod → view, if it has an IP.
+/// A Pod → view, if it has an IP and has not finished (a `Failed` or `Succeeded` pod is not live: its controller
+/// replaces it).
 pub fn pod(p: &Pod, names: &NamespaceMap) -> Option<PodView> {
     let status = p.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Failed" | "Succeeded")) {
+        return None;
+    }
     let ip = status.pod_ip.as_deref()?.parse().ok()?;
     let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
     Some(PodView {
@@ -227,5 +256,23 @@ mod tests {
         // No conditions: ready (nil means ready), serving follows ready.
         assert_eq!((e[2].ready, e[2].serving, e[2].terminating), (true, true, false));
         assert!(views[1].endpoints.is_empty() && views[1].ports.is_empty());
+        let by_service = slices_by_service(serde_json::from_str(DOC_SLICES).unwrap());
+        assert_eq!(by_service.len(), 1, "slices without the service-name label are not anyone's");
+        assert_eq!(by_service["example"].len(), 1);
+        assert_eq!(by_service["example"][0].endpoints.len(), 3);
+    }
+
+    #[test]
+    fn finished_pods_are_not_live() {
+        let pod = |phase: &str| -> Pod {
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "p"}, "status": {"phase": phase, "podIP": "10.0.0.1"}}),
+            )
+            .unwrap()
+        };
+        assert!(super::pod(&pod("Running"), &NamespaceMap::default()).is_some());
+        assert!(super::pod(&pod("Pending"), &NamespaceMap::default()).is_some(), "an IP is enough to count");
+        assert!(super::pod(&pod("Failed"), &NamespaceMap::default()).is_none());
+        assert!(super::pod(&pod("Succeeded"), &NamespaceMap::default()).is_none());
     }
 }

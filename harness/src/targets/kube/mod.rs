@@ -3,16 +3,22 @@
 //! Every scenario gets fresh namespaces `svcb-<run>-<name>` labelled with the run id, deleted at the end (also on
 //! failure and Ctrl-C; `svcbench cleanup` removes leftovers by label). Backends are agnhost netexec; probes run in
 //! an agent pod (`svcbench agent`) in the namespace the scenario says, reached through the API server's pod proxy,
-//! so DNS and traffic are measured from inside the cluster with the pod's real resolv.conf.
+//! so DNS and traffic are measured from inside the cluster with the pod's real resolv.conf. A namespace a scenario
+//! declares literal (`createNamespace: {name, literal: true}`) keeps its name, and is labelled and deleted like the
+//! others.
+//!
+//! Nothing here knows which cluster it talks to: kind, a cloud cluster or the local lab are all a kubeconfig.
 
 pub mod convert;
 pub mod names;
 pub mod objects;
+pub mod proxy;
+mod setup;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -27,9 +33,9 @@ use kube::{
 pub use names::NamespaceMap;
 pub use objects::Images;
 
-use super::{EndpointSliceView, PodView, ServiceView, Target, TargetError};
+use super::{EndpointSliceView, PodView, ServiceState, ServiceView, Target, TargetError};
 use crate::{
-    probe::{ProbeRequest, ProbeResponse, batch::BatchResult, dns::DnsRecord},
+    probe::{ProbeRequest, ProbeResponse},
     scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
 };
 
@@ -44,6 +50,9 @@ pub struct KubeConfig {
     pub cluster_domain: String,
     /// How long an agent pod may take to become ready.
     pub agent_ready_timeout: Duration,
+    /// How long an action waits for what it needs: a new namespace's `default` ServiceAccount, the pods
+    /// `setPodReady` addresses, an earlier run's namespace of a literal name to finish terminating.
+    pub settle_timeout: Duration,
 }
 
 impl Default for KubeConfig {
@@ -53,6 +62,7 @@ impl Default for KubeConfig {
             images: Images::default(),
             cluster_domain: "cluster.local".into(),
             agent_ready_timeout: Duration::from_secs(120),
+            settle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -95,6 +105,15 @@ pub struct KubeTarget {
 /// Turns a kube error into a message a user can act on.
 pub fn explain(e: kube::Error, what: &str) -> TargetError {
     match e {
+        // The ServiceAccount admission plugin refuses pods (403) until the namespace's ServiceAccount exists.
+        kube::Error::Api(status)
+            if status.code == 403 && status.message.contains("error looking up service account") =>
+        {
+            TargetError::Other(format!(
+                "{what}: the namespace's ServiceAccount does not exist yet (not an RBAC problem): {}",
+                status.message
+            ))
+        }
         kube::Error::Api(status) if status.code == 403 => TargetError::Other(format!(
             "RBAC forbidden while trying to {what}: {} (grant it with harness/rbac.yaml)",
             status.message
@@ -105,12 +124,12 @@ pub fn explain(e: kube::Error, what: &str) -> TargetError {
         kube::Error::Api(status) if status.code == 409 => {
             TargetError::Rejected(format!("{what}: already exists ({})", status.message))
         }
-        // Not a Kubernetes Status (the agent answers `{"error": …}` through the pod proxy): its text is the message.
+        // Not a Kubernetes Status: kube-rs keeps the body's text as the message.
         kube::Error::Api(status) if status.reason == "Failed to parse error data" => {
             TargetError::Other(format!("{what}: HTTP {}: {}", status.code, status.message))
         }
         kube::Error::Api(status) => {
-            TargetError::Other(format!("{what}: API error {} {}: {}", status.code, status.reason, status.message))
+            TargetError::Other(format!("{what}: HTTP {} {}: {}", status.code, status.reason, status.message))
         }
         kube::Error::HyperError(e) => TargetError::Other(format!("{what}: API server unreachable: {e}")),
         kube::Error::Service(e) => TargetError::Other(format!("{what}: API server unreachable: {e}")),
@@ -199,13 +218,16 @@ impl KubeTarget {
     async fn create_service(&self, spec: &ServiceSpec) -> Result<(), TargetError> {
         let ns = self.real_ns(&spec.object.namespace);
         let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
-        api.create(&PostParams::default(), &objects::service(spec, &ns, &self.run))
+        // An ExternalName may point at a service of this scenario: its namespace is renamed like any other.
+        let mut spec = spec.clone();
+        spec.external_name = spec.external_name.map(|n| self.names().external_name_to_real(&n));
+        api.create(&PostParams::default(), &objects::service(&spec, &ns, &self.run))
             .await
             .map_err(|e| explain(e, &format!("create service {}", spec.object)))?;
         Ok(())
     }
 
-    /// The live pods of a workload, oldest first (ties by name, which orders StatefulSet ordinals).
+    /// The pods of a workload, oldest first (ties by name, which orders StatefulSet ordinals).
     async fn workload_pods(&self, obj: &ObjectRef) -> Result<Vec<Pod>, TargetError> {
         let w = self.workload(obj)?;
         let selector = w.spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
@@ -220,94 +242,6 @@ impl KubeTarget {
             key(a).cmp(&key(b))
         });
         Ok(pods)
-    }
-
-    /// Makes sure the namespace's agent pod exists and is ready; explains image pull failures and stuck pods.
-    async fn ensure_agent(&self, ns: &str) -> Result<(), TargetError> {
-        if self.agents.lock().expect("agents lock").iter().any(|a| a == ns) {
-            return Ok(());
-        }
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        match api.create(&PostParams::default(), &objects::agent_pod(ns, &self.run, &self.config.images)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(explain(e, &format!("create the agent pod in {ns}"))),
-        }
-        let deadline = Instant::now() + self.config.agent_ready_timeout;
-        loop {
-            let pod =
-                api.get(objects::AGENT_NAME).await.map_err(|e| explain(e, &format!("read the agent pod in {ns}")))?;
-            if convert::pod(&pod, &NamespaceMap::default()).is_some_and(|view| view.ready) {
-                self.agents.lock().expect("agents lock").push(ns.to_owned());
-                return Ok(());
-            }
-            if let Some(problem) = pod_problem(&pod)
-                && (problem.contains("image") || Instant::now() >= deadline)
-            {
-                return Err(TargetError::Other(format!("agent pod {ns}/{}: {problem}", objects::AGENT_NAME)));
-            }
-            if Instant::now() >= deadline {
-                return Err(TargetError::Other(format!(
-                    "agent pod {ns}/{} not ready after {:?}: {}",
-                    objects::AGENT_NAME,
-                    self.config.agent_ready_timeout,
-                    pod_conditions(&pod)
-                )));
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    fn rewrite_request(&self, request: &ProbeRequest) -> ProbeRequest {
-        let names = self.names();
-        let mut r = request.clone();
-        match &mut r {
-            ProbeRequest::Dns { name, .. } => *name = names.name_to_real(name),
-            ProbeRequest::Http { host, .. } => *host = names.name_to_real(host),
-            ProbeRequest::Load(spec) => spec.host = names.name_to_real(&spec.host),
-            ProbeRequest::DnsLoad(spec) => spec.names = spec.names.iter().map(|n| names.name_to_real(n)).collect(),
-            ProbeRequest::Batch(spec) => spec.probes = spec.probes.iter().map(|p| self.rewrite_request(p)).collect(),
-            ProbeRequest::ResolvConf | ProbeRequest::Connect { .. } => {}
-        }
-        r
-    }
-
-    fn rewrite_response(&self, response: ProbeResponse) -> ProbeResponse {
-        let names = self.names();
-        let record = |r: DnsRecord| match r {
-            DnsRecord::Srv { priority, weight, port, target } => {
-                DnsRecord::Srv { priority, weight, port, target: names.name_to_logical(&target) }
-            }
-            DnsRecord::Ptr { target } => DnsRecord::Ptr { target: names.name_to_logical(&target) },
-            DnsRecord::Cname { target } => DnsRecord::Cname { target: names.name_to_logical(&target) },
-            other => other,
-        };
-        match response {
-            ProbeResponse::Dns(mut lookup) => {
-                lookup.name = names.name_to_logical(&lookup.name);
-                lookup.records = lookup.records.into_iter().map(record).collect();
-                for t in &mut lookup.tried {
-                    t.name = names.name_to_logical(&t.name);
-                    t.records = std::mem::take(&mut t.records).into_iter().map(record).collect();
-                }
-                ProbeResponse::Dns(lookup)
-            }
-            ProbeResponse::ResolvConf(mut conf) => {
-                conf.search = conf.search.iter().map(|s| names.name_to_logical(s)).collect();
-                ProbeResponse::ResolvConf(conf)
-            }
-            ProbeResponse::Batch(mut outcome) => {
-                outcome.results = std::mem::take(&mut outcome.results)
-                    .into_iter()
-                    .map(|r| match r {
-                        BatchResult::Ok(response) => BatchResult::Ok(self.rewrite_response(response)),
-                        error => error,
-                    })
-                    .collect();
-                ProbeResponse::Batch(outcome)
-            }
-            other => other,
-        }
     }
 
     /// Deletes every namespace labelled as svcbench's (all runs when `run` is `None`); returns their names.
@@ -337,37 +271,6 @@ impl KubeTarget {
     }
 }
 
-/// What is wrong with a pod that is not ready, if the status says (image pull, crash loop).
-fn pod_problem(pod: &Pod) -> Option<String> {
-    let status = pod.status.as_ref()?;
-    for cs in status.container_statuses.iter().flatten() {
-        if let Some(w) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let reason = w.reason.clone().unwrap_or_default();
-            let message = w.message.clone().unwrap_or_default();
-            if reason.contains("ImagePull") || reason == "ErrImagePull" || reason == "InvalidImageName" {
-                return Some(format!("image pull failure for {}: {reason}: {message}", cs.image));
-            }
-            if !reason.is_empty() && reason != "ContainerCreating" && reason != "PodInitializing" {
-                return Some(format!("container {} waiting: {reason}: {message}", cs.name));
-            }
-        }
-    }
-    None
-}
-
-fn pod_conditions(pod: &Pod) -> String {
-    let Some(status) = pod.status.as_ref() else { return "no status yet (not scheduled?)".into() };
-    let conditions: Vec<String> = status
-        .conditions
-        .iter()
-        .flatten()
-        .map(|c| {
-            format!("{}={}{}", c.type_, c.status, c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())
-        })
-        .collect();
-    format!("phase {}, conditions [{}]", status.phase.clone().unwrap_or_default(), conditions.join(", "))
-}
-
 #[async_trait]
 impl Target for KubeTarget {
     fn name(&self) -> &str {
@@ -386,14 +289,7 @@ impl Target for KubeTarget {
 
     async fn apply(&self, action: &Action) -> Result<(), TargetError> {
         match action {
-            Action::CreateNamespace { name } => {
-                let real = self.real_name(name);
-                let api: Api<Namespace> = Api::all(self.client.clone());
-                api.create(&PostParams::default(), &objects::namespace(&real, &self.run))
-                    .await
-                    .map_err(|e| explain(e, &format!("create namespace {real}")))?;
-                self.names.lock().expect("names lock").insert(name, &real);
-            }
+            Action::CreateNamespace { name } => self.create_namespace(name, &self.real_name(name)).await?,
             Action::CreateDeployment(spec) => {
                 let ns = self.real_ns(&spec.object.namespace);
                 if spec.stateful {
@@ -437,43 +333,12 @@ impl Target for KubeTarget {
                         .await
                         .map_err(|e| explain(e, &what))?;
                 }
+                // setPodReady waits for this many pods.
+                if let Some(w) = self.workloads.lock().expect("workloads lock").get_mut(deployment) {
+                    w.spec.replicas = *replicas;
+                }
             }
-            Action::SetPodReady { pod, ready } => {
-                let w = self.workload(&pod.deployment)?;
-                let pods: Vec<Pod> = self
-                    .workload_pods(&pod.deployment)
-                    .await?
-                    .into_iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .collect();
-                let target = pods.get(pod.index as usize).ok_or_else(|| {
-                    TargetError::Rejected(format!(
-                        "{} has no pod #{} ({} live pods)",
-                        pod.deployment,
-                        pod.index,
-                        pods.len()
-                    ))
-                })?;
-                let name = target.metadata.name.clone().unwrap_or_default();
-                let port = w.spec.ports.first().map_or(80, |p| p.port);
-                let cmd = if *ready {
-                    format!("rm -f {}", objects::NOT_READY_FILE)
-                } else {
-                    format!("touch {}", objects::NOT_READY_FILE)
-                };
-                // netexec's /shell runs the command in the container; the readiness probe watches the marker file.
-                let path = format!(
-                    "/api/v1/namespaces/{}/pods/{name}:{port}/proxy/shell?cmd={}",
-                    self.real_ns(&pod.deployment.namespace),
-                    cmd.replace(' ', "%20").replace('/', "%2F")
-                );
-                let request =
-                    http::Request::get(path).body(Vec::new()).map_err(|e| TargetError::Other(e.to_string()))?;
-                self.client
-                    .request_text(request)
-                    .await
-                    .map_err(|e| explain(e, &format!("toggle readiness of pod {name}")))?;
-            }
+            Action::SetPodReady { pod, ready } => self.set_pod_ready(pod, *ready).await?,
             Action::DeleteService { service } => {
                 let api: Api<Service> = Api::namespaced(self.client.clone(), &self.real_ns(&service.namespace));
                 api.delete(&service.name, &DeleteParams::background())
@@ -508,6 +373,40 @@ impl Target for KubeTarget {
         Ok(self.workload_pods(deployment).await?.iter().filter_map(|p| convert::pod(p, &names)).collect())
     }
 
+    async fn services_with_slices(&self, services: &[ObjectRef]) -> Result<Vec<Option<ServiceState>>, TargetError> {
+        // One list of services and one of EndpointSlices per namespace, instead of two calls per service.
+        let names = self.names();
+        let mut views = HashMap::new();
+        let mut slices = HashMap::new();
+        for ns in services.iter().map(|s| s.namespace.as_str()).collect::<BTreeSet<_>>() {
+            let real = names.real(ns);
+            let api: Api<Service> = Api::namespaced(self.client.clone(), &real);
+            let list =
+                api.list(&ListParams::default()).await.map_err(|e| explain(e, &format!("list services in {real}")))?;
+            for v in list.items.iter().filter_map(|s| convert::service(s, &names)) {
+                views.insert(ObjectRef { namespace: ns.to_owned(), name: v.name.clone() }, v);
+            }
+            let path = format!("/apis/discovery.k8s.io/v1/namespaces/{real}/endpointslices");
+            let request = http::Request::get(path).body(Vec::new()).map_err(|e| TargetError::Other(e.to_string()))?;
+            let list: convert::SliceList = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| explain(e, &format!("list endpointslices in {real}")))?;
+            for (service, s) in convert::slices_by_service(list) {
+                slices.insert(ObjectRef { namespace: ns.to_owned(), name: service }, s);
+            }
+        }
+        Ok(services
+            .iter()
+            .map(|s| {
+                views
+                    .get(s)
+                    .map(|v| ServiceState { service: v.clone(), slices: slices.get(s).cloned().unwrap_or_default() })
+            })
+            .collect())
+    }
+
     async fn endpoint_slices(&self, service: &ObjectRef) -> Result<Vec<EndpointSliceView>, TargetError> {
         let path = format!(
             "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{}",
@@ -523,15 +422,20 @@ impl Target for KubeTarget {
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {
         let ns = self.real_ns(from);
         self.ensure_agent(&ns).await?;
-        let body = serde_json::to_vec(&self.rewrite_request(request)).map_err(|e| TargetError::Other(e.to_string()))?;
+        let names = self.names();
+        let body =
+            serde_json::to_vec(&names.request_to_real(request)).map_err(|e| TargetError::Other(e.to_string()))?;
         let path = format!("/api/v1/namespaces/{ns}/pods/{}:{}/proxy/probe", objects::AGENT_NAME, objects::AGENT_PORT);
-        let http_request = http::Request::post(path)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|e| TargetError::Other(e.to_string()))?;
-        let response: ProbeResponse =
-            self.client.request(http_request).await.map_err(|e| explain(e, &format!("run a probe from {ns}")))?;
-        Ok(self.rewrite_response(response))
+        let what = format!("run a probe from {ns}");
+        let answer = proxy::post_json(&self.client, &path, body, &what).await?;
+        let response: ProbeResponse = serde_json::from_slice(&answer).map_err(|e| {
+            TargetError::Other(format!("{what}: not a probe answer ({e}): {}", String::from_utf8_lossy(&answer)))
+        })?;
+        Ok(names.response_to_logical(response))
+    }
+
+    async fn create_literal_namespace(&self, name: &str) -> Result<(), TargetError> {
+        self.create_namespace(name, name).await
     }
 
     fn cluster_domain(&self) -> String {

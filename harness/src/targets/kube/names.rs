@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::probe::{ProbeRequest, ProbeResponse, batch::BatchResult, dns::DnsRecord};
+
 /// The namespaces of one scenario run.
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceMap {
@@ -75,6 +77,70 @@ impl NamespaceMap {
     }
 }
 
+impl NamespaceMap {
+    /// An ExternalName target as a scenario wrote it → as the cluster must hold it. The target is an absolute name
+    /// (CoreDNS answers it as a CNAME), so only the labels before `svc` are namespaces.
+    pub fn external_name_to_real(&self, name: &str) -> String {
+        let absolute = self.name_to_real(&format!("{}.", name.trim_end_matches('.')));
+        if name.ends_with('.') { absolute } else { absolute.trim_end_matches('.').to_owned() }
+    }
+
+    /// A probe as the scenario asked it → as the agent must run it (names in real namespaces).
+    pub fn request_to_real(&self, request: &ProbeRequest) -> ProbeRequest {
+        let mut r = request.clone();
+        match &mut r {
+            ProbeRequest::Dns { name, .. } => *name = self.name_to_real(name),
+            ProbeRequest::Http { host, .. } => *host = self.name_to_real(host),
+            ProbeRequest::Load(spec) => spec.host = self.name_to_real(&spec.host),
+            ProbeRequest::DnsLoad(spec) => spec.names = spec.names.iter().map(|n| self.name_to_real(n)).collect(),
+            ProbeRequest::Batch(spec) => spec.probes = spec.probes.iter().map(|p| self.request_to_real(p)).collect(),
+            ProbeRequest::ResolvConf | ProbeRequest::Connect { .. } => {}
+        }
+        r
+    }
+
+    fn record_to_logical(&self, r: DnsRecord) -> DnsRecord {
+        match r {
+            DnsRecord::Srv { priority, weight, port, target } => {
+                DnsRecord::Srv { priority, weight, port, target: self.name_to_logical(&target) }
+            }
+            DnsRecord::Ptr { target } => DnsRecord::Ptr { target: self.name_to_logical(&target) },
+            DnsRecord::Cname { target } => DnsRecord::Cname { target: self.name_to_logical(&target) },
+            other => other,
+        }
+    }
+
+    /// What the agent observed → in the names the scenario expects.
+    pub fn response_to_logical(&self, response: ProbeResponse) -> ProbeResponse {
+        match response {
+            ProbeResponse::Dns(mut lookup) => {
+                lookup.name = self.name_to_logical(&lookup.name);
+                lookup.records = lookup.records.into_iter().map(|r| self.record_to_logical(r)).collect();
+                for t in &mut lookup.tried {
+                    t.name = self.name_to_logical(&t.name);
+                    t.records = std::mem::take(&mut t.records).into_iter().map(|r| self.record_to_logical(r)).collect();
+                }
+                ProbeResponse::Dns(lookup)
+            }
+            ProbeResponse::ResolvConf(mut conf) => {
+                conf.search = conf.search.iter().map(|s| self.name_to_logical(s)).collect();
+                ProbeResponse::ResolvConf(conf)
+            }
+            ProbeResponse::Batch(mut outcome) => {
+                outcome.results = std::mem::take(&mut outcome.results)
+                    .into_iter()
+                    .map(|r| match r {
+                        BatchResult::Ok(response) => BatchResult::Ok(self.response_to_logical(response)),
+                        error => error,
+                    })
+                    .collect();
+                ProbeResponse::Batch(outcome)
+            }
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +181,49 @@ mod tests {
         }
         assert_eq!(m.logical("svcb-x1-test"), "test");
         assert_eq!(m.real("default"), "default");
+    }
+
+    #[test]
+    fn external_names_are_absolute() {
+        let m = map();
+        assert_eq!(m.external_name_to_real("db.other.svc.cluster.local"), "db.svcb-x1-other.svc.cluster.local");
+        assert_eq!(m.external_name_to_real("db.other.svc.cluster.local."), "db.svcb-x1-other.svc.cluster.local.");
+        // Two labels are a name outside the cluster here, not `svc.ns`.
+        assert_eq!(m.external_name_to_real("db.test"), "db.test");
+        assert_eq!(m.external_name_to_real("db.example.com"), "db.example.com");
+    }
+
+    #[test]
+    fn batches_are_rewritten_both_ways() {
+        use crate::{
+            probe::batch::{BatchOutcome, BatchSpec},
+            scenario::{QueryType, ResolverFlavour, Transport},
+        };
+        let m = map();
+        let dns = |name: &str| ProbeRequest::Dns {
+            name: name.into(),
+            query_type: QueryType::A,
+            flavour: ResolverFlavour::Dig,
+            transport: Transport::Udp,
+        };
+        let request = ProbeRequest::Batch(BatchSpec { concurrency: 2, probes: vec![dns("a.test.svc.cluster.local.")] });
+        let ProbeRequest::Batch(real) = m.request_to_real(&request) else { panic!("not a batch") };
+        assert!(
+            matches!(&real.probes[0], ProbeRequest::Dns { name, .. } if name == "a.svcb-x1-test.svc.cluster.local.")
+        );
+        let lookup = crate::probe::dns::DnsLookup {
+            flavour: ResolverFlavour::Dig,
+            name: "a.svcb-x1-test.svc.cluster.local.".into(),
+            tried: vec![],
+            rcode: crate::scenario::Rcode::NoError,
+            records: vec![DnsRecord::Cname { target: "b.svcb-x1-other.svc.cluster.local.".into() }],
+        };
+        let answer = ProbeResponse::Batch(BatchOutcome {
+            results: vec![BatchResult::Ok(ProbeResponse::Dns(lookup)), BatchResult::Error("x".into())],
+        });
+        let ProbeResponse::Batch(logical) = m.response_to_logical(answer) else { panic!("not a batch") };
+        let BatchResult::Ok(ProbeResponse::Dns(l)) = &logical.results[0] else { panic!("not a lookup") };
+        assert_eq!(l.name, "a.test.svc.cluster.local.");
+        assert_eq!(l.records, [DnsRecord::Cname { target: "b.other.svc.cluster.local.".into() }]);
     }
 }
