@@ -1,7 +1,17 @@
 //! Every scenario in `scenarios/` against every available target, as ordinary `cargo test` trials named
 //! `<target>::<scenario>` (libtest-mimic: filters, `--list`, `--ignored` work as usual).
+//!
+//! `lab-nftables::…` and `lab-iptables::…` run the kube target against the lab — real kube-apiserver, kube-proxy and
+//! CoreDNS — one lab per mode, started by the first trial that needs it and shared, stopped when all trials are
+//! done. Verdicts use the measured profile `scenarios/profiles/coredns-1.12.1.yaml`. Without `svcbench lab install`
+//! (or without root) these trials print `SKIPPED` and pass; `.ci/run` installs the lab, so CI never skips.
 
 use std::{path::PathBuf, sync::LazyLock};
+
+use svcbench::{
+    lab::{Lab, LabConfig, ProxyMode, install::Installation},
+    report::profile::{self, Profile, Verdict},
+};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use svcbench::{
@@ -91,18 +101,106 @@ fn run_kube(plan: &Plan) -> Result<(), Failed> {
     })
 }
 
+/// The lab of each proxy mode, started on first use.
+type SharedLab = (std::sync::Mutex<Option<Lab>>, kube::Client);
+static LABS: [tokio::sync::OnceCell<Result<SharedLab, String>>; 2] =
+    [tokio::sync::OnceCell::const_new(), tokio::sync::OnceCell::const_new()];
+
+/// Lab trials run one at a time: scenarios on one cluster would otherwise measure each other (a 1,000-service
+/// scenario keeps kube-proxy and the EndpointSlice controller busy for the others' whole timeout).
+static LAB_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The measured profile of the lab's real components.
+const LAB_PROFILE: &str = "profiles/coredns-1.12.1.yaml";
+
+fn lab_slot(mode: ProxyMode) -> usize {
+    match mode {
+        ProxyMode::Nftables => 0,
+        ProxyMode::Iptables => 1,
+    }
+}
+
+/// Why lab trials cannot run here, if they cannot.
+fn lab_unavailable() -> Option<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("the lab needs root");
+    }
+    Installation::find().is_none().then_some("svcbench lab install")
+}
+
+fn run_lab(mode: ProxyMode, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
+    if let Some(why) = lab_unavailable() {
+        println!("SKIPPED: {why}");
+        return Ok(());
+    }
+    RUNTIME.block_on(async {
+        let _turn = LAB_TURN.lock().await;
+        let started = LABS[lab_slot(mode)]
+            .get_or_init(|| async {
+                let config = LabConfig { svcbench: Some(env!("CARGO_BIN_EXE_svcbench").into()), ..LabConfig::new(mode, 2) };
+                // Started on a runtime worker: the lab's processes die with the thread that started them.
+                let lab = RUNTIME.spawn(Lab::start(config)).await.map_err(|e| e.to_string())?.map_err(|e| format!("{e:#}"))?;
+                let client = svcbench::lab::client_for(lab.kubeconfig()).await.map_err(|e| format!("{e:#}"))?;
+                Ok((std::sync::Mutex::new(Some(lab)), client))
+            })
+            .await;
+        let (_, client) = started.as_ref().map_err(|e| Failed::from(format!("lab ({}) did not start: {e}", mode.as_str())))?;
+        let target = KubeTarget::with_client(client.clone(), KubeConfig::from_env(), &svcbench::targets::embedded::names::random(6));
+        let result = runner::run_plan(plan, &target, &mut |_| {}).await;
+        target.shutdown().await;
+        match profile::verdict(&result, profile) {
+            Verdict::Passed => Ok(()),
+            Verdict::ExpectedFail => {
+                let entry = profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
+                println!("  expected failure ({LAB_PROFILE}): {entry}");
+                Ok(())
+            }
+            Verdict::UnexpectedPass => Err(Failed::from(format!(
+                "passed, but {LAB_PROFILE} lists it as an expected failure: the profile entry is stale"
+            ))),
+            Verdict::Failed | Verdict::Skipped => Err(Failed::from(match result.first_failure() {
+                Some(step) => format_failure(&result, step),
+                None => "scenario did not run".to_owned(),
+            })),
+        }
+    })
+}
+
+/// Stops the labs the trials started.
+fn stop_labs() {
+    RUNTIME.block_on(async {
+        for slot in &LABS {
+            let lab = slot.get().and_then(|started| started.as_ref().ok()?.0.lock().ok()?.take());
+            if let Some(lab) = lab {
+                lab.stop().await;
+            }
+        }
+    });
+}
+
 fn main() {
     let args = Arguments::from_args();
     let kube = std::env::var("SVCBENCH_TARGET").is_ok_and(|t| t.split(',').any(|t| t.trim() == "kube"));
     let mut trials = Vec::new();
     let mut plans = Vec::new();
     let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
+    let lab_profile = Profile::load(&scenario_dir().join(LAB_PROFILE)).map(std::sync::Arc::new);
     assert!(!files.is_empty(), "no scenarios found in {}", scenario_dir().display());
     for file in files {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         match scenario::load(&file) {
             Ok(plan) => {
                 plans.push(plan.clone());
+                for mode in [ProxyMode::Nftables, ProxyMode::Iptables] {
+                    let (p, profile) = (plan.clone(), lab_profile.clone());
+                    trials.push(
+                        Trial::test(format!("lab-{}::{}", mode.as_str(), plan.name), move || match &profile {
+                            Ok(profile) => run_lab(mode, &p, Some(profile)),
+                            Err(errors) => Err(Failed::from(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))),
+                        })
+                        .with_kind("lab"),
+                    );
+                }
                 if kube {
                     let p = plan.clone();
                     trials
@@ -132,5 +230,7 @@ fn main() {
         }
     }
     trials.extend(fault_trials(&plans));
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    stop_labs();
+    conclusion.exit();
 }

@@ -117,7 +117,7 @@ pub fn lab(args: LabArgs) -> ExitCode {
 }
 
 async fn up(args: UpArgs) -> ExitCode {
-    let config = LabConfig { proxy_mode: args.proxy_mode, nodes: args.nodes };
+    let config = LabConfig::new(args.proxy_mode, args.nodes);
     let lab = tokio::select! {
         lab = Lab::start(config) => lab,
         _ = shutdown_signal() => {

@@ -108,7 +108,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     config.faults.0.extend(args.faults.iter().copied());
-    let lab = crate::lab::LabConfig { proxy_mode: args.proxy_mode, nodes: args.nodes };
+    let lab = crate::lab::LabConfig::new(args.proxy_mode, args.nodes);
     let started_factory = tokio::select! {
         f = TargetFactory::new(args.target, config, args.context.clone(), lab) => f,
         _ = shutdown_signal() => {

@@ -80,6 +80,15 @@ pub struct LabConfig {
     pub proxy_mode: ProxyMode,
     /// Number of nodes.
     pub nodes: u8,
+    /// The svcbench executable pods run (`lab pod-exec`, `lab netexec`, `agent`); `None`: this executable.
+    pub svcbench: Option<PathBuf>,
+}
+
+impl LabConfig {
+    /// `nodes` nodes in `mode`, pods run by this executable.
+    pub fn new(proxy_mode: ProxyMode, nodes: u8) -> Self {
+        Self { proxy_mode, nodes, svcbench: None }
+    }
 }
 
 /// A running lab; [`Lab::stop`] tears it down (dropping it does too, less gracefully).
@@ -175,7 +184,10 @@ impl Lab {
             lab_id: id.clone(),
             state_dir: dir.clone(),
             installation: installation.clone(),
-            svcbench: std::env::current_exe().context("path of the svcbench executable")?,
+            svcbench: match &config.svcbench {
+                Some(path) => path.clone(),
+                None => std::env::current_exe().context("path of the svcbench executable")?,
+            },
             cluster_dns: addons::CLUSTER_DNS.parse()?,
             cluster_domain: "cluster.local".into(),
             upstream_dns: CONTROL_PLANE_IP,

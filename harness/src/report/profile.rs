@@ -64,6 +64,8 @@ struct RawExpectedFailure {
     reason: Spanned<String>,
     #[serde(default)]
     link: Option<String>,
+    #[serde(default)]
+    step: Option<u64>,
 }
 
 /// A validated expected-failure profile.
@@ -88,6 +90,8 @@ pub struct ExpectedFailure {
     pub reason: String,
     /// Optional link (issue, documentation).
     pub link: Option<String>,
+    /// The scenario-file line of the step that must be the one failing; a failure anywhere else is a real failure.
+    pub step: Option<u64>,
     /// Where the entry is written, for messages about it.
     pub line: u64,
     /// Its column.
@@ -189,6 +193,7 @@ impl Profile {
                 scenario: e.scenario.value.clone(),
                 reason: e.reason.value.trim().to_owned(),
                 link: e.link.clone().filter(|l| !l.trim().is_empty()),
+                step: e.step,
                 line: entry.referenced.line(),
                 column: entry.referenced.column(),
             });
@@ -227,7 +232,11 @@ impl Profile {
 
 /// A scenario's verdict under an optional profile.
 pub fn verdict(result: &ScenarioResult, profile: Option<&Profile>) -> Verdict {
-    let listed = profile.is_some_and(|p| p.expected_failure(&result.name).is_some());
+    let entry = profile.and_then(|p| p.expected_failure(&result.name));
+    // An entry pinned to a step only covers a failure of that step.
+    let listed = entry.is_some_and(|e| {
+        e.step.is_none_or(|line| result.first_failure().is_none_or(|s| s.line == line))
+    });
     match (result.outcome, listed) {
         (Outcome::Passed, false) => Verdict::Passed,
         (Outcome::Passed, true) => Verdict::UnexpectedPass,
@@ -243,6 +252,37 @@ mod tests {
 
     fn parse(text: &str) -> Result<Profile, Vec<ProfileError>> {
         Profile::parse(Path::new("p.yaml"), text)
+    }
+
+    #[test]
+    fn an_entry_pinned_to_a_step_covers_only_that_step() {
+        use crate::results::StepResult;
+        let p = parse("implementation: x\nexpectedFailures:\n  - scenario: s\n    reason: r\n    step: 19\n").unwrap();
+        let failing_at = |line: u64| ScenarioResult {
+            name: "s".into(),
+            description: String::new(),
+            source: String::new(),
+            target: "t".into(),
+            outcome: Outcome::Failed,
+            duration_ms: 0.0,
+            steps: vec![StepResult {
+                index: 1,
+                line,
+                kind: "assert".into(),
+                summary: String::new(),
+                step: serde_json::Value::Null,
+                outcome: Outcome::Failed,
+                duration_ms: 0.0,
+                convergence_ms: None,
+                attempts: 1,
+                expected: None,
+                actual: None,
+                message: None,
+                measurement: None,
+            }],
+        };
+        assert_eq!(verdict(&failing_at(19), Some(&p)), Verdict::ExpectedFail);
+        assert_eq!(verdict(&failing_at(20), Some(&p)), Verdict::Failed);
     }
 
     #[test]
