@@ -49,43 +49,43 @@ fn manifests(coredns_version: &str) -> Vec<Value> {
     vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": "kube-system"}}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:coredns"},
-            "rules": [
-                {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
-                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
-            ]}),
+        "rules": [
+            {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+        ]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "system:coredns"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
             "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}]}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system"},
             "data": {"Corefile": COREFILE}}),
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
-            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-                "template": {"metadata": {"labels": labels}, "spec": {
-                    "priorityClassName": "system-cluster-critical",
-                    "serviceAccountName": "coredns",
-                    "dnsPolicy": "Default",
-                    "containers": [{
-                        "name": "coredns", "image": format!("registry.k8s.io/coredns/coredns:{coredns_version}"),
-                        "args": ["-conf", "/etc/coredns/Corefile"],
-                        "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": true}],
-                        "ports": [
-                            {"containerPort": 53, "name": "dns", "protocol": "UDP"},
-                            {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
-                            {"containerPort": 9153, "name": "metrics", "protocol": "TCP"},
-                        ],
-                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
-                    }],
-                    "volumes": [{"name": "config-volume", "configMap": {"name": "coredns", "items": [{"key": "Corefile", "path": "Corefile"}]}}],
-                }}}}),
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "priorityClassName": "system-cluster-critical",
+                "serviceAccountName": "coredns",
+                "dnsPolicy": "Default",
+                "containers": [{
+                    "name": "coredns", "image": format!("registry.k8s.io/coredns/coredns:{coredns_version}"),
+                    "args": ["-conf", "/etc/coredns/Corefile"],
+                    "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns", "readOnly": true}],
+                    "ports": [
+                        {"containerPort": 53, "name": "dns", "protocol": "UDP"},
+                        {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
+                        {"containerPort": 9153, "name": "metrics", "protocol": "TCP"},
+                    ],
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
+                }],
+                "volumes": [{"name": "config-volume", "configMap": {"name": "coredns", "items": [{"key": "Corefile", "path": "Corefile"}]}}],
+            }}}}),
         json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
-            "spec": {"selector": labels, "clusterIP": CLUSTER_DNS, "ports": [
-                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
-            ]}}),
+        "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+        "spec": {"selector": labels, "clusterIP": CLUSTER_DNS, "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+        ]}}),
     ]
 }
 
@@ -95,7 +95,8 @@ fn manifests(coredns_version: &str) -> Vec<Value> {
 /// The API server refused an object.
 pub async fn apply_dns(client: &Client, coredns_version: &str) -> anyhow::Result<()> {
     for manifest in manifests(coredns_version) {
-        let (api_version, kind) = (manifest["apiVersion"].as_str().unwrap_or(""), manifest["kind"].as_str().unwrap_or(""));
+        let (api_version, kind) =
+            (manifest["apiVersion"].as_str().unwrap_or(""), manifest["kind"].as_str().unwrap_or(""));
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         let name = manifest["metadata"]["name"].as_str().unwrap_or("").to_owned();

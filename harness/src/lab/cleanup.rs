@@ -57,7 +57,8 @@ pub fn remove_lab(id: &str) -> Removed {
 
 /// Removes the leftovers of every lab whose owner is gone.
 pub fn cleanup_dead() -> Removed {
-    let mut ids: std::collections::BTreeSet<String> = process::marked_processes(None).into_iter().map(|(_, id)| id).collect();
+    let mut ids: std::collections::BTreeSet<String> =
+        process::marked_processes(None).into_iter().map(|(_, id)| id).collect();
     ids.extend(netns::list().into_iter().filter_map(|n| Some(n.strip_prefix("svcb-")?.split('-').next()?.to_owned())));
     if let Ok(dir) = std::fs::read_dir(super::state_root()) {
         ids.extend(dir.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("svcbench-lab-").map(str::to_owned)));

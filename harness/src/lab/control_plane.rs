@@ -27,18 +27,17 @@ pub fn in_ns(netns: &str, program: &Path) -> Command {
 /// It cannot be started.
 pub fn etcd(netns: &str, bins: &Installation, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
     let mut cmd = in_ns(netns, &bins.binary("etcd"));
-    cmd.arg(format!("--data-dir={}", dir.join("etcd").display()))
-        .args([
-            "--listen-client-urls=http://127.0.0.1:2379",
-            "--advertise-client-urls=http://127.0.0.1:2379",
-            "--listen-peer-urls=http://127.0.0.1:2380",
-            "--initial-advertise-peer-urls=http://127.0.0.1:2380",
-            "--initial-cluster=default=http://127.0.0.1:2380",
-            "--listen-metrics-urls=http://127.0.0.1:2381",
-            "--log-level=warn",
-            // A throwaway cluster: durability buys nothing and fsync costs seconds on a shared disk.
-            "--unsafe-no-fsync",
-        ]);
+    cmd.arg(format!("--data-dir={}", dir.join("etcd").display())).args([
+        "--listen-client-urls=http://127.0.0.1:2379",
+        "--advertise-client-urls=http://127.0.0.1:2379",
+        "--listen-peer-urls=http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+        "--initial-cluster=default=http://127.0.0.1:2380",
+        "--listen-metrics-urls=http://127.0.0.1:2381",
+        "--log-level=warn",
+        // A throwaway cluster: durability buys nothing and fsync costs seconds on a shared disk.
+        "--unsafe-no-fsync",
+    ]);
     Supervised::spawn("etcd", cmd, &dir.join("etcd.log"), lab)
 }
 
@@ -46,7 +45,14 @@ pub fn etcd(netns: &str, bins: &Installation, dir: &Path, lab: &str) -> anyhow::
 ///
 /// # Errors
 /// It cannot be started.
-pub fn apiserver(netns: &str, bins: &Installation, pki: &Pki, advertise: Ipv4Addr, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+pub fn apiserver(
+    netns: &str,
+    bins: &Installation,
+    pki: &Pki,
+    advertise: Ipv4Addr,
+    dir: &Path,
+    lab: &str,
+) -> anyhow::Result<Supervised> {
     let mut cmd = in_ns(netns, &bins.binary("kube-apiserver"));
     let p = |path: std::path::PathBuf| path.display().to_string();
     cmd.args([
@@ -74,7 +80,14 @@ pub fn apiserver(netns: &str, bins: &Installation, pki: &Pki, advertise: Ipv4Add
 ///
 /// # Errors
 /// It cannot be started.
-pub fn controller_manager(netns: &str, bins: &Installation, pki: &Pki, kubeconfig: &Path, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+pub fn controller_manager(
+    netns: &str,
+    bins: &Installation,
+    pki: &Pki,
+    kubeconfig: &Path,
+    dir: &Path,
+    lab: &str,
+) -> anyhow::Result<Supervised> {
     let mut cmd = in_ns(netns, &bins.binary("kube-controller-manager"));
     let p = |path: std::path::PathBuf| path.display().to_string();
     cmd.args([
@@ -103,7 +116,13 @@ pub fn controller_manager(netns: &str, bins: &Installation, pki: &Pki, kubeconfi
 ///
 /// # Errors
 /// It cannot be started.
-pub fn scheduler(netns: &str, bins: &Installation, kubeconfig: &Path, dir: &Path, lab: &str) -> anyhow::Result<Supervised> {
+pub fn scheduler(
+    netns: &str,
+    bins: &Installation,
+    kubeconfig: &Path,
+    dir: &Path,
+    lab: &str,
+) -> anyhow::Result<Supervised> {
     let config = dir.join("kube-scheduler.yaml");
     std::fs::write(
         &config,
@@ -121,20 +140,30 @@ pub fn scheduler(netns: &str, bins: &Installation, kubeconfig: &Path, dir: &Path
     Supervised::spawn("kube-scheduler", cmd, &dir.join("kube-scheduler.log"), lab)
 }
 
+/// The node a kube-proxy serves.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyNode<'a> {
+    /// The node's network namespace.
+    pub netns: &'a str,
+    /// Node name (`hostnameOverride`).
+    pub name: &'a str,
+    /// Node IP.
+    pub ip: Ipv4Addr,
+}
+
 /// Starts kube-proxy for `node` (in its namespace) in `mode`, without touching global sysctls.
 ///
 /// # Errors
 /// It cannot be started.
 pub fn kube_proxy(
-    netns: &str,
+    node: ProxyNode<'_>,
     bins: &Installation,
-    node: &str,
-    node_ip: Ipv4Addr,
     mode: &str,
     kubeconfig: &Path,
     dir: &Path,
     lab: &str,
 ) -> anyhow::Result<Supervised> {
+    let ProxyNode { netns, name: node, ip: node_ip } = node;
     let config = dir.join(format!("kube-proxy-{node}.yaml"));
     std::fs::write(
         &config,

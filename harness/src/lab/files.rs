@@ -22,7 +22,8 @@ const MAX_SEARCH_CHARS: usize = 2048;
 
 /// The pod's hostname: `spec.hostname` or the pod name, at most 63 characters.
 pub fn pod_hostname(pod: &Pod) -> String {
-    let name = pod.spec.as_ref().and_then(|s| s.hostname.clone()).or_else(|| pod.metadata.name.clone()).unwrap_or_default();
+    let name =
+        pod.spec.as_ref().and_then(|s| s.hostname.clone()).or_else(|| pod.metadata.name.clone()).unwrap_or_default();
     let mut h: String = name.chars().take(63).collect();
     while h.ends_with(['-', '.']) {
         h.pop();
@@ -68,10 +69,13 @@ pub fn resolv_conf(pod: &Pod, cluster_dns: Ipv4Addr, domain: &str, upstream: Ipv
             }
             merged.insert(name, o.value);
         }
-        options = order.into_iter().map(|k| match &merged[&k] {
-            Some(v) => format!("{k}:{v}"),
-            None => k,
-        }).collect();
+        options = order
+            .into_iter()
+            .map(|k| match &merged[&k] {
+                Some(v) => format!("{k}:{v}"),
+                None => k,
+            })
+            .collect();
     }
     let mut servers = omit_duplicates(servers);
     servers.truncate(MAX_NAMESERVERS);
@@ -152,7 +156,10 @@ pub async fn write_pod_files(rt: &Runtime, pod: &Pod, dir: &Path, ip: Ipv4Addr) 
         } else if path.starts_with("/run/") || path.starts_with("/tmp/") {
             binds.push(format!("{}:{path}", src.display()));
         } else {
-            bail!("mount path {} is not supported: the lab mounts volumes under /etc, /run, /var/run and /tmp", mount.mount_path);
+            bail!(
+                "mount path {} is not supported: the lab mounts volumes under /etc, /run, /var/run and /tmp",
+                mount.mount_path
+            );
         }
     }
     Ok(binds)
@@ -174,8 +181,17 @@ fn copy_into(src: &Path, dst: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn config_map_files(rt: &Runtime, ns: &str, name: &str, items: Option<Vec<(String, String)>>, out: &Path) -> anyhow::Result<()> {
-    let cm = Api::<ConfigMap>::namespaced(rt.client.clone(), ns).get(name).await.with_context(|| format!("configmap {ns}/{name}"))?;
+async fn config_map_files(
+    rt: &Runtime,
+    ns: &str,
+    name: &str,
+    items: Option<Vec<(String, String)>>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let cm = Api::<ConfigMap>::namespaced(rt.client.clone(), ns)
+        .get(name)
+        .await
+        .with_context(|| format!("configmap {ns}/{name}"))?;
     let data = cm.data.unwrap_or_default();
     let pairs: Vec<(String, String)> = items.unwrap_or_else(|| data.keys().map(|k| (k.clone(), k.clone())).collect());
     for (key, path) in pairs {

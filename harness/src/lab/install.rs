@@ -23,7 +23,9 @@ use super::versions::{self, COMPONENTS, Component};
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// No `go` on PATH.
-    #[error("`go` not found on PATH: the lab builds Kubernetes, etcd and CoreDNS from their Go modules (install Go 1.24+)")]
+    #[error(
+        "`go` not found on PATH: the lab builds Kubernetes, etcd and CoreDNS from their Go modules (install Go 1.24+)"
+    )]
     NoGo,
     /// The module proxy did not answer.
     #[error("Go module proxy unreachable ({proxy}): {detail}")]
@@ -95,9 +97,11 @@ pub fn install() -> Result<Installation, InstallError> {
     }
     let k8s: Vec<&Component> = missing.iter().copied().filter(|c| c.version == versions::KUBERNETES).collect();
     if missing.iter().any(|c| c.binary == "etcd") {
-        let src = go.wrapper("etcd", &format!("require go.etcd.io/etcd/server/v3 {}\n", versions::ETCD), &[
-            "go.etcd.io/etcd/server/v3",
-        ])?;
+        let src = go.wrapper(
+            "etcd",
+            &format!("require go.etcd.io/etcd/server/v3 {}\n", versions::ETCD),
+            &["go.etcd.io/etcd/server/v3"],
+        )?;
         go.build("etcd", &src, &bin_dir, &["go.etcd.io/etcd/server/v3"], versions::ETCD)?;
     }
     if missing.iter().any(|c| c.binary == "coredns") {
@@ -107,14 +111,16 @@ pub fn install() -> Result<Installation, InstallError> {
         let requires = go.kubernetes_requires()?;
         let packages: Vec<&str> = k8s.iter().map(|c| c.package).collect();
         let names: Vec<&str> = k8s.iter().map(|c| c.binary).collect();
-        let all: Vec<&str> = COMPONENTS.iter().filter(|c| c.version == versions::KUBERNETES).map(|c| c.package).collect();
+        let all: Vec<&str> =
+            COMPONENTS.iter().filter(|c| c.version == versions::KUBERNETES).map(|c| c.package).collect();
         let src = go.wrapper("kubernetes", &requires, &all)?;
         go.build(&names.join(", "), &src, &bin_dir, &packages, versions::KUBERNETES)?;
     }
     if !missing.is_empty() {
         eprintln!("lab install: done in {:.0?} → {}", started.elapsed(), bin_dir.display());
     }
-    Installation::find().ok_or_else(|| InstallError::Io(format!("binaries missing from {} after the build", bin_dir.display())))
+    Installation::find()
+        .ok_or_else(|| InstallError::Io(format!("binaries missing from {} after the build", bin_dir.display())))
 }
 
 fn mkdir(dir: &Path) -> Result<(), InstallError> {
@@ -198,7 +204,8 @@ impl Go {
         write("go.mod.in", &go_mod)?;
         // go.mod is rewritten by tidy; start from our template whenever the template changed or tidy never ran.
         if !dir.join("go.sum").exists()
-            || std::fs::read_to_string(dir.join("go.mod.in")).ok() != std::fs::read_to_string(dir.join("go.mod.orig")).ok()
+            || std::fs::read_to_string(dir.join("go.mod.in")).ok()
+                != std::fs::read_to_string(dir.join("go.mod.orig")).ok()
         {
             write("go.mod", &go_mod)?;
             write("tools.go", &tools)?;
@@ -249,15 +256,15 @@ impl Go {
         let go_mod = match info.get("GoMod").and_then(|v| v.as_str()) {
             Some(path) if output.status.success() => path.to_owned(),
             _ => {
-                let detail = info
-                    .get("Error")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or("").to_owned());
+                let detail =
+                    info.get("Error").and_then(|v| v.as_str()).map(str::to_owned).unwrap_or_else(|| {
+                        String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or("").to_owned()
+                    });
                 return Err(InstallError::ProxyUnreachable { proxy: self.proxy.clone(), detail });
             }
         };
-        let text = std::fs::read_to_string(&go_mod).map_err(|e| InstallError::Io(format!("cannot read {go_mod}: {e}")))?;
+        let text =
+            std::fs::read_to_string(&go_mod).map_err(|e| InstallError::Io(format!("cannot read {go_mod}: {e}")))?;
         let mut out = format!("require k8s.io/kubernetes {}\n\n", versions::KUBERNETES);
         for staging in staging_modules(&text) {
             let _ = writeln!(out, "replace {staging} => {staging} {}", versions::KUBERNETES_STAGING);

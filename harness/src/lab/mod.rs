@@ -146,13 +146,24 @@ impl Lab {
         };
         let cp = format!("svcb-{id}-cp");
         let cp_ns = Netns::create(&cp)?;
-        ip_batch(&cp, &["link add br0 type bridge".into(), format!("addr add {CONTROL_PLANE_IP}/24 dev br0"), "link set br0 up".into()])?;
+        ip_batch(
+            &cp,
+            &[
+                "link add br0 type bridge".into(),
+                format!("addr add {CONTROL_PLANE_IP}/24 dev br0"),
+                "link set br0 up".into(),
+            ],
+        )?;
         cp_ns.sysctl("ipv4/ip_forward", "1")?;
         cp_ns.sysctl("ipv4/conf/all/send_redirects", "0")?;
         lab.namespaces.push(cp_ns);
 
         step("certificates");
-        let pki = Pki::create(&dir.join("pki"), &[Ipv4Addr::LOCALHOST.into(), CONTROL_PLANE_IP.into(), Ipv4Addr::new(10, 96, 0, 1).into()], &[])?;
+        let pki = Pki::create(
+            &dir.join("pki"),
+            &[Ipv4Addr::LOCALHOST.into(), CONTROL_PLANE_IP.into(), Ipv4Addr::new(10, 96, 0, 1).into()],
+            &[],
+        )?;
         step(&format!("etcd {}, kube-apiserver {}", versions::ETCD, versions::KUBERNETES));
         lab.processes.push(control_plane::etcd(&cp, &installation, &dir, &id)?);
         lab.processes.push(control_plane::apiserver(&cp, &installation, &pki, CONTROL_PLANE_IP, &dir, &id)?);
@@ -169,7 +180,14 @@ impl Lab {
         let internal = format!("https://127.0.0.1:{}", control_plane::API_PORT);
         let kcm = pki.client("kcm", "system:kube-controller-manager", &[])?;
         pki.kubeconfig(&dir.join("kcm.kubeconfig"), &internal, &kcm, "lab")?;
-        lab.processes.push(control_plane::controller_manager(&cp, &installation, &pki, &dir.join("kcm.kubeconfig"), &dir, &id)?);
+        lab.processes.push(control_plane::controller_manager(
+            &cp,
+            &installation,
+            &pki,
+            &dir.join("kcm.kubeconfig"),
+            &dir,
+            &id,
+        )?);
         let sched = pki.client("scheduler", "system:kube-scheduler", &[])?;
         pki.kubeconfig(&dir.join("scheduler.kubeconfig"), &internal, &sched, "lab")?;
         lab.processes.push(control_plane::scheduler(&cp, &installation, &dir.join("scheduler.kubeconfig"), &dir, &id)?);
@@ -195,27 +213,57 @@ impl Lab {
         });
         let proxy_cert = pki.client("kube-proxy", "system:kube-proxy", &[])?;
         let proxy_kubeconfig = dir.join("kube-proxy.kubeconfig");
-        pki.kubeconfig(&proxy_kubeconfig, &format!("https://{CONTROL_PLANE_IP}:{}", control_plane::API_PORT), &proxy_cert, "lab")?;
+        pki.kubeconfig(
+            &proxy_kubeconfig,
+            &format!("https://{CONTROL_PLANE_IP}:{}", control_plane::API_PORT),
+            &proxy_cert,
+            "lab",
+        )?;
         for i in 1..=config.nodes {
             let name = format!("lab-node-{i}");
             step(&format!("node {name}: kube-proxy {} ({})", versions::KUBERNETES, config.proxy_mode.as_str()));
             let ns_name = format!("svcb-{id}-n{i}");
             let node_ns = Netns::create(&ns_name)?;
             let node_ip = Ipv4Addr::new(172, 30, 0, 10 + i);
-            ip_batch(&cp, &[format!("link add n{i} type veth peer name eth0 netns {ns_name}"), format!("link set n{i} master br0 up")])?;
-            ip_batch(&ns_name, &[format!("addr add {node_ip}/24 dev eth0"), "link set eth0 up".into(), format!("route add default via {CONTROL_PLANE_IP}")])?;
+            ip_batch(
+                &cp,
+                &[
+                    format!("link add n{i} type veth peer name eth0 netns {ns_name}"),
+                    format!("link set n{i} master br0 up"),
+                ],
+            )?;
+            ip_batch(
+                &ns_name,
+                &[
+                    format!("addr add {node_ip}/24 dev eth0"),
+                    "link set eth0 up".into(),
+                    format!("route add default via {CONTROL_PLANE_IP}"),
+                ],
+            )?;
             node_ns.sysctl("ipv4/ip_forward", "1")?;
             node_ns.sysctl("ipv4/conf/all/rp_filter", "0")?;
             node_ns.sysctl("ipv4/conf/default/rp_filter", "0")?;
             let cert = pki.client(&name, &format!("system:node:{name}"), &["system:nodes"])?;
             let kubeconfig = dir.join(format!("{name}.kubeconfig"));
             pki.kubeconfig(&kubeconfig, &server, &cert, "lab")?;
-            let identity = NodeIdentity { name: name.clone(), netns: ns_name.clone(), ip: node_ip, zone: format!("zone-{}", (i - 1) % 2 + 1) };
+            let identity = NodeIdentity {
+                name: name.clone(),
+                netns: ns_name.clone(),
+                ip: node_ip,
+                zone: format!("zone-{}", (i - 1) % 2 + 1),
+            };
             lab.namespaces.push(node_ns);
             let (agent, cidr) = NodeAgent::start(ctx.clone(), identity, client_for(&kubeconfig).await?).await?;
             lab.agents.push(agent);
             netns::ip(&["-n", &cp, "route", "replace", &cidr, "via", &node_ip.to_string()])?;
-            lab.processes.push(control_plane::kube_proxy(&ns_name, &installation, &name, node_ip, config.proxy_mode.as_str(), &proxy_kubeconfig, &dir, &id)?);
+            lab.processes.push(control_plane::kube_proxy(
+                control_plane::ProxyNode { netns: &ns_name, name: &name, ip: node_ip },
+                &installation,
+                config.proxy_mode.as_str(),
+                &proxy_kubeconfig,
+                &dir,
+                &id,
+            )?);
         }
         step(&format!("CoreDNS {} (kube-system/coredns, Service kube-dns {})", versions::COREDNS, addons::CLUSTER_DNS));
         addons::apply_dns(&client, versions::COREDNS).await?;
@@ -276,11 +324,16 @@ impl Lab {
 
     /// Tears everything down: pods, node agents, kube-proxy and the control plane, namespaces, files.
     pub async fn stop(mut self) {
+        // Everything at once: the pods of every node, kube-proxy and the control plane.
+        let mut stopping = tokio::task::JoinSet::new();
         for agent in self.agents.drain(..) {
-            agent.stop().await;
+            stopping.spawn(agent.stop());
         }
         let processes = std::mem::take(&mut self.processes);
-        let _ = tokio::task::spawn_blocking(move || process::stop_all(processes)).await;
+        stopping.spawn(async move {
+            let _ = tokio::task::spawn_blocking(move || process::stop_all(processes)).await;
+        });
+        while stopping.join_next().await.is_some() {}
         self.teardown();
     }
 
@@ -308,10 +361,12 @@ fn preflight(mode: ProxyMode) -> anyhow::Result<()> {
         bail!("the lab needs root (network namespaces, mounts, netfilter): run it as root");
     }
     for tool in ["ip", mode.tool()] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
+        let found =
+            std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
         if !found {
-            bail!("`{tool}` not found: install iproute2, nftables, iptables and conntrack (`apt-get install nftables iptables iproute2 conntrack`)");
+            bail!(
+                "`{tool}` not found: install iproute2, nftables, iptables and conntrack (`apt-get install nftables iptables iproute2 conntrack`)"
+            );
         }
     }
     Ok(())

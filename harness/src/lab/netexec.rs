@@ -91,7 +91,7 @@ fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 => {
+            b'%' if i + 2 < bytes.len() => {
                 match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
                     Ok(b) => {
                         out.push(b);
@@ -117,17 +117,21 @@ async fn handle(
         "/hostname" => (StatusCode::OK, hostname.to_string()),
         "/clientip" => (StatusCode::OK, peer.to_string()),
         "/healthz" => (StatusCode::OK, "ok".to_owned()),
-        "/echo" => match query(&req, "code").map(|c| c.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok())) {
-            Some(Some(code)) => (code, query(&req, "msg").unwrap_or_default()),
-            Some(None) => (StatusCode::OK, "argument 'code' must be an integer or empty".to_owned()),
-            None => (StatusCode::OK, query(&req, "msg").unwrap_or_default()),
-        },
+        "/echo" => {
+            match query(&req, "code").map(|c| c.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok())) {
+                Some(Some(code)) => (code, query(&req, "msg").unwrap_or_default()),
+                Some(None) => (StatusCode::OK, "argument 'code' must be an integer or empty".to_owned()),
+                None => (StatusCode::OK, query(&req, "msg").unwrap_or_default()),
+            }
+        }
         "/shell" => {
             let cmd = query(&req, "shellCommand").or_else(|| query(&req, "cmd")).unwrap_or_default();
             let output = tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).output().await;
             let body = match output {
                 Ok(o) if o.status.success() => serde_json::json!({"output": String::from_utf8_lossy(&o.stdout)}),
-                Ok(o) => serde_json::json!({"error": format!("{}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())}),
+                Ok(o) => {
+                    serde_json::json!({"error": format!("{}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())})
+                }
                 Err(e) => serde_json::json!({"error": e.to_string()}),
             };
             (StatusCode::OK, body.to_string())

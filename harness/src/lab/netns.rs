@@ -113,10 +113,7 @@ pub fn list() -> Vec<String> {
 ///
 /// # Errors
 /// The namespace cannot be entered, or `f` failed.
-pub fn in_netns<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
+pub fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     let file = File::open(netns_path(name))?;
     std::thread::spawn(move || {
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;

@@ -41,10 +41,17 @@ pub fn exec(spec: &PodExec) -> anyhow::Result<std::convert::Infallible> {
     let Some(program) = spec.command.first() else { bail!("no command") };
     if let Some(pid) = spec.enter_pid {
         // Order matters: the mount namespace last, once /proc/<pid> has been read.
-        let files: Vec<(File, CloneFlags)> = [("net", CloneFlags::CLONE_NEWNET), ("uts", CloneFlags::CLONE_NEWUTS), ("mnt", CloneFlags::CLONE_NEWNS)]
-            .into_iter()
-            .map(|(ns, flag)| Ok((File::open(format!("/proc/{pid}/ns/{ns}")).with_context(|| format!("container process {pid}"))?, flag)))
-            .collect::<anyhow::Result<_>>()?;
+        let files: Vec<(File, CloneFlags)> =
+            [("net", CloneFlags::CLONE_NEWNET), ("uts", CloneFlags::CLONE_NEWUTS), ("mnt", CloneFlags::CLONE_NEWNS)]
+                .into_iter()
+                .map(|(ns, flag)| {
+                    Ok((
+                        File::open(format!("/proc/{pid}/ns/{ns}"))
+                            .with_context(|| format!("container process {pid}"))?,
+                        flag,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?;
         for (file, flag) in &files {
             setns(file, *flag).with_context(|| format!("setns {flag:?} of {pid}"))?;
         }

@@ -35,7 +35,8 @@ impl Supervised {
     /// # Errors
     /// The program cannot be started or the log not created.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path, lab_id: &str) -> anyhow::Result<Self> {
-        let out = File::options().create(true).append(true).open(log).with_context(|| format!("log {}", log.display()))?;
+        let out =
+            File::options().create(true).append(true).open(log).with_context(|| format!("log {}", log.display()))?;
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err).env(LAB_ENV, lab_id).process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.

@@ -108,9 +108,11 @@ impl NodeAgent {
         self.task.abort();
         let _ = (&mut self.task).await;
         let handles: Vec<_> = self.pods.lock().expect("pods lock").drain().map(|(_, h)| h).collect();
+        let mut killing = tokio::task::JoinSet::new();
         for handle in handles {
-            handle.kill().await;
+            killing.spawn(handle.kill());
         }
+        while killing.join_next().await.is_some() {}
     }
 }
 
@@ -188,7 +190,13 @@ async fn renew_lease(client: &Client, id: &NodeIdentity, uid: Option<String>) ->
             name: Some(id.name.clone()),
             namespace: Some("kube-node-lease".into()),
             owner_references: uid.map(|uid| {
-                vec![OwnerReference { api_version: "v1".into(), kind: "Node".into(), name: id.name.clone(), uid, ..Default::default() }]
+                vec![OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Node".into(),
+                    name: id.name.clone(),
+                    uid,
+                    ..Default::default()
+                }]
             }),
             ..Default::default()
         },
@@ -255,7 +263,12 @@ fn sync_pods(runtime: &Arc<pod::Runtime>, pods: &Mutex<HashMap<String, pod::PodH
         match pods.get(&uid) {
             Some(handle) => handle.update(item),
             None => {
-                if item.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed") {
+                if item
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_deref())
+                    .is_some_and(|p| p == "Succeeded" || p == "Failed")
+                {
                     continue;
                 }
                 pods.insert(uid, pod::PodHandle::start(runtime.clone(), item));

@@ -49,7 +49,8 @@ impl Runtime {
     /// # Errors
     /// `cidr` is not an IPv4 /24 or wider.
     pub fn new(ctx: Arc<NodeContext>, node: NodeIdentity, client: Client, cidr: &str) -> anyhow::Result<Self> {
-        let base: Ipv4Addr = cidr.split('/').next().unwrap_or_default().parse().with_context(|| format!("podCIDR {cidr}"))?;
+        let base: Ipv4Addr =
+            cidr.split('/').next().unwrap_or_default().parse().with_context(|| format!("podCIDR {cidr}"))?;
         Ok(Self { ctx, node, client, base, next_host: AtomicU32::new(2), next_sandbox: AtomicU32::new(0) })
     }
 
@@ -120,21 +121,27 @@ fn create_sandbox(rt: &Runtime, pod: &Pod) -> anyhow::Result<Sandbox> {
     let ip = rt.allocate_ip();
     let veth = format!("vp{seq}");
     let node_ns = &rt.node.netns;
-    ip_batch(node_ns, &[
-        format!("link add {veth} type veth peer name eth0 netns {name}"),
-        format!("link set {veth} up"),
-        format!("route replace {ip}/32 dev {veth} scope link"),
-    ])?;
+    ip_batch(
+        node_ns,
+        &[
+            format!("link add {veth} type veth peer name eth0 netns {name}"),
+            format!("link set {veth} up"),
+            format!("route replace {ip}/32 dev {veth} scope link"),
+        ],
+    )?;
     super::super::netns::in_netns(node_ns, {
         let veth = veth.clone();
         move || std::fs::write(format!("/proc/sys/net/ipv4/conf/{veth}/proxy_arp"), "1")
     })?;
-    ip_batch(&name, &[
-        format!("addr add {ip}/32 dev eth0"),
-        "link set eth0 up".into(),
-        "route add 169.254.1.1 dev eth0 scope link".into(),
-        "route add default via 169.254.1.1 dev eth0".into(),
-    ])?;
+    ip_batch(
+        &name,
+        &[
+            format!("addr add {ip}/32 dev eth0"),
+            "link set eth0 up".into(),
+            "route add 169.254.1.1 dev eth0 scope link".into(),
+            "route add default via 169.254.1.1 dev eth0".into(),
+        ],
+    )?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let dir = rt.ctx.state_dir.join("pods").join(&uid);
     for sub in ["etc-upper", "etc-work", "volumes", "logs"] {
@@ -206,7 +213,8 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
                 c.process = None;
                 c.ready = false;
                 c.restarts += 1;
-                c.restart_at = Instant::now() + Duration::from_secs(1 << c.restarts.min(5)).min(Duration::from_secs(30));
+                c.restart_at =
+                    Instant::now() + Duration::from_secs(1 << c.restarts.min(5)).min(Duration::from_secs(30));
             }
             let may_start = c.restarts == 0 || spec.restart_policy.as_deref() != Some("Never");
             if c.process.is_none() && may_start && Instant::now() >= c.restart_at {
@@ -252,10 +260,14 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
             p.terminate();
         }
     }
-    while Instant::now() < deadline && containers.iter_mut().any(|c| c.process.as_mut().is_some_and(|p| p.exited().is_none())) {
+    while Instant::now() < deadline
+        && containers.iter_mut().any(|c| c.process.as_mut().is_some_and(|p| p.exited().is_none()))
+    {
         probe_all(&rt, &sandbox, &mut containers).await;
         let status = status_body(&rt, &pod, &sandbox, &start_time, &containers, &mut transitions, false);
-        if status != last_status && api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.is_ok() {
+        if status != last_status
+            && api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.is_ok()
+        {
             last_status = status;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -297,7 +309,9 @@ fn start_container(
         cmd.arg("--bind").arg(bind);
     }
     cmd.arg("--").arg(&launch.program).args(&launch.args);
-    cmd.env_clear().env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").env("HOSTNAME", &hostname);
+    cmd.env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOSTNAME", &hostname);
     let (api_ip, api_port) = rt.ctx.api_service;
     cmd.env("KUBERNETES_SERVICE_HOST", api_ip.to_string()).env("KUBERNETES_SERVICE_PORT", api_port.to_string());
     for var in container.env.iter().flatten() {
@@ -401,7 +415,13 @@ fn status_body(
         })
         .collect();
     let waiting = containers.iter().any(|c| c.launch.is_err());
-    let phase = if finished { "Succeeded" } else if waiting { "Pending" } else { "Running" };
+    let phase = if finished {
+        "Succeeded"
+    } else if waiting {
+        "Pending"
+    } else {
+        "Running"
+    };
     let _ = pod;
     json!({"status": {
         "phase": phase,

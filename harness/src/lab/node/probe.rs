@@ -24,8 +24,11 @@ pub struct Schedule {
 impl Schedule {
     /// kubelet's defaults for unset fields (period 10 s, timeout 1 s, thresholds 1 and 3).
     pub fn of(probe: &Probe) -> Self {
-        let secs = |v: Option<i32>, default: u64| Duration::from_secs(v.map_or(default, |v| u64::try_from(v).unwrap_or(default)));
-        let count = |v: Option<i32>, default: u32| v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0).unwrap_or(default);
+        let secs = |v: Option<i32>, default: u64| {
+            Duration::from_secs(v.map_or(default, |v| u64::try_from(v).unwrap_or(default)))
+        };
+        let count =
+            |v: Option<i32>, default: u32| v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0).unwrap_or(default);
         Self {
             initial_delay: secs(probe.initial_delay_seconds, 0),
             period: secs(probe.period_seconds, 10).max(Duration::from_secs(1)),
@@ -75,15 +78,23 @@ pub async fn run(probe: &Probe, target: &Target<'_>, ports: &[(String, u16)]) ->
         if let Some(http) = &probe.http_get {
             let port = port_of(&http.port)?;
             let addr = (target.pod_ip, port).into();
-            let mut stream = super::super::netns::connect(target.node_netns, addr, timeout).await.map_err(|e| e.to_string())?;
+            let mut stream =
+                super::super::netns::connect(target.node_netns, addr, timeout).await.map_err(|e| e.to_string())?;
             let path = http.path.as_deref().unwrap_or("/");
-            let request = format!("GET {path} HTTP/1.1\r\nHost: {}:{port}\r\nUser-Agent: kube-probe/1.34\r\nConnection: close\r\n\r\n", target.pod_ip);
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {}:{port}\r\nUser-Agent: kube-probe/1.34\r\nConnection: close\r\n\r\n",
+                target.pod_ip
+            );
             stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
             let mut head = vec![0u8; 64];
             let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
             let line = String::from_utf8_lossy(&head[..n]);
             let code: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("no HTTP status")?;
-            return if (200..400).contains(&code) { Ok(()) } else { Err(format!("HTTP probe failed with statuscode: {code}")) };
+            return if (200..400).contains(&code) {
+                Ok(())
+            } else {
+                Err(format!("HTTP probe failed with statuscode: {code}"))
+            };
         }
         if let Some(tcp) = &probe.tcp_socket {
             let port = port_of(&tcp.port)?;
