@@ -137,21 +137,32 @@ fn run_lab(mode: ProxyMode, plan: &Plan, profile: Option<&Profile>) -> Result<()
         let _turn = LAB_TURN.lock().await;
         let started = LABS[lab_slot(mode)]
             .get_or_init(|| async {
-                let config = LabConfig { svcbench: Some(env!("CARGO_BIN_EXE_svcbench").into()), ..LabConfig::new(mode, 2) };
+                let config =
+                    LabConfig { svcbench: Some(env!("CARGO_BIN_EXE_svcbench").into()), ..LabConfig::new(mode, 2) };
                 // Started on a runtime worker: the lab's processes die with the thread that started them.
-                let lab = RUNTIME.spawn(Lab::start(config)).await.map_err(|e| e.to_string())?.map_err(|e| format!("{e:#}"))?;
+                let lab = RUNTIME
+                    .spawn(Lab::start(config))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("{e:#}"))?;
                 let client = svcbench::lab::client_for(lab.kubeconfig()).await.map_err(|e| format!("{e:#}"))?;
                 Ok((std::sync::Mutex::new(Some(lab)), client))
             })
             .await;
-        let (_, client) = started.as_ref().map_err(|e| Failed::from(format!("lab ({}) did not start: {e}", mode.as_str())))?;
-        let target = KubeTarget::with_client(client.clone(), KubeConfig::from_env(), &svcbench::targets::embedded::names::random(6));
+        let (_, client) =
+            started.as_ref().map_err(|e| Failed::from(format!("lab ({}) did not start: {e}", mode.as_str())))?;
+        let target = KubeTarget::with_client(
+            client.clone(),
+            KubeConfig::from_env(),
+            &svcbench::targets::embedded::names::random(6),
+        );
         let result = runner::run_plan(plan, &target, &mut |_| {}).await;
         target.shutdown().await;
         match profile::verdict(&result, profile) {
             Verdict::Passed => Ok(()),
             Verdict::ExpectedFail => {
-                let entry = profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
+                let entry =
+                    profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
                 println!("  expected failure ({LAB_PROFILE}): {entry}");
                 Ok(())
             }
@@ -196,7 +207,9 @@ fn main() {
                     trials.push(
                         Trial::test(format!("lab-{}::{}", mode.as_str(), plan.name), move || match &profile {
                             Ok(profile) => run_lab(mode, &p, Some(profile)),
-                            Err(errors) => Err(Failed::from(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))),
+                            Err(errors) => {
+                                Err(Failed::from(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+                            }
                         })
                         .with_kind("lab"),
                     );

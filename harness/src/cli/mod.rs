@@ -85,7 +85,8 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG").unwrap_or_else(|_| "warn,kube_client=off".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SVCBENCH_LOG")
+                .unwrap_or_else(|_| "warn,kube_client=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

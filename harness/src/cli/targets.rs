@@ -55,7 +55,8 @@ impl TargetFactory {
         Ok(match kind {
             TargetKind::Lab => {
                 let lab = crate::lab::Lab::start(lab).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
-                let client = crate::lab::client_for(lab.kubeconfig()).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
+                let client =
+                    crate::lab::client_for(lab.kubeconfig()).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
                 TargetFactory::Lab(Box::new(lab), client, KubeConfig::from_env())
             }
             TargetKind::Embedded => TargetFactory::Embedded(embedded),
@@ -104,11 +105,9 @@ impl TargetFactory {
     pub async fn start(&self) -> Result<Box<dyn Target>, TargetError> {
         Ok(match self {
             TargetFactory::Embedded(config) => Box::new(EmbeddedTarget::start(config.clone()).await?),
-            TargetFactory::Kube(client, config) | TargetFactory::Lab(_, client, config) => Box::new(KubeTarget::with_client(
-                client.clone(),
-                config.clone(),
-                &crate::targets::embedded::names::random(6),
-            )),
+            TargetFactory::Kube(client, config) | TargetFactory::Lab(_, client, config) => Box::new(
+                KubeTarget::with_client(client.clone(), config.clone(), &crate::targets::embedded::names::random(6)),
+            ),
         })
     }
 }

@@ -234,9 +234,7 @@ impl Profile {
 pub fn verdict(result: &ScenarioResult, profile: Option<&Profile>) -> Verdict {
     let entry = profile.and_then(|p| p.expected_failure(&result.name));
     // An entry pinned to a step only covers a failure of that step.
-    let listed = entry.is_some_and(|e| {
-        e.step.is_none_or(|line| result.first_failure().is_none_or(|s| s.line == line))
-    });
+    let listed = entry.is_some_and(|e| e.step.is_none_or(|line| result.first_failure().is_none_or(|s| s.line == line)));
     match (result.outcome, listed) {
         (Outcome::Passed, false) => Verdict::Passed,
         (Outcome::Passed, true) => Verdict::UnexpectedPass,
