@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use http::Response;
 use kube::client::Body;
-use mock::{ApiHandle, default_sa, expect, ns_object, target};
+use mock::{ApiHandle, default_sa, expect, not_found, ns_object, target};
 use serde_json::{Value, json};
 use svcbench::{
     probe::{ProbeRequest, ProbeResponse},
@@ -193,11 +193,12 @@ async fn every_action_maps_to_the_api() {
     r.unwrap();
     assert_eq!(body["propagationPolicy"], "Background");
 
-    // Shutdown deletes the run's namespaces.
-    let ((), _) = tokio::join!(
-        t.shutdown(),
-        expect(&mut h, "DELETE", "/api/v1/namespaces/svcb-t1-test", 200, ns_object("svcb-t1-test"))
-    );
+    // Shutdown deletes the run's namespaces and waits until they are gone.
+    let ((), _) = tokio::join!(t.shutdown(), async {
+        expect(&mut h, "DELETE", "/api/v1/namespaces/svcb-t1-test", 200, ns_object("svcb-t1-test")).await;
+        expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test", 200, ns_object("svcb-t1-test")).await;
+        expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test", 404, not_found("namespaces \"svcb-t1-test\"")).await
+    });
 }
 
 #[tokio::test]

@@ -194,10 +194,12 @@ async fn a_new_namespace_waits_for_its_default_service_account() {
     t.shutdown().await;
     task.abort();
     let log = log.lock().unwrap();
-    let last = log.last().unwrap();
+    let calls: Vec<(&str, &str)> =
+        log.iter().rev().take(2).map(|s| (s.method.as_str(), s.path.split('?').next().unwrap())).collect();
     assert_eq!(
-        (last.method.as_str(), last.path.split('?').next().unwrap()),
-        ("DELETE", "/api/v1/namespaces/svcb-t1-test")
+        calls,
+        [("GET", "/api/v1/namespaces/svcb-t1-test"), ("DELETE", "/api/v1/namespaces/svcb-t1-test")],
+        "deleted, then waited for"
     );
 }
 
@@ -223,10 +225,10 @@ async fn a_literal_namespace_keeps_its_name_and_waits_out_an_earlier_run() {
     assert_eq!(body["metadata"]["labels"]["svcbench.io/run"], "t1", "labelled as this run's, so cleanup finds it");
     assert_eq!(body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "svcbench");
     // Names in it are not rewritten either way, and shutdown deletes it.
-    let ((), _) = tokio::join!(
-        t.shutdown(),
-        expect(&mut h, "DELETE", "/api/v1/namespaces/dns-version", 200, ns_object("dns-version"))
-    );
+    let ((), _) = tokio::join!(t.shutdown(), async {
+        expect(&mut h, "DELETE", "/api/v1/namespaces/dns-version", 200, ns_object("dns-version")).await;
+        expect(&mut h, "GET", "/api/v1/namespaces/dns-version", 404, not_found("namespaces \"dns-version\"")).await
+    });
 
     // Someone else's namespace of that name is not taken over.
     let (t, mut h) = target();

@@ -39,6 +39,9 @@ use crate::{
     scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
 };
 
+/// How long [`Target::shutdown`] waits for a scenario's namespaces to be deleted.
+const NAMESPACE_GONE_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// How to reach and use the cluster.
 #[derive(Debug, Clone)]
 pub struct KubeConfig {
@@ -448,10 +451,29 @@ impl Target for KubeTarget {
 
     async fn shutdown(&self) {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        for ns in self.names().reals() {
-            if let Err(e) = api.delete(&ns, &DeleteParams::background()).await {
+        let namespaces: Vec<String> = self.names().reals().into_iter().collect();
+        for ns in &namespaces {
+            if let Err(e) = api.delete(ns, &DeleteParams::background()).await {
                 tracing::warn!(namespace = %ns, error = %e, "cannot delete namespace; `svcbench cleanup` removes leftovers");
             }
+        }
+        // Wait until they are gone (as the e2e framework does): the next scenario must not measure the proxy and the
+        // EndpointSlice controller still tearing this one down (1,000 services take kube-proxy a while).
+        let deadline = tokio::time::Instant::now() + NAMESPACE_GONE_TIMEOUT;
+        for ns in &namespaces {
+            while tokio::time::Instant::now() < deadline {
+                match api.get_opt(ns).await {
+                    Ok(None) => break,
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(e) => {
+                        tracing::debug!(namespace = %ns, error = %e, "cannot read namespace while waiting for its deletion");
+                        break;
+                    }
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(?namespaces, "namespaces still terminating after {NAMESPACE_GONE_TIMEOUT:?}");
         }
     }
 }
