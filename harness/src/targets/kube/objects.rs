@@ -31,6 +31,8 @@ pub const NOT_READY_FILE: &str = "/tmp/svcbench-not-ready";
 pub const AGENT_NAME: &str = "svcbench-agent";
 /// Port the agent listens on.
 pub const AGENT_PORT: u16 = 8080;
+/// The agent pod's termination grace period (seconds).
+pub const AGENT_GRACE_SECONDS: i64 = 2;
 
 /// Images the kube target runs (configurable for air-gapped registries).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +245,9 @@ pub fn agent_pod(ns: &str, run: &str, images: &Images) -> Pod {
                 }),
                 ..Default::default()
             }],
+            // The agent stops at once when no probe runs; a long grace period only slows namespace deletion, which
+            // the target waits for between scenarios.
+            termination_grace_period_seconds: Some(AGENT_GRACE_SECONDS),
             ..Default::default()
         }),
         ..Default::default()
