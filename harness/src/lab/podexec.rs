@@ -39,6 +39,9 @@ pub struct PodExec {
 /// Any step failed (the message names it).
 pub fn exec(spec: &PodExec) -> anyhow::Result<std::convert::Infallible> {
     let Some(program) = spec.command.first() else { bail!("no command") };
+    let args: Vec<CString> = spec.command.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
+    // The program is opened before /tmp and /run are replaced: it may live there (a checkout under /tmp).
+    let executable = if spec.enter_pid.is_none() { Some(open_program(program)?) } else { None };
     if let Some(pid) = spec.enter_pid {
         // Order matters: the mount namespace last, once /proc/<pid> has been read.
         let files: Vec<(File, CloneFlags)> =
@@ -97,8 +100,29 @@ pub fn exec(spec: &PodExec) -> anyhow::Result<std::convert::Infallible> {
     if let Some(dir) = &spec.workdir {
         std::env::set_current_dir(dir).with_context(|| format!("workdir {}", dir.display()))?;
     }
-    let c_program = CString::new(program.as_str())?;
-    let args: Vec<CString> = spec.command.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
-    let err = nix::unistd::execvp(&c_program, &args).unwrap_err();
+    let err = match executable {
+        Some(file) => {
+            let env: Vec<CString> = std::env::vars_os()
+                .filter_map(|(k, v)| {
+                    let mut kv = k.into_encoded_bytes();
+                    kv.push(b'=');
+                    kv.extend(v.into_encoded_bytes());
+                    CString::new(kv).ok()
+                })
+                .collect();
+            nix::unistd::fexecve(&file, &args, &env).unwrap_err()
+        }
+        None => nix::unistd::execvp(&CString::new(program.as_str())?, &args).unwrap_err(),
+    };
     bail!("exec {program}: {err}")
+}
+
+/// Opens `program` as `execvp` would find it (a path, or the first match on PATH).
+fn open_program(program: &str) -> anyhow::Result<File> {
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).map(|d| d.join(program)).collect()
+    };
+    candidates.iter().find_map(|p| File::open(p).ok()).with_context(|| format!("exec {program}: not found"))
 }

@@ -40,6 +40,8 @@ pub struct Runtime {
     /// The node's pod network (`10.244.N.0/24`): base address and next host number.
     base: Ipv4Addr,
     next_host: AtomicU32,
+    /// Pod IPs held by live sandboxes: allocation wraps around the /24 and must skip them.
+    in_use: std::sync::Mutex<std::collections::HashSet<Ipv4Addr>>,
     next_sandbox: AtomicU32,
 }
 
@@ -51,13 +53,32 @@ impl Runtime {
     pub fn new(ctx: Arc<NodeContext>, node: NodeIdentity, client: Client, cidr: &str) -> anyhow::Result<Self> {
         let base: Ipv4Addr =
             cidr.split('/').next().unwrap_or_default().parse().with_context(|| format!("podCIDR {cidr}"))?;
-        Ok(Self { ctx, node, client, base, next_host: AtomicU32::new(2), next_sandbox: AtomicU32::new(0) })
+        Ok(Self {
+            ctx,
+            node,
+            client,
+            base,
+            next_host: AtomicU32::new(0),
+            in_use: std::sync::Mutex::new(std::collections::HashSet::new()),
+            next_sandbox: AtomicU32::new(0),
+        })
     }
 
-    fn allocate_ip(&self) -> Ipv4Addr {
-        let host = self.next_host.fetch_add(1, Ordering::Relaxed);
-        // Wraps within the /24 (.2 … .254); a node never runs 250 pods at once in a scenario.
-        Ipv4Addr::from(u32::from(self.base) + 2 + (host - 2) % 253)
+    /// The next free pod IP (.2 … .254 of the node's /24, in order, wrapping around past the ones in use).
+    fn allocate_ip(&self) -> anyhow::Result<Ipv4Addr> {
+        let mut in_use = self.in_use.lock().expect("ip lock");
+        for _ in 0..253 {
+            let host = self.next_host.fetch_add(1, Ordering::Relaxed) % 253;
+            let ip = Ipv4Addr::from(u32::from(self.base) + 2 + host);
+            if in_use.insert(ip) {
+                return Ok(ip);
+            }
+        }
+        anyhow::bail!("node {} has no free pod IP: 253 pods run on it", self.node.name)
+    }
+
+    fn release_ip(&self, ip: Ipv4Addr) {
+        self.in_use.lock().expect("ip lock").remove(&ip);
     }
 }
 
@@ -106,19 +127,32 @@ struct Sandbox {
     netns: Netns,
     ip: Ipv4Addr,
     dir: PathBuf,
+    runtime: Arc<Runtime>,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.runtime.release_ip(self.ip);
     }
 }
 
-fn create_sandbox(rt: &Runtime, pod: &Pod) -> anyhow::Result<Sandbox> {
+fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
+    let ip = rt.allocate_ip()?;
+    match wire_sandbox(rt, pod, ip) {
+        Ok((netns, dir)) => Ok(Sandbox { netns, ip, dir, runtime: rt.clone() }),
+        Err(e) => {
+            rt.release_ip(ip);
+            Err(e)
+        }
+    }
+}
+
+/// The pod's namespace, veth, routes and directory.
+fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr) -> anyhow::Result<(Netns, PathBuf)> {
     let seq = rt.next_sandbox.fetch_add(1, Ordering::Relaxed);
     let name = format!("svcb-{}-{}-p{seq}", rt.ctx.lab_id, rt.node.name.rsplit('-').next().unwrap_or("n"));
     let netns = Netns::create(&name)?;
-    let ip = rt.allocate_ip();
     let veth = format!("vp{seq}");
     let node_ns = &rt.node.netns;
     ip_batch(
@@ -147,7 +181,7 @@ fn create_sandbox(rt: &Runtime, pod: &Pod) -> anyhow::Result<Sandbox> {
     for sub in ["etc-upper", "etc-work", "volumes", "logs"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
-    Ok(Sandbox { netns, ip, dir })
+    Ok((netns, dir))
 }
 
 /// One container's process and readiness.
