@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cli;
 pub mod lab;
+pub mod netexec;
 pub mod probe;
 pub mod report;
 pub mod results;

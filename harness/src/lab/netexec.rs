@@ -6,6 +6,8 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
+use crate::netexec::query;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
@@ -79,34 +81,6 @@ pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn query(req: &Request<Incoming>, name: &str) -> Option<String> {
-    let q = req.uri().query()?;
-    q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')).map(decode)
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -114,16 +88,6 @@ async fn handle(
     exit: tokio::sync::mpsc::Sender<i32>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match req.uri().path() {
-        "/hostname" => (StatusCode::OK, hostname.to_string()),
-        "/clientip" => (StatusCode::OK, peer.to_string()),
-        "/healthz" => (StatusCode::OK, "ok".to_owned()),
-        "/echo" => {
-            match query(&req, "code").map(|c| c.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok())) {
-                Some(Some(code)) => (code, query(&req, "msg").unwrap_or_default()),
-                Some(None) => (StatusCode::OK, "argument 'code' must be an integer or empty".to_owned()),
-                None => (StatusCode::OK, query(&req, "msg").unwrap_or_default()),
-            }
-        }
         "/shell" => {
             let cmd = query(&req, "shellCommand").or_else(|| query(&req, "cmd")).unwrap_or_default();
             let output = tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).output().await;
@@ -141,23 +105,7 @@ async fn handle(
             let _ = exit.try_send(code);
             (StatusCode::OK, String::new())
         }
-        _ => (StatusCode::OK, format!("NOW: {}", jiff::Timestamp::now())),
+        _ => crate::netexec::answer(&req, peer, &hostname),
     };
-    let response = Response::builder()
-        .status(status)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts are valid");
-    Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decode;
-
-    #[test]
-    fn decodes_query_values() {
-        assert_eq!(decode("touch+%2Ftmp%2Fx"), "touch /tmp/x");
-        assert_eq!(decode("100%"), "100%");
-    }
+    Ok(crate::netexec::text_response(status, body))
 }
