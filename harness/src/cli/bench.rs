@@ -11,6 +11,7 @@ use std::{
 use clap::Args;
 
 use super::EXIT_INVALID;
+use crate::lab::ProxyMode;
 use crate::{
     probe::{
         self, AddressMap,
@@ -34,12 +35,31 @@ pub struct BenchArgs {
     /// Connections (HTTP) for both generators.
     #[arg(long, default_value_t = 16)]
     connections: u32,
-    /// Services for the programming-latency measurement (10 endpoints each).
-    #[arg(long, default_value_t = 10_000)]
-    services: u32,
-    /// Changes to time for the programming latency.
-    #[arg(long, default_value_t = 50)]
-    changes: u32,
+    /// Services for the programming-latency measurement, 10 endpoints each (default: 10000; with `--target lab`
+    /// a comma-separated list of levels, default 100,1000,5000,10000).
+    #[arg(long, value_delimiter = ',')]
+    services: Vec<u32>,
+    /// Changes to time for the programming latency (per level; default 50, with `--target lab` 20).
+    #[arg(long)]
+    changes: Option<u32>,
+    /// What to measure: the embedded target against the reference tools, or the lab's real implementations.
+    #[arg(long, value_enum, default_value_t = BenchTarget::Embedded)]
+    target: BenchTarget,
+    /// kube-proxy modes for `--target lab`.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ProxyMode::Iptables, ProxyMode::Nftables])]
+    proxy_modes: Vec<ProxyMode>,
+    /// Requests/s of the open-loop HTTP measurement of `--target lab`.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+}
+
+/// What `svcbench bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTarget {
+    /// The embedded target, with svcbench's generators beside wrk and dnsperf.
+    Embedded,
+    /// The lab: kube-proxy iptables vs nftables, CoreDNS vs NodeLocal DNSCache vs the reference DNS.
+    Lab,
 }
 
 fn deployment(ns: &str, name: &str, replicas: u32) -> Action {
@@ -95,15 +115,37 @@ fn parse_wrk_time(s: &str) -> Option<f64> {
     })
 }
 
-/// Runs dnsperf and returns queries/s.
-fn dnsperf(server: SocketAddr, names: &[String], seconds: u64) -> Option<f64> {
+/// DNS load shape of both generators: source ports (dnsperf `-c`) and queries in flight (dnsperf `-q`).
+pub const DNS_SOURCE_PORTS: usize = 128;
+/// See [`DNS_SOURCE_PORTS`].
+pub const DNS_OUTSTANDING: usize = 100;
+
+/// Runs dnsperf (inside network namespace `netns`, if given) and returns queries/s.
+pub fn dnsperf(netns: Option<&str>, server: SocketAddr, names: &[String], seconds: u64) -> Option<f64> {
     let dir = tempfile_dir()?;
     let data = dir.join("queries.txt");
     std::fs::write(&data, names.iter().map(|n| format!("{n} A\n")).collect::<String>()).ok()?;
-    let out = Command::new("dnsperf")
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "dnsperf"]);
+            c
+        }
+        None => Command::new("dnsperf"),
+    };
+    let out = cmd
         .args(["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "-d"])
         .arg(&data)
-        .args(["-l", &seconds.to_string(), "-c", "128", "-q", "100", "-T", "2"])
+        .args([
+            "-l",
+            &seconds.to_string(),
+            "-c",
+            &DNS_SOURCE_PORTS.to_string(),
+            "-q",
+            &DNS_OUTSTANDING.to_string(),
+            "-T",
+            "2",
+        ])
         .output()
         .ok();
     let _ = std::fs::remove_dir_all(&dir);
@@ -118,6 +160,30 @@ fn tempfile_dir() -> Option<std::path::PathBuf> {
 }
 
 pub async fn bench(args: BenchArgs) -> ExitCode {
+    if args.target == BenchTarget::Lab {
+        if !(args.rate.is_finite() && (1.0..=1e6).contains(&args.rate)) {
+            eprintln!("error: --rate must be between 1 and 1000000 requests/s");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        if !(1..=3600).contains(&args.seconds) || args.changes.is_some_and(|c| !(1..=10_000).contains(&c)) {
+            eprintln!("error: --seconds must be 1–3600 and --changes 1–10000");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        if args.services.iter().any(|&n| n > 50_000) {
+            eprintln!("error: --services levels above 50000 exceed what one lab node is sized for");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        let services = if args.services.is_empty() { vec![100, 1_000, 5_000, 10_000] } else { args.services.clone() };
+        return super::bench_lab::bench_lab(super::bench_lab::LabBench {
+            seconds: args.seconds,
+            connections: args.connections,
+            rate: args.rate,
+            services,
+            changes: args.changes.unwrap_or(20),
+            modes: args.proxy_modes.clone(),
+        })
+        .await;
+    }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
         "svcbench bench: {cores} cores shared by the generators and the system under test; medians over runs are more telling than one run.\n"
@@ -212,15 +278,15 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
     let dns_spec = DnsLoadSpec {
         names: names.clone(),
         rate: None,
-        max_outstanding: 100,
-        source_ports: 128,
+        max_outstanding: DNS_OUTSTANDING,
+        source_ports: DNS_SOURCE_PORTS,
         queries: u64::MAX,
         duration,
         timeout: Duration::from_secs(2),
     };
     let ours = probe::dnsload::run(&ctx, &dns_spec).await.ok();
     let dns_addr = ports.resolve(SocketAddr::new(IpAddr::V4(cluster.dns_ip()), 53));
-    let theirs = if have("dnsperf") { dnsperf(dns_addr, &names, args.seconds) } else { None };
+    let theirs = if have("dnsperf") { dnsperf(None, dns_addr, &names, args.seconds) } else { None };
     if let Some(o) = ours {
         pair("queries/s (vs dnsperf)", o.answered as f64 / o.elapsed.as_secs_f64(), theirs, "q/s");
         println!(
@@ -231,8 +297,9 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
     target.shutdown().await;
     drop(target);
 
-    println!("\n== Programming latency at {} services × 10 endpoints", args.services);
-    programming_latency(args.services, args.changes).await;
+    let services = args.services.iter().copied().max().unwrap_or(10_000);
+    println!("\n== Programming latency at {services} services × 10 endpoints");
+    programming_latency(services, args.changes.unwrap_or(50)).await;
     if let Some(rss) = rss_mib() {
         println!("process memory (VmRSS): {rss:.0} MiB");
     }

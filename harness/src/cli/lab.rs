@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// kube-proxy mode.
     #[arg(long, value_enum, default_value_t = ProxyMode::Nftables)]
     pub proxy_mode: ProxyMode,
+    /// Cluster DNS: CoreDNS, or NodeLocal DNSCache in front of it.
+    #[arg(long, value_enum, default_value_t = lab::DnsMode::Coredns)]
+    pub dns: lab::DnsMode,
     /// Number of nodes.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
     pub nodes: u8,
@@ -117,7 +120,7 @@ pub fn lab(args: LabArgs) -> ExitCode {
 }
 
 async fn up(args: UpArgs) -> ExitCode {
-    let config = LabConfig::new(args.proxy_mode, args.nodes);
+    let config = LabConfig::new(args.proxy_mode, args.nodes).with_dns(args.dns);
     let lab = tokio::select! {
         lab = Lab::start(config) => lab,
         _ = shutdown_signal() => {

@@ -3,7 +3,9 @@
 
 mod agent;
 mod bench;
+mod bench_lab;
 mod cleanup;
+mod compare;
 mod faults;
 mod lab;
 mod report;
@@ -37,6 +39,9 @@ enum Command {
     },
     /// Run a scenario's steps on the embedded cluster, then keep it serving until Ctrl-C / SIGTERM.
     Up(up::UpArgs),
+    /// Run the scenarios on several implementations (the embedded reference, lab kube-proxy iptables/nftables with
+    /// CoreDNS or NodeLocal DNSCache) and write one report comparing them.
+    Compare(compare::CompareArgs),
     /// Render saved results (one run, or several side by side) as index.html and junit.xml.
     Report(report::ReportArgs),
     /// Compare svcbench's load generators with wrk and dnsperf, the proxy with direct traffic, and time programming
@@ -72,6 +77,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Run(args) => with_runtime(run::run(args)),
+        Command::Compare(args) => with_runtime(compare::compare(args)),
         Command::Up(args) => with_runtime(up::up(args)),
         Command::Report(args) => report::report(args),
         Command::Faults(args) => with_runtime(faults::faults(args)),

@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// kube-proxy mode of `--target lab`.
     #[arg(long, value_enum, default_value_t = crate::lab::ProxyMode::Nftables)]
     proxy_mode: crate::lab::ProxyMode,
+    /// Cluster DNS of `--target lab`: CoreDNS, or NodeLocal DNSCache in front of it.
+    #[arg(long, value_enum, default_value_t = crate::lab::DnsMode::Coredns)]
+    dns: crate::lab::DnsMode,
     /// Nodes of `--target lab`.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
     nodes: u8,
@@ -96,10 +99,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
     let started_at = jiff::Timestamp::now().to_string();
     let started = Instant::now();
-    let mut console = ConsoleReporter::new(std::io::stdout(), args.verbose).with_profile(profile.clone());
-    let mut progress = Progress::new(plans.len());
-    let mut scenarios = Vec::new();
-    let mut description = String::new();
     let mut config = match EmbeddedConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -108,48 +107,18 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     config.faults.0.extend(args.faults.iter().copied());
-    let lab = crate::lab::LabConfig::new(args.proxy_mode, args.nodes);
-    let started_factory = tokio::select! {
-        f = TargetFactory::new(args.target, config, args.context.clone(), lab) => f,
-        _ = shutdown_signal() => {
-            eprintln!("interrupted");
-            return ExitCode::from(EXIT_INTERRUPTED);
-        }
-    };
-    let factory = match started_factory {
+    let lab = crate::lab::LabConfig::new(args.proxy_mode, args.nodes).with_dns(args.dns);
+    let factory = match start_factory(args.target, config, args.context.clone(), lab).await {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: target {}: {e}", args.target);
-            return ExitCode::from(EXIT_INVALID);
+        Err(code) => return code,
+    };
+    let (scenarios, description) = match run_plans(&plans, &factory, args.verbose, profile.as_ref()).await {
+        Ok(r) => r,
+        Err(code) => {
+            factory.stop().await;
+            return code;
         }
     };
-    for plan in &plans {
-        let target = match factory.start().await {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot start target {}: {e}", args.target);
-                factory.stop().await;
-                return ExitCode::from(EXIT_INVALID);
-            }
-        };
-        description = factory.description().unwrap_or_else(|| target.description());
-        let mut on_event = |e: runner::RunEvent| {
-            progress.suspend(|| console.on_event(&e));
-            progress.on_event(&e);
-        };
-        let result = tokio::select! {
-            r = runner::run_plan(plan, target.as_ref(), &mut on_event) => r,
-            _ = shutdown_signal() => {
-                progress.finish();
-                target.shutdown().await;
-                factory.stop().await;
-                eprintln!("interrupted");
-                return ExitCode::from(EXIT_INTERRUPTED);
-            }
-        };
-        target.shutdown().await;
-        scenarios.push(result);
-    }
     let target_name = factory.name();
     factory.stop().await;
     let results = RunResults {
@@ -157,7 +126,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         run_id,
         started_at,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        target: TargetInfo { name: target_name.into(), description },
+        target: TargetInfo { name: target_name, description },
         scenarios,
     };
     let path = out_dir.join("results.json");
@@ -165,7 +134,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
-    progress.finish();
     if let Some(p) = &profile
         && let Err(e) = files::keep_profile(&out_dir, p)
     {
@@ -200,6 +168,74 @@ pub async fn run(args: RunArgs) -> ExitCode {
     );
     // Expected failures and unexpected passes do not fail the run; unexpected failures (and scenarios not run) do.
     if counts.failed + counts.skipped > 0 { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS }
+}
+
+/// Starts the target's factory (for the lab: the whole cluster), giving up on Ctrl-C / SIGTERM.
+///
+/// # Errors
+/// The exit code to end with: interrupted, or the target cannot be reached or started.
+pub async fn start_factory(
+    kind: TargetKind,
+    embedded: EmbeddedConfig,
+    context: Option<String>,
+    lab: crate::lab::LabConfig,
+) -> Result<TargetFactory, ExitCode> {
+    let started = tokio::select! {
+        f = TargetFactory::new(kind, embedded, context, lab) => f,
+        _ = shutdown_signal() => {
+            eprintln!("interrupted");
+            return Err(ExitCode::from(EXIT_INTERRUPTED));
+        }
+    };
+    started.map_err(|e| {
+        eprintln!("error: target {kind}: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// Runs `plans` one after another, each on a fresh target from `factory`, printing PASS/FAIL lines (and progress on
+/// a terminal) as they go. Returns the results and the implementation's description. The factory is left running.
+///
+/// # Errors
+/// The exit code to end with: interrupted, or a target could not be started.
+pub async fn run_plans(
+    plans: &[crate::scenario::Plan],
+    factory: &TargetFactory,
+    verbose: bool,
+    profile: Option<&Profile>,
+) -> Result<(Vec<crate::results::ScenarioResult>, String), ExitCode> {
+    let mut console = ConsoleReporter::new(std::io::stdout(), verbose).with_profile(profile.cloned());
+    let mut progress = Progress::new(plans.len());
+    let mut scenarios = Vec::new();
+    let mut description = factory.description().unwrap_or_default();
+    for plan in plans {
+        let target = match factory.start().await {
+            Ok(t) => t,
+            Err(e) => {
+                progress.finish();
+                eprintln!("error: cannot start target {}: {e}", factory.name());
+                return Err(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        description = factory.description().unwrap_or_else(|| target.description());
+        let mut on_event = |e: runner::RunEvent| {
+            progress.suspend(|| console.on_event(&e));
+            progress.on_event(&e);
+        };
+        let result = tokio::select! {
+            r = runner::run_plan(plan, target.as_ref(), &mut on_event) => r,
+            _ = shutdown_signal() => {
+                progress.finish();
+                target.shutdown().await;
+                eprintln!("interrupted");
+                return Err(ExitCode::from(EXIT_INTERRUPTED));
+            }
+        };
+        target.shutdown().await;
+        scenarios.push(result);
+    }
+    progress.finish();
+    Ok((scenarios, description))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -72,14 +72,11 @@ impl TargetFactory {
     }
 
     /// The target name used in results.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            TargetFactory::Embedded(_) => "embedded",
-            TargetFactory::Kube(..) => "kube",
-            TargetFactory::Lab(lab, ..) => match lab.proxy_mode() {
-                crate::lab::ProxyMode::Nftables => "lab-nftables",
-                crate::lab::ProxyMode::Iptables => "lab-iptables",
-            },
+            TargetFactory::Embedded(_) => "embedded".into(),
+            TargetFactory::Kube(..) => "kube".into(),
+            TargetFactory::Lab(lab, ..) => lab.config().name(),
         }
     }
 

@@ -16,9 +16,11 @@ pub mod cleanup;
 pub mod control_plane;
 pub mod files;
 pub mod install;
+pub mod measure;
 pub mod netexec;
 pub mod netns;
 pub mod node;
+pub mod nodelocal;
 pub mod pki;
 pub mod podexec;
 pub mod process;
@@ -73,11 +75,23 @@ impl ProxyMode {
     }
 }
 
+/// What answers the pods' DNS queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+pub enum DnsMode {
+    /// CoreDNS behind the kube-dns Service (kubelet's clusterDNS 10.96.0.10), kubeadm's Corefile.
+    #[default]
+    Coredns,
+    /// NodeLocal DNSCache on every node (clusterDNS 169.254.20.10) in front of the same CoreDNS.
+    Nodelocal,
+}
+
 /// How to start a lab.
 #[derive(Debug, Clone)]
 pub struct LabConfig {
     /// kube-proxy mode.
     pub proxy_mode: ProxyMode,
+    /// Cluster DNS.
+    pub dns: DnsMode,
     /// Number of nodes.
     pub nodes: u8,
     /// The svcbench executable pods run (`lab pod-exec`, `lab netexec`, `agent`); `None`: this executable.
@@ -87,7 +101,30 @@ pub struct LabConfig {
 impl LabConfig {
     /// `nodes` nodes in `mode`, pods run by this executable.
     pub fn new(proxy_mode: ProxyMode, nodes: u8) -> Self {
-        Self { proxy_mode, nodes, svcbench: None }
+        Self { proxy_mode, dns: DnsMode::Coredns, nodes, svcbench: None }
+    }
+
+    /// With cluster DNS `dns`.
+    pub fn with_dns(mut self, dns: DnsMode) -> Self {
+        self.dns = dns;
+        self
+    }
+
+    /// The expected-failure profile (a file in `scenarios/profiles/`) of the DNS this lab runs.
+    pub fn profile_file(&self) -> String {
+        let coredns = versions::COREDNS.trim_start_matches('v');
+        match self.dns {
+            DnsMode::Coredns => format!("coredns-{coredns}.yaml"),
+            DnsMode::Nodelocal => format!("nodelocal-dnscache-coredns-{coredns}.yaml"),
+        }
+    }
+
+    /// The implementation's short name in results and trial names: `lab-nftables`, `lab-iptables-nodelocal`.
+    pub fn name(&self) -> String {
+        match self.dns {
+            DnsMode::Coredns => format!("lab-{}", self.proxy_mode.as_str()),
+            DnsMode::Nodelocal => format!("lab-{}-nodelocal", self.proxy_mode.as_str()),
+        }
     }
 }
 
@@ -124,7 +161,7 @@ impl Lab {
     /// # Errors
     /// Not root, not installed, a tool missing, or a component failed to start (with its log's last lines).
     pub async fn start(config: LabConfig) -> anyhow::Result<Self> {
-        preflight(config.proxy_mode)?;
+        preflight(&config)?;
         let installation = Installation::find().context("the lab is not installed: run `svcbench lab install`")?;
         let begun = Instant::now();
         let id = format!("{:x}{:02x}", std::process::id(), rand::random::<u8>());
@@ -206,7 +243,10 @@ impl Lab {
                 Some(path) => path.clone(),
                 None => std::env::current_exe().context("path of the svcbench executable")?,
             },
-            cluster_dns: addons::CLUSTER_DNS.parse()?,
+            cluster_dns: match config.dns {
+                DnsMode::Coredns => addons::CLUSTER_DNS.parse()?,
+                DnsMode::Nodelocal => nodelocal::LOCAL_DNS,
+            },
             cluster_domain: "cluster.local".into(),
             upstream_dns: CONTROL_PLANE_IP,
             api_service: (Ipv4Addr::new(10, 96, 0, 1), 443),
@@ -268,6 +308,18 @@ impl Lab {
         step(&format!("CoreDNS {} (kube-system/coredns, Service kube-dns {})", versions::COREDNS, addons::CLUSTER_DNS));
         addons::apply_dns(&client, versions::COREDNS).await?;
         wait_coredns(&client, &mut lab.processes).await?;
+        if config.dns == DnsMode::Nodelocal {
+            step("NodeLocal DNSCache on every node (169.254.20.10, Service kube-dns-upstream)");
+            let upstream = nodelocal::apply_upstream_service(&client).await?;
+            let conf = nodelocal::corefile(&ctx.cluster_domain, upstream, ctx.upstream_dns);
+            for i in 1..=config.nodes {
+                let ns_name = format!("svcb-{id}-n{i}");
+                let mut cache = nodelocal::start(&ns_name, &format!("lab-node-{i}"), &installation, &conf, &dir, &id)?;
+                let healthy = nodelocal::wait_healthy(&ns_name, &mut cache).await;
+                lab.processes.push(cache);
+                healthy?;
+            }
+        }
         pki.kubeconfig(&lab.kubeconfig, &server, &admin, "svcbench-lab")?;
         lab.started = begun.elapsed();
         step(&format!("ready in {:.1} s", lab.started.as_secs_f64()));
@@ -299,15 +351,31 @@ impl Lab {
         self.started
     }
 
+    /// The nodes' network namespaces, node 1 first.
+    pub fn node_namespaces(&self) -> Vec<String> {
+        self.namespaces.iter().skip(1).map(|ns| ns.name().to_owned()).collect()
+    }
+
+    /// The lab's configuration.
+    pub fn config(&self) -> &LabConfig {
+        &self.config
+    }
+
     /// The implementation under test, for reports.
     pub fn description(&self) -> String {
+        let dns = match self.config.dns {
+            DnsMode::Coredns => format!("CoreDNS {} (kubeadm Corefile)", versions::COREDNS),
+            DnsMode::Nodelocal => format!(
+                "NodeLocal DNSCache (node-local-dns add-on Corefile on CoreDNS {0}, per node) in front of CoreDNS {0}",
+                versions::COREDNS
+            ),
+        };
         format!(
             "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}, \
-             CoreDNS {}, etcd {}, {} nodes",
+             {dns}, etcd {}, {} nodes",
             versions::KUBERNETES,
             versions::KUBERNETES,
             self.config.proxy_mode.as_str(),
-            versions::COREDNS,
             versions::ETCD,
             self.config.nodes
         )
@@ -356,11 +424,13 @@ impl Drop for Lab {
     }
 }
 
-fn preflight(mode: ProxyMode) -> anyhow::Result<()> {
+fn preflight(config: &LabConfig) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the lab needs root (network namespaces, mounts, netfilter): run it as root");
     }
-    for tool in ["ip", mode.tool()] {
+    // node-cache's rules are iptables rules whatever kube-proxy's mode.
+    let cache_tool = (config.dns == DnsMode::Nodelocal).then_some("iptables");
+    for tool in ["ip", config.proxy_mode.tool()].into_iter().chain(cache_tool) {
         let found =
             std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
         if !found {

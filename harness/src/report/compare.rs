@@ -55,6 +55,8 @@ pub struct Comparison {
     pub runs: Vec<RunColumn>,
     /// Scenario names over all runs, in order of first appearance.
     pub scenarios: Vec<String>,
+    /// Said about the comparison as a whole, e.g. implementations that could not run here and why.
+    pub notes: Vec<String>,
 }
 
 impl Comparison {
@@ -89,7 +91,13 @@ impl Comparison {
             }
         }
         let runs = labels.into_iter().zip(inputs).map(|(label, input)| RunColumn { label, input }).collect();
-        Self { runs, scenarios }
+        Self { runs, scenarios, notes: Vec::new() }
+    }
+
+    /// With notes shown above the results.
+    pub fn with_notes(mut self, notes: Vec<String>) -> Self {
+        self.notes = notes;
+        self
     }
 
     /// A scenario's result in one run.

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::{
     compare::Comparison,
+    differences,
     profile::{Verdict, verdict},
 };
 use crate::results::{ScenarioResult, StepResult};
@@ -82,11 +83,12 @@ pub fn render(c: &Comparison) -> Result<String, quick_junit::SerializeError> {
             case.set_assertions(s.steps.iter().filter(|st| st.kind == "assert").count());
             case.add_property(Property::new("svcbench.verdict", v.slug()));
             case.add_property(Property::new("source", s.source.as_str()));
+            let mut system_out = String::new();
             if v == Verdict::UnexpectedPass
                 && let Some((p, e)) = entry
             {
                 case.add_property(Property::new("svcbench.expected_failure", e.reason.as_str()));
-                case.set_system_out(format!(
+                system_out.push_str(&format!(
                     "unexpected pass: {}:{} lists `{}` as an expected failure ({}), but it passed; remove it from the profile if the fix is intended\n",
                     p.path.display(),
                     e.line,
@@ -94,12 +96,44 @@ pub fn render(c: &Comparison) -> Result<String, quick_junit::SerializeError> {
                     e.reason
                 ));
             }
+            let diffs = differences::scenario_differences(c, &s.name);
+            if !diffs.is_empty() {
+                case.add_property(Property::new("svcbench.differing_steps", diffs.len().to_string()));
+                system_out.push_str(&differences_text(c, &diffs));
+            }
+            if !system_out.is_empty() {
+                case.set_system_out(system_out);
+            }
             suite.add_test_case(case);
         }
         report.add_test_suite(suite);
     }
     report.set_time(total);
     report.to_string()
+}
+
+/// The steps where the implementations differ, one line per implementation under each step.
+fn differences_text(c: &Comparison, diffs: &[differences::StepDifference]) -> String {
+    let mut text = String::new();
+    for d in diffs {
+        text.push_str(&format!(
+            "differs at step {} (line {}, {}): {}\n",
+            d.index,
+            d.line,
+            d.aspects.join(", "),
+            d.summary
+        ));
+        for (run, cell) in c.runs.iter().zip(&d.cells) {
+            let Some(o) = cell else {
+                text.push_str(&format!("  {}: not run\n", run.label));
+                continue;
+            };
+            let time = o.convergence_ms.map(|t| format!(" after {t:.0} ms")).unwrap_or_default();
+            let answer = if o.answer.is_empty() { String::new() } else { format!(": {}", o.answer) };
+            text.push_str(&format!("  {}: {:?}{time}{answer}\n", run.label, o.outcome));
+        }
+    }
+    text
 }
 
 fn secs(ms: f64) -> Duration {

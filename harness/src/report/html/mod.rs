@@ -53,6 +53,9 @@ pub fn render(c: &Comparison, generated_at: &str) -> String {
         ),
     );
     runs_table(&mut out, c);
+    for note in &c.notes {
+        push(&mut out, format_args!("<p class=\"note\">{}</p>", esc(note)));
+    }
     flags(&mut out, c);
     matrix(&mut out, c);
     out.push_str(&perf);

@@ -87,9 +87,57 @@ fn scenario(out: &mut String, c: &Comparison, name: &str) {
             failure(out, &run.label, v, result, step);
         }
     }
+    differences(out, c, name);
     fairness_spread(out, c, name);
     steps_table(out, c, name);
     out.push_str("</details>");
+}
+
+/// The steps where implementations observed different things, one column per run.
+fn differences(out: &mut String, c: &Comparison, name: &str) {
+    let diffs = crate::report::differences::scenario_differences(c, name);
+    if diffs.is_empty() {
+        return;
+    }
+    out.push_str("<h4>Where the implementations differ</h4><table class=\"steps differences\"><thead><tr><th>#</th><th>line</th><th>step</th><th>differs in</th>");
+    for r in &c.runs {
+        push(out, format_args!("<th>{}</th>", esc(&r.label)));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for d in &diffs {
+        push(
+            out,
+            format_args!(
+                "<tr class=\"differs\"><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td>",
+                d.index,
+                d.line,
+                esc(&d.summary),
+                d.aspects.join(", ")
+            ),
+        );
+        for cell in &d.cells {
+            let Some(o) = cell else {
+                out.push_str("<td class=\"muted\">—</td>");
+                continue;
+            };
+            let outcome = match o.outcome {
+                Outcome::Passed => "<span class=\"badge v-pass\">held</span>",
+                Outcome::Failed => "<span class=\"badge v-fail\">failed</span>",
+                Outcome::Skipped => "<span class=\"badge v-skipped\">not reached</span>",
+            };
+            let time =
+                o.convergence_ms.map(|t| format!(" <span class=\"small\">after {}</span>", ms(t))).unwrap_or_default();
+            let answer =
+                if o.answer.is_empty() { String::new() } else { format!("<br><code>{}</code>", esc(&o.answer)) };
+            let why = match (&o.message, o.outcome) {
+                (Some(m), Outcome::Failed) if !m.is_empty() => format!("<br><span class=\"small\">{}</span>", esc(m)),
+                _ => String::new(),
+            };
+            push(out, format_args!("<td>{outcome}{time}{answer}{why}</td>"));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
 }
 
 /// The failing step of one run: where, what, why, expected vs actual.

@@ -1,0 +1,276 @@
+//! `svcbench compare`: the same scenarios on several implementations, one after another (each lab started for its
+//! turn and stopped after it), and one report with a column per implementation: `index.html` and `junit.xml` in the
+//! output folder, and `<implementation>/results.json` (with the profile it was judged by) beside them.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    str::FromStr,
+    time::Instant,
+};
+
+use clap::Args;
+
+use super::{
+    EXIT_FAILED, EXIT_INVALID,
+    run::{new_run_id, run_plans, start_factory},
+    targets::TargetKind,
+};
+use crate::{
+    lab::{DnsMode, LabConfig, ProxyMode},
+    report::{
+        compare::{Comparison, RunInput},
+        files, json,
+        profile::Profile,
+    },
+    results::{RunResults, SCHEMA_VERSION, TargetInfo},
+    targets::embedded::EmbeddedConfig,
+};
+
+/// One implementation to compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// svcbench's embedded reference (user-space proxy, reference DNS).
+    Embedded,
+    /// A lab: kube-proxy in a mode, with a cluster DNS.
+    Lab(ProxyMode, DnsMode),
+}
+
+impl Implementation {
+    /// Every implementation the lab and the embedded target provide.
+    pub const ALL: [Implementation; 5] = [
+        Implementation::Embedded,
+        Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns),
+        Implementation::Lab(ProxyMode::Iptables, DnsMode::Nodelocal),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal),
+    ];
+
+    /// The default set: the reference, both proxy modes with CoreDNS, and NodeLocal DNSCache on nftables.
+    const DEFAULT: [Implementation; 4] = [
+        Implementation::Embedded,
+        Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal),
+    ];
+
+    fn lab_config(self, nodes: u8) -> Option<LabConfig> {
+        match self {
+            Implementation::Embedded => None,
+            Implementation::Lab(mode, dns) => Some(LabConfig::new(mode, nodes).with_dns(dns)),
+        }
+    }
+
+    /// The expected-failure profile file (in `profiles/`) of what this implementation runs.
+    pub fn profile_file(self) -> Option<String> {
+        self.lab_config(1).map(|c| c.profile_file())
+    }
+}
+
+impl fmt::Display for Implementation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.lab_config(1) {
+            None => f.write_str("embedded"),
+            Some(c) => f.write_str(&c.name()),
+        }
+    }
+}
+
+impl FromStr for Implementation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(found) = Self::ALL.iter().find(|i| i.to_string() == s) {
+            return Ok(*found);
+        }
+        if s.starts_with("lab-ipvs") {
+            return Err(ipvs_note());
+        }
+        let names: Vec<String> = Self::ALL.iter().map(ToString::to_string).collect();
+        Err(format!("unknown implementation `{s}`: one of {}", names.join(", ")))
+    }
+}
+
+/// Why kube-proxy's IPVS mode is not among the implementations.
+fn ipvs_note() -> String {
+    if Path::new("/proc/net/ip_vs").exists() {
+        "kube-proxy ipvs: not compared — the lab runs the iptables and nftables modes (IPVS is deprecated upstream)"
+            .into()
+    } else {
+        "kube-proxy ipvs: not compared — this kernel has no IPVS (no /proc/net/ip_vs: ip_vs is neither built in nor \
+         loadable here)"
+            .into()
+    }
+}
+
+/// Arguments of `svcbench compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Scenario files (default: every *.yaml in --scenarios-dir).
+    scenarios: Vec<PathBuf>,
+    /// Implementations, comma-separated (default: embedded, lab-iptables, lab-nftables, lab-nftables-nodelocal;
+    /// the lab ones only where the lab can run).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    implementations: Vec<Implementation>,
+    /// Where to find scenarios when none are given, and their `profiles/`.
+    #[arg(long, default_value = "scenarios")]
+    scenarios_dir: PathBuf,
+    /// Folder for the report (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Nodes of each lab.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    nodes: u8,
+    /// Print every step.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// Why the lab cannot run here, if it cannot.
+fn lab_unavailable() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("the lab needs root".into());
+    }
+    crate::lab::install::Installation::find()
+        .is_none()
+        .then(|| "the lab is not installed (svcbench lab install)".into())
+}
+
+pub async fn compare(args: CompareArgs) -> ExitCode {
+    let plans = match super::load_plans(&args.scenarios, &args.scenarios_dir) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut notes = vec![ipvs_note()];
+    let implementations: Vec<Implementation> = if args.implementations.is_empty() {
+        match lab_unavailable() {
+            None => Implementation::DEFAULT.to_vec(),
+            Some(why) => {
+                notes.push(format!("lab implementations: not compared — {why}"));
+                vec![Implementation::Embedded]
+            }
+        }
+    } else {
+        if let Some(why) = lab_unavailable().filter(|_| args.implementations.iter().any(|i| i.lab_config(1).is_some()))
+        {
+            eprintln!("error: {why}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        args.implementations.clone()
+    };
+    if implementations.iter().any(|i| matches!(i, Implementation::Lab(_, DnsMode::Nodelocal))) {
+        notes.push(
+            "NodeLocal DNSCache: k8s.io/dns (node-cache) is not served by the Go module proxy here, so its binary \
+             cannot be built; the lab runs its data path instead — the add-on's Corefile on CoreDNS, node-cache's \
+             NOTRACK/ACCEPT rules, 169.254.20.10 per node (on the node's loopback: this kernel has no dummy \
+             interface driver) and kubelet clusterDNS pointed at it."
+                .into(),
+        );
+    }
+    // Every profile is read before the first lab starts: a typo should not cost a lab run.
+    let mut profiles = Vec::new();
+    for implementation in &implementations {
+        let profile = match implementation.profile_file() {
+            None => None,
+            Some(file) => match Profile::load(&args.scenarios_dir.join("profiles").join(&file)) {
+                Ok(p) => Some(p),
+                Err(errors) => {
+                    errors.iter().for_each(|e| eprintln!("{e}"));
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            },
+        };
+        profiles.push(profile);
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.output) {
+        eprintln!("error: cannot create {}: {e}", args.output.display());
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let mut inputs = Vec::new();
+    for (implementation, profile) in implementations.iter().zip(profiles) {
+        println!("\n== {implementation}: {} scenarios", plans.len());
+        let started_at = jiff::Timestamp::now().to_string();
+        let started = Instant::now();
+        let (kind, lab) = match implementation.lab_config(args.nodes) {
+            None => (TargetKind::Embedded, LabConfig::new(ProxyMode::Nftables, args.nodes)),
+            Some(lab) => (TargetKind::Lab, lab),
+        };
+        let embedded = match EmbeddedConfig::from_env() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
+        let factory = match start_factory(kind, embedded, None, lab).await {
+            Ok(f) => f,
+            Err(code) => return code,
+        };
+        let outcome = run_plans(&plans, &factory, args.verbose, profile.as_ref()).await;
+        let name = factory.name();
+        factory.stop().await;
+        let (scenarios, description) = match outcome {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let results = RunResults {
+            schema_version: SCHEMA_VERSION,
+            run_id: new_run_id(),
+            started_at,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            target: TargetInfo { name, description },
+            scenarios,
+        };
+        let dir = args.output.join(implementation.to_string());
+        let path = dir.join("results.json");
+        let written = std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+            .and_then(|()| json::write(&path, &results).map_err(|e| e.to_string()))
+            .and_then(|()| match &profile {
+                Some(p) => files::keep_profile(&dir, p).map(drop).map_err(|e| e.to_string()),
+                None => Ok(()),
+            });
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        inputs.push(RunInput { results, profile, source: Some(path) });
+    }
+    let comparison = Comparison::new(inputs).with_notes(notes);
+    let rendered = match files::write_rendered(&args.output, &comparison) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    println!();
+    let mut failed = false;
+    for (i, run) in comparison.runs.iter().enumerate() {
+        let n = comparison.counts(i);
+        failed |= n.failed + n.skipped > 0;
+        let ran = comparison.scenarios.iter().filter(|s| comparison.result(i, s).is_some()).count();
+        println!(
+            "{}: {}/{} passed, {} failed, {} expected failures (profile), {} unexpected passes; {:.0} s",
+            run.label,
+            n.passed + n.unexpected_pass,
+            ran,
+            n.failed,
+            n.expected_fail,
+            n.unexpected_pass,
+            run.input.results.duration_ms / 1000.0
+        );
+    }
+    let differing = comparison
+        .scenarios
+        .iter()
+        .filter(|s| !crate::report::differences::scenario_differences(&comparison, s).is_empty())
+        .count();
+    println!("{differing} of {} scenarios differ between implementations", comparison.scenarios.len());
+    for note in &comparison.notes {
+        println!("note: {note}");
+    }
+    println!("report: {}\njunit:  {}", rendered.html.display(), rendered.junit.display());
+    if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS }
+}
