@@ -105,3 +105,41 @@ fn run_writes_results_and_exit_code_follows_outcome() {
     assert!(steps[4]["attempts"].as_u64().unwrap() > 1, "polled until the timeout");
     assert_eq!(steps[5]["outcome"], "skipped");
 }
+
+#[test]
+fn compare_writes_one_report_with_a_folder_per_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = svcbench()
+        .current_dir(&root)
+        .args(["compare", "--implementations", "embedded", "scenarios/dns-basics.yaml", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("embedded: 1/1 passed, 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("note: kube-proxy ipvs: not compared"),
+        "IPVS is said to be missing, not omitted: {stdout}"
+    );
+    for file in ["index.html", "junit.xml", "embedded/results.json"] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(html.contains("kube-proxy ipvs: not compared"), "the note is in the report too");
+}
+
+#[test]
+fn compare_rejects_unknown_and_unavailable_implementations() {
+    let dir = tempfile::tempdir().unwrap();
+    for (list, message) in [
+        ("embedded,lab-nope", "unknown implementation `lab-nope`: one of embedded, lab-iptables, lab-nftables"),
+        ("lab-ipvs", "kube-proxy ipvs: not compared"),
+    ] {
+        let out = svcbench().args(["compare", "--implementations", list, "-o"]).arg(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{list}: {stderr}");
+        assert!(stderr.contains(message), "{list}: {stderr}");
+    }
+}

@@ -338,7 +338,16 @@ fn report_compares_two_targets_side_by_side() {
     assert!(html.contains("not measured"), "a missing convergence time is shown as such");
     assert!(html.contains("<td class=\"num\">∞</td>"), "max/min with a starved backend");
 
+    // Where the two implementations observed different things: per scenario, the differing step with each
+    // column's observation (the DNS answer's shape, not its addresses).
+    assert_eq!(count(&html, "<h4>Where the implementations differ</h4>"), 2, "headless-recreate and session-affinity");
+    assert!(html.contains("<code>NOERROR · 1 record · TTL 30</code>"), "the answer's shape is shown");
+
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    // (The step's summary is the first run's: scenario files can change between runs.)
+    assert!(junit.contains("differs at step 4 (line 7, outcome, answer): ok\n"), "{junit}");
+    assert!(junit.contains("  nftables: Failed after 2 ms: NOERROR · 1 record · TTL 30\n"), "{junit}");
+    assert!(junit.contains("differs at step 2 (line 5, outcome): from test: GET http://web/ 20 times"), "{junit}");
     let report = quick_junit::Report::deserialize_from_str(&junit).unwrap();
     assert_eq!(report.test_suites.len(), 2);
     assert_eq!((report.tests, report.failures), (9, 1));
