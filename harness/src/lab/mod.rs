@@ -307,7 +307,7 @@ impl Lab {
         }
         step(&format!("CoreDNS {} (kube-system/coredns, Service kube-dns {})", versions::COREDNS, addons::CLUSTER_DNS));
         addons::apply_dns(&client, versions::COREDNS).await?;
-        wait_coredns(&client, &mut lab.processes).await?;
+        wait_coredns(&client, &mut lab.processes, &dir).await?;
         if config.dns == DnsMode::Nodelocal {
             step("NodeLocal DNSCache on every node (169.254.20.10, Service kube-dns-upstream)");
             let upstream = nodelocal::apply_upstream_service(&client).await?;
@@ -476,7 +476,54 @@ async fn wait_ready(client: &Client, processes: &mut [Supervised]) -> anyhow::Re
     }
 }
 
-async fn wait_coredns(client: &Client, processes: &mut [Supervised]) -> anyhow::Result<()> {
+/// What the CoreDNS pods are doing, for an error message: their phase and conditions, and their logs' last lines
+/// (the state directory is removed with the failed lab).
+async fn dns_diagnosis(client: &Client, dir: &Path) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "kube-system");
+    if let Ok(list) = pods.list(&kube::api::ListParams::default().labels("k8s-app=kube-dns")).await {
+        for pod in list.items {
+            let status = pod.status.unwrap_or_default();
+            let conditions: Vec<String> = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}={}{}",
+                        c.type_,
+                        c.status,
+                        c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "pod {} on {}: {} {} [{}]",
+                pod.metadata.name.unwrap_or_default(),
+                pod.spec.and_then(|s| s.node_name).unwrap_or_else(|| "no node".into()),
+                status.phase.unwrap_or_default(),
+                status.pod_ip.unwrap_or_default(),
+                conditions.join(", ")
+            );
+        }
+    }
+    // Pod directories (`pods/<uid>`) hold `logs/<container>.log`.
+    let logs =
+        std::fs::read_dir(dir.join("pods")).into_iter().flatten().flatten().map(|e| e.path().join("logs/coredns.log"));
+    for log in logs.filter(|p| p.is_file()) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(8).collect();
+        let _ = writeln!(out, "{}:", log.display());
+        for line in tail.iter().rev() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+async fn wait_coredns(client: &Client, processes: &mut [Supervised], dir: &Path) -> anyhow::Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -486,7 +533,7 @@ async fn wait_coredns(client: &Client, processes: &mut [Supervised]) -> anyhow::
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("CoreDNS not ready within 120 s ({ready} of 2 replicas ready)");
+            bail!("CoreDNS not ready within 120 s ({ready} of 2 replicas ready)\n{}", dns_diagnosis(client, dir).await);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
