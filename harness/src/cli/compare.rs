@@ -13,7 +13,7 @@ use std::{
 use clap::Args;
 
 use super::{
-    EXIT_FAILED, EXIT_INVALID,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID,
     run::{new_run_id, run_plans, start_factory},
     targets::TargetKind,
 };
@@ -203,8 +203,17 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
                 return ExitCode::from(EXIT_INVALID);
             }
         };
-        let factory = match start_factory(kind, embedded, None, lab).await {
+        // A lab that fails to start is infrastructure, not a verdict: its error (with what its pods were doing) is
+        // printed, and it gets one more try before the comparison gives up.
+        let factory = match start_factory(kind, embedded.clone(), None, lab.clone()).await {
             Ok(f) => f,
+            Err(code) if kind == TargetKind::Lab && code != ExitCode::from(EXIT_INTERRUPTED) => {
+                eprintln!("{implementation}: the lab did not start (above); trying once more");
+                match start_factory(kind, embedded, None, lab).await {
+                    Ok(f) => f,
+                    Err(code) => return code,
+                }
+            }
             Err(code) => return code,
         };
         let outcome = run_plans(&plans, &factory, args.verbose, profile.as_ref()).await;

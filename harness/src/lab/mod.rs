@@ -239,10 +239,7 @@ impl Lab {
             lab_id: id.clone(),
             state_dir: dir.clone(),
             installation: installation.clone(),
-            svcbench: match &config.svcbench {
-                Some(path) => path.clone(),
-                None => std::env::current_exe().context("path of the svcbench executable")?,
-            },
+            svcbench: svcbench_executable(&config)?,
             cluster_dns: match config.dns {
                 DnsMode::Coredns => addons::CLUSTER_DNS.parse()?,
                 DnsMode::Nodelocal => nodelocal::LOCAL_DNS,
@@ -422,6 +419,23 @@ impl Drop for Lab {
         process::stop_all(std::mem::take(&mut self.processes));
         self.teardown();
     }
+}
+
+/// The program pods run. A rebuild while svcbench runs replaces the file, and `/proc/self/exe` then names
+/// `… (deleted)`: every container start would fail, so say so at once.
+fn svcbench_executable(config: &LabConfig) -> anyhow::Result<PathBuf> {
+    let path = match &config.svcbench {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("path of the svcbench executable")?,
+    };
+    if !path.is_file() {
+        bail!(
+            "the svcbench executable {} is gone (rebuilt or removed while this process runs): pods could not start; \
+             run svcbench again",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn preflight(config: &LabConfig) -> anyhow::Result<()> {
