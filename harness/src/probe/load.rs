@@ -6,7 +6,9 @@
 //!
 //! Open-loop by default (wrk2-style): request *i* is due at `start + i / rate`, and its latency is measured from that
 //! intended time, so a stall shows up as latency instead of silently lowering the send rate (coordinated omission).
-//! Closed-loop mode (no rate) measures maximum throughput. Every run is bounded by request count and wall time.
+//! Closed-loop mode (no rate) measures maximum throughput. Every run is bounded by request count and wall time:
+//! nothing is sent after `duration` (even when the generator or target is behind schedule), and what was sent is
+//! reported against what the schedule intended, so an overloaded run is visible instead of silently stretching.
 //!
 //! The client is a minimal HTTP/1.1 implementation on a raw socket (status line, Content-Length body): the load loop is
 //! a hot path measured against wrk, and a full client's per-connection task and buffering would dominate it.
@@ -28,7 +30,7 @@ use tokio::{
     sync::{Semaphore, mpsc},
 };
 
-use super::{ProbeContext, ProbeError, http::resolve_host};
+use super::{ProbeContext, ProbeError, http::resolve_host, schedule};
 use crate::stats::latency::{self, LatencySummary};
 
 /// How requests map onto connections.
@@ -71,6 +73,13 @@ pub struct LoadOutcome {
     pub address: SocketAddr,
     /// Requests sent.
     pub sent: u64,
+    /// Requests the schedule intended within `duration` (open loop: those due before it, at most `requests`;
+    /// closed loop: `requests`). `sent < intended` is a shortfall: the generator or the target could not keep up.
+    #[serde(default)]
+    pub intended: u64,
+    /// Requests sent per second of sending (over the run, at most `duration`).
+    #[serde(default)]
+    pub achieved_rate: f64,
     /// Requests answered with 2xx.
     pub ok: u64,
     /// From first send to last completion.
@@ -200,20 +209,18 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
         ConnectionMode::NewConnection => new_connection(ctx, spec, address, started, &sent).await,
         ConnectionMode::KeepAlive => keep_alive(ctx, spec, address, started, &sent).await,
     };
+    let (sent, elapsed) = (sent.load(Ordering::Relaxed), started.elapsed());
     Ok(LoadOutcome {
         address,
-        sent: sent.load(Ordering::Relaxed),
+        sent,
+        intended: schedule::intended(spec.rate, spec.duration, spec.requests),
+        achieved_rate: schedule::achieved_rate(sent, elapsed.min(spec.duration)),
         ok: tally.ok,
-        elapsed: started.elapsed(),
+        elapsed,
         per_backend: tally.per_backend,
         errors: tally.errors,
         latency: latency::summarize(&tally.histogram),
     })
-}
-
-/// When request `i` is due in an open-loop run.
-fn due(started: Instant, rate: f64, i: u64) -> Instant {
-    started + Duration::from_secs_f64(i as f64 / rate)
 }
 
 async fn one_new_connection(ctx: &ProbeContext, address: SocketAddr, request: &[u8]) -> Answer {
@@ -231,7 +238,8 @@ async fn new_connection(
     sent: &Arc<AtomicU64>,
 ) -> Tally {
     let request = request_bytes(spec, false);
-    let deadline = started + spec.duration;
+    // The wall-clock bound: nothing is sent after it, whatever the schedule says.
+    let deadline = schedule::after(started, spec.duration);
     let workers = spec.connections.max(1);
     match spec.rate {
         Some(rate) => {
@@ -247,12 +255,16 @@ async fn new_connection(
                 tally
             });
             for i in 0..spec.requests {
-                let at = due(started, rate, i);
-                if at >= deadline {
+                let Some(at) = schedule::due(started, rate, i) else { break };
+                if at >= deadline || Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep_until(at.into()).await;
-                let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+                // A slot frees up only when a request ends: waiting for one must not outlast the run either.
+                let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await
+                else {
+                    break;
+                };
                 sent.fetch_add(1, Ordering::Relaxed);
                 let (ctx, tx, request, timeout) = (ctx.clone(), tx.clone(), request.clone(), spec.timeout);
                 tokio::spawn(async move {
@@ -308,7 +320,8 @@ async fn keep_alive(
     sent: &Arc<AtomicU64>,
 ) -> Tally {
     let request = request_bytes(spec, true);
-    let deadline = started + spec.duration;
+    // The wall-clock bound: nothing is sent after it, whatever the schedule says.
+    let deadline = schedule::after(started, spec.duration);
     let n = u64::from(spec.connections.max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..n {
@@ -321,10 +334,13 @@ async fn keep_alive(
             let mut i = worker;
             loop {
                 let (index, at) = match spec.rate {
-                    Some(rate) => (i, due(started, rate, i)),
+                    Some(rate) => match schedule::due(started, rate, i) {
+                        Some(at) => (i, at),
+                        None => break,
+                    },
                     None => (sent.load(Ordering::Relaxed), Instant::now()),
                 };
-                if index >= spec.requests || at >= deadline {
+                if index >= spec.requests || at >= deadline || Instant::now() >= deadline {
                     break;
                 }
                 if spec.rate.is_some() {

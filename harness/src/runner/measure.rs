@@ -134,7 +134,7 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         max_outstanding: 100,
         source_ports: m.source_ports,
         queries: m.queries,
-        duration: Duration::from_secs(10),
+        duration: m.duration,
         timeout: Duration::from_secs(2),
     };
     let ProbeResponse::DnsLoad(outcome) = target.probe(&m.from, &ProbeRequest::DnsLoad(spec)).await? else {

@@ -502,6 +502,9 @@ pub struct MeasureDns {
     pub rate: Option<f64>,
     /// Queries.
     pub queries: u64,
+    /// Longest send phase, wall time.
+    #[serde(with = "crate::results::duration_ms")]
+    pub duration: Duration,
     /// UDP source ports.
     pub source_ports: usize,
     /// The rcode every answer must carry.

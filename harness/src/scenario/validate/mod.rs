@@ -19,7 +19,8 @@ use std::{
 
 use serde_saphyr::{Location, Spanned};
 
-pub(crate) use source::{read_source, yaml_reason};
+pub use source::MAX_SOURCE_BYTES;
+pub(crate) use source::{read_source, yaml_options, yaml_reason};
 
 use super::{
     error::{ScenarioError, ScenarioErrors},
@@ -30,13 +31,17 @@ use super::{
 
 /// Per-assertion timeout when the scenario does not set one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest timeout or duration a scenario may give.
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+/// The longest timeout or duration a scenario may give.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
 /// Parses and validates scenario text read from `path`.
 ///
 /// # Errors
 /// Every problem found, each with `file:line:column`.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, ScenarioErrors> {
-    let raw: ScenarioFile = serde_saphyr::from_str(text).map_err(|e| {
+    let raw: ScenarioFile = serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         ScenarioErrors(vec![ScenarioError { path: path.to_owned(), line, column, reason: yaml_reason(&e) }])
     })?;
@@ -74,6 +79,9 @@ struct Validator {
     deployments: HashMap<ObjectRef, DeploymentInfo>,
     services: HashMap<ObjectRef, ServiceKind>,
     default_timeout: Duration,
+    /// Where to report a problem whose own span is unknown (serde keeps no spans inside untagged enums, so a
+    /// reference inside `ready: {readyPodsOf: x}` arrives at 0:0): the innermost enclosing node with a location.
+    fallback: Option<Location>,
 }
 
 impl Validator {
@@ -85,10 +93,15 @@ impl Validator {
             deployments: HashMap::new(),
             services: HashMap::new(),
             default_timeout: DEFAULT_TIMEOUT,
+            fallback: None,
         }
     }
 
     fn err(&mut self, at: &Location, reason: impl Into<String>) {
+        let at = match self.fallback {
+            Some(fallback) if at.line() == 0 => fallback,
+            _ => *at,
+        };
         self.errors.push(ScenarioError {
             path: self.path.clone(),
             line: at.line(),
@@ -112,6 +125,7 @@ impl Validator {
         let mut steps = Vec::new();
         for (i, step) in raw.steps.iter().enumerate() {
             let errors_before = self.errors.len();
+            self.fallback = Some(step.referenced);
             let kind = self.step(step);
             if let Some(kind) = kind {
                 steps.push(Step { index: i + 1, line: step.referenced.line(), kind });
@@ -127,14 +141,19 @@ impl Validator {
     }
 
     fn duration(&mut self, s: &SpannedStr) -> Option<Duration> {
+        self.duration_of("timeout", s)
+    }
+
+    /// A duration field (`what` names it in messages) within the stated 1ms–1h.
+    fn duration_of(&mut self, what: &str, s: &SpannedStr) -> Option<Duration> {
         match humantime::parse_duration(&s.value) {
-            Ok(d) if d > Duration::ZERO && d <= Duration::from_secs(3600) => Some(d),
+            Ok(d) if (MIN_DURATION..=MAX_DURATION).contains(&d) => Some(d),
             Ok(_) => {
-                self.err(&s.referenced, format!("timeout `{}` must be between 1ms and 1h", s.value));
+                self.err(&s.referenced, format!("{what} `{}` must be between 1ms and 1h", s.value));
                 None
             }
             Err(e) => {
-                self.err(&s.referenced, format!("timeout `{}`: {e} (write e.g. `10s` or `500ms`)", s.value));
+                self.err(&s.referenced, format!("{what} `{}`: {e} (write e.g. `10s` or `500ms`)", s.value));
                 None
             }
         }
@@ -250,7 +269,12 @@ impl Validator {
 
     fn pod_set_or_empty(&mut self, default_ns: &str, s: &Spanned<RawPodSetOrEmpty>) -> Option<PodSet> {
         match &s.value {
-            RawPodSetOrEmpty::Set(set) => self.pod_set(default_ns, &s.referenced, set),
+            RawPodSetOrEmpty::Set(set) => {
+                let outer = self.fallback.replace(s.referenced);
+                let set = self.pod_set(default_ns, &s.referenced, set);
+                self.fallback = outer;
+                set
+            }
             RawPodSetOrEmpty::Empty(v) if v.is_empty() => Some(PodSet::Empty),
             RawPodSetOrEmpty::Empty(_) => {
                 self.err(&s.referenced, "expected `[]` or a pod set such as `{readyPodsOf: nginx}`");

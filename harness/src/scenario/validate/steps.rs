@@ -27,12 +27,10 @@ impl Validator {
                     return None;
                 }
                 let target = e.external_name.value.trim_end_matches('.');
-                if target.is_empty()
-                    || target.split('.').any(|l| names::dns1123_label(&l.to_ascii_lowercase()).is_err())
-                {
+                if let Err(why) = names::dns_name(target) {
                     self.err(
                         &e.external_name.referenced,
-                        format!("externalName `{}` is not a DNS name", e.external_name.value),
+                        format!("externalName `{}` is not a DNS name: {why}", e.external_name.value),
                     );
                     return None;
                 }
@@ -156,6 +154,22 @@ impl Validator {
                     self.err(&c.port.referenced, "port must be 1-65535");
                     return None;
                 }
+                // The longest generated name must still be a service name (a DNS-1035 label of at most 63).
+                let longest = format!("{}-{}", c.prefix.value, c.count.value - 1);
+                if longest.len() > names::MAX_LABEL {
+                    self.err(
+                        &c.prefix.referenced,
+                        format!(
+                            "service prefix `{}` makes names like `{longest}` ({} characters), over the {} of a \
+                             DNS label",
+                            c.prefix.value,
+                            longest.len(),
+                            names::MAX_LABEL
+                        ),
+                    );
+                    return None;
+                }
+
                 for i in 0..c.count.value {
                     let object = ObjectRef { namespace: ns.clone(), name: format!("{}-{i}", c.prefix.value) };
                     if self.services.insert(object.clone(), ServiceKind::ClusterIp).is_some() {
@@ -222,6 +236,10 @@ impl Validator {
                 let from = self.namespace(&e.from)?;
                 let ns = self.namespace(&e.namespace)?;
                 let service = self.service(&ns, &e.service)?;
+                if e.port.value == 0 {
+                    self.err(&e.port.referenced, "port must be 1-65535");
+                    return None;
+                }
                 let outcome = match e.result.value.as_str() {
                     "connected" => ConnectOutcome::Connected,
                     "refused" => ConnectOutcome::Refused,

@@ -2,14 +2,42 @@
 
 use std::time::Duration;
 
-use serde_saphyr::Location;
+use crate::probe::schedule::MIN_RATE;
+
+use serde_saphyr::{Location, Spanned};
 
 use super::{
     super::{file::*, plan::*},
     Validator, enum_from_str,
 };
 
+/// Highest open-loop HTTP load rate, requests/s (the agent's limit too).
+pub const MAX_HTTP_RATE: f64 = crate::agent::limits::MAX_LOAD_RATE;
+/// Highest open-loop DNS load rate, queries/s (the agent's limit too).
+pub const MAX_DNS_RATE: f64 = crate::agent::limits::MAX_DNS_RATE;
+/// Most queries one `measureDns` sends.
+pub const MAX_DNS_QUERIES: u64 = 10_000_000;
+/// A load's send phase when the step gives no `duration`.
+const DEFAULT_LOAD_DURATION: Duration = Duration::from_secs(10);
+
 impl Validator {
+    /// An open-loop rate: `0` is closed loop (`None`), otherwise [`MIN_RATE`] to `max` per second; `default` when
+    /// absent. Below [`MIN_RATE`] the interval between sends no longer fits a `Duration`.
+    fn rate(&mut self, rate: &Option<Spanned<f64>>, max: f64, unit: &str, default: f64) -> Option<Option<f64>> {
+        match rate {
+            None => Some(Some(default)),
+            Some(r) if r.value == 0.0 => Some(None),
+            Some(r) if (MIN_RATE..=max).contains(&r.value) => Some(Some(r.value)),
+            Some(r) => {
+                self.err(
+                    &r.referenced,
+                    format!("rate must be 0 (closed loop) or {MIN_RATE} to {max} {unit}/s, not {:?}", r.value),
+                );
+                None
+            }
+        }
+    }
+
     /// `http://host[:port]/path` → parts.
     pub(super) fn url(&mut self, url: &SpannedStr) -> Option<(String, u16, String)> {
         let Some(rest) = url.value.strip_prefix("http://") else {
@@ -71,15 +99,7 @@ impl Validator {
             Some(f) => Some(f.alpha.value),
             None => None,
         };
-        let rate = match m.rate {
-            Some(r) if r < 0.0 || !r.is_finite() || r > 1_000_000.0 => {
-                self.err(&m.url.referenced, "rate must be 0 (closed loop) to 1000000 requests/s");
-                return None;
-            }
-            Some(0.0) => None,
-            Some(r) => Some(r),
-            None => Some(500.0),
-        };
+        let rate = self.rate(&m.rate, MAX_HTTP_RATE, "requests", 500.0)?;
         let requests = m.requests.unwrap_or(1000);
         let connections = m.connections.unwrap_or(8);
         if requests == 0 || requests > 10_000_000 || connections == 0 || connections > 10_000 {
@@ -87,11 +107,11 @@ impl Validator {
             return None;
         }
         let duration = match &m.duration {
-            Some(d) => self.duration(d)?,
-            None => Duration::from_secs(10),
+            Some(d) => self.duration_of("duration", d)?,
+            None => DEFAULT_LOAD_DURATION,
         };
         let p99_below = match &m.p99_below {
-            Some(d) => Some(self.duration(d)?),
+            Some(d) => Some(self.duration_of("p99Below", d)?),
             None => None,
         };
         let max_error_rate = m.max_error_rate.unwrap_or(0.0);
@@ -135,14 +155,18 @@ impl Validator {
             }
             names.push(if name.ends_with('.') { name.to_owned() } else { format!("{name}.") });
         }
-        let rate = match m.rate {
-            Some(r) if r < 0.0 || !r.is_finite() || r > 10_000_000.0 => {
-                self.err(at, "rate must be 0 (closed loop) to 10000000 queries/s");
+        let rate = self.rate(&m.rate, MAX_DNS_RATE, "queries", 2000.0)?;
+        let queries = match &m.queries {
+            Some(q) if q.value == 0 || q.value > MAX_DNS_QUERIES => {
+                self.err(&q.referenced, format!("queries must be 1-{MAX_DNS_QUERIES}"));
                 return None;
             }
-            Some(0.0) => None,
-            Some(r) => Some(r),
-            None => Some(2000.0),
+            Some(q) => q.value,
+            None => 5000,
+        };
+        let duration = match &m.duration {
+            Some(d) => self.duration_of("duration", d)?,
+            None => DEFAULT_LOAD_DURATION,
         };
         let rcode = match &m.rcode {
             None => Rcode::NoError,
@@ -158,7 +182,7 @@ impl Validator {
             },
         };
         let p99_below = match &m.p99_below {
-            Some(d) => Some(self.duration(d)?),
+            Some(d) => Some(self.duration_of("p99Below", d)?),
             None => None,
         };
         let max_timeout_rate = m.max_timeout_rate.unwrap_or(0.0);
@@ -167,14 +191,16 @@ impl Validator {
             self.err(at, "maxTimeoutRate must be between 0 and 1, sourcePorts 1-4096");
             return None;
         }
-        let timeout = self.timeout(&m.timeout).max(Duration::from_secs(15));
+        // Sending is bounded by `duration`, then stragglers get the 2 s query timeout.
+        let timeout = self.timeout(&m.timeout).max(duration + Duration::from_secs(5));
         Some(Assertion {
             timeout,
             check: Check::MeasureDns(MeasureDns {
                 from,
                 names,
                 rate,
-                queries: m.queries.unwrap_or(5000).clamp(1, 10_000_000),
+                queries,
+                duration,
                 source_ports,
                 rcode,
                 p99_below,
@@ -198,6 +224,12 @@ impl Validator {
             && (n == 0 || n > 100_000)
         {
             self.err(&e.url.referenced, "requests must be 1-100000");
+            return None;
+        }
+        if let Some(status) = e.status
+            && !(100..=599).contains(&status)
+        {
+            self.err(&e.url.referenced, format!("status {status} is not an HTTP status (100-599)"));
             return None;
         }
         let fair_alpha = match &e.fair {

@@ -251,6 +251,7 @@ impl Validator {
                     return None;
                 }
                 let mut seen = HashSet::new();
+                let mut seen_ports = HashSet::new();
                 for p in list {
                     let pname = match &p.name {
                         Some(n) => {
@@ -278,6 +279,23 @@ impl Validator {
                             return None;
                         }
                     };
+                    if p.port.value == 0 {
+                        self.err(&p.port.referenced, "port must be 1-65535");
+                        return None;
+                    }
+                    // The API server refuses two ports with the same number and protocol (the proxy could not
+                    // tell them apart).
+                    if !seen_ports.insert((p.port.value, protocol)) {
+                        self.err(
+                            &p.port.referenced,
+                            format!(
+                                "duplicate port {}/{}: a service has each port number once per protocol",
+                                p.port.value,
+                                if protocol == Protocol::Tcp { "TCP" } else { "UDP" }
+                            ),
+                        );
+                        return None;
+                    }
                     let target_port = self.target_port(p.port.value, &p.target_port, &pod_ports, check_names)?;
                     ports.push(ServicePortSpec { name: pname, port: p.port.value, target_port, protocol });
                 }
