@@ -260,7 +260,7 @@ pub struct ServicePortSpec {
 }
 
 /// `targetPort`: a number, or the name of a container port resolved per pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum TargetPort {
     /// A port number.

@@ -1,6 +1,10 @@
 //! The embedded control plane's objects, and the EndpointSlice controller as a pure function of them.
 //!
 //! Every change produces a new immutable [`Snapshot`] that the DNS server and the proxy read; nothing else is shared.
+//!
+//! Memory: services that select the same pods with the same ports (`createServices` makes thousands of them) share
+//! one copy of their endpoints and one backend list per port, and only headless services index their endpoint IPs for
+//! reverse DNS, so 20,000 services × 1,000 pods cost per service, not per service × pod.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -62,8 +66,8 @@ pub struct Pod {
 /// What the proxy programs for one ClusterIP:port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyEntry {
-    /// Backends a new connection may go to.
-    pub backends: Vec<SocketAddr>,
+    /// Backends a new connection may go to (shared by every service with the same endpoints and port).
+    pub backends: Arc<Vec<SocketAddr>>,
     /// ClientIP affinity timeout.
     pub affinity: Option<Duration>,
 }
@@ -86,7 +90,8 @@ pub struct Snapshot {
     pub services: OrdMap<ObjectRef, Service>,
     /// Pods by namespace/name.
     pub pods: OrdMap<ObjectRef, Pod>,
-    /// EndpointSlices by service.
+    /// EndpointSlices by service. Services with the same endpoints share one `Arc`, so the slice names stored are
+    /// those of one of them: read a service's slices with [`Snapshot::slice_views`].
     pub slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
     /// Proxy table: ClusterIP:port → backends it may send a new connection to. No entry: REJECT.
     pub proxy: OrdMap<SocketAddr, ProxyEntry>,
@@ -124,6 +129,12 @@ impl Snapshot {
             cluster_ip: s.cluster_ip.map(IpAddr::V4),
             ports: s.ports.clone(),
         })
+    }
+
+    /// The API view of a service's EndpointSlices, named for it.
+    pub fn slice_views(&self, key: &ObjectRef) -> Vec<EndpointSliceView> {
+        let Some(slices) = self.slices.get(key) else { return Vec::new() };
+        slices.iter().enumerate().map(|(i, s)| EndpointSliceView { name: slice_name(key, i), ..s.clone() }).collect()
     }
 
     /// Pods of one namespace (the map is ordered by namespace, then name).
@@ -205,6 +216,10 @@ impl Snapshot {
     fn reconcile_services(&mut self, keys: impl IntoIterator<Item = ObjectRef>) {
         // Pods matched per (namespace, selector): many services often share one selector.
         let mut matched_cache: HashMap<(String, Labels), Vec<(ObjectRef, Pod)>> = HashMap::new();
+        // Slices per everything they depend on but the service's name, and backends per (slices, port): thousands of
+        // services over the same pods then hold one copy instead of one each.
+        let mut slices_cache: HashMap<SliceKey, Arc<Vec<EndpointSliceView>>> = HashMap::new();
+        let mut backends_cache: HashMap<(usize, Option<String>), Arc<Vec<SocketAddr>>> = HashMap::new();
         for key in keys {
             // Undo what this service contributed last time, remembering its proxy entries for the faulty proxies.
             let mut previous: HashMap<SocketAddr, ProxyEntry> = HashMap::new();
@@ -243,13 +258,34 @@ impl Snapshot {
                         .map(|(k, p)| (k.clone(), p.clone()))
                         .collect()
                 });
-                let slices = endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), &self.faults);
-                for ep in slices.iter().flat_map(|s| &s.endpoints) {
-                    if !contribution.ips.contains(&ep.address) {
-                        contribution.ips.push(ep.address);
+                // An endpoint hostname names the service (pod subdomain = service name): those slices are its own.
+                let own = matched.iter().any(|(_, p)| p.subdomain.as_deref() == Some(key.name.as_str()));
+                let slice_key = SliceKey {
+                    namespace: key.namespace.clone(),
+                    selector: svc.selector.clone(),
+                    ports: svc.ports.clone(),
+                    publish_not_ready: svc.publish_not_ready,
+                    own_name: own.then(|| key.name.clone()),
+                };
+                let slices = slices_cache
+                    .entry(slice_key)
+                    .or_insert_with(|| {
+                        Arc::new(endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), &self.faults))
+                    })
+                    .clone();
+                // Reverse DNS answers endpoint IPs only for headless services; a ClusterIP service owns its VIP.
+                if svc.cluster_ip.is_none() {
+                    for ep in slices.iter().flat_map(|s| &s.endpoints) {
+                        if !contribution.ips.contains(&ep.address) {
+                            contribution.ips.push(ep.address);
+                        }
                     }
                 }
-                for (addr, entry) in proxy_entries(&svc, &slices, &self.faults) {
+                let slices_id = Arc::as_ptr(&slices) as usize;
+                let entries = proxy_entries_with(&svc, &slices, &self.faults, |port_name, compute| {
+                    backends_cache.entry((slices_id, port_name.clone())).or_insert_with(|| Arc::new(compute())).clone()
+                });
+                for (addr, entry) in entries {
                     let entry = remembered(entry, previous.get(&addr), &self.faults);
                     contribution.keys.push(addr);
                     match entry {
@@ -261,7 +297,7 @@ impl Snapshot {
                         }
                     }
                 }
-                self.slices.insert(key.clone(), Arc::new(slices));
+                self.slices.insert(key.clone(), slices);
             }
             for ip in &contribution.ips {
                 self.ip_owners.entry(*ip).or_default().insert(key.clone());
@@ -279,10 +315,11 @@ fn remembered(new: Option<ProxyEntry>, old: Option<&ProxyEntry>, faults: &Faults
         return Some(old.clone());
     }
     if faults.has(Fault::ProxyKeepsRemovedEndpoints) {
-        let mut entry = new.unwrap_or_else(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
-        for b in &old.backends {
-            if !entry.backends.contains(b) {
-                entry.backends.push(*b);
+        let mut entry = new.unwrap_or_else(|| ProxyEntry { backends: Arc::default(), affinity: old.affinity });
+        let backends = Arc::make_mut(&mut entry.backends);
+        for b in old.backends.iter() {
+            if !backends.contains(b) {
+                backends.push(*b);
             }
         }
         return Some(entry);
@@ -345,17 +382,25 @@ pub fn endpoint_slices<'a>(
     groups
         .into_iter()
         .enumerate()
-        .map(|(i, (ports, endpoints))| EndpointSliceView {
-            name: format!("{}-{}", key.name, slice_suffix(key, i)),
-            ports,
-            endpoints,
-        })
+        .map(|(i, (ports, endpoints))| EndpointSliceView { name: slice_name(key, i), ports, endpoints })
         .collect()
 }
 
-/// A stable 5-character suffix, like the controller's generateName.
-fn slice_suffix(key: &ObjectRef, index: usize) -> String {
-    super::names::suffix(&format!("{key}#{index}"), 5)
+/// Everything a service's slices depend on besides its name (which only names them).
+#[derive(PartialEq, Eq, Hash)]
+struct SliceKey {
+    namespace: String,
+    selector: Labels,
+    ports: Vec<ServicePortView>,
+    publish_not_ready: bool,
+    /// The service's name when a matched pod's subdomain names it (its endpoints then carry hostnames).
+    own_name: Option<String>,
+}
+
+/// The name of a service's slice `index`: `<service>-<stable 5-character suffix>`, like the controller's
+/// generateName.
+fn slice_name(key: &ObjectRef, index: usize) -> String {
+    format!("{}-{}", key.name, super::names::suffix(&format!("{key}#{index}"), 5))
 }
 
 /// For each TCP port of a ClusterIP service, what kube-proxy would program: ready endpoints, or when none are ready,
@@ -365,9 +410,30 @@ pub fn proxy_entries(
     slices: &[EndpointSliceView],
     faults: &Faults,
 ) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
+    proxy_entries_with(svc, slices, faults, |_, compute| Arc::new(compute()))
+}
+
+/// [`proxy_entries`], with the backend list of each port obtained through `share(port name, compute)` (a cache).
+fn proxy_entries_with(
+    svc: &Service,
+    slices: &[EndpointSliceView],
+    faults: &Faults,
+    mut share: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
     let Some(cip) = svc.cluster_ip else { return Vec::new() };
     let mut out = Vec::new();
     for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
+        let backends = share(&sp.name, &|| backends(sp, slices, faults));
+        let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
+        let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
+        out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));
+    }
+    out
+}
+
+/// The backends of one service port: ready endpoints, else the serving terminating ones.
+fn backends(sp: &ServicePortView, slices: &[EndpointSliceView], faults: &Faults) -> Vec<SocketAddr> {
+    {
         let mut ready = Vec::new();
         let mut fallback = Vec::new();
         for slice in slices {
@@ -383,13 +449,8 @@ pub fn proxy_entries(
                 }
             }
         }
-        let backends =
-            if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
-        let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
-        let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
-        out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));
+        if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready }
     }
-    out
 }
 
 /// The whole proxy table for a set of services (no entry: REJECT).
@@ -460,7 +521,7 @@ mod tests {
         assert_eq!(ports, [8080, 9090].into());
         let services = BTreeMap::from([(key("svc"), svc)]);
         let table = proxy_table(&services, &BTreeMap::from([(key("svc"), slices)]), &Faults::default());
-        assert_eq!(table.values().next().unwrap().backends, vec!["127.1.128.2:8080".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(*table.values().next().unwrap().backends, vec!["127.1.128.2:8080".parse::<SocketAddr>().unwrap()]);
     }
 
     #[test]
