@@ -3,8 +3,9 @@
 //! This module holds the entry points and the [`Validator`]'s state and shared look-ups; the steps are checked by
 //! family in the child modules: [`steps`] (dispatch and the simple actions/assertions), [`workloads`] (namespaces,
 //! workloads, services), [`dns`] (DNS expectations and records), [`traffic`] (HTTP checks and measurements), and
-//! [`source`] reads the file.
+//! [`source`] reads the file, and [`capacity`] keeps a scenario within what the machine can run.
 
+pub mod capacity;
 mod dns;
 mod source;
 mod steps;
@@ -82,6 +83,10 @@ struct Validator {
     /// Where to report a problem whose own span is unknown (serde keeps no spans inside untagged enums, so a
     /// reference inside `ready: {readyPodsOf: x}` arrives at 0:0): the innermost enclosing node with a location.
     fallback: Option<Location>,
+    /// Listening sockets (ClusterIP service ports) per live service, for [`capacity`].
+    listeners: HashMap<ObjectRef, u32>,
+    /// A capacity limit was reported (once per file).
+    capacity_reported: bool,
 }
 
 impl Validator {
@@ -94,6 +99,8 @@ impl Validator {
             services: HashMap::new(),
             default_timeout: DEFAULT_TIMEOUT,
             fallback: None,
+            listeners: HashMap::new(),
+            capacity_reported: false,
         }
     }
 
@@ -128,6 +135,7 @@ impl Validator {
             self.fallback = Some(step.referenced);
             let kind = self.step(step);
             if let Some(kind) = kind {
+                self.check_capacity(&step.referenced);
                 steps.push(Step { index: i + 1, line: step.referenced.line(), kind });
             } else if self.errors.len() == errors_before {
                 self.err(&step.referenced, "invalid step");

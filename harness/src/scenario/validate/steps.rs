@@ -79,6 +79,7 @@ impl Validator {
                 let ns = self.namespace(&o.namespace)?;
                 let service = self.service(&ns, &o.name)?;
                 self.services.remove(&service);
+                self.listeners.remove(&service);
                 StepKind::Action(Action::DeleteService { service })
             }
             RawStep::DeleteDeployment(o) => {
@@ -172,6 +173,7 @@ impl Validator {
 
                 for i in 0..c.count.value {
                     let object = ObjectRef { namespace: ns.clone(), name: format!("{}-{i}", c.prefix.value) };
+                    self.listeners.insert(object.clone(), 1);
                     if self.services.insert(object.clone(), ServiceKind::ClusterIp).is_some() {
                         self.err(&c.prefix.referenced, format!("service `{object}` already exists"));
                         return None;

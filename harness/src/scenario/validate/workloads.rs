@@ -313,6 +313,9 @@ impl Validator {
                 return None;
             }
         };
+        if !headless {
+            self.listeners.insert(object.clone(), ports.iter().filter(|p| p.protocol == Protocol::Tcp).count() as u32);
+        }
         self.services.insert(object.clone(), if headless { ServiceKind::Headless } else { ServiceKind::ClusterIp });
         Some(Action::CreateService(ServiceSpec {
             object,
