@@ -221,6 +221,8 @@ pub mod duration_ms {
     /// Deserializes from milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        // A hand-edited or hostile file may hold any number: refuse what is no duration rather than panic.
+        Duration::try_from_secs_f64(ms.max(0.0) / 1000.0)
+            .map_err(|_| serde::de::Error::custom(format!("{ms} ms is not a duration")))
     }
 }
