@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::probe::{ProbeRequest, batch};
+use crate::probe::{ProbeRequest, batch, schedule::MIN_RATE};
 
 /// Most keep-alive connections a load probe may hold (the scenario validator's limit).
 pub const MAX_LOAD_CONNECTIONS: u32 = 10_000;
@@ -12,14 +12,19 @@ pub const MAX_LOAD_CONNECTIONS: u32 = 10_000;
 pub const MAX_DNS_SOURCE_PORTS: usize = 4096;
 /// Most DNS queries a DNS load probe may keep in flight.
 pub const MAX_DNS_OUTSTANDING: usize = 65_536;
+/// Highest open-loop HTTP load rate, requests/s (the scenario validator's limit).
+pub const MAX_LOAD_RATE: f64 = 1_000_000.0;
+/// Highest open-loop DNS load rate, queries/s (the scenario validator's limit).
+pub const MAX_DNS_RATE: f64 = 10_000_000.0;
 
 /// Refuses probe requests the agent will not run: load runs that cannot finish within `max_time`, out-of-range
-/// sizes, rates that are not positive, and request lines that would inject headers.
+/// sizes, rates outside what a generator can schedule ([`MIN_RATE`] up to the maximum), and request lines that would
+/// inject headers.
 ///
 /// # Errors
 /// Why the request is refused, for the caller.
 pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), String> {
-    let rate_ok = |rate: Option<f64>| rate.is_none_or(|r| r.is_finite() && r > 0.0);
+    let rate_ok = |rate: Option<f64>, max: f64| rate.is_none_or(|r| (MIN_RATE..=max).contains(&r));
     let fits = |duration: Duration, timeout: Duration, what: &str| {
         let worst = duration.saturating_add(timeout);
         if worst > max_time {
@@ -33,8 +38,10 @@ pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), St
     match request {
         ProbeRequest::Load(spec) => {
             fits(spec.duration, spec.timeout, "load")?;
-            if !rate_ok(spec.rate) {
-                return Err("load rate must be a positive number of requests/s, or null for closed loop".into());
+            if !rate_ok(spec.rate, MAX_LOAD_RATE) {
+                return Err(format!(
+                    "load rate must be {MIN_RATE}-{MAX_LOAD_RATE} requests/s, or null for closed loop"
+                ));
             }
             if spec.connections == 0 || spec.connections > MAX_LOAD_CONNECTIONS {
                 return Err(format!("load connections must be 1-{MAX_LOAD_CONNECTIONS}"));
@@ -50,8 +57,10 @@ pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), St
         }
         ProbeRequest::DnsLoad(spec) => {
             fits(spec.duration, spec.timeout, "DNS load")?;
-            if !rate_ok(spec.rate) {
-                return Err("DNS load rate must be a positive number of queries/s, or null for closed loop".into());
+            if !rate_ok(spec.rate, MAX_DNS_RATE) {
+                return Err(format!(
+                    "DNS load rate must be {MIN_RATE}-{MAX_DNS_RATE} queries/s, or null for closed loop"
+                ));
             }
             if spec.source_ports == 0 || spec.source_ports > MAX_DNS_SOURCE_PORTS {
                 return Err(format!("DNS load source_ports must be 1-{MAX_DNS_SOURCE_PORTS}"));
@@ -132,6 +141,9 @@ mod tests {
         assert!(refused(ProbeRequest::Load(LoadSpec { duration: Duration::from_secs(119), ..load() })).contains("cap"));
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(0.0), ..load() })).contains("rate"));
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(f64::NAN), ..load() })).contains("rate"));
+        assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(1e-300), ..load() })).contains("0.001"));
+        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { rate: Some(1e-19), ..dns_load() })).contains("0.001"));
+        assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { rate: Some(1e9), ..dns_load() })).contains("rate"));
         assert!(refused(ProbeRequest::Load(LoadSpec { connections: 0, ..load() })).contains("connections"));
         assert!(
             refused(ProbeRequest::Load(LoadSpec { path: "/x HTTP/1.1\r\nX: y".into(), ..load() })).contains("path")

@@ -337,6 +337,16 @@ async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Repl
 }
 
 async fn probe(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    // A declared length over the limit is refused before reading anything: waiting for a body that will be refused
+    // anyway would hold the connection until the read timeout.
+    if let Some(length) = req.headers().get(header::CONTENT_LENGTH)
+        && length.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY} bytes (Content-Length: {})", length.to_str().unwrap_or("?")),
+        );
+    }
     // The body read is bounded in size and time, so a slow or huge upload cannot hold a connection.
     let body =
         match tokio::time::timeout(Duration::from_secs(30), Limited::new(req.into_body(), MAX_BODY).collect()).await {

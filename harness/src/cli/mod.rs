@@ -74,6 +74,8 @@ pub fn main() -> ExitCode {
         return lab::lab(args);
     }
     init_tracing();
+    // A cluster of thousands of services needs a socket per ClusterIP port; validation checks against this limit.
+    crate::scenario::validate::capacity::raise_open_file_limit();
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Run(args) => with_runtime(run::run(args)),

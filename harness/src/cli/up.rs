@@ -41,7 +41,9 @@ pub async fn up(args: UpArgs) -> ExitCode {
     };
     let cluster = target.cluster().clone();
     let ports = cluster.ports();
-    let path = args.state_file.clone();
+    // One writer for the background task and the final write: serialized, never older than what is on disk.
+    let state_writer = std::sync::Arc::new(state_file::StateWriter::new(args.state_file.clone()));
+    let writes = state_writer.clone();
     let mut snapshots = cluster.subscribe();
     let follower = cluster.clone();
     // Rewrite the state file after every change, once the proxy has programmed it (its `connect` addresses
@@ -50,8 +52,8 @@ pub async fn up(args: UpArgs) -> ExitCode {
         loop {
             let snap = snapshots.borrow_and_update().clone();
             follower.wait_programmed(snap.generation).await;
-            if let Err(e) = state_file::write(&path, &state_file::build(&snap, &ports)) {
-                eprintln!("warning: cannot write state file {}: {e}", path.display());
+            if let Err(e) = writes.write(&state_file::build(&snap, &ports)) {
+                eprintln!("warning: cannot write state file {}: {e}", writes.path().display());
             }
             if snapshots.changed().await.is_err() {
                 return;
@@ -69,7 +71,7 @@ pub async fn up(args: UpArgs) -> ExitCode {
         let snap = cluster.snapshot();
         cluster.wait_programmed(snap.generation).await;
         let state = state_file::build(&snap, &cluster.ports());
-        if let Err(e) = state_file::write(&args.state_file, &state) {
+        if let Err(e) = state_writer.write(&state) {
             eprintln!("error: cannot write state file {}: {e}", args.state_file.display());
         }
         println!(
@@ -82,6 +84,8 @@ pub async fn up(args: UpArgs) -> ExitCode {
         shutdown_signal().await;
     }
     writer.abort();
+    // The task may be mid-write on another thread: wait for it, or its rename could recreate the file removed below.
+    let _ = writer.await;
     target.shutdown().await;
     let _ = std::fs::remove_file(&args.state_file);
     ExitCode::SUCCESS

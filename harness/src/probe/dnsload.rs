@@ -1,7 +1,9 @@
 //! DNS load generator: queries for a set of names, spread over many UDP source ports (as dnsperf does, so the
 //! server's per-socket handling and any conntrack-based DNAT see many flows), open-loop at a fixed rate or
 //! closed-loop with a cap on outstanding queries. Latency is measured from each query's intended send time; a query
-//! without an answer in time is a timeout *and* a latency sample.
+//! without an answer in time is a timeout *and* a latency sample. `duration` bounds the run in wall time (no query is
+//! sent after it, then stragglers get `timeout`), and the outcome says how many queries the schedule intended, so a
+//! generator or server that cannot keep up shows as a shortfall rather than a longer run.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,7 +19,7 @@ use hickory_proto::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ProbeContext, ProbeError};
+use super::{ProbeContext, ProbeError, schedule};
 use crate::stats::latency::{self, LatencySummary};
 
 /// What DNS load to generate.
@@ -46,6 +48,13 @@ pub struct DnsLoadOutcome {
     pub server: SocketAddr,
     /// Queries sent.
     pub sent: u64,
+    /// Queries the schedule intended within `duration` (open loop: those due before it, at most `queries`; closed
+    /// loop: `queries`); `sent < intended` is a shortfall.
+    #[serde(default)]
+    pub intended: u64,
+    /// Queries sent per second of sending (over the run, at most `duration`).
+    #[serde(default)]
+    pub achieved_rate: f64,
     /// Answers received in time.
     pub answered: u64,
     /// Queries not answered in time.
@@ -148,16 +157,20 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     };
 
     let started = Instant::now();
-    let deadline = started + spec.duration;
+    // The wall-clock bound: nothing is sent after it, whatever the schedule says.
+    let deadline = schedule::after(started, spec.duration);
     let slots = Arc::new(Semaphore::new(spec.max_outstanding.max(1)));
     let mut sent = 0u64;
     let mut next_id = vec![0u16; ports];
     while sent < spec.queries {
         let at = match spec.rate {
-            Some(rate) => started + Duration::from_secs_f64(sent as f64 / rate),
+            Some(rate) => match schedule::due(started, rate, sent) {
+                Some(at) => at,
+                None => break,
+            },
             None => Instant::now(),
         };
-        if at >= deadline {
+        if at >= deadline || Instant::now() >= deadline {
             break;
         }
         let slot = match spec.rate {
@@ -165,7 +178,11 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
                 tokio::time::sleep_until(at.into()).await;
                 None
             }
-            None => Some(slots.clone().acquire_owned().await.expect("semaphore is never closed")),
+            // Slots free up only as answers arrive or queries expire: waiting must not outlast the run.
+            None => match tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => Some(slot),
+                _ => break,
+            },
         };
         let port = (sent % ports as u64) as usize;
         let id = next_id[port];
@@ -181,7 +198,7 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
         sent += 1;
     }
     // Wait for stragglers up to the timeout, then count what is left.
-    let drain_deadline = Instant::now() + spec.timeout;
+    let drain_deadline = schedule::after(Instant::now(), spec.timeout);
     while Instant::now() < drain_deadline && pending.iter().any(|p| !p.lock().expect("pending lock").is_empty()) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -194,6 +211,8 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     Ok(DnsLoadOutcome {
         server,
         sent,
+        intended: schedule::intended(spec.rate, spec.duration, spec.queries),
+        achieved_rate: schedule::achieved_rate(sent, elapsed.min(spec.duration)),
         answered: s.answered,
         timeouts: s.timeouts,
         elapsed,

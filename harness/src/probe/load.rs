@@ -6,7 +6,9 @@
 //!
 //! Open-loop by default (wrk2-style): request *i* is due at `start + i / rate`, and its latency is measured from that
 //! intended time, so a stall shows up as latency instead of silently lowering the send rate (coordinated omission).
-//! Closed-loop mode (no rate) measures maximum throughput. Every run is bounded by request count and wall time.
+//! Closed-loop mode (no rate) measures maximum throughput. Every run is bounded by request count and wall time:
+//! nothing is sent after `duration` (even when the generator or target is behind schedule), and what was sent is
+//! reported against what the schedule intended, so an overloaded run is visible instead of silently stretching.
 //!
 //! The client is a minimal HTTP/1.1 implementation on a raw socket (status line, Content-Length body): the load loop is
 //! a hot path measured against wrk, and a full client's per-connection task and buffering would dominate it.
@@ -28,7 +30,7 @@ use tokio::{
     sync::{Semaphore, mpsc},
 };
 
-use super::{ProbeContext, ProbeError, http::resolve_host};
+use super::{ProbeContext, ProbeError, http::resolve_host, schedule};
 use crate::stats::latency::{self, LatencySummary};
 
 /// How requests map onto connections.
@@ -71,6 +73,13 @@ pub struct LoadOutcome {
     pub address: SocketAddr,
     /// Requests sent.
     pub sent: u64,
+    /// Requests the schedule intended within `duration` (open loop: those due before it, at most `requests`;
+    /// closed loop: `requests`). `sent < intended` is a shortfall: the generator or the target could not keep up.
+    #[serde(default)]
+    pub intended: u64,
+    /// Requests sent per second of sending (over the run, at most `duration`).
+    #[serde(default)]
+    pub achieved_rate: f64,
     /// Requests answered with 2xx.
     pub ok: u64,
     /// From first send to last completion.
@@ -108,12 +117,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Answer {
         if buf.len() > 64 * 1024 {
             return Err("bad response: headers too long".into());
         }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(|e| classify(&e))?;
-        if n == 0 {
-            return Err("closed".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(stream, buf).await?;
     };
     let head = std::str::from_utf8(&buf[..header_end]).map_err(|_| "bad response: not UTF-8".to_owned())?;
     let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or("bad response: no status")?;
@@ -125,17 +129,23 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Answer {
         })
         .ok_or("bad response: no Content-Length")?;
     while buf.len() < header_end + length {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(|e| classify(&e))?;
-        if n == 0 {
-            return Err("closed".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(stream, buf).await?;
     }
     if !(200..300).contains(&status) {
         return Err(format!("status {status}"));
     }
     Ok(String::from_utf8_lossy(&buf[header_end..header_end + length]).into_owned())
+}
+
+/// Appends what the socket has to `buf`. Reading into the buffer's spare capacity (not a stack chunk) keeps each
+/// connection's future small: with 10,000 connections a 4 KiB chunk held across the await is 40 MB.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.reserve(1024);
+    match stream.read_buf(buf).await {
+        Ok(0) => Err("closed".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(classify(&e)),
+    }
 }
 
 fn request_bytes(spec: &LoadSpec, keep_alive: bool) -> Arc<[u8]> {
@@ -148,7 +158,36 @@ fn request_bytes(spec: &LoadSpec, keep_alive: bool) -> Arc<[u8]> {
     .into()
 }
 
-/// Per-worker tallies, merged at the end.
+/// Tallies shared by the workers, merged at the end. A histogram is ~140 KB (1 µs–60 s at 3 digits), so one per
+/// connection would cost 1.4 GB at 10,000 connections: workers share a few shards instead, locked only to record.
+struct Shards(Vec<std::sync::Mutex<Tally>>);
+
+impl Shards {
+    fn new(workers: u32) -> Arc<Self> {
+        let n = (workers as usize).clamp(1, 16);
+        Arc::new(Self((0..n).map(|_| std::sync::Mutex::new(Tally::new())).collect()))
+    }
+
+    fn record(&self, worker: u64, answer: Answer, latency: Duration) {
+        let shard = &self.0[(worker % self.0.len() as u64) as usize];
+        shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(answer, latency);
+    }
+
+    /// Everything recorded, once the workers are done.
+    fn total(&self) -> Tally {
+        let mut total = Tally::new();
+        for shard in &self.0 {
+            let t = std::mem::replace(
+                &mut *shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                Tally::empty(),
+            );
+            total.merge(t);
+        }
+        total
+    }
+}
+
+/// What one run recorded.
 struct Tally {
     histogram: hdrhistogram::Histogram<u64>,
     per_backend: BTreeMap<String, u64>,
@@ -159,6 +198,12 @@ struct Tally {
 impl Tally {
     fn new() -> Self {
         Self { histogram: latency::new_histogram(), per_backend: BTreeMap::new(), errors: BTreeMap::new(), ok: 0 }
+    }
+
+    /// A placeholder without a histogram's counts (what a drained shard holds).
+    fn empty() -> Self {
+        let histogram = hdrhistogram::Histogram::new(1).expect("1 significant digit is valid");
+        Self { histogram, per_backend: BTreeMap::new(), errors: BTreeMap::new(), ok: 0 }
     }
 
     fn record(&mut self, answer: Answer, latency: Duration) {
@@ -200,20 +245,18 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
         ConnectionMode::NewConnection => new_connection(ctx, spec, address, started, &sent).await,
         ConnectionMode::KeepAlive => keep_alive(ctx, spec, address, started, &sent).await,
     };
+    let (sent, elapsed) = (sent.load(Ordering::Relaxed), started.elapsed());
     Ok(LoadOutcome {
         address,
-        sent: sent.load(Ordering::Relaxed),
+        sent,
+        intended: schedule::intended(spec.rate, spec.duration, spec.requests),
+        achieved_rate: schedule::achieved_rate(sent, elapsed.min(spec.duration)),
         ok: tally.ok,
-        elapsed: started.elapsed(),
+        elapsed,
         per_backend: tally.per_backend,
         errors: tally.errors,
         latency: latency::summarize(&tally.histogram),
     })
-}
-
-/// When request `i` is due in an open-loop run.
-fn due(started: Instant, rate: f64, i: u64) -> Instant {
-    started + Duration::from_secs_f64(i as f64 / rate)
 }
 
 async fn one_new_connection(ctx: &ProbeContext, address: SocketAddr, request: &[u8]) -> Answer {
@@ -231,7 +274,8 @@ async fn new_connection(
     sent: &Arc<AtomicU64>,
 ) -> Tally {
     let request = request_bytes(spec, false);
-    let deadline = started + spec.duration;
+    // The wall-clock bound: nothing is sent after it, whatever the schedule says.
+    let deadline = schedule::after(started, spec.duration);
     let workers = spec.connections.max(1);
     match spec.rate {
         Some(rate) => {
@@ -247,12 +291,16 @@ async fn new_connection(
                 tally
             });
             for i in 0..spec.requests {
-                let at = due(started, rate, i);
-                if at >= deadline {
+                let Some(at) = schedule::due(started, rate, i) else { break };
+                if at >= deadline || Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep_until(at.into()).await;
-                let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+                // A slot frees up only when a request ends: waiting for one must not outlast the run either.
+                let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await
+                else {
+                    break;
+                };
                 sent.fetch_add(1, Ordering::Relaxed);
                 let (ctx, tx, request, timeout) = (ctx.clone(), tx.clone(), request.clone(), spec.timeout);
                 tokio::spawn(async move {
@@ -267,37 +315,28 @@ async fn new_connection(
             collector.await.unwrap_or_else(|_| Tally::new())
         }
         None => {
+            let shards = Shards::new(workers);
             let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..workers {
-                let (ctx, request, sent, spec) = (ctx.clone(), request.clone(), sent.clone(), spec.clone());
+            for worker in 0..u64::from(workers) {
+                let (ctx, request, sent, shards) = (ctx.clone(), request.clone(), sent.clone(), shards.clone());
+                let (requests, timeout) = (spec.requests, spec.timeout);
                 tasks.spawn(async move {
-                    let mut tally = Tally::new();
-                    while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < spec.requests {
+                    while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < requests {
                         let t = Instant::now();
-                        let answer = tokio::time::timeout(spec.timeout, one_new_connection(&ctx, address, &request))
+                        let answer = tokio::time::timeout(timeout, one_new_connection(&ctx, address, &request))
                             .await
                             .unwrap_or_else(|_| Err("timeout".into()));
-                        tally.record(answer, t.elapsed());
+                        shards.record(worker, answer, t.elapsed());
                     }
-                    tally
                 });
             }
-            let tally = join_tallies(tasks).await;
+            while tasks.join_next().await.is_some() {}
+            let tally = shards.total();
             // Workers over-count by one each on exit; the true count is what they recorded.
             sent.store(tally.histogram.len(), Ordering::Relaxed);
             tally
         }
     }
-}
-
-async fn join_tallies(mut tasks: tokio::task::JoinSet<Tally>) -> Tally {
-    let mut total = Tally::new();
-    while let Some(t) = tasks.join_next().await {
-        if let Ok(t) = t {
-            total.merge(t);
-        }
-    }
-    total
 }
 
 async fn keep_alive(
@@ -308,26 +347,31 @@ async fn keep_alive(
     sent: &Arc<AtomicU64>,
 ) -> Tally {
     let request = request_bytes(spec, true);
-    let deadline = started + spec.duration;
+    // The wall-clock bound: nothing is sent after it, whatever the schedule says.
+    let deadline = schedule::after(started, spec.duration);
     let n = u64::from(spec.connections.max(1));
+    let shards = Shards::new(spec.connections);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..n {
-        let (ctx, request, sent, spec) = (ctx.clone(), request.clone(), sent.clone(), spec.clone());
+        let (ctx, request, sent, shards) = (ctx.clone(), request.clone(), sent.clone(), shards.clone());
+        let (rate, requests, timeout) = (spec.rate, spec.requests, spec.timeout);
         tasks.spawn(async move {
-            let mut tally = Tally::new();
             let mut stream: Option<TcpStream> = None;
             let mut buf = Vec::with_capacity(512);
             // Open loop: this connection owns requests worker, worker + n, …; closed loop: the next free number.
             let mut i = worker;
             loop {
-                let (index, at) = match spec.rate {
-                    Some(rate) => (i, due(started, rate, i)),
+                let (index, at) = match rate {
+                    Some(rate) => match schedule::due(started, rate, i) {
+                        Some(at) => (i, at),
+                        None => break,
+                    },
                     None => (sent.load(Ordering::Relaxed), Instant::now()),
                 };
-                if index >= spec.requests || at >= deadline {
+                if index >= requests || at >= deadline || Instant::now() >= deadline {
                     break;
                 }
-                if spec.rate.is_some() {
+                if rate.is_some() {
                     tokio::time::sleep_until(at.into()).await;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -339,17 +383,16 @@ async fn keep_alive(
                     s.write_all(&request).await.map_err(|e| classify(&e))?;
                     read_response(s, &mut buf).await
                 };
-                let answer =
-                    tokio::time::timeout(spec.timeout, exchange).await.unwrap_or_else(|_| Err("timeout".into()));
+                let answer = tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| Err("timeout".into()));
                 if answer.is_err() {
                     // The connection is in an unknown state: start a new one for the next request.
                     stream = None;
                 }
-                tally.record(answer, at.elapsed());
+                shards.record(worker, answer, at.elapsed());
                 i += n;
             }
-            tally
         });
     }
-    join_tallies(tasks).await
+    while tasks.join_next().await.is_some() {}
+    shards.total()
 }

@@ -10,6 +10,7 @@ pub mod dnsload;
 pub mod http;
 pub mod load;
 pub mod resolv_conf;
+pub mod schedule;
 
 pub use dialer::{AddressMap, Dialer};
 pub use resolv_conf::ResolvConf;

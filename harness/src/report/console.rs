@@ -71,6 +71,31 @@ pub fn format_scenario(result: &ScenarioResult) -> String {
     if let Some(step) = result.first_failure() {
         s.push_str(&format_failure(result, step));
     }
+    s.push_str(&format_shortfalls(result));
+    s
+}
+
+/// One `note:` line per load step that sent fewer requests or queries than its schedule intended (it was cut at
+/// its `duration`): an overloaded generator or target, visible even when the step passed.
+pub fn format_shortfalls(result: &ScenarioResult) -> String {
+    use crate::results::Measurement;
+    let mut s = String::new();
+    for step in &result.steps {
+        let (what, sent, intended, achieved, rate) = match &step.measurement {
+            Some(Measurement::HttpLoad(r)) => ("requests", r.sent, r.intended, r.achieved_rate, r.rate),
+            Some(Measurement::DnsLoad(r)) => ("queries", r.sent, r.intended, r.achieved_rate, Some(r.rate)),
+            _ => continue,
+        };
+        if sent >= intended {
+            continue;
+        }
+        let intended_rate = rate.filter(|r| *r > 0.0).map(|r| format!(" of {r:.0}/s intended")).unwrap_or_default();
+        s.push_str(&format!(
+            "  note: step {} (line {}) sent {sent} of {intended} {what} ({achieved:.0}/s achieved{intended_rate}): \
+             the generator or the target could not keep up before the step's duration\n",
+            step.index, step.line
+        ));
+    }
     s
 }
 

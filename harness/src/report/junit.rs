@@ -137,7 +137,9 @@ fn differences_text(c: &Comparison, diffs: &[differences::StepDifference]) -> St
 }
 
 fn secs(ms: f64) -> Duration {
-    Duration::from_secs_f64((ms / 1000.0).max(0.0)).min(Duration::from_secs(365 * 24 * 3600))
+    // Saturating: a NaN or an infinite time from a hand-edited results file must not panic the report.
+    let year = Duration::from_secs(365 * 24 * 3600);
+    Duration::try_from_secs_f64((ms / 1000.0).max(0.0)).map_or(year, |d| d.min(year))
 }
 
 /// `step 5 at scenarios/x.yaml:8: summary: why`.

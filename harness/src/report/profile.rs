@@ -158,15 +158,16 @@ impl Profile {
     /// # Errors
     /// Every problem found, each with `file:line:column`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<ProfileError>> {
-        let raw: RawProfile = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            vec![ProfileError {
-                path: path.to_owned(),
-                line,
-                column,
-                reason: crate::scenario::validate::yaml_reason(&e),
-            }]
-        })?;
+        let raw: RawProfile = serde_saphyr::from_str_with_options(text, crate::scenario::validate::yaml_options())
+            .map_err(|e| {
+                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                vec![ProfileError {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    reason: crate::scenario::validate::yaml_reason(&e),
+                }]
+            })?;
         let mut errors = Vec::new();
         let mut err = |at: &Location, reason: String| {
             errors.push(ProfileError { path: path.to_owned(), line: at.line(), column: at.column(), reason });

@@ -139,6 +139,14 @@ pub struct HttpLoadReport {
     pub rate: Option<f64>,
     /// Requests sent.
     pub sent: u64,
+    /// Requests the schedule intended within the step's `duration` (open loop: those due before it, at most
+    /// `requests`; closed loop: `requests`). `sent < intended` is a shortfall: the run was cut at `duration` because
+    /// the generator or the target could not keep up.
+    #[serde(default)]
+    pub intended: u64,
+    /// Requests sent per second of sending.
+    #[serde(default)]
+    pub achieved_rate: f64,
     /// Requests answered with the expected status.
     pub ok: u64,
     /// Wall time, ms.
@@ -168,6 +176,12 @@ pub struct DnsLoadReport {
     pub source_ports: usize,
     /// Queries sent.
     pub sent: u64,
+    /// Queries the schedule intended within the step's `duration`; `sent < intended` is a shortfall.
+    #[serde(default)]
+    pub intended: u64,
+    /// Queries sent per second of sending.
+    #[serde(default)]
+    pub achieved_rate: f64,
     /// Queries answered.
     pub answered: u64,
     /// Queries without an answer in time.
@@ -207,6 +221,8 @@ pub mod duration_ms {
     /// Deserializes from milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        // A hand-edited or hostile file may hold any number: refuse what is no duration rather than panic.
+        Duration::try_from_secs_f64(ms.max(0.0) / 1000.0)
+            .map_err(|_| serde::de::Error::custom(format!("{ms} ms is not a duration")))
     }
 }

@@ -105,6 +105,8 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         connections: m.connections,
         rate: m.rate,
         sent: outcome.sent,
+        intended: outcome.intended,
+        achieved_rate: outcome.achieved_rate,
         ok: outcome.ok,
         duration_ms: outcome.elapsed.as_secs_f64() * 1000.0,
         throughput: outcome.ok as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
@@ -115,7 +117,7 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         cores: cores(),
     };
     let actual = json!({
-        "sent": report.sent, "ok": report.ok, "throughput": report.throughput, "per_backend": report.per_backend,
+        "sent": report.sent, "intended": report.intended, "achieved_rate": report.achieved_rate, "ok": report.ok, "throughput": report.throughput, "per_backend": report.per_backend,
         "errors": report.errors, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us,
         "fairness": report.fairness,
     });
@@ -134,7 +136,7 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         max_outstanding: 100,
         source_ports: m.source_ports,
         queries: m.queries,
-        duration: Duration::from_secs(10),
+        duration: m.duration,
         timeout: Duration::from_secs(2),
     };
     let ProbeResponse::DnsLoad(outcome) = target.probe(&m.from, &ProbeRequest::DnsLoad(spec)).await? else {
@@ -167,6 +169,8 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         rate: m.rate.unwrap_or(0.0),
         source_ports: m.source_ports,
         sent: outcome.sent,
+        intended: outcome.intended,
+        achieved_rate: outcome.achieved_rate,
         answered: outcome.answered,
         timeouts: outcome.timeouts,
         qps: outcome.answered as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
@@ -174,7 +178,7 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         latency: outcome.latency.clone(),
     };
     let expected = json!({ "rcode": want, "max_timeout_rate": m.max_timeout_rate, "p99_below_us": m.p99_below.map(|d| d.as_micros() as f64) });
-    let actual = json!({ "sent": report.sent, "answered": report.answered, "timeouts": report.timeouts, "qps": report.qps,
+    let actual = json!({ "sent": report.sent, "intended": report.intended, "achieved_rate": report.achieved_rate, "answered": report.answered, "timeouts": report.timeouts, "qps": report.qps,
         "rcodes": report.rcodes, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us });
     Ok(Evaluation::new(problems.is_empty(), expected, actual, problems.join("; "))
         .with_measurement(Measurement::DnsLoad(report)))

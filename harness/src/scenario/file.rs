@@ -161,7 +161,7 @@ pub struct RawMeasureHttp {
     pub connections: Option<u32>,
     /// Open-loop requests per second (default 500); `0` means closed loop (maximum throughput).
     #[serde(default)]
-    pub rate: Option<f64>,
+    pub rate: Option<Spanned<f64>>,
     /// Requests to send (default 1000).
     #[serde(default)]
     pub requests: Option<u64>,
@@ -193,10 +193,13 @@ pub struct RawMeasureDns {
     pub names: Vec<SpannedStr>,
     /// Open-loop queries per second (default 2000); `0`: closed loop.
     #[serde(default)]
-    pub rate: Option<f64>,
+    pub rate: Option<Spanned<f64>>,
     /// Queries to send (default 5000).
     #[serde(default)]
-    pub queries: Option<u64>,
+    pub queries: Option<Spanned<u64>>,
+    /// Longest send phase, wall time (default 10s).
+    #[serde(default)]
+    pub duration: Option<SpannedStr>,
     /// UDP source ports (default 128).
     #[serde(default)]
     pub source_ports: Option<usize>,

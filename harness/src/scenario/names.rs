@@ -35,6 +35,32 @@ pub fn dns1123_label(name: &str) -> Result<(), String> {
     dns1035_label(name).map_err(|e| e.replace("DNS-1035", "DNS-1123"))
 }
 
+/// The longest DNS label (RFC 1035).
+pub const MAX_LABEL: usize = 63;
+/// The longest DNS name, without the trailing dot (RFC 1035: 255 octets on the wire).
+pub const MAX_NAME: usize = 253;
+
+/// Checks a DNS name written without the trailing dot (an ExternalName target): at most 253 characters of
+/// DNS-1123 labels (case-insensitive), each at most 63.
+///
+/// # Errors
+/// A one-line reason when the name breaks the rule.
+pub fn dns_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("{} characters, over the {MAX_NAME} of a DNS name", name.len()));
+    }
+    for label in name.split('.') {
+        if label.len() > MAX_LABEL {
+            return Err(format!("a label has {} characters, over the {MAX_LABEL} of a DNS label", label.len()));
+        }
+        dns1123_label(&label.to_ascii_lowercase())?;
+    }
+    Ok(())
+}
+
 /// Checks an IANA_SVC_NAME (named ports): at most 15 characters, a-z0-9 and `-`, at least one letter, no `--`.
 ///
 /// # Errors

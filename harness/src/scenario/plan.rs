@@ -260,7 +260,7 @@ pub struct ServicePortSpec {
 }
 
 /// `targetPort`: a number, or the name of a container port resolved per pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum TargetPort {
     /// A port number.
@@ -502,6 +502,9 @@ pub struct MeasureDns {
     pub rate: Option<f64>,
     /// Queries.
     pub queries: u64,
+    /// Longest send phase, wall time.
+    #[serde(with = "crate::results::duration_ms")]
+    pub duration: Duration,
     /// UDP source ports.
     pub source_ports: usize,
     /// The rcode every answer must carry.

@@ -21,7 +21,7 @@ pub struct ServiceView {
 }
 
 /// One entry of `spec.ports`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServicePortView {
     /// Port name.
     pub name: Option<String>,

@@ -120,6 +120,18 @@ fn latency_cells(l: &LatencySummary) -> String {
 const LATENCY_HEAD: &str = "<th class=\"num\">min</th><th class=\"num\">p50</th><th class=\"num\">p90</th>\
     <th class=\"num\">p99</th><th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">mean</th>";
 
+/// `sent / intended`, marked when the run fell short of its schedule (cut at its duration).
+fn sent_of(sent: u64, intended: u64) -> String {
+    if sent < intended {
+        format!(
+            "<span class=\"shortfall\" title=\"cut at the step's duration: the generator or the target could not keep \
+             up\">{sent} / {intended} ⚠</span>"
+        )
+    } else {
+        format!("{sent} / {intended}")
+    }
+}
+
 fn by_class(map: &BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "<span class=\"muted\">none</span>".into();
@@ -133,8 +145,8 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
     push(
         out,
         format_args!(
-            "<table class=\"load\"><thead><tr><th>run</th><th>load</th><th>mode</th><th class=\"num\">sent</th>\
-             <th class=\"num\">ok</th><th class=\"num\">throughput</th><th>errors</th></tr></thead><tbody>"
+            "<table class=\"load\"><thead><tr><th>run</th><th>load</th><th>mode</th><th class=\"num\">sent / intended</th>\
+             <th class=\"num\">sent/s</th><th class=\"num\">ok</th><th class=\"num\">throughput</th><th>errors</th></tr></thead><tbody>"
         ),
     );
     for (i, r) in runs {
@@ -143,13 +155,14 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
             out,
             format_args!(
                 "<tr><th scope=\"row\">{}{}</th><td><code>{}</code></td><td>{}, {} conn., {rate}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{:.0}/s</td><td>{}</td></tr>",
+                 <td class=\"num\">{:.0}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}/s</td><td>{}</td></tr>",
                 super::swatch(*i),
                 esc(&c.runs[*i].label),
                 esc(&r.target),
                 esc(&r.mode),
                 r.connections,
-                r.sent,
+                sent_of(r.sent, r.intended),
+                r.achieved_rate,
                 r.ok,
                 r.throughput,
                 by_class(&r.errors),
@@ -180,7 +193,7 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
         out,
         format_args!(
             "<table class=\"load\"><thead><tr><th>run</th><th>names</th><th class=\"num\">rate</th><th class=\"num\">ports</th>\
-             <th class=\"num\">sent</th><th class=\"num\">answered</th><th class=\"num\">timeouts</th><th class=\"num\">qps</th>\
+             <th class=\"num\">sent / intended</th><th class=\"num\">sent/s</th><th class=\"num\">answered</th><th class=\"num\">timeouts</th><th class=\"num\">qps</th>\
              <th>rcodes</th></tr></thead><tbody>"
         ),
     );
@@ -189,13 +202,14 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
             out,
             format_args!(
                 "<tr><th scope=\"row\">{}{}</th><td>{}</td><td class=\"num\">{:.0}/s</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td>{}</td></tr>",
+                 <td class=\"num\">{:.0}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td>{}</td></tr>",
                 super::swatch(*i),
                 esc(&c.runs[*i].label),
                 r.names.iter().map(|n| format!("<code>{}</code>", esc(n))).collect::<Vec<_>>().join("<br>"),
                 r.rate,
                 r.source_ports,
-                r.sent,
+                sent_of(r.sent, r.intended),
+                r.achieved_rate,
                 r.answered,
                 r.timeouts,
                 r.qps,

@@ -144,7 +144,7 @@ impl Target for EmbeddedTarget {
     }
 
     async fn endpoint_slices(&self, service: &ObjectRef) -> Result<Vec<EndpointSliceView>, TargetError> {
-        Ok(self.cluster.snapshot().slices.get(service).map(|v| v.as_ref().clone()).unwrap_or_default())
+        Ok(self.cluster.snapshot().slice_views(service))
     }
 
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {

@@ -1,6 +1,10 @@
 //! The embedded control plane's objects, and the EndpointSlice controller as a pure function of them.
 //!
 //! Every change produces a new immutable [`Snapshot`] that the DNS server and the proxy read; nothing else is shared.
+//!
+//! Memory: services that select the same pods with the same ports (`createServices` makes thousands of them) share
+//! one copy of their endpoints and one backend list per port, and only headless services index their endpoint IPs for
+//! reverse DNS, so 20,000 services × 1,000 pods cost per service, not per service × pod.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -62,8 +66,8 @@ pub struct Pod {
 /// What the proxy programs for one ClusterIP:port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyEntry {
-    /// Backends a new connection may go to.
-    pub backends: Vec<SocketAddr>,
+    /// Backends a new connection may go to (shared by every service with the same endpoints and port).
+    pub backends: Arc<Vec<SocketAddr>>,
     /// ClientIP affinity timeout.
     pub affinity: Option<Duration>,
 }
@@ -86,7 +90,8 @@ pub struct Snapshot {
     pub services: OrdMap<ObjectRef, Service>,
     /// Pods by namespace/name.
     pub pods: OrdMap<ObjectRef, Pod>,
-    /// EndpointSlices by service.
+    /// EndpointSlices by service. Services with the same endpoints share one `Arc`, so the slice names stored are
+    /// those of one of them: read a service's slices with [`Snapshot::slice_views`].
     pub slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
     /// Proxy table: ClusterIP:port → backends it may send a new connection to. No entry: REJECT.
     pub proxy: OrdMap<SocketAddr, ProxyEntry>,
@@ -124,6 +129,12 @@ impl Snapshot {
             cluster_ip: s.cluster_ip.map(IpAddr::V4),
             ports: s.ports.clone(),
         })
+    }
+
+    /// The API view of a service's EndpointSlices, named for it.
+    pub fn slice_views(&self, key: &ObjectRef) -> Vec<EndpointSliceView> {
+        let Some(slices) = self.slices.get(key) else { return Vec::new() };
+        slices.iter().enumerate().map(|(i, s)| EndpointSliceView { name: slice_name(key, i), ..s.clone() }).collect()
     }
 
     /// Pods of one namespace (the map is ordered by namespace, then name).
@@ -205,6 +216,10 @@ impl Snapshot {
     fn reconcile_services(&mut self, keys: impl IntoIterator<Item = ObjectRef>) {
         // Pods matched per (namespace, selector): many services often share one selector.
         let mut matched_cache: HashMap<(String, Labels), Vec<(ObjectRef, Pod)>> = HashMap::new();
+        // Slices per everything they depend on but the service's name, and backends per (slices, port): thousands of
+        // services over the same pods then hold one copy instead of one each.
+        let mut slices_cache: HashMap<SliceKey, Arc<Vec<EndpointSliceView>>> = HashMap::new();
+        let mut backends_cache: HashMap<(usize, Option<String>), Arc<Vec<SocketAddr>>> = HashMap::new();
         for key in keys {
             // Undo what this service contributed last time, remembering its proxy entries for the faulty proxies.
             let mut previous: HashMap<SocketAddr, ProxyEntry> = HashMap::new();
@@ -243,13 +258,34 @@ impl Snapshot {
                         .map(|(k, p)| (k.clone(), p.clone()))
                         .collect()
                 });
-                let slices = endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), &self.faults);
-                for ep in slices.iter().flat_map(|s| &s.endpoints) {
-                    if !contribution.ips.contains(&ep.address) {
-                        contribution.ips.push(ep.address);
+                // An endpoint hostname names the service (pod subdomain = service name): those slices are its own.
+                let own = matched.iter().any(|(_, p)| p.subdomain.as_deref() == Some(key.name.as_str()));
+                let slice_key = SliceKey {
+                    namespace: key.namespace.clone(),
+                    selector: svc.selector.clone(),
+                    ports: svc.ports.clone(),
+                    publish_not_ready: svc.publish_not_ready,
+                    own_name: own.then(|| key.name.clone()),
+                };
+                let slices = slices_cache
+                    .entry(slice_key)
+                    .or_insert_with(|| {
+                        Arc::new(endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), &self.faults))
+                    })
+                    .clone();
+                // Reverse DNS answers endpoint IPs only for headless services; a ClusterIP service owns its VIP.
+                if svc.cluster_ip.is_none() {
+                    for ep in slices.iter().flat_map(|s| &s.endpoints) {
+                        if !contribution.ips.contains(&ep.address) {
+                            contribution.ips.push(ep.address);
+                        }
                     }
                 }
-                for (addr, entry) in proxy_entries(&svc, &slices, &self.faults) {
+                let slices_id = Arc::as_ptr(&slices) as usize;
+                let entries = proxy_entries_with(&svc, &slices, &self.faults, |port_name, compute| {
+                    backends_cache.entry((slices_id, port_name.clone())).or_insert_with(|| Arc::new(compute())).clone()
+                });
+                for (addr, entry) in entries {
                     let entry = remembered(entry, previous.get(&addr), &self.faults);
                     contribution.keys.push(addr);
                     match entry {
@@ -261,7 +297,7 @@ impl Snapshot {
                         }
                     }
                 }
-                self.slices.insert(key.clone(), Arc::new(slices));
+                self.slices.insert(key.clone(), slices);
             }
             for ip in &contribution.ips {
                 self.ip_owners.entry(*ip).or_default().insert(key.clone());
@@ -279,10 +315,11 @@ fn remembered(new: Option<ProxyEntry>, old: Option<&ProxyEntry>, faults: &Faults
         return Some(old.clone());
     }
     if faults.has(Fault::ProxyKeepsRemovedEndpoints) {
-        let mut entry = new.unwrap_or_else(|| ProxyEntry { backends: Vec::new(), affinity: old.affinity });
-        for b in &old.backends {
-            if !entry.backends.contains(b) {
-                entry.backends.push(*b);
+        let mut entry = new.unwrap_or_else(|| ProxyEntry { backends: Arc::default(), affinity: old.affinity });
+        let backends = Arc::make_mut(&mut entry.backends);
+        for b in old.backends.iter() {
+            if !backends.contains(b) {
+                backends.push(*b);
             }
         }
         return Some(entry);
@@ -345,17 +382,25 @@ pub fn endpoint_slices<'a>(
     groups
         .into_iter()
         .enumerate()
-        .map(|(i, (ports, endpoints))| EndpointSliceView {
-            name: format!("{}-{}", key.name, slice_suffix(key, i)),
-            ports,
-            endpoints,
-        })
+        .map(|(i, (ports, endpoints))| EndpointSliceView { name: slice_name(key, i), ports, endpoints })
         .collect()
 }
 
-/// A stable 5-character suffix, like the controller's generateName.
-fn slice_suffix(key: &ObjectRef, index: usize) -> String {
-    super::names::suffix(&format!("{key}#{index}"), 5)
+/// Everything a service's slices depend on besides its name (which only names them).
+#[derive(PartialEq, Eq, Hash)]
+struct SliceKey {
+    namespace: String,
+    selector: Labels,
+    ports: Vec<ServicePortView>,
+    publish_not_ready: bool,
+    /// The service's name when a matched pod's subdomain names it (its endpoints then carry hostnames).
+    own_name: Option<String>,
+}
+
+/// The name of a service's slice `index`: `<service>-<stable 5-character suffix>`, like the controller's
+/// generateName.
+fn slice_name(key: &ObjectRef, index: usize) -> String {
+    format!("{}-{}", key.name, super::names::suffix(&format!("{key}#{index}"), 5))
 }
 
 /// For each TCP port of a ClusterIP service, what kube-proxy would program: ready endpoints, or when none are ready,
@@ -365,9 +410,30 @@ pub fn proxy_entries(
     slices: &[EndpointSliceView],
     faults: &Faults,
 ) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
+    proxy_entries_with(svc, slices, faults, |_, compute| Arc::new(compute()))
+}
+
+/// [`proxy_entries`], with the backend list of each port obtained through `share(port name, compute)` (a cache).
+fn proxy_entries_with(
+    svc: &Service,
+    slices: &[EndpointSliceView],
+    faults: &Faults,
+    mut share: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
     let Some(cip) = svc.cluster_ip else { return Vec::new() };
     let mut out = Vec::new();
     for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
+        let backends = share(&sp.name, &|| backends(sp, slices, faults));
+        let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
+        let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
+        out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));
+    }
+    out
+}
+
+/// The backends of one service port: ready endpoints, else the serving terminating ones.
+fn backends(sp: &ServicePortView, slices: &[EndpointSliceView], faults: &Faults) -> Vec<SocketAddr> {
+    {
         let mut ready = Vec::new();
         let mut fallback = Vec::new();
         for slice in slices {
@@ -383,13 +449,8 @@ pub fn proxy_entries(
                 }
             }
         }
-        let backends =
-            if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready };
-        let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
-        let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
-        out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));
+        if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready }
     }
-    out
 }
 
 /// The whole proxy table for a set of services (no entry: REJECT).
@@ -406,153 +467,5 @@ pub fn proxy_table(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
-        Pod {
-            ip: Ipv4Addr::new(127, 1, 128, ip),
-            labels: [("app".to_owned(), "web".to_owned())].into(),
-            deployment: "web".into(),
-            ready,
-            terminating: false,
-            seq,
-            ports,
-            hostname: None,
-            subdomain: None,
-        }
-    }
-
-    fn service(cluster_ip: Option<Ipv4Addr>, app: &str, ports: Vec<ServicePortView>) -> Service {
-        Service {
-            cluster_ip,
-            selector: [("app".to_owned(), app.to_owned())].into(),
-            ports,
-            publish_not_ready: false,
-            session_affinity: None,
-            external_name: None,
-            shadow_vip: None,
-        }
-    }
-
-    fn key(name: &str) -> ObjectRef {
-        ObjectRef { namespace: "test".into(), name: name.into() }
-    }
-
-    #[test]
-    fn named_target_port_resolves_per_pod_and_not_ready_is_kept() {
-        let svc = service(
-            Some(Ipv4Addr::new(127, 1, 0, 20)),
-            "web",
-            vec![ServicePortView {
-                name: Some("http".into()),
-                port: 80,
-                target_port: TargetPort::Name("web".into()),
-                protocol: Protocol::Tcp,
-            }],
-        );
-        let mut pods = BTreeMap::new();
-        pods.insert(key("a"), pod(2, true, 1, vec![ContainerPort { name: Some("web".into()), port: 8080 }]));
-        pods.insert(key("b"), pod(3, false, 2, vec![ContainerPort { name: Some("web".into()), port: 9090 }]));
-        let slices = endpoint_slices(&key("svc"), &svc, &pods, &Faults::default());
-        assert_eq!(slices.len(), 2);
-        let ports: BTreeSet<u16> = slices.iter().map(|s| s.ports[0].port).collect();
-        assert_eq!(ports, [8080, 9090].into());
-        let services = BTreeMap::from([(key("svc"), svc)]);
-        let table = proxy_table(&services, &BTreeMap::from([(key("svc"), slices)]), &Faults::default());
-        assert_eq!(table.values().next().unwrap().backends, vec!["127.1.128.2:8080".parse::<SocketAddr>().unwrap()]);
-    }
-
-    #[test]
-    fn empty_selector_match_gives_one_empty_slice_and_no_backends() {
-        let svc = service(
-            Some(Ipv4Addr::new(127, 1, 0, 20)),
-            "none",
-            vec![ServicePortView {
-                name: None,
-                port: 80,
-                target_port: TargetPort::Number(80),
-                protocol: Protocol::Tcp,
-            }],
-        );
-        let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new(), &Faults::default());
-        assert_eq!(slices.len(), 1);
-        assert!(slices[0].endpoints.is_empty());
-        let table = proxy_table(
-            &BTreeMap::from([(key("svc"), svc)]),
-            &BTreeMap::from([(key("svc"), slices)]),
-            &Faults::default(),
-        );
-        assert!(table.is_empty());
-    }
-
-    /// The incremental reconcile must always equal a from-scratch one, whatever the sequence of changes.
-    #[test]
-    fn incremental_reconcile_matches_full_recompute() {
-        use rand::{Rng, SeedableRng, rngs::StdRng};
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut snap = Snapshot::new("cluster.local");
-        let apps = ["a", "b", "c"];
-        let mut seq = 0u64;
-        for step in 0..400 {
-            let before = snap.clone();
-            match rng.random_range(0..6) {
-                0 | 1 => {
-                    seq += 1;
-                    let app = apps[rng.random_range(0..apps.len())];
-                    let mut p = pod(
-                        (seq % 250) as u8 + 2,
-                        rng.random_bool(0.7),
-                        seq,
-                        vec![ContainerPort { name: Some("web".into()), port: 8080 + (seq % 2) as u16 }],
-                    );
-                    p.labels = [("app".to_owned(), app.to_owned())].into();
-                    snap.pods.insert(key(&format!("p{seq}")), p);
-                }
-                2 => {
-                    if let Some(k) = snap.pods.keys().nth(rng.random_range(0..snap.pods.len().max(1))).cloned() {
-                        if rng.random_bool(0.5) {
-                            snap.pods.remove(&k);
-                        } else if let Some(p) = snap.pods.get_mut(&k) {
-                            p.ready = !p.ready;
-                            p.terminating = rng.random_bool(0.2);
-                        }
-                    }
-                }
-                3 | 4 => {
-                    let app = apps[rng.random_range(0..apps.len())];
-                    let named = rng.random_bool(0.5);
-                    // ClusterIPs are unique per service, as the allocator guarantees.
-                    let n: u8 = rng.random_range(0..8);
-                    let mut svc = service(
-                        rng.random_bool(0.7).then(|| Ipv4Addr::new(127, 1, 0, 11 + n)),
-                        app,
-                        vec![ServicePortView {
-                            name: named.then(|| "http".to_owned()),
-                            port: 80,
-                            target_port: if named { TargetPort::Name("web".into()) } else { TargetPort::Number(8080) },
-                            protocol: Protocol::Tcp,
-                        }],
-                    );
-                    svc.publish_not_ready = rng.random_bool(0.2);
-                    snap.services.insert(key(&format!("s{n}")), svc);
-                }
-                _ => {
-                    if let Some(k) = snap.services.keys().nth(rng.random_range(0..snap.services.len().max(1))).cloned()
-                    {
-                        snap.services.remove(&k);
-                    }
-                }
-            }
-            snap.reconcile_changes(&before);
-            let mut full = Snapshot::new("cluster.local");
-            full.services = snap.services.clone();
-            full.pods = snap.pods.clone();
-            full.reconcile();
-            assert_eq!(snap.slices, full.slices, "slices differ after step {step}");
-            assert_eq!(snap.proxy, full.proxy, "proxy differs after step {step}");
-            assert_eq!(snap.unbacked, full.unbacked, "unbacked differs after step {step}");
-            assert_eq!(snap.ip_owners, full.ip_owners, "reverse index differs after step {step}");
-        }
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,6 +1,11 @@
 //! The JSON state file `svcbench up` keeps current, so real tools (dig, curl, wrk, dnsperf) can reach the cluster.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    io::Write,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use serde::Serialize;
 
@@ -112,12 +117,101 @@ pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
     }
 }
 
-/// Writes the state file atomically (temp file + rename), so readers never see half a document.
+/// Writes the state file atomically, so readers never see half a document: a temp file with a unique name in the
+/// same directory (so concurrent writers never share one), then a rename over `path`.
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write(path: &std::path::Path, state: &StateFile) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?)?;
-    std::fs::rename(&tmp, path)
+pub fn write(path: &Path, state: &StateFile) -> std::io::Result<()> {
+    let body = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".svcbench-state.").suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(&body)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The one writer of a state file: writes are serialized and never go back in time (a slow write of an older
+/// generation finishing after a newer one must not replace it).
+pub struct StateWriter {
+    path: PathBuf,
+    /// The newest generation written so far.
+    written: Mutex<Option<u64>>,
+}
+
+impl StateWriter {
+    /// A writer for `path`; nothing is written yet.
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, written: Mutex::new(None) }
+    }
+
+    /// The file this writer keeps.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `state` unless a newer generation is already written; `Ok(false)` when skipped.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write(&self, state: &StateFile) -> std::io::Result<bool> {
+        let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if written.is_some_and(|g| g > state.generation) {
+            return Ok(false);
+        }
+        write(&self.path, state)?;
+        *written = Some(state.generation);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(generation: u64) -> StateFile {
+        StateFile {
+            dns: "127.0.0.1:53".parse().unwrap(),
+            cluster_domain: "cluster.local".into(),
+            generation,
+            services: Vec::new(),
+            pods: Vec::new(),
+        }
+    }
+
+    /// The race of issue #12: writers sharing one `<state>.tmp` renamed each other's file away ("No such file or
+    /// directory"). Many concurrent writers to one path must all succeed and leave one whole document.
+    #[test]
+    fn concurrent_writes_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        write(path, &state(t * 1000 + i)).unwrap_or_else(|e| panic!("writer {t}, write {i}: {e}"));
+                    }
+                });
+            }
+        });
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(doc["generation"].is_u64());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("state.json")], "temp files left behind");
+    }
+
+    #[test]
+    fn the_writer_never_goes_back_a_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = StateWriter::new(dir.path().join("state.json"));
+        assert!(writer.write(&state(5)).unwrap());
+        assert!(!writer.write(&state(4)).unwrap());
+        assert!(writer.write(&state(5)).unwrap());
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(writer.path()).unwrap()).unwrap();
+        assert_eq!(doc["generation"], 5);
+    }
 }
