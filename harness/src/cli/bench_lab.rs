@@ -86,6 +86,10 @@ pub async fn bench_lab(args: LabBench) -> ExitCode {
         println!("\n=== kube-proxy {} · NodeLocal DNSCache + CoreDNS (lab, 1 node)", mode.as_str());
         match bench_mode(*mode, &args, &services).await {
             Ok(figures) => modes.push(figures),
+            Err(e) if e.to_string() == "interrupted" => {
+                eprintln!("interrupted");
+                return ExitCode::from(super::EXIT_INTERRUPTED);
+            }
             Err(e) => {
                 eprintln!("error: lab ({}): {e:#}", mode.as_str());
                 return ExitCode::from(EXIT_INVALID);
@@ -107,8 +111,15 @@ struct ModeFigures {
 }
 
 async fn bench_mode(mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyhow::Result<ModeFigures> {
-    let lab = Lab::start(LabConfig::new(mode, 1).with_dns(DnsMode::Nodelocal)).await?;
-    let result = measure_lab(&lab, mode, args, services).await;
+    // Ctrl-C / SIGTERM: dropping the start future or stopping the lab removes everything it made.
+    let lab = tokio::select! {
+        lab = Lab::start(LabConfig::new(mode, 1).with_dns(DnsMode::Nodelocal)) => lab?,
+        _ = super::run::shutdown_signal() => bail!("interrupted"),
+    };
+    let result = tokio::select! {
+        r = measure_lab(&lab, mode, args, services) => r,
+        _ = super::run::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
     lab.stop().await;
     result
 }
@@ -327,15 +338,19 @@ async fn setup(client: &Client) -> anyhow::Result<(IpAddr, Vec<IpAddr>)> {
     }
 }
 
-/// A selector-less Service and its EndpointSlice (as a controller would write it, `last-change-trigger-time`
-/// included so kube-proxy's programming-latency metric observes it).
-fn service_and_slice(name: &str, endpoints: &[IpAddr], port: u16, trigger: &str) -> (Service, EndpointSlice) {
+/// A selector-less Service and its EndpointSlice (as a controller would write it; with `trigger`, the
+/// `last-change-trigger-time` annotation that makes kube-proxy's programming-latency metric observe the change).
+fn service_and_slice(name: &str, endpoints: &[IpAddr], port: u16, trigger: Option<&str>) -> (Service, EndpointSlice) {
+    let annotations = match trigger {
+        Some(t) => json!({"endpoints.kubernetes.io/last-change-trigger-time": t}),
+        None => json!({}),
+    };
     let service: Service = serde_json::from_value(json!({"metadata": {"name": name, "namespace": NS},
         "spec": {"ports": [{"port": 80, "targetPort": port, "protocol": "TCP"}]}}))
     .expect("a valid Service");
     let slice: EndpointSlice = serde_json::from_value(json!({"metadata": {"name": format!("{name}-1"), "namespace": NS,
             "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "svcbench"},
-            "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": trigger}},
+            "annotations": annotations},
         "addressType": "IPv4",
         "ports": [{"port": port, "protocol": "TCP"}],
         "endpoints": endpoints.iter().map(|ip| json!({"addresses": [ip.to_string()], "conditions": {"ready": true}})).collect::<Vec<_>>()}))
@@ -347,11 +362,9 @@ fn service_and_slice(name: &str, endpoints: &[IpAddr], port: u16, trigger: &str)
 async fn create_background(client: &Client, from: u32, to: u32) -> anyhow::Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(32));
     let mut tasks = tokio::task::JoinSet::new();
-    let now = jiff::Timestamp::now().to_string();
     for i in from..to {
         let permit = permits.clone().acquire_owned().await?;
         let client = client.clone();
-        let now = now.clone();
         tasks.spawn(async move {
             let _permit = permit;
             // 10.244.128.0/17: beyond every node's podCIDR (nodes get 10.244.0.0/24, 10.244.1.0/24, …).
@@ -361,7 +374,8 @@ async fn create_background(client: &Client, from: u32, to: u32) -> anyhow::Resul
                     IpAddr::V4(Ipv4Addr::new(10, 244, 128 + ((n >> 8) % 128) as u8, (n & 0xff) as u8))
                 })
                 .collect();
-            let (svc, slice) = service_and_slice(&format!("bg-{i}"), &endpoints, POD_PORT, &now);
+            // No trigger time: kube-proxy's metric then observes only the timed changes, the ones compared with it.
+            let (svc, slice) = service_and_slice(&format!("bg-{i}"), &endpoints, POD_PORT, None);
             Api::<Service>::namespaced(client.clone(), NS).create(&PostParams::default(), &svc).await?;
             Api::<EndpointSlice>::namespaced(client, NS).create(&PostParams::default(), &slice).await?;
             anyhow::Ok(())
@@ -386,7 +400,7 @@ async fn wait_synced(client: &Client, node: &str, pod: IpAddr, level: u32) -> an
 async fn program_one(client: &Client, node: &str, pod: IpAddr, name: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let trigger = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
-    let (svc, slice) = service_and_slice(name, &[pod], POD_PORT, &trigger);
+    let (svc, slice) = service_and_slice(name, &[pod], POD_PORT, Some(&trigger));
     let created = Api::<Service>::namespaced(client.clone(), NS).create(&PostParams::default(), &svc).await?;
     Api::<EndpointSlice>::namespaced(client.clone(), NS).create(&PostParams::default(), &slice).await?;
     let ip: IpAddr = created.spec.and_then(|s| s.cluster_ip).context("no ClusterIP")?.parse()?;
@@ -455,6 +469,15 @@ async fn http_load(
     };
     let ctx = context(ip);
     let outcome = measure::run_in(node, move || async move { probe::load::run(&ctx, &spec).await }).await.ok()?.ok()?;
+    // Failed requests are not throughput, but they say why a figure is low.
+    if !outcome.errors.is_empty() {
+        println!(
+            "   ({ip}:{port}: {} of {} requests failed: {:?})",
+            outcome.sent - outcome.ok,
+            outcome.sent,
+            outcome.errors
+        );
+    }
     Some((outcome.ok as f64 / outcome.elapsed.as_secs_f64(), outcome.latency.p99_us, outcome.latency))
 }
 

@@ -106,22 +106,30 @@ impl Histogram {
     }
 }
 
-/// Parses histogram `name` (no labels besides `le`) out of Prometheus text exposition.
+/// Parses histogram `name` out of Prometheus text exposition, summing over label sets other than `le` (kube-proxy
+/// labels its histograms with `ip_family`; a single-stack lab has one).
 pub fn parse_histogram(text: &str, name: &str) -> Option<Histogram> {
     let mut h = Histogram::default();
-    let bucket = format!("{name}_bucket{{le=\"");
+    let bucket = format!("{name}_bucket{{");
+    let (sum, count) = (format!("{name}_sum"), format!("{name}_count"));
     let mut found = false;
     for line in text.lines() {
-        let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        if let Some(rest) = line.strip_prefix(&bucket) {
-            let le = rest.split('"').next()?;
+        let value = || line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        // `name_sum 1.5` or `name_sum{ip_family="IPv4"} 1.5`, but not `name_summary…`.
+        let is = |prefix: &str| line.strip_prefix(prefix).is_some_and(|r| r.starts_with(' ') || r.starts_with('{'));
+        if let Some(labels) = line.strip_prefix(&bucket) {
+            let le = labels.split("le=\"").nth(1)?.split('"').next()?;
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
-            h.buckets.push((le, value(line)?));
+            let v = value()?;
+            match h.buckets.iter_mut().find(|(l, _)| *l == le) {
+                Some((_, c)) => *c += v,
+                None => h.buckets.push((le, v)),
+            }
             found = true;
-        } else if line.starts_with(&format!("{name}_sum ")) {
-            h.sum = value(line)?;
-        } else if line.starts_with(&format!("{name}_count ")) {
-            h.count = value(line)?;
+        } else if is(&sum) {
+            h.sum += value()?;
+        } else if is(&count) {
+            h.count += value()?;
         }
     }
     h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -197,12 +205,12 @@ mod tests {
 
     const SCRAPE: &str = "# HELP kubeproxy_network_programming_duration_seconds x
 # TYPE kubeproxy_network_programming_duration_seconds histogram
-kubeproxy_network_programming_duration_seconds_bucket{le=\"0.25\"} 3
-kubeproxy_network_programming_duration_seconds_bucket{le=\"0.5\"} 8
-kubeproxy_network_programming_duration_seconds_bucket{le=\"1\"} 10
-kubeproxy_network_programming_duration_seconds_bucket{le=\"+Inf\"} 10
-kubeproxy_network_programming_duration_seconds_sum 3.5
-kubeproxy_network_programming_duration_seconds_count 10
+kubeproxy_network_programming_duration_seconds_bucket{ip_family=\"IPv4\",le=\"0.25\"} 3
+kubeproxy_network_programming_duration_seconds_bucket{ip_family=\"IPv4\",le=\"0.5\"} 8
+kubeproxy_network_programming_duration_seconds_bucket{ip_family=\"IPv4\",le=\"1\"} 10
+kubeproxy_network_programming_duration_seconds_bucket{ip_family=\"IPv4\",le=\"+Inf\"} 10
+kubeproxy_network_programming_duration_seconds_sum{ip_family=\"IPv4\"} 3.5
+kubeproxy_network_programming_duration_seconds_count{ip_family=\"IPv4\"} 10
 kubeproxy_sync_proxy_rules_duration_seconds_count 4
 ";
 
