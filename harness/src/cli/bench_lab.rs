@@ -106,8 +106,20 @@ pub async fn bench_lab(args: LabBench) -> ExitCode {
 struct ModeFigures {
     mode: ProxyMode,
     via_over_direct: Option<f64>,
-    /// (services, data-plane p50 ms, p99 ms, kube-proxy mean ms, first-connect p50 µs).
-    levels: Vec<(u32, f64, f64, Option<f64>, f64)>,
+    levels: Vec<LevelFigures>,
+}
+
+/// The headline figures of one service count.
+struct LevelFigures {
+    services: u32,
+    /// Data-plane programming latency p50, ms.
+    p50_ms: f64,
+    /// Data-plane programming latency p99, ms.
+    p99_ms: f64,
+    /// kube-proxy's own mean for the same changes, ms.
+    kube_proxy_mean_ms: Option<f64>,
+    /// Connect through a ClusterIP, p50 µs.
+    connect_p50_us: Option<f64>,
 }
 
 async fn bench_mode(mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyhow::Result<ModeFigures> {
@@ -118,7 +130,11 @@ async fn bench_mode(mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyho
     };
     let result = tokio::select! {
         r = measure_lab(&lab, mode, args, services) => r,
-        _ = super::run::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        _ = super::run::shutdown_signal() => {
+            // The blocking loops in the node's namespace stop at their next attempt.
+            measure::CANCELLED.store(true, std::sync::atomic::Ordering::Relaxed);
+            Err(anyhow::anyhow!("interrupted"))
+        }
     };
     lab.stop().await;
     result
@@ -139,8 +155,8 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
     let via = http_load(&node, cluster_ip, 80, args, None).await;
     let direct = http_load(&node, pod, POD_PORT, args, None).await;
     if let (Some(v), Some(d)) = (&via, &direct) {
-        let ratio = v.0 / d.0;
-        figures.via_over_direct = Some(ratio);
+        let ratio = if d.0 > 0.0 { v.0 / d.0 } else { f64::NAN };
+        figures.via_over_direct = Some(ratio).filter(|r| r.is_finite());
         println!(
             "   svcbench: via ClusterIP {:.0} req/s, direct {:.0} req/s → ratio {ratio:.2} (p99 {:.0} µs vs {:.0} µs)",
             v.0, d.0, v.1, d.1
@@ -149,7 +165,7 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
     let wrk_via = wrk_in(&node, &format!("http://{cluster_ip}/hostname"), args);
     let wrk_direct = wrk_in(&node, &format!("http://{pod}:{POD_PORT}/hostname"), args);
     match (wrk_via, wrk_direct) {
-        (Some(v), Some(d)) => {
+        (Some(v), Some(d)) if d > 0.0 => {
             println!("   wrk:      via ClusterIP {v:.0} req/s, direct {d:.0} req/s → ratio {:.2}", v / d)
         }
         _ => println!("   wrk:      not installed or no result"),
@@ -186,10 +202,11 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
     usage_line(lab, &cpu_before, "during HTTP and DNS load");
 
     println!(
-        "-- programming latency: API change → first connection reaches the new endpoint (10 endpoints per service)"
+        "-- programming latency: API change → first connection reaches the new endpoint (a timed Service with 1 \
+         endpoint, among background Services of 10 endpoints each)"
     );
     println!(
-        "   {:>8} {:>12} {:>12} {:>12} │ {:>24} {:>14} │ {:>16}",
+        "   {:>8} {:>12} {:>12} {:>12} │ {:>32} {:>14} │ {:>19}",
         "services",
         "p50 ms",
         "p99 ms",
@@ -209,16 +226,24 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
         let metrics_before = scrape(&node).await;
         let mut h = latency::new_histogram();
         for k in 0..args.changes {
-            let t = program_one(&client, &node, pod, &format!("probe-{level}-{k}")).await?;
+            let t = program_one(&client, &node, pod, &format!("probe-{level}-{k}"), true).await?;
             latency::record(&mut h, t);
         }
         let metrics_after = scrape(&node).await;
         let s = latency::summarize(&h);
         let (prog, sync) = match (&metrics_before, &metrics_after) {
-            (Some(b), Some(a)) => (a.0.since(&b.0), a.1.since(&b.1)),
-            _ => (Histogram::default(), Histogram::default()),
+            (Ok(b), Ok(a)) => (a.0.since(&b.0), a.1.since(&b.1)),
+            (Err(e), _) | (_, Err(e)) => {
+                println!("   ({e})");
+                (Histogram::default(), Histogram::default())
+            }
         };
         let connects = first_connect_latency(&node, cluster_ip, 80, 200).await;
+        let connect_text = match connects {
+            Some((p50, p99, 0)) => format!("{p50:>8.0} / {p99:<8.0}"),
+            Some((p50, p99, failed)) => format!("{p50:>8.0} / {p99:<8.0} ({failed} of 200 failed)"),
+            None => "all 200 failed".into(),
+        };
         let kp = match (prog.mean(), prog.quantile_bound(0.5), prog.quantile_bound(0.99)) {
             (Some(m), Some(p50), Some(p99)) => {
                 format!("{:.0} / {} / {} ms ({} obs)", m * 1e3, bound(p50), bound(p99), prog.count)
@@ -226,15 +251,19 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
             _ => "no observations".into(),
         };
         println!(
-            "   {level:>8} {:>12.1} {:>12.1} {:>12.1} │ {kp:>32} {:>14} │ {:>8.0} / {:<8.0}  (built in {build_s:.1} s)",
+            "   {level:>8} {:>12.1} {:>12.1} {:>12.1} │ {kp:>32} {:>14} │ {connect_text}  (built in {build_s:.1} s)",
             s.p50_us / 1e3,
             s.p99_us / 1e3,
             s.max_us / 1e3,
             sync.mean().map_or("-".into(), |m| format!("{:.0}", m * 1e3)),
-            connects.0,
-            connects.1,
         );
-        figures.levels.push((level, s.p50_us / 1e3, s.p99_us / 1e3, prog.mean().map(|m| m * 1e3), connects.0));
+        figures.levels.push(LevelFigures {
+            services: level,
+            p50_ms: s.p50_us / 1e3,
+            p99_ms: s.p99_us / 1e3,
+            kube_proxy_mean_ms: prog.mean().map(|m| m * 1e3),
+            connect_p50_us: connects.map(|c| c.0),
+        });
         usage_line(lab, &cpu_level, &format!("at {level} services (building + changes)"));
     }
     Ok(figures)
@@ -269,17 +298,18 @@ fn summary(modes: &[ModeFigures]) {
     else {
         return;
     };
+    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) if x > 0.0 && y.is_finite() => format!("{:.2}", y / x),
+        _ => "-".into(),
+    };
     for (a, b) in ipt.levels.iter().zip(&nft.levels) {
         println!(
-            "{:>6} services: programming p50 nftables/iptables {:.2}, p99 {:.2}; kube-proxy metric mean {}; first connect p50 {:.2}",
-            a.0,
-            b.1 / a.1,
-            b.2 / a.2,
-            match (a.3, b.3) {
-                (Some(x), Some(y)) if x > 0.0 => format!("{:.2}", y / x),
-                _ => "-".into(),
-            },
-            b.4 / a.4
+            "{:>6} services: programming p50 nftables/iptables {}, p99 {}; kube-proxy metric mean {}; first connect p50 {}",
+            a.services,
+            ratio(Some(a.p50_ms), Some(b.p50_ms)),
+            ratio(Some(a.p99_ms), Some(b.p99_ms)),
+            ratio(a.kube_proxy_mean_ms, b.kube_proxy_mean_ms),
+            ratio(a.connect_p50_us, b.connect_p50_us)
         );
     }
 }
@@ -392,15 +422,16 @@ async fn create_background(client: &Client, from: u32, to: u32) -> anyhow::Resul
 
 /// Waits until kube-proxy has programmed everything created so far: a canary created last is reachable.
 async fn wait_synced(client: &Client, node: &str, pod: IpAddr, level: u32) -> anyhow::Result<()> {
-    program_one(client, node, pod, &format!("canary-{level}")).await.map(drop)
+    // No trigger time: the canary's sync carries every new background service and must not count as a timed change.
+    program_one(client, node, pod, &format!("canary-{level}"), false).await.map(drop)
 }
 
 /// Creates one Service + EndpointSlice pointing at a real pod and returns how long until a connection from the node
 /// through its ClusterIP was accepted.
-async fn program_one(client: &Client, node: &str, pod: IpAddr, name: &str) -> anyhow::Result<Duration> {
+async fn program_one(client: &Client, node: &str, pod: IpAddr, name: &str, timed: bool) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let trigger = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
-    let (svc, slice) = service_and_slice(name, &[pod], POD_PORT, Some(&trigger));
+    let (svc, slice) = service_and_slice(name, &[pod], POD_PORT, timed.then_some(trigger.as_str()));
     let created = Api::<Service>::namespaced(client.clone(), NS).create(&PostParams::default(), &svc).await?;
     Api::<EndpointSlice>::namespaced(client.clone(), NS).create(&PostParams::default(), &slice).await?;
     let ip: IpAddr = created.spec.and_then(|s| s.cluster_ip).context("no ClusterIP")?.parse()?;
@@ -411,33 +442,45 @@ async fn program_one(client: &Client, node: &str, pod: IpAddr, name: &str) -> an
     Ok(accepted.duration_since(started))
 }
 
-/// kube-proxy's programming-latency and sync-duration histograms.
-async fn scrape(node: &str) -> Option<(Histogram, Histogram)> {
-    let text = measure::http_get(node, SocketAddr::from(([127, 0, 0, 1], 10249)), "/metrics").await.ok()?;
-    Some((
-        measure::parse_histogram(&text, "kubeproxy_network_programming_duration_seconds")?,
-        measure::parse_histogram(&text, "kubeproxy_sync_proxy_rules_duration_seconds")?,
-    ))
+/// kube-proxy's programming-latency and sync-duration histograms (a histogram not exposed yet is empty).
+///
+/// # Errors
+/// The metrics port did not answer 200.
+async fn scrape(node: &str) -> Result<(Histogram, Histogram), String> {
+    let text = measure::http_get(node, SocketAddr::from(([127, 0, 0, 1], 10249)), "/metrics")
+        .await
+        .map_err(|e| format!("kube-proxy metrics: {e}"))?;
+    let get = |name| measure::parse_histogram(&text, name).unwrap_or_default();
+    Ok((get("kubeproxy_network_programming_duration_seconds"), get("kubeproxy_sync_proxy_rules_duration_seconds")))
 }
 
-/// `n` sequential new connections (connect only): p50 and p99, µs.
-async fn first_connect_latency(node: &str, ip: IpAddr, port: u16, n: u32) -> (f64, f64) {
+/// `n` sequential new connections (connect only): p50 and p99, µs, and how many failed; `None` if none succeeded.
+async fn first_connect_latency(node: &str, ip: IpAddr, port: u16, n: u32) -> Option<(f64, f64, u32)> {
     let addr = SocketAddr::new(ip, port);
     let measured = measure::run_in(node, move || async move {
         let mut h = latency::new_histogram();
+        let mut failed = 0;
         for _ in 0..n {
+            if measure::CANCELLED.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
             let t = Instant::now();
             if tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
                 .await
                 .is_ok_and(|r| r.is_ok())
             {
                 latency::record(&mut h, t.elapsed());
+            } else {
+                failed += 1;
             }
         }
-        latency::summarize(&h)
+        (!h.is_empty()).then(|| {
+            let s = latency::summarize(&h);
+            (s.p50_us, s.p99_us, failed)
+        })
     })
     .await;
-    measured.map_or((f64::NAN, f64::NAN), |s| (s.p50_us, s.p99_us))
+    measured.ok().flatten()
 }
 
 fn context(dns: IpAddr) -> ProbeContext {

@@ -157,14 +157,21 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
             eprintln!("error: {why}");
             return ExitCode::from(EXIT_INVALID);
         }
-        args.implementations.clone()
+        // The same implementation twice would write one folder twice.
+        let mut unique = Vec::new();
+        for i in &args.implementations {
+            if !unique.contains(i) {
+                unique.push(*i);
+            }
+        }
+        unique
     };
     if implementations.iter().any(|i| matches!(i, Implementation::Lab(_, DnsMode::Nodelocal))) {
         notes.push(
             "NodeLocal DNSCache: k8s.io/dns (node-cache) is not served by the Go module proxy here, so its binary \
              cannot be built; the lab runs its data path instead — the add-on's Corefile on CoreDNS, node-cache's \
-             NOTRACK/ACCEPT rules, 169.254.20.10 per node (on the node's loopback: this kernel has no dummy \
-             interface driver) and kubelet clusterDNS pointed at it."
+             NOTRACK/ACCEPT rules, 169.254.20.10 per node (on the node's loopback, not a dummy interface: the \
+             machines the lab was built on have no dummy driver) and kubelet clusterDNS pointed at it."
                 .into(),
         );
     }
@@ -261,11 +268,12 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
         failed |= n.failed + n.skipped > 0;
         let ran = comparison.scenarios.iter().filter(|s| comparison.result(i, s).is_some()).count();
         println!(
-            "{}: {}/{} passed, {} failed, {} expected failures (profile), {} unexpected passes; {:.0} s",
+            "{}: {}/{} passed, {} failed, {} not run, {} expected failures (profile), {} unexpected passes; {:.0} s",
             run.label,
             n.passed + n.unexpected_pass,
             ran,
             n.failed,
+            n.skipped,
             n.expected_fail,
             n.unexpected_pass,
             run.input.results.duration_ms / 1000.0

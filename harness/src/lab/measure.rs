@@ -12,6 +12,14 @@ use std::{
 
 use super::{netns, process};
 
+/// Set on Ctrl-C / SIGTERM: the blocking measurement loops stop at their next attempt, so the process can exit
+/// (a runtime waits for its blocking threads).
+pub static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn cancelled() -> bool {
+    CANCELLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs `make()`'s future on a current-thread runtime whose thread has entered namespace `ns`: every socket it
 /// opens is the namespace's.
 ///
@@ -35,7 +43,8 @@ where
 }
 
 /// Connects to `addr` from namespace `ns` every `every` until a connection is accepted (the first packet reached an
-/// endpoint), up to `limit`. Returns when it was accepted.
+/// endpoint), up to `limit`. Returns when it was accepted. Resolution: about `every`; each attempt may take up to
+/// 4 × `every` to complete its handshake, so a slow handshake on a busy machine is not taken for "not programmed".
 ///
 /// # Errors
 /// Not accepted within `limit`, or the namespace cannot be entered.
@@ -46,8 +55,11 @@ pub async fn first_connect(ns: &str, addr: SocketAddr, every: Duration, limit: D
             let deadline = Instant::now() + limit;
             loop {
                 let attempt = Instant::now();
-                if std::net::TcpStream::connect_timeout(&addr, every).is_ok() {
+                if std::net::TcpStream::connect_timeout(&addr, every * 4).is_ok() {
                     return Ok(Instant::now());
+                }
+                if cancelled() {
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
                 }
                 if Instant::now() > deadline {
                     return Err(io::Error::new(
@@ -78,13 +90,15 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    /// What was observed between `earlier` and this scrape.
+    /// What was observed between `earlier` and this scrape (a bucket `earlier` lacks counts from zero, `+Inf` from
+    /// `earlier`'s count).
     pub fn since(&self, earlier: &Histogram) -> Histogram {
         let buckets = self
             .buckets
             .iter()
             .map(|(le, c)| {
-                let before = earlier.buckets.iter().find(|(l, _)| l == le).map_or(0.0, |(_, c)| *c);
+                let missing = if le.is_infinite() { earlier.count } else { 0.0 };
+                let before = earlier.buckets.iter().find(|(l, _)| l == le).map_or(missing, |(_, c)| *c);
                 (*le, c - before)
             })
             .collect();
@@ -153,7 +167,12 @@ pub async fn http_get(ns: &str, addr: SocketAddr, path: &str) -> io::Result<Stri
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{addr}{path}: no answer in 5 s")))??;
     let text = String::from_utf8_lossy(&body).into_owned();
-    Ok(text.split_once("\r\n\r\n").map_or(text.clone(), |(_, b)| b.to_owned()))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("none");
+    if !status.starts_with('2') {
+        return Err(io::Error::other(format!("{addr}{path}: HTTP status {status}")));
+    }
+    Ok(body.to_owned())
 }
 
 /// What one component process uses.
@@ -224,6 +243,7 @@ kubeproxy_sync_proxy_rules_duration_seconds_count 4
         let earlier = Histogram { buckets: vec![(0.25, 3.0), (0.5, 3.0), (1.0, 3.0)], sum: 0.3, count: 3.0 };
         let d = h.since(&earlier);
         assert_eq!(d.count, 7.0);
+        assert_eq!(d.buckets.last(), Some(&(f64::INFINITY, 7.0)), "+Inf never exceeds the count");
         assert_eq!(d.quantile_bound(0.5), Some(0.5));
         assert!((d.mean().unwrap() - 3.2 / 7.0).abs() < 1e-9);
         assert!(parse_histogram(SCRAPE, "nope").is_none());

@@ -496,7 +496,15 @@ async fn dns_diagnosis(client: &Client, dir: &Path) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "kube-system");
-    if let Ok(list) = pods.list(&kube::api::ListParams::default().labels("k8s-app=kube-dns")).await {
+    let listed = tokio::time::timeout(
+        Duration::from_secs(5),
+        pods.list(&kube::api::ListParams::default().labels("k8s-app=kube-dns")),
+    )
+    .await;
+    if listed.is_err() {
+        out.push_str("(the API server did not list the CoreDNS pods within 5 s)\n");
+    }
+    if let Ok(Ok(list)) = listed {
         for pod in list.items {
             let status = pod.status.unwrap_or_default();
             let conditions: Vec<String> = status
