@@ -144,7 +144,12 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
     let client = crate::lab::client_for(lab.kubeconfig()).await?;
     let node = lab.node_namespaces().first().cloned().context("the lab has no node")?;
     let (cluster_ip, pods) = setup(&client).await?;
-    let pod = pods[0];
+    let pod = *pods.first().context("no backend pod")?;
+    // Ready endpoints are not a programmed proxy: load through a ClusterIP kube-proxy has not written yet would
+    // time out and be counted against it.
+    measure::first_connect(&node, SocketAddr::new(cluster_ip, 80), Duration::from_millis(5), Duration::from_secs(120))
+        .await
+        .context("the backend Service's ClusterIP never became reachable")?;
     let mut figures = ModeFigures { mode, via_over_direct: None, levels: Vec::new() };
     let cpu_before = measure::usage(lab.id());
 
