@@ -9,7 +9,7 @@
 use std::{path::PathBuf, sync::LazyLock};
 
 use svcbench::{
-    lab::{Lab, LabConfig, ProxyMode, install::Installation},
+    lab::{Lab, LabConfig, ProxyMode},
     report::profile::{self, Profile, Verdict},
 };
 
@@ -120,16 +120,8 @@ fn lab_slot(mode: ProxyMode) -> usize {
     }
 }
 
-/// Why lab trials cannot run here, if they cannot.
-fn lab_unavailable() -> Option<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("the lab needs root");
-    }
-    Installation::find().is_none().then_some("svcbench lab install")
-}
-
 fn run_lab(mode: ProxyMode, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
-    if let Some(why) = lab_unavailable() {
+    if let Some(why) = svcbench::lab::unavailable() {
         println!("SKIPPED: {why}");
         return Ok(());
     }

@@ -95,13 +95,18 @@ fn wrk(url: &str, connections: u32, seconds: u64, close: bool) -> Option<(f64, f
     }
     let out = cmd.arg(url).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let rps = wrk_requests_per_s(&text)?;
     let p99 = text
         .lines()
         .find(|l| l.trim_start().starts_with("99%"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(parse_wrk_time);
     Some((rps, p99.unwrap_or(f64::NAN)))
+}
+
+/// wrk's `Requests/sec:` figure.
+pub fn wrk_requests_per_s(stdout: &str) -> Option<f64> {
+    stdout.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn parse_wrk_time(s: &str) -> Option<f64> {
@@ -126,11 +131,7 @@ pub fn dnsperf(netns: Option<&str>, server: SocketAddr, names: &[String], second
     let data = dir.join("queries.txt");
     std::fs::write(&data, names.iter().map(|n| format!("{n} A\n")).collect::<String>()).ok()?;
     let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "dnsperf"]);
-            c
-        }
+        Some(ns) => crate::lab::control_plane::in_ns(ns, std::path::Path::new("dnsperf")),
         None => Command::new("dnsperf"),
     };
     let out = cmd

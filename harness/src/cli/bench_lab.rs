@@ -15,7 +15,7 @@
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    process::{Command, ExitCode},
+    process::ExitCode,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -24,8 +24,7 @@ use anyhow::{Context as _, bail};
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
 use kube::{
     Api, Client,
-    api::{DynamicObject, ListParams, Patch, PatchParams, PostParams},
-    core::{ApiResource, GroupVersionKind},
+    api::{ListParams, PostParams},
 };
 use serde_json::{Value, json};
 
@@ -321,34 +320,17 @@ fn summary(modes: &[ModeFigures]) {
 
 /// A backend Deployment (2 netexec pods) behind Service `web`; waits for both endpoints. Returns the ClusterIP and the pod IPs.
 async fn setup(client: &Client) -> anyhow::Result<(IpAddr, Vec<IpAddr>)> {
-    let apply = |kind: &str, api_version: &str, manifest: Value| {
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let api: Api<DynamicObject> = match manifest["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let name = manifest["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        async move { api.patch(&name, &PatchParams::apply("svcbench-bench").force(), &Patch::Apply(&manifest)).await }
-    };
-    apply("Namespace", "v1", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})).await?;
+    let apply = |manifest: Value| async move { addons::apply(client, &manifest, "svcbench-bench").await };
+    apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})).await?;
     let labels = json!({"app": "web"});
-    apply(
-        "Deployment",
-        "apps/v1",
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+    apply(json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": NS},
         "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
             "spec": {"containers": [{"name": "netexec", "image": "registry.k8s.io/e2e-test-images/agnhost:2.53",
-                "args": ["netexec", format!("--http-port={POD_PORT}")]}]}}}}),
-    )
+                "args": ["netexec", format!("--http-port={POD_PORT}")]}]}}}}))
     .await?;
-    apply(
-        "Service",
-        "v1",
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": POD_PORT}]}}),
-    )
+    apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": POD_PORT}]}}))
     .await?;
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), NS);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -545,22 +527,13 @@ async fn dns_load(node: &str, server: IpAddr, names: &[String], seconds: u64) ->
     Some((o.answered as f64 / o.elapsed.as_secs_f64(), o.latency.p50_us, o.latency.p99_us))
 }
 
+/// wrk (one thread, closed loop) from the node's namespace: requests/s.
 fn wrk_in(node: &str, url: &str, args: &LabBench) -> Option<f64> {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            node,
-            "wrk",
-            "-t1",
-            &format!("-c{}", args.connections),
-            &format!("-d{}s", args.seconds),
-            url,
-        ])
+    let out = crate::lab::control_plane::in_ns(node, std::path::Path::new("wrk"))
+        .args(["-t1", &format!("-c{}", args.connections), &format!("-d{}s", args.seconds), url])
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().find(|l| l.starts_with("Requests/sec:"))?.split_whitespace().nth(1)?.parse().ok()
+    super::bench::wrk_requests_per_s(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// The embedded reference DNS answering the same names, measured the same way (on loopback).

@@ -127,16 +127,6 @@ pub struct CompareArgs {
     verbose: bool,
 }
 
-/// Why the lab cannot run here, if it cannot.
-fn lab_unavailable() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("the lab needs root".into());
-    }
-    crate::lab::install::Installation::find()
-        .is_none()
-        .then(|| "the lab is not installed (svcbench lab install)".into())
-}
-
 pub async fn compare(args: CompareArgs) -> ExitCode {
     let plans = match super::load_plans(&args.scenarios, &args.scenarios_dir) {
         Ok(p) => p,
@@ -144,7 +134,7 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     };
     let mut notes = vec![ipvs_note()];
     let implementations: Vec<Implementation> = if args.implementations.is_empty() {
-        match lab_unavailable() {
+        match crate::lab::unavailable() {
             None => Implementation::DEFAULT.to_vec(),
             Some(why) => {
                 notes.push(format!("lab implementations: not compared — {why}"));
@@ -152,7 +142,8 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
             }
         }
     } else {
-        if let Some(why) = lab_unavailable().filter(|_| args.implementations.iter().any(|i| i.lab_config(1).is_some()))
+        if let Some(why) =
+            crate::lab::unavailable().filter(|_| args.implementations.iter().any(|i| i.lab_config(1).is_some()))
         {
             eprintln!("error: {why}");
             return ExitCode::from(EXIT_INVALID);

@@ -95,18 +95,26 @@ fn manifests(coredns_version: &str) -> Vec<Value> {
 /// The API server refused an object.
 pub async fn apply_dns(client: &Client, coredns_version: &str) -> anyhow::Result<()> {
     for manifest in manifests(coredns_version) {
-        let (api_version, kind) =
-            (manifest["apiVersion"].as_str().unwrap_or(""), manifest["kind"].as_str().unwrap_or(""));
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let name = manifest["metadata"]["name"].as_str().unwrap_or("").to_owned();
-        let api: Api<DynamicObject> = match manifest["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        api.patch(&name, &PatchParams::apply("svcbench-lab").force(), &Patch::Apply(&manifest))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create {kind} {name}: {e}"))?;
+        apply(client, &manifest, "svcbench-lab").await?;
     }
+    Ok(())
+}
+
+/// Server-side applies one manifest (any kind; namespaced when it names a namespace) as field manager `manager`.
+///
+/// # Errors
+/// The API server refused it.
+pub async fn apply(client: &Client, manifest: &Value, manager: &str) -> anyhow::Result<()> {
+    let (api_version, kind) = (manifest["apiVersion"].as_str().unwrap_or(""), manifest["kind"].as_str().unwrap_or(""));
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    let name = manifest["metadata"]["name"].as_str().unwrap_or("");
+    let api: Api<DynamicObject> = match manifest["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(manifest))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create {kind} {name}: {e}"))?;
     Ok(())
 }

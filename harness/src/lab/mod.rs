@@ -456,6 +456,14 @@ fn preflight(config: &LabConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why the lab cannot run here, if it cannot: not root, or not installed.
+pub fn unavailable() -> Option<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("the lab needs root");
+    }
+    install::Installation::find().is_none().then_some("the lab is not installed (svcbench lab install)")
+}
+
 /// A client for a kubeconfig file (the lab's own, or a node's).
 ///
 /// # Errors

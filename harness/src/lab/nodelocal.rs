@@ -13,7 +13,6 @@
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -140,8 +139,8 @@ pub fn start(
     netns::ip_batch(node_ns, &[format!("addr add {LOCAL_DNS}/32 dev {INTERFACE}")])?;
     for rule in rules() {
         let (table, rest) = rule.split_first().context("empty rule")?;
-        let out = Command::new("ip")
-            .args(["netns", "exec", node_ns, "iptables", "-w", "5", "-t", table])
+        let out = control_plane::in_ns(node_ns, Path::new("iptables"))
+            .args(["-w", "5", "-t", table])
             .args(rest)
             .output()
             .context("cannot run iptables")?;
