@@ -23,6 +23,9 @@ pub struct HttpResult {
     pub body: String,
     /// The pod that answered, from `/hostname` on the same connection.
     pub pod: Option<String>,
+    /// The client's own address on this connection (what the backend sees when nothing rewrites it).
+    #[serde(default)]
+    pub local: Option<IpAddr>,
 }
 
 /// Failure of an HTTP exchange, classified.
@@ -111,6 +114,7 @@ pub async fn get_addr(
         Ok(Err(e)) => return Err(HttpFailure::Other { message: format!("connect {address}: {e}") }),
         Ok(Ok(s)) => s,
     };
+    let local = stream.local_addr().ok().map(|a| a.ip());
     let exchange = async {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -126,7 +130,7 @@ pub async fn get_addr(
             }
         };
         driver.abort();
-        Ok(HttpResult { address, status, body, pod })
+        Ok(HttpResult { address, status, body, pod, local })
     };
     tokio::time::timeout(ctx.timeout, exchange).await.unwrap_or(Err(HttpFailure::Timeout { address }))
 }

@@ -1,21 +1,17 @@
 //! Evaluating one check against a target: resolve the symbolic expectation ("the ready pods of nginx") with the
 //! target's API view, observe with a probe, compare exactly.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, SocketAddr},
-};
+use std::{collections::BTreeSet, net::IpAddr};
 
 use serde_json::{Value, json};
 
 use super::{
     candidates,
-    pods::{pod_ip, pod_ips, pod_names},
+    pods::{pod_ip, pod_ips},
 };
 use crate::{
     probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
     scenario::{Check, DnsQueryName, ExpectedRecord, PodSet, Rcode},
-    stats::Fairness,
     targets::{Target, TargetError},
 };
 
@@ -412,138 +408,16 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 problems.join("; "),
             ))
         }
-        Check::Http {
-            from,
-            host,
-            port,
-            path,
-            status,
-            answered_by,
-            reaches_all,
-            requests,
-            same_backend,
-            fair_alpha,
-        } => {
-            let request = ProbeRequest::Http { host: host.clone(), port: *port, path: path.clone() };
-            let mut expected = serde_json::Map::new();
-            expected.insert("status".into(), json!(status));
-            let mut problems = Vec::new();
-            let allowed = match answered_by {
-                Some(set) => match pod_names(target, set).await? {
-                    Ok(names) => {
-                        expected.insert("answered_by".into(), json!(names));
-                        Some(names)
-                    }
-                    Err(why) => return Ok(Evaluation::new(false, Value::Object(expected), json!({}), why)),
-                },
-                None => None,
-            };
-            let must_reach = match reaches_all {
-                Some(set) => match pod_names(target, set).await? {
-                    Ok(names) => {
-                        expected.insert("reaches_all".into(), json!(names));
-                        Some(names)
-                    }
-                    Err(why) => return Ok(Evaluation::new(false, Value::Object(expected), json!({}), why)),
-                },
-                None => None,
-            };
-            let n = match (&must_reach, requests) {
-                (_, Some(n)) => *n,
-                (Some(names), None) => requests_to_reach_all(names.len()),
-                (None, None) => 1,
-            };
-            expected.insert("requests".into(), json!(n));
-            let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-            let mut failures: BTreeMap<String, u32> = BTreeMap::new();
-            let mut statuses: BTreeMap<u16, u32> = BTreeMap::new();
-            for _ in 0..n {
-                let ProbeResponse::Http(result) = target.probe(from, &request).await? else {
-                    return Err(TargetError::Other("HTTP probe returned another kind of result".into()));
-                };
-                match result {
-                    Ok(r) => {
-                        *statuses.entry(r.status).or_default() += 1;
-                        *counts.entry(r.pod.unwrap_or_else(|| "<unknown>".into())).or_default() += 1;
-                    }
-                    Err(f) => *failures.entry(f.to_string()).or_default() += 1,
-                }
-            }
-            if !failures.is_empty() {
-                problems.push(format!(
-                    "{} of {n} requests failed: {}",
-                    failures.values().sum::<u32>(),
-                    failures.keys().cloned().collect::<Vec<_>>().join(", ")
-                ));
-            }
-            if let Some((bad, c)) = statuses.iter().find(|(s, _)| *s != status) {
-                problems.push(format!("{c} responses with status {bad}, expected {status}"));
-            }
-            let answered: BTreeSet<String> = counts.keys().cloned().collect();
-            if let Some(allowed) = &allowed {
-                let outside: Vec<&String> = answered.difference(allowed).collect();
-                if !outside.is_empty() || answered.is_empty() {
-                    problems.push(format!(
-                        "answered by [{}], expected one of [{}]",
-                        answered.iter().cloned().collect::<Vec<_>>().join(", "),
-                        allowed.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
-            }
-            if let Some(all) = &must_reach {
-                let missing: Vec<&String> = all.difference(&answered).collect();
-                if !missing.is_empty() || all.is_empty() {
-                    problems.push(format!(
-                        "never reached {} in {n} new connections",
-                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    ));
-                }
-                let outside: Vec<&String> = answered.difference(all).collect();
-                if !outside.is_empty() {
-                    problems.push(format!(
-                        "reached pods outside the set: {}",
-                        outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    ));
-                }
-            }
-            if *same_backend {
-                expected.insert("same_backend".into(), json!(true));
-                if counts.len() > 1 {
-                    problems.push(format!("answered by {} different pods, expected one", counts.len()));
-                }
-            }
-            let mut fairness = None;
-            if let (Some(alpha), Some(all)) = (fair_alpha, &must_reach) {
-                let per_pod: Vec<u64> = all.iter().map(|p| u64::from(counts.get(p).copied().unwrap_or(0))).collect();
-                expected.insert("fair_alpha".into(), json!(alpha));
-                match Fairness::of(&per_pod) {
-                    Some(f) => {
-                        if !f.is_fair(*alpha) {
-                            problems.push(format!(
-                                "unfair spread: χ² = {:.1}, p = {:.2e} < α = {alpha} (Jain {:.3}, expected ≈ {:.3} for a random balancer; max/min {:.1})",
-                                f.chi_square, f.p_value, f.jain, f.expected_jain, f.max_min_ratio
-                            ));
-                        }
-                        fairness = Some(f);
-                    }
-                    None => problems.push("fairness needs at least two pods and one answered request".into()),
-                }
-            }
-            let actual = json!({ "per_pod": counts, "statuses": statuses, "failures": failures, "fairness": fairness });
-            Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; ")))
-        }
-        Check::Connect { from, service, port, outcome } => {
+        Check::Http { .. } => super::http::evaluate(check, target).await,
+        Check::HealthCheck { .. } => super::http::health_check(check, target).await,
+        Check::Connect { from, service, port, node, outcome } => {
             let expected = json!({ "result": outcome });
-            let Some(ip) = target.service(service).await?.and_then(|s| s.cluster_ip) else {
-                return Ok(Evaluation::new(
-                    false,
-                    expected,
-                    json!({ "cluster_ip": null }),
-                    format!("service {service} has no ClusterIP"),
-                ));
+            let address = match super::http::service_address(target, service, *port, *node).await? {
+                Ok(address) => address,
+                Err(why) => return Ok(Evaluation::new(false, expected, json!({}), why)),
             };
-            let address = SocketAddr::new(ip, *port);
-            let ProbeResponse::Connect(result) = target.probe(from, &ProbeRequest::Connect { address }).await? else {
+            let ProbeResponse::Connect(result) = target.probe_as(from, &ProbeRequest::Connect { address }).await?
+            else {
                 return Err(TargetError::Other("connect probe returned another kind of result".into()));
             };
             let holds = result.outcome == Some(*outcome);

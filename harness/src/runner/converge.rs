@@ -12,8 +12,8 @@ use super::{
 use crate::{
     results::ConvergenceReport,
     scenario::{
-        Check, ConnectOutcome, Converge, DnsQueryName, ExpectedRecord, PodSet, QueryType, Rcode, ResolverFlavour,
-        Transport,
+        Check, Client, ConnectOutcome, Converge, DnsQueryName, ExpectedRecord, PodSet, QueryType, Rcode,
+        ResolverFlavour, Transport, Via,
     },
     targets::{Target, TargetError},
 };
@@ -69,23 +69,27 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
             (Some(ip), Some(port)) if none_ready => {
                 let _ = ip;
                 Some(Check::Connect {
-                    from: c.from.clone(),
+                    from: Client::namespace(&c.from),
                     service: c.service.clone(),
                     port: port.port,
+                    node: None,
                     outcome: ConnectOutcome::Refused,
                 })
             }
             (Some(ip), Some(port)) => Some(Check::Http {
-                from: c.from.clone(),
+                from: Client::namespace(&c.from),
                 host: ip.to_string(),
                 port: port.port,
                 path: "/hostname".into(),
+                via: Via::Dns,
                 status: 200,
                 answered_by: None,
                 reaches_all: Some(ready),
+                reaches_only: None,
                 requests: None,
                 same_backend: false,
                 fair_alpha: None,
+                source_ip: None,
             }),
             _ => None,
         },

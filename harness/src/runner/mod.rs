@@ -4,6 +4,7 @@
 mod candidates;
 pub mod check;
 mod converge;
+mod http;
 mod measure;
 mod pods;
 mod summary;

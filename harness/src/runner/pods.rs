@@ -47,6 +47,13 @@ pub(crate) async fn pods_in(target: &dyn Target, set: &PodSet) -> Result<Resolve
         PodSet::TerminatingPodsOf { deployment } => {
             target.pods(deployment).await?.into_iter().filter(|p| p.terminating).collect()
         }
+        PodSet::OnNode { set, node } => {
+            let name = target.node(*node).await?.name;
+            match Box::pin(pods_in(target, set)).await? {
+                Ok(pods) => pods.into_iter().filter(|p| p.node.as_deref() == Some(name.as_str())).collect(),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
     }))
 }
 

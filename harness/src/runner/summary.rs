@@ -1,6 +1,6 @@
 //! One-line, kubectl-flavoured descriptions of steps for consoles and reports.
 
-use crate::scenario::{Action, Check, DnsQueryName, ExpectedRecord, PodSet, Step, StepKind, TargetPort};
+use crate::scenario::{Action, Check, DnsQueryName, ExpectedRecord, PodSet, Step, StepKind, TargetPort, Via};
 
 fn pods(set: &PodSet) -> String {
     match set {
@@ -8,6 +8,7 @@ fn pods(set: &PodSet) -> String {
         PodSet::ReadyPodsOf { deployment, .. } => format!("ready pods of {deployment}"),
         PodSet::PodsOf { deployment, .. } => format!("pods of {deployment}"),
         PodSet::TerminatingPodsOf { deployment } => format!("terminating pods of {deployment}"),
+        PodSet::OnNode { set, node } => format!("{} on node {node}", pods(set)),
     }
 }
 
@@ -87,7 +88,9 @@ pub fn summarize(step: &Step) -> String {
                     serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
                 format!("from {from}: {flavour} {name} {query_type:?} → {want}")
             }
-            Check::ResolvConf { .. } | Check::Http { .. } | Check::Connect { .. } => other(&a.check),
+            Check::ResolvConf { .. } | Check::Http { .. } | Check::Connect { .. } | Check::HealthCheck { .. } => {
+                other(&a.check)
+            }
             Check::Services { namespace, prefix, count, ready_endpoints, .. } => format!(
                 "{count} services {namespace}/{prefix}-… each have {ready_endpoints} ready endpoints, resolve and connect"
             ),
@@ -132,16 +135,27 @@ fn other(check: &Check) -> String {
         Check::ResolvConf { from, search, ndots } => {
             format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" "))
         }
-        Check::Http { from, host, port, path, answered_by, reaches_all, .. } => {
-            let who = match (answered_by, reaches_all) {
-                (_, Some(all)) => format!(" reaches all {}", pods(all)),
-                (Some(a), None) => format!(" answered by {}", pods(a)),
+        Check::Http { from, host, port, path, via, answered_by, reaches_all, reaches_only, source_ip, .. } => {
+            let who = match (answered_by, reaches_all, reaches_only) {
+                (_, Some(all), _) => format!(" reaches all {}", pods(all)),
+                (_, None, Some(only)) => format!(" reaches only {}", pods(only)),
+                (Some(a), None, None) => format!(" answered by {}", pods(a)),
                 _ => String::new(),
             };
-            format!("from {from}: GET http://{host}:{port}{path}{who}")
+            let via = match via {
+                Via::Dns => String::new(),
+                Via::ClusterIp { .. } => " via its ClusterIP".into(),
+                Via::NodePort { node, .. } => format!(" via its nodePort on node {node}"),
+            };
+            let source = source_ip.map(|s| format!(", source IP {s:?}")).unwrap_or_default();
+            format!("from {from}: GET http://{host}:{port}{path}{via}{who}{source}")
         }
-        Check::Connect { from, service, port, outcome } => {
-            format!("from {from}: connect {service}:{port} → {outcome:?}")
+        Check::Connect { from, service, port, node, outcome } => {
+            let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
+            format!("from {from}: connect {service}:{port}{via} → {outcome:?}")
+        }
+        Check::HealthCheck { from, service, node, status, .. } => {
+            format!("from {from}: health check node port of {service} on node {node} → {status}")
         }
         _ => String::new(),
     }

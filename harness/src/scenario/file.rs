@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use super::raw_nodes::{RawClient, RawExpectHealthCheck, RawNodeVia, RawVia};
+
 /// A string with the place it was written.
 pub type SpannedStr = Spanned<String>;
 
@@ -61,6 +63,8 @@ pub enum RawStep {
     ExpectHttp(RawExpectHttp),
     /// A TCP connect to a Service port from a namespace.
     ExpectConnect(RawExpectConnect),
+    /// kube-proxy's health check node port answer on one node.
+    ExpectHealthCheck(RawExpectHealthCheck),
     /// Create `count` services `<prefix>-0 …` in front of one workload.
     CreateServices(RawCreateServices),
     /// Every service `<prefix>-0 …` has its endpoints, resolves, and accepts connections.
@@ -256,6 +260,9 @@ pub struct RawDeployment {
     /// How long a deleted pod stays terminating (and serving) before it is gone; default 0.
     #[serde(default)]
     pub termination_grace_period_seconds: Option<u32>,
+    /// Run every pod on this node (by index).
+    #[serde(default)]
+    pub node: Option<Spanned<u32>>,
 }
 
 /// `createStatefulSet`.
@@ -326,6 +333,24 @@ pub struct RawExpose {
     /// `None` makes the Service headless.
     #[serde(default, rename = "clusterIP")]
     pub cluster_ip: Option<SpannedStr>,
+    /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default, rename = "type")]
+    pub service_type: Option<SpannedStr>,
+    /// The single port's nodePort (allocated from 30000-32767 when absent).
+    #[serde(default)]
+    pub node_port: Option<Spanned<u16>>,
+    /// `Cluster` (default) or `Local`.
+    #[serde(default)]
+    pub internal_traffic_policy: Option<SpannedStr>,
+    /// `Cluster` (default) or `Local` (node ports only).
+    #[serde(default)]
+    pub external_traffic_policy: Option<SpannedStr>,
+    /// `PreferClose`.
+    #[serde(default)]
+    pub traffic_distribution: Option<SpannedStr>,
+    /// The health check port (LoadBalancer with `externalTrafficPolicy: Local`; allocated when absent).
+    #[serde(default)]
+    pub health_check_node_port: Option<Spanned<u16>>,
 }
 
 /// A Service port.
@@ -339,6 +364,9 @@ pub struct RawServicePort {
     pub target_port: Option<Spanned<RawTargetPort>>,
     #[serde(default)]
     pub protocol: Option<SpannedStr>,
+    /// The nodePort (allocated from 30000-32767 when absent).
+    #[serde(default)]
+    pub node_port: Option<Spanned<u16>>,
 }
 
 /// `targetPort`: a number or a container port name.
@@ -402,6 +430,9 @@ pub struct RawPodSet {
     /// The terminating pods of this deployment.
     #[serde(default)]
     pub terminating_pods_of: Option<SpannedStr>,
+    /// Only those of the pods above that run on this node (by index).
+    #[serde(default)]
+    pub on_node: Option<u32>,
 }
 
 /// `expectEndpoints`.
@@ -557,9 +588,18 @@ pub struct RawExpectResolvConf {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExpectHttp {
-    pub from: SpannedStr,
-    /// `http://<host>[:port]/path`; the host goes through the pod's resolver (glibc).
+    pub from: Spanned<RawClient>,
+    /// `http://<host>[:port]/path`; the host goes through the pod's resolver (glibc), or names a Service with `via`.
     pub url: SpannedStr,
+    /// `dns` (default), `clusterIP`, or `{node: N}`: the url's Service port at its ClusterIP or its nodePort on node N.
+    #[serde(default)]
+    pub via: Option<Spanned<RawVia>>,
+    /// `preserved` or `node`: the source address the backend sees (netexec `/clientip`).
+    #[serde(default, rename = "sourceIP")]
+    pub source_ip: Option<SpannedStr>,
+    /// Over many new connections, only these pods answer.
+    #[serde(default)]
+    pub reaches_only: Option<Spanned<RawPodSet>>,
     /// Expected status; default 200.
     #[serde(default)]
     pub status: Option<u16>,
@@ -594,10 +634,13 @@ pub struct RawFair {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExpectConnect {
-    pub from: SpannedStr,
+    pub from: Spanned<RawClient>,
     pub namespace: SpannedStr,
     pub service: SpannedStr,
     pub port: Spanned<u16>,
+    /// `{node: N}`: dial node N's address at the port's nodePort instead of the ClusterIP.
+    #[serde(default)]
+    pub via: Option<RawNodeVia>,
     /// `connected`, `refused` or `timeout`.
     pub result: SpannedStr,
     #[serde(default)]

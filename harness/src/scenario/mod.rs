@@ -2,10 +2,13 @@
 //!
 //! Stages are types: [`file::ScenarioFile`] (as written, with spans) → [`Plan`] (validated, references resolved).
 
+pub mod checks;
 pub mod error;
 pub mod file;
 pub mod names;
+pub mod nodes;
 pub mod plan;
+pub mod raw_nodes;
 pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};

@@ -3,9 +3,11 @@
 //! Targets execute [`Action`]s; the runner evaluates [`Check`]s. Both are target-neutral: they say *which* object
 //! ("the ClusterIP of service `nginx`"), never a concrete address.
 
-use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::Serialize;
+
+pub use super::{checks::*, nodes::*};
 
 /// A scenario ready to run.
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +155,8 @@ pub struct DeploymentSpec {
     /// How long a deleted pod stays terminating (still serving) before it is gone.
     #[serde(with = "crate::results::duration_ms")]
     pub termination_grace: Duration,
+    /// Every pod runs on this node (by index; `None`: wherever the scheduler puts it).
+    pub node: Option<u32>,
 }
 
 impl DeploymentSpec {
@@ -167,6 +171,7 @@ impl DeploymentSpec {
             subdomain: None,
             stateful: false,
             termination_grace: Duration::ZERO,
+            node: None,
         }
     }
 }
@@ -182,11 +187,13 @@ impl ServiceSpec {
                 port,
                 target_port: TargetPort::Number(port),
                 protocol: Protocol::Tcp,
+                node_port: None,
             }],
             headless: false,
             publish_not_ready: false,
             session_affinity: None,
             external_name: None,
+            exposure: Exposure::default(),
         }
     }
 }
@@ -230,10 +237,12 @@ pub struct ServiceSpec {
     pub session_affinity: Option<Duration>,
     /// `type: ExternalName` with this name (no selector, no ports).
     pub external_name: Option<String>,
+    /// Type, node ports' policies and traffic distribution.
+    pub exposure: Exposure,
 }
 
 /// Serde helper for `Option<Duration>` as milliseconds.
-mod opt_duration_ms {
+pub(crate) mod opt_duration_ms {
     use std::time::Duration;
 
     use serde::Serializer;
@@ -257,6 +266,8 @@ pub struct ServicePortSpec {
     pub target_port: TargetPort,
     /// Transport protocol.
     pub protocol: Protocol,
+    /// The node port asked for (NodePort/LoadBalancer; allocated from 30000-32767 when `None`).
+    pub node_port: Option<u16>,
 }
 
 /// `targetPort`: a number, or the name of a container port resolved per pod.
@@ -290,7 +301,7 @@ impl Protocol {
 }
 
 /// A pod named by its deployment and creation order (0 = oldest live pod).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PodRef {
     /// The owning deployment.
     pub deployment: ObjectRef,
@@ -333,309 +344,11 @@ pub enum PodSet {
         /// The deployment.
         deployment: ObjectRef,
     },
-}
-
-/// An expected DNS record, resolved against the target when checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "record", rename_all = "snake_case")]
-pub enum ExpectedRecord {
-    /// An A/AAAA record with the service's ClusterIP.
-    ClusterIpOf {
-        /// The service.
-        service: ObjectRef,
-    },
-    /// One A/AAAA per ready pod of the deployment.
-    ReadyPodIpsOf {
-        /// The deployment.
-        deployment: ObjectRef,
-        /// Its replica count at this step.
-        replicas: u32,
-    },
-    /// A literal address.
-    Ip {
-        /// The address.
-        ip: IpAddr,
-    },
-    /// A TXT record.
-    Txt {
-        /// Its text.
-        text: String,
-    },
-    /// An A/AAAA record with one pod's IP.
-    PodIpOf {
-        /// The pod, by workload and creation index.
-        pod: PodRef,
-    },
-    /// An SRV record (priority and weight not compared); a target starting `*.` matches any first label.
-    Srv {
-        /// Port.
-        port: u16,
-        /// Target name, absolute.
-        target: String,
-    },
-    /// A PTR record.
-    Ptr {
-        /// Target name, absolute.
-        target: String,
-    },
-    /// A CNAME record.
-    Cname {
-        /// Target name, absolute.
-        target: String,
-    },
-}
-
-/// The name a DNS check asks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DnsQueryName {
-    /// A name as a program passes it.
-    Name(String),
-    /// The `in-addr.arpa` name of an address, resolved against the target when checked.
-    ReverseOf(ExpectedRecord),
-}
-
-/// What a resolver library does with search domains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResolverFlavour {
-    /// glibc `getaddrinfo` (curl on Debian).
-    Glibc,
-    /// `dig`: the name exactly as given.
-    Dig,
-    /// `dig +search` / BIND `nslookup`.
-    #[serde(rename = "dig+search")]
-    DigSearch,
-    /// musl libc (Alpine): stops at NODATA.
-    Musl,
-    /// BusyBox `nslookup` (≥ 1.29): search list only for dot-less names, ignores ndots.
-    Busybox,
-}
-
-/// DNS response codes an assertion can name; `NoData` is NOERROR with an empty answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Rcode {
-    /// NOERROR with at least one answer of the asked type.
-    NoError,
-    /// NOERROR with no answer of the asked type.
-    NoData,
-    /// Name does not exist.
-    NxDomain,
-    /// Server failure.
-    ServFail,
-    /// Query refused.
-    Refused,
-}
-
-/// DNS transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// UDP, retrying over TCP when truncated.
-    Udp,
-    /// TCP only.
-    Tcp,
-}
-
-/// The record types scenarios can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum QueryType {
-    /// IPv4 address.
-    A,
-    /// IPv6 address.
-    Aaaa,
-    /// Service locator.
-    Srv,
-    /// Reverse pointer.
-    Ptr,
-    /// Text.
-    Txt,
-    /// Canonical name.
-    Cname,
-    /// Start of authority.
-    Soa,
-}
-
-/// An HTTP load measurement.
-#[derive(Debug, Clone, Serialize)]
-pub struct MeasureHttp {
-    /// Client namespace.
-    pub from: String,
-    /// Host (service name or IP).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Path.
-    pub path: String,
-    /// Connection mode.
-    pub mode: crate::probe::load::ConnectionMode,
-    /// Connections / requests in flight.
-    pub connections: u32,
-    /// Open-loop rate; `None` = closed loop.
-    pub rate: Option<f64>,
-    /// Requests.
-    pub requests: u64,
-    /// Longest send phase.
-    #[serde(with = "crate::results::duration_ms")]
-    pub duration: Duration,
-    /// Pods that must all answer, and no other.
-    pub backends: Option<PodSet>,
-    /// χ² α for fairness over `backends`.
-    pub fair_alpha: Option<f64>,
-    /// p99 bound.
-    #[serde(with = "opt_duration_ms")]
-    pub p99_below: Option<Duration>,
-    /// Largest tolerated failure share.
-    pub max_error_rate: f64,
-}
-
-/// A DNS load measurement.
-#[derive(Debug, Clone, Serialize)]
-pub struct MeasureDns {
-    /// Client namespace.
-    pub from: String,
-    /// Absolute names.
-    pub names: Vec<String>,
-    /// Open-loop rate; `None` = closed loop.
-    pub rate: Option<f64>,
-    /// Queries.
-    pub queries: u64,
-    /// Longest send phase, wall time.
-    #[serde(with = "crate::results::duration_ms")]
-    pub duration: Duration,
-    /// UDP source ports.
-    pub source_ports: usize,
-    /// The rcode every answer must carry.
-    pub rcode: Rcode,
-    /// p99 bound.
-    #[serde(with = "opt_duration_ms")]
-    pub p99_below: Option<Duration>,
-    /// Largest tolerated timeout share.
-    pub max_timeout_rate: f64,
-}
-
-/// Expected result of a TCP connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectOutcome {
-    /// The three-way handshake completed.
-    Connected,
-    /// RST in answer to SYN (ECONNREFUSED).
-    Refused,
-    /// No answer before the probe's connect timeout.
-    Timeout,
-}
-
-/// What an assertion checks.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "check", rename_all = "snake_case")]
-pub enum Check {
-    /// The service exists and has (or has not) a ClusterIP.
-    Service {
-        /// The service.
-        service: ObjectRef,
-        /// `true`: an allocated ClusterIP; `false`: headless.
-        has_cluster_ip: bool,
-    },
-    /// The endpoint slices of a service.
-    Endpoints {
-        /// The service.
-        service: ObjectRef,
-        /// Exactly these pods are ready endpoints (when given).
-        ready: Option<PodSet>,
-        /// Exactly these pods are present but not ready (when given).
-        not_ready: Option<PodSet>,
-        /// Exactly these pods are serving (when given).
-        serving: Option<PodSet>,
-        /// Exactly these pods are terminating (when given).
-        terminating: Option<PodSet>,
-        /// Exactly these ports (when given).
-        ports: Option<Vec<(Option<String>, u16)>>,
-    },
-    /// A DNS lookup from a pod in `from`.
-    Dns {
-        /// The querying pod's namespace.
-        from: String,
-        /// The name as given to the resolver.
-        name: DnsQueryName,
-        /// Record type asked.
-        query_type: QueryType,
-        /// Resolver algorithm.
-        flavour: ResolverFlavour,
-        /// Transport.
-        transport: Transport,
-        /// Acceptable final rcodes (empty: NOERROR if records are given, else anything).
-        rcodes: Vec<Rcode>,
-        /// Exact final record set (when given).
-        records: Option<Vec<ExpectedRecord>>,
-        /// Exact candidate list (when given).
-        candidates: Option<Vec<String>>,
-        /// Minimum TTL of answer records.
-        min_ttl: Option<u32>,
-        /// Negative answers must carry an SOA.
-        authority_soa: bool,
-    },
-    /// The pod resolver configuration in a namespace.
-    ResolvConf {
-        /// The namespace.
-        from: String,
-        /// Exact search list.
-        search: Vec<String>,
-        /// `options ndots:`.
-        ndots: u8,
-    },
-    /// HTTP GET from a pod in `from`.
-    Http {
-        /// The client's namespace.
-        from: String,
-        /// Host as written (a name through the resolver, or an IP).
-        host: String,
-        /// Port.
-        port: u16,
-        /// Path and query.
-        path: String,
-        /// Expected status.
-        status: u16,
-        /// The answering pod must be in this set.
-        answered_by: Option<PodSet>,
-        /// Each pod of this set must answer at least once over `requests` new connections.
-        reaches_all: Option<PodSet>,
-        /// New connections to make for `reaches_all` (None: derived from the set size).
-        requests: Option<u32>,
-        /// All requests must be answered by one pod.
-        same_backend: bool,
-        /// χ² significance level below which the spread over `reaches_all` is unfair.
-        fair_alpha: Option<f64>,
-    },
-    /// Every service `<prefix>-i` has `ready_endpoints` ready endpoints, resolves to its ClusterIP, and accepts a
-    /// connection.
-    Services {
-        /// Probe namespace.
-        from: String,
-        /// Services' namespace.
-        namespace: String,
-        /// Name prefix.
-        prefix: String,
-        /// How many.
-        count: u32,
-        /// Ready endpoints each.
-        ready_endpoints: u32,
-    },
-    /// HTTP load with assertions on the outcome.
-    MeasureHttp(MeasureHttp),
-    /// DNS load with assertions on the outcome.
-    MeasureDns(MeasureDns),
-    /// TCP connect to a service's ClusterIP and port.
-    Connect {
-        /// The client's namespace.
-        from: String,
-        /// The service.
-        service: ObjectRef,
-        /// Service port.
-        port: u16,
-        /// What must happen.
-        outcome: ConnectOutcome,
+    /// The pods of `set` that run on node `node`.
+    OnNode {
+        /// The pods before the node filter.
+        set: Box<PodSet>,
+        /// Node index.
+        node: u32,
     },
 }

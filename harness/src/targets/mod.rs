@@ -11,7 +11,7 @@ pub use model::*;
 
 use crate::{
     probe::{ProbeRequest, ProbeResponse},
-    scenario::{Action, ObjectRef},
+    scenario::{Action, Client, ObjectRef},
 };
 
 /// A target could not do what was asked.
@@ -51,6 +51,21 @@ pub trait Target: Send + Sync {
 
     /// Runs a probe from a pod in namespace `from`.
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError>;
+
+    /// The cluster's nodes, ordered by name (scenarios name them by index in this order).
+    async fn nodes(&self) -> Result<Vec<NodeView>, TargetError>;
+
+    /// Runs a probe as `client`: a pod in a namespace, a pod on a given node, a node, or a backend pod.
+    async fn probe_as(&self, client: &Client, request: &ProbeRequest) -> Result<ProbeResponse, TargetError>;
+
+    /// The node of index `index`, or an error saying how many nodes the target has.
+    async fn node(&self, index: u32) -> Result<NodeView, TargetError> {
+        let nodes = self.nodes().await?;
+        let count = nodes.len();
+        nodes.into_iter().nth(index as usize).ok_or_else(|| {
+            TargetError::Rejected(format!("the scenario names node {index}, but the target has {count} node(s)"))
+        })
+    }
 
     /// Creates a namespace under exactly `name` (`createNamespace: {name, literal: true}`), for scenarios whose DNS
     /// names depend on it. A target that gives namespaces run-unique names must not rename this one; the default is

@@ -18,6 +18,9 @@ pub struct ServiceView {
     pub cluster_ip: Option<IpAddr>,
     /// `spec.ports`.
     pub ports: Vec<ServicePortView>,
+    /// `spec.healthCheckNodePort` (LoadBalancer with `externalTrafficPolicy: Local`).
+    #[serde(default)]
+    pub health_check_node_port: Option<u16>,
 }
 
 /// One entry of `spec.ports`.
@@ -31,6 +34,20 @@ pub struct ServicePortView {
     pub target_port: TargetPort,
     /// Protocol.
     pub protocol: Protocol,
+    /// `nodePort` (NodePort and LoadBalancer services).
+    #[serde(default)]
+    pub node_port: Option<u16>,
+}
+
+/// A Node as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Node name.
+    pub name: String,
+    /// Its `InternalIP`.
+    pub ip: IpAddr,
+    /// `topology.kubernetes.io/zone`.
+    pub zone: Option<String>,
 }
 
 /// A Pod as the API shows it.
@@ -46,6 +63,9 @@ pub struct PodView {
     pub ready: bool,
     /// Deletion timestamp set.
     pub terminating: bool,
+    /// `spec.nodeName`, once scheduled.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// One EndpointSlice (`discovery.k8s.io/v1`).
@@ -85,6 +105,15 @@ pub struct EndpointView {
     pub hostname: Option<String>,
     /// `targetRef.name`.
     pub pod: Option<String>,
+    /// `nodeName`.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// `zone`.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// `hints.forZones` (set for `trafficDistribution: PreferClose`).
+    #[serde(default)]
+    pub for_zones: Option<Vec<String>>,
 }
 
 /// A Service with its EndpointSlices, as bulk checks read them.

@@ -7,6 +7,7 @@
 
 pub mod capacity;
 mod dns;
+mod nodes;
 mod source;
 mod steps;
 mod traffic;
@@ -87,6 +88,10 @@ struct Validator {
     listeners: HashMap<ObjectRef, u32>,
     /// A capacity limit was reported (once per file).
     capacity_reported: bool,
+    /// How each live service is exposed (type, policies), for `via` and `expectHealthCheck`.
+    exposures: HashMap<ObjectRef, super::nodes::Exposure>,
+    /// Node ports the scenario asks for explicitly (each once).
+    node_ports: HashSet<u16>,
 }
 
 impl Validator {
@@ -101,6 +106,8 @@ impl Validator {
             fallback: None,
             listeners: HashMap::new(),
             capacity_reported: false,
+            exposures: HashMap::new(),
+            node_ports: HashSet::new(),
         }
     }
 
@@ -247,6 +254,14 @@ impl Validator {
     }
 
     fn pod_set(&mut self, default_ns: &str, at: &Location, set: &RawPodSet) -> Option<PodSet> {
+        let pods = self.pod_set_of_workload(default_ns, at, set)?;
+        match set.on_node {
+            Some(node) => Some(PodSet::OnNode { set: Box::new(pods), node: self.node_index(at, node)? }),
+            None => Some(pods),
+        }
+    }
+
+    fn pod_set_of_workload(&mut self, default_ns: &str, at: &Location, set: &RawPodSet) -> Option<PodSet> {
         match (&set.ready_pods_of, &set.pods_of, &set.terminating_pods_of) {
             (Some(d), None, None) => {
                 let (deployment, replicas) = self.workload_ref(default_ns, d)?;

@@ -43,6 +43,7 @@ impl Validator {
                     publish_not_ready: false,
                     session_affinity: None,
                     external_name: Some(target.to_ascii_lowercase()),
+                    exposure: Default::default(),
                 }))
             }
             RawStep::Expose(e) => StepKind::Action(self.expose(&at, e)?),
@@ -234,8 +235,9 @@ impl Validator {
                 let timeout = self.timeout(&c.timeout);
                 StepKind::Converge(Converge { action, service, deployment, replicas, from, timeout })
             }
+            RawStep::ExpectHealthCheck(e) => StepKind::Assert(self.expect_health_check(e)?),
             RawStep::ExpectConnect(e) => {
-                let from = self.namespace(&e.from)?;
+                let from = self.client(&e.from, false)?;
                 let ns = self.namespace(&e.namespace)?;
                 let service = self.service(&ns, &e.service)?;
                 if e.port.value == 0 {
@@ -254,10 +256,18 @@ impl Validator {
                         return None;
                     }
                 };
+                let node = match &e.via {
+                    Some(via) => {
+                        let node = self.node_index(&e.port.referenced, via.node)?;
+                        self.needs_node_ports(&e.service.referenced, &service)?;
+                        Some(node)
+                    }
+                    None => None,
+                };
                 let timeout = self.timeout(&e.timeout);
                 StepKind::Assert(Assertion {
                     timeout,
-                    check: Check::Connect { from, service, port: e.port.value, outcome },
+                    check: Check::Connect { from, service, port: e.port.value, node, outcome },
                 })
             }
         })

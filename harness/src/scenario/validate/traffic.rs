@@ -7,7 +7,11 @@ use crate::probe::schedule::MIN_RATE;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    super::{file::*, plan::*},
+    super::{
+        file::*,
+        nodes::{Client, SourceIp},
+        plan::*,
+    },
     Validator, enum_from_str,
 };
 
@@ -210,16 +214,45 @@ impl Validator {
     }
 
     pub(super) fn expect_http(&mut self, e: &RawExpectHttp) -> Option<Assertion> {
-        let from = self.namespace(&e.from)?;
+        let from = self.client(&e.from, true)?;
         let (host, port, path) = self.url(&e.url)?;
-        let answered_by = match &e.answered_by {
-            Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
+        let via = self.via(&e.via, &from, &host)?;
+        // Pod sets are named in the client's namespace, or for a node client in the namespace of the Service it dials.
+        let pods_ns = match (&via, from.namespace_name()) {
+            (_, Some(ns)) => ns.to_owned(),
+            (Via::ClusterIp { service } | Via::NodePort { service, .. }, None) => service.namespace.clone(),
+            (Via::Dns, None) => "default".to_owned(),
+        };
+        let pod_set = |v: &mut Self, s: &Option<Spanned<RawPodSet>>| match s {
+            Some(s) => v.pod_set(&pods_ns, &s.referenced, &s.value).map(Some),
+            None => Some(None),
+        };
+        let answered_by = pod_set(self, &e.answered_by)?;
+        let reaches_all = pod_set(self, &e.reaches_all)?;
+        let reaches_only = pod_set(self, &e.reaches_only)?;
+        let source_ip = match &e.source_ip {
+            Some(s) => Some(self.choice(&Some(s.clone()), SourceIp::Preserved, "sourceIP", "preserved or node")?),
             None => None,
         };
-        let reaches_all = match &e.reaches_all {
-            Some(s) => Some(self.pod_set(&from, &s.referenced, &s.value)?),
-            None => None,
-        };
+        if matches!(from, Client::Pod { .. })
+            && (answered_by.is_some() || reaches_all.is_some() || reaches_only.is_some() || e.same_backend)
+            && path != "/hostname"
+        {
+            // netexec's /dial returns one body per connection: the answering pod is known only from /hostname.
+            self.err(
+                &e.url.referenced,
+                "from a backend pod, which pod answered is known only for the path `/hostname`",
+            );
+            return None;
+        }
+        if matches!(from, Client::Pod { .. }) && e.status.is_some_and(|s| s != 200) {
+            self.err(&e.url.referenced, "from a backend pod (netexec /dial) only status 200 can be checked");
+            return None;
+        }
+        if source_ip.is_some() && path != "/clientip" {
+            self.err(&e.url.referenced, "`sourceIP` reads netexec's `/clientip`: the url path must be `/clientip`");
+            return None;
+        }
         if let Some(n) = e.requests
             && (n == 0 || n > 100_000)
         {
@@ -252,12 +285,15 @@ impl Validator {
                 host,
                 port,
                 path,
+                via,
                 status: e.status.unwrap_or(200),
                 answered_by,
                 reaches_all,
+                reaches_only,
                 requests: e.requests,
                 same_backend: e.same_backend,
                 fair_alpha,
+                source_ip,
             },
         })
     }

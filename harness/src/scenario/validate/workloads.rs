@@ -85,6 +85,10 @@ impl Validator {
                 return None;
             }
         }
+        let node = match &d.node {
+            Some(n) => Some(self.node_index(&n.referenced, n.value)?),
+            None => None,
+        };
         let grace = d.termination_grace_period_seconds.unwrap_or(0);
         if grace > 600 {
             self.err(&d.name.referenced, "terminationGracePeriodSeconds must be at most 600");
@@ -100,6 +104,7 @@ impl Validator {
             subdomain: d.subdomain.as_ref().map(|h| h.value.clone()),
             stateful: false,
             termination_grace: Duration::from_secs(u64::from(grace)),
+            node,
         }))
     }
 
@@ -119,6 +124,7 @@ impl Validator {
             subdomain: Some(d.service_name.value.clone()),
             stateful: true,
             termination_grace: Duration::ZERO,
+            node: None,
         }))
     }
 
@@ -243,7 +249,13 @@ impl Validator {
                     }
                     None => None,
                 };
-                ports.push(ServicePortSpec { name: pname, port: port.value, target_port, protocol: Protocol::Tcp });
+                ports.push(ServicePortSpec {
+                    name: pname,
+                    port: port.value,
+                    target_port,
+                    protocol: Protocol::Tcp,
+                    node_port: None,
+                });
             }
             (None, Some(list)) if !list.is_empty() => {
                 if e.target_port.is_some() || e.port_name.is_some() {
@@ -297,7 +309,13 @@ impl Validator {
                         return None;
                     }
                     let target_port = self.target_port(p.port.value, &p.target_port, &pod_ports, check_names)?;
-                    ports.push(ServicePortSpec { name: pname, port: p.port.value, target_port, protocol });
+                    ports.push(ServicePortSpec {
+                        name: pname,
+                        port: p.port.value,
+                        target_port,
+                        protocol,
+                        node_port: None,
+                    });
                 }
             }
             _ => {
@@ -313,6 +331,8 @@ impl Validator {
                 return None;
             }
         };
+        let exposure = self.exposure(at, e, headless, &mut ports)?;
+        self.exposures.insert(object.clone(), exposure.clone());
         if !headless {
             self.listeners.insert(object.clone(), ports.iter().filter(|p| p.protocol == Protocol::Tcp).count() as u32);
         }
@@ -325,6 +345,7 @@ impl Validator {
             publish_not_ready: e.publish_not_ready_addresses,
             session_affinity,
             external_name: None,
+            exposure,
         }))
     }
 }

@@ -2,10 +2,12 @@
 //! [`Snapshot`] after every change for DNS and the proxy to follow.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
 };
+
+use rand::Rng;
 
 use tokio::{sync::watch, task::JoinSet};
 use tokio_util::task::TaskTracker;
@@ -17,12 +19,12 @@ use super::{
     ipam::{Ipam, Slot},
     names,
     pod::{self, PodProcess},
-    ports::PortMap,
+    ports::{ClientPlace, PortMap},
     proxy,
-    state::{Pod, Service, Snapshot},
+    state::{NodeInfo, Pod, Service, Snapshot},
 };
 use crate::{
-    scenario::{Action, DeploymentSpec, ObjectRef, ServiceSpec},
+    scenario::{Action, Client, DeploymentSpec, NODE_PORT_RANGE, ObjectRef, ServiceSpec},
     targets::{TargetError, model::ServicePortView},
 };
 
@@ -37,8 +39,10 @@ struct Inner {
     ipam: Ipam,
     deployments: BTreeMap<ObjectRef, Deployment>,
     processes: HashMap<ObjectRef, PodProcess>,
-    /// The address probes in each namespace connect from (an agent pod's IP).
-    clients: HashMap<String, Ipv4Addr>,
+    /// The address probes in each namespace connect from (an agent pod's IP), per node.
+    clients: HashMap<(String, u32), Ipv4Addr>,
+    /// Node ports (and health check node ports) in use.
+    node_ports: HashSet<u16>,
     next_seq: u64,
 }
 
@@ -77,10 +81,19 @@ impl Cluster {
         snap.cluster_domain = config.cluster_domain.clone();
         snap.dns_ip = Some(slot.dns_ip());
         snap.faults = config.faults.clone();
+        snap.nodes = Arc::new(
+            (0..config.nodes.clamp(1, super::ipam::MAX_NODES))
+                .map(|i| NodeInfo {
+                    name: format!("embedded-node-{i}"),
+                    ip: slot.node_ip(i),
+                    zone: format!("zone-{}", i % 2 + 1),
+                })
+                .collect(),
+        );
         let mut clients = HashMap::new();
         for ns in ["default", "kube-system"] {
             snap.namespaces.insert(ns.to_owned());
-            clients.insert(ns.to_owned(), ipam.allocate_pod_ip());
+            clients.insert((ns.to_owned(), 0), ipam.allocate_pod_ip());
         }
         let (tx, rx) = watch::channel(Arc::new(snap.clone()));
 
@@ -114,6 +127,7 @@ impl Cluster {
                 deployments: BTreeMap::new(),
                 processes: HashMap::new(),
                 clients,
+                node_ports: HashSet::new(),
                 next_seq: 0,
             }),
             snapshots: tx,
@@ -156,7 +170,54 @@ impl Cluster {
 
     /// The source address of probes run from `namespace`.
     pub fn client_ip(&self, namespace: &str) -> Option<Ipv4Addr> {
-        self.inner.lock().expect("cluster lock").clients.get(namespace).copied()
+        self.inner.lock().expect("cluster lock").clients.get(&(namespace.to_owned(), 0)).copied()
+    }
+
+    /// Where `client` runs: its source address, the namespace whose resolver it uses, and its place for the proxy.
+    ///
+    /// # Errors
+    /// The namespace, node or pod does not exist.
+    pub fn place(&self, client: &Client) -> Result<(Ipv4Addr, String, ClientPlace), TargetError> {
+        let mut inner = self.inner.lock().expect("cluster lock");
+        let nodes = inner.snap.nodes.clone();
+        let node_ip = |i: u32| {
+            nodes.get(i as usize).map(|n| n.ip).ok_or_else(|| {
+                TargetError::Rejected(format!(
+                    "the scenario names node {i}, but the target has {} node(s)",
+                    nodes.len()
+                ))
+            })
+        };
+        let (source, namespace, node, pod) = match client {
+            Client::Namespace { namespace } | Client::PodOnNode { namespace, .. } => {
+                let node = if let Client::PodOnNode { node, .. } = client { *node } else { 0 };
+                node_ip(node)?;
+                if !inner.snap.namespaces.contains(namespace) {
+                    return Err(TargetError::Rejected(format!("namespace `{namespace}` does not exist")));
+                }
+                let key = (namespace.clone(), node);
+                let ip = match inner.clients.get(&key) {
+                    Some(ip) => *ip,
+                    None => {
+                        let ip = inner.ipam.allocate_pod_ip();
+                        inner.clients.insert(key, ip);
+                        ip
+                    }
+                };
+                (ip, namespace.clone(), node, true)
+            }
+            Client::Node { node } => (node_ip(*node)?, "default".to_owned(), *node, false),
+            Client::Pod { pod } => {
+                let pods: Vec<_> =
+                    inner.snap.deployment_pods(&pod.deployment).into_iter().filter(|(_, p)| !p.terminating).collect();
+                let (_, p) = pods.get(pod.index as usize).ok_or_else(|| {
+                    TargetError::Rejected(format!("{} has no pod #{} ({} pods)", pod.deployment, pod.index, pods.len()))
+                })?;
+                (p.ip, pod.deployment.namespace.clone(), p.node, true)
+            }
+        };
+        let place = ClientPlace { node, node_ip: IpAddr::V4(node_ip(node)?), pod };
+        Ok((source, namespace, place))
     }
 
     /// Stops DNS, the proxy and all pods, waits until every one of their sockets is closed, then frees the slot.
@@ -247,7 +308,7 @@ impl Cluster {
                     return Err(TargetError::Rejected(format!("namespace `{name}` already exists")));
                 }
                 let ip = inner.ipam.allocate_pod_ip();
-                inner.clients.insert(name.clone(), ip);
+                inner.clients.insert((name.clone(), 0), ip);
                 Ok(())
             }
             Action::CreateDeployment(spec) => self.create_deployment(inner, spec),
@@ -291,6 +352,9 @@ impl Cluster {
                 if let Some(ip) = svc.cluster_ip {
                     inner.ipam.release_cluster_ip(ip);
                 }
+                for port in svc.ports.iter().filter_map(|p| p.node_port).chain(svc.health_check_node_port) {
+                    inner.node_ports.remove(&port);
+                }
                 Ok(())
             }
             Action::DeleteDeployment { deployment } => {
@@ -313,6 +377,15 @@ impl Cluster {
         }
         if inner.deployments.contains_key(&spec.object) {
             return Err(TargetError::Rejected(format!("workload `{}` already exists", spec.object)));
+        }
+        if let Some(node) = spec.node
+            && node as usize >= inner.snap.nodes.len()
+        {
+            return Err(TargetError::Rejected(format!(
+                "workload `{}` is pinned to node {node}, but the cluster has {} node(s)",
+                spec.object,
+                inner.snap.nodes.len()
+            )));
         }
         let template_hash = names::suffix(&format!("{}#{}", spec.object, self.octet), 10);
         inner.deployments.insert(spec.object.clone(), Deployment { spec: spec.clone(), template_hash });
@@ -354,6 +427,16 @@ impl Cluster {
             }
             .expect("a free name exists");
             let pod_key = ObjectRef { namespace: key.namespace.clone(), name };
+            // Pinned, or spread like the scheduler's default topology spreading: the node with fewest of its pods.
+            let node = spec.node.unwrap_or_else(|| {
+                let mut per_node = vec![0u32; inner.snap.nodes.len().max(1)];
+                for (_, p) in inner.snap.deployment_pods(key).iter().filter(|(_, p)| !p.terminating) {
+                    if let Some(n) = per_node.get_mut(p.node as usize) {
+                        *n += 1;
+                    }
+                }
+                (0..per_node.len()).min_by_key(|i| (per_node[*i], *i)).unwrap_or(0) as u32
+            });
             let ip = inner.ipam.allocate_pod_ip();
             let mut listeners = Vec::new();
             for cp in &spec.ports {
@@ -376,6 +459,7 @@ impl Cluster {
                 ports: spec.ports.clone(),
                 hostname: if spec.stateful { Some(pod_key.name.clone()) } else { spec.hostname.clone() },
                 subdomain: spec.subdomain.clone(),
+                node,
             };
             inner.snap.pods.insert(pod_key, pod);
         }
@@ -417,16 +501,25 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
         || inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()));
     let cluster_ip = if spec.headless || spec.external_name.is_some() { None } else { Some(allocate()?) };
     let shadow_vip = if spec.headless && faults.has(Fault::DnsHeadlessAnswersVip) { Some(allocate()?) } else { None };
-    let ports = spec
-        .ports
-        .iter()
-        .map(|p| ServicePortView {
+    let node_ports = spec.exposure.service_type.has_node_ports();
+    let mut ports = Vec::new();
+    for p in &spec.ports {
+        let node_port = if node_ports { Some(node_port(&mut inner.node_ports, p.node_port)?) } else { None };
+        ports.push(ServicePortView {
             name: p.name.clone(),
             port: p.port,
             target_port: p.target_port.clone(),
             protocol: p.protocol,
-        })
-        .collect();
+            node_port,
+        });
+    }
+    let health_check_node_port = if spec.exposure.service_type == crate::scenario::ServiceType::LoadBalancer
+        && spec.exposure.external_traffic_policy == crate::scenario::TrafficPolicy::Local
+    {
+        Some(node_port(&mut inner.node_ports, spec.exposure.health_check_node_port)?)
+    } else {
+        None
+    };
     inner.snap.services.insert(
         spec.object.clone(),
         Service {
@@ -437,7 +530,30 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
             session_affinity: spec.session_affinity,
             external_name: spec.external_name.clone(),
             shadow_vip,
+            exposure: spec.exposure.clone(),
+            health_check_node_port,
         },
     );
     Ok(())
+}
+
+/// The node port asked for, if free, or a free one at random from 30000-32767 (the API server's allocator).
+fn node_port(used: &mut HashSet<u16>, asked: Option<u16>) -> Result<u16, TargetError> {
+    if let Some(port) = asked {
+        if !used.insert(port) {
+            return Err(TargetError::Rejected(format!("node port {port} is already allocated")));
+        }
+        return Ok(port);
+    }
+    let mut rng = rand::rng();
+    for _ in 0..64 {
+        let port = rng.random_range(NODE_PORT_RANGE);
+        if used.insert(port) {
+            return Ok(port);
+        }
+    }
+    let free = NODE_PORT_RANGE.clone().find(|p| !used.contains(p));
+    let port = free.ok_or_else(|| TargetError::Rejected("the node port range is full".into()))?;
+    used.insert(port);
+    Ok(port)
 }

@@ -51,11 +51,27 @@ pub enum Fault {
     ProxyDropsInsteadOfReject,
     /// Serving terminating endpoints are not used when no endpoint is ready.
     ProxyNoTerminatingFallback,
+    /// `internalTrafficPolicy: Local` is ignored: ClusterIP traffic goes to endpoints on any node.
+    ProxyIgnoresInternalTrafficPolicy,
+    /// `externalTrafficPolicy: Local` is ignored: node ports forward (masqueraded) to endpoints on any node.
+    ProxyIgnoresExternalTrafficPolicy,
+    /// `externalTrafficPolicy: Local` keeps traffic local but masquerades it, losing the client's address.
+    ProxySnatsLocalExternalTraffic,
+    /// `trafficDistribution: PreferClose` is ignored: traffic goes to every zone.
+    ProxyIgnoresTrafficDistribution,
+    /// `trafficDistribution: PreferClose` never spills over: a zone without endpoints gets none.
+    ProxyNoZoneSpillover,
+    /// Node ports are programmed on the first node only.
+    ProxyNodePortFirstNodeOnly,
+    /// A pod reaching itself through its own Service is reset (no hairpin).
+    ProxyNoHairpin,
+    /// The health check node port answers 200 also on nodes without local endpoints.
+    HealthCheckAlwaysHealthy,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 28] = [
         Fault::DnsServesNotReady,
         Fault::DnsHeadlessAnswersVip,
         Fault::DnsNxdomainNodataSwapped,
@@ -76,6 +92,14 @@ impl Fault {
         Fault::ProxyIgnoresSessionAffinity,
         Fault::ProxyDropsInsteadOfReject,
         Fault::ProxyNoTerminatingFallback,
+        Fault::ProxyIgnoresInternalTrafficPolicy,
+        Fault::ProxyIgnoresExternalTrafficPolicy,
+        Fault::ProxySnatsLocalExternalTraffic,
+        Fault::ProxyIgnoresTrafficDistribution,
+        Fault::ProxyNoZoneSpillover,
+        Fault::ProxyNodePortFirstNodeOnly,
+        Fault::ProxyNoHairpin,
+        Fault::HealthCheckAlwaysHealthy,
     ];
 
     /// The kebab-case name used on the command line.

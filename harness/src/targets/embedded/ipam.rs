@@ -3,6 +3,7 @@
 //! Each cluster owns a /16 "slot" `127.S.0.0/16`, held with a lock socket so concurrent clusters (parallel tests,
 //! `svcbench up` beside `cargo test`) never share addresses:
 //! - `127.S.0.1`: the lock (and the place the `kubernetes` API service would be);
+//! - `127.S.0.2 – 127.S.0.9`: the nodes' addresses;
 //! - `127.S.0.10`: cluster DNS (like kubeadm's `10.96.0.10`);
 //! - `127.S.0.11 – 127.S.127.254`: ClusterIPs, allocated at random like the apiserver does;
 //! - `127.S.128.0 – 127.S.255.254`: pod IPs, allocated in order.
@@ -13,6 +14,9 @@ use std::{
 };
 
 use rand::Rng;
+
+/// Most nodes an embedded cluster has (their addresses sit between the lock and DNS).
+pub const MAX_NODES: u32 = 8;
 
 /// Port of the lock socket on `127.S.0.1`.
 const LOCK_PORT: u16 = 41_977;
@@ -49,6 +53,11 @@ impl Slot {
     /// The cluster DNS address.
     pub fn dns_ip(&self) -> Ipv4Addr {
         Self::dns_ip_of(self.octet)
+    }
+
+    /// The address of node `index` (below [`MAX_NODES`]).
+    pub fn node_ip(&self, index: u32) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.octet, 0, 2 + index.min(MAX_NODES - 1) as u8)
     }
 
     /// The cluster DNS address of slot `octet`.

@@ -4,10 +4,12 @@
 pub mod cluster;
 pub mod dns;
 pub mod faults;
+pub mod health;
 pub mod ipam;
 pub mod names;
 pub mod pod;
 pub mod ports;
+pub mod programming;
 pub mod proxy;
 pub mod state;
 pub mod state_file;
@@ -20,10 +22,10 @@ pub use cluster::Cluster;
 pub use faults::{Fault, Faults};
 pub use ports::PortPolicy;
 
-use super::{EndpointSliceView, PodView, ServiceView, Target, TargetError};
+use super::{EndpointSliceView, NodeView, PodView, ServiceView, Target, TargetError};
 use crate::{
     probe::{self, Dialer, ProbeContext, ProbeRequest, ProbeResponse, ResolvConf},
-    scenario::{Action, ObjectRef},
+    scenario::{Action, Client, ObjectRef},
 };
 
 /// How the embedded cluster is set up.
@@ -39,6 +41,8 @@ pub struct EmbeddedConfig {
     pub faults: Faults,
     /// Where the search for a free address slot starts (random when `None`); tests use it to force slot reuse.
     pub first_slot: Option<u8>,
+    /// Nodes (1-8), in zones `zone-1`, `zone-2`, `zone-1`, …
+    pub nodes: u32,
 }
 
 impl Default for EmbeddedConfig {
@@ -51,6 +55,7 @@ impl Default for EmbeddedConfig {
             probe_timeout: Duration::from_secs(2),
             faults: Faults::default(),
             first_slot: None,
+            nodes: 2,
         }
     }
 }
@@ -90,13 +95,15 @@ impl EmbeddedTarget {
 
     /// The probe context of a pod in `namespace`.
     pub fn probe_context(&self, namespace: &str) -> Result<ProbeContext, TargetError> {
-        let client = self
-            .cluster
-            .client_ip(namespace)
-            .ok_or_else(|| TargetError::Rejected(format!("namespace `{namespace}` does not exist")))?;
+        self.client_context(&Client::namespace(namespace))
+    }
+
+    /// The probe context of `client`: its source address, its resolver configuration, and the proxy view it gets.
+    pub fn client_context(&self, client: &Client) -> Result<ProbeContext, TargetError> {
+        let (source, namespace, place) = self.cluster.place(client)?;
         let config = self.cluster.config();
         let mut resolv_conf =
-            ResolvConf::cluster_first(IpAddr::V4(self.cluster.dns_ip()), namespace, &config.cluster_domain);
+            ResolvConf::cluster_first(IpAddr::V4(self.cluster.dns_ip()), &namespace, &config.cluster_domain);
         if config.faults.has(Fault::ResolvMissingNamespaceSearch) {
             resolv_conf.search.remove(0);
         }
@@ -105,7 +112,7 @@ impl EmbeddedTarget {
         }
         Ok(ProbeContext {
             resolv_conf,
-            dialer: Dialer::new(self.cluster.ports(), Some(IpAddr::V4(client))),
+            dialer: Dialer::new(self.cluster.ports().for_client(place), Some(IpAddr::V4(source))),
             timeout: config.probe_timeout,
         })
     }
@@ -149,6 +156,21 @@ impl Target for EmbeddedTarget {
 
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {
         let ctx = self.probe_context(from)?;
+        Ok(probe::run(&ctx, request).await?)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeView>, TargetError> {
+        Ok(self
+            .cluster
+            .snapshot()
+            .nodes
+            .iter()
+            .map(|n| NodeView { name: n.name.clone(), ip: IpAddr::V4(n.ip), zone: Some(n.zone.clone()) })
+            .collect())
+    }
+
+    async fn probe_as(&self, client: &Client, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {
+        let ctx = self.client_context(client)?;
         Ok(probe::run(&ctx, request).await?)
     }
 

@@ -6,10 +6,16 @@
 //! records — keeps the Kubernetes values; only the socket a client really opens differs, and in-process probes, the
 //! state file's `connect` fields and the proxy's backend dials all apply this map.
 
-use std::{collections::HashMap, io, net::SocketAddr, sync::RwLock};
+use std::{
+    collections::HashMap,
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, RwLock},
+};
 
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 
+use super::programming::{ProxyKey, View};
 use crate::probe::AddressMap;
 
 /// Whether to try privileged ports at all.
@@ -24,10 +30,48 @@ pub enum PortPolicy {
 }
 
 /// Model address → listening address, for every translated listener.
+///
+/// A listener that serves only some clients (the proxy's per-node views: kube-proxy programs each node on its own)
+/// listens on a high port of the model IP; [`PortMap::for_client`] gives each client the map that finds its view.
 #[derive(Debug, Default)]
 pub struct PortMap {
     policy: PortPolicy,
     map: RwLock<HashMap<SocketAddr, SocketAddr>>,
+    views: RwLock<HashMap<(View, SocketAddr), SocketAddr>>,
+}
+
+/// Where a client runs, for choosing the proxy view it reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPlace {
+    /// Its node's index.
+    pub node: u32,
+    /// Its node's address.
+    pub node_ip: IpAddr,
+    /// A pod (rather than the node's own network).
+    pub pod: bool,
+}
+
+/// A [`PortMap`] as one client sees it.
+struct ClientMap {
+    ports: Arc<PortMap>,
+    place: ClientPlace,
+}
+
+impl AddressMap for ClientMap {
+    fn resolve(&self, addr: SocketAddr) -> SocketAddr {
+        let views = self.ports.views.read().expect("port map lock");
+        if let Some(real) = views.get(&(View::Node(self.place.node), addr)) {
+            return *real;
+        }
+        // kube-proxy sends pods, and a node dialing its own node port, to cluster endpoints under a Local policy.
+        if (self.place.pod || addr.ip() == self.place.node_ip)
+            && let Some(real) = views.get(&(View::Internal, addr))
+        {
+            return *real;
+        }
+        drop(views);
+        self.ports.resolve(addr)
+    }
 }
 
 impl AddressMap for PortMap {
@@ -51,7 +95,7 @@ fn listen_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 impl PortMap {
     /// An empty map with `policy`.
     pub fn new(policy: PortPolicy) -> Self {
-        Self { policy, map: RwLock::new(HashMap::new()) }
+        Self { policy, map: RwLock::new(HashMap::new()), views: RwLock::new(HashMap::new()) }
     }
 
     fn wants_real(&self, addr: SocketAddr) -> bool {
@@ -99,6 +143,40 @@ impl PortMap {
         };
         self.record(model, listener.local_addr()?);
         Ok(listener)
+    }
+
+    /// A listener for a proxy key: the model address itself for the shared view, else a high port of its IP that
+    /// only the clients of that view are sent to.
+    ///
+    /// # Errors
+    /// No port could be bound.
+    pub fn bind_view(&self, key: ProxyKey, backlog: u32) -> io::Result<TcpListener> {
+        let (model, view) = key;
+        if view == View::Shared {
+            return self.bind_tcp_backlog(model, backlog);
+        }
+        let listener = listen_backlog(SocketAddr::new(model.ip(), 0), backlog)?;
+        self.views.write().expect("port map lock").insert((view, model), listener.local_addr()?);
+        Ok(listener)
+    }
+
+    /// Sends a view's clients to `closed`, an address nothing listens on, so they are refused.
+    pub fn reject_view(&self, key: ProxyKey, closed: SocketAddr) {
+        if key.1 != View::Shared {
+            self.views.write().expect("port map lock").insert((key.1, key.0), closed);
+        }
+    }
+
+    /// Forgets a view's listener (it was closed).
+    pub fn forget_view(&self, key: ProxyKey) {
+        if key.1 != View::Shared {
+            self.views.write().expect("port map lock").remove(&(key.1, key.0));
+        }
+    }
+
+    /// The address map of a client at `place`.
+    pub fn for_client(self: &Arc<Self>, place: ClientPlace) -> Arc<dyn AddressMap> {
+        Arc::new(ClientMap { ports: self.clone(), place })
     }
 
     /// A UDP socket and TCP listener for `model` on the same port (DNS serves both).

@@ -1,6 +1,9 @@
-//! The Service proxy: a real TCP listener on every ClusterIP:port that has endpoints, forwarding each new connection
-//! to an endpoint chosen at random (kube-proxy iptables/nftables behaviour). With no endpoints there is no listener,
-//! so a client's SYN is answered with RST — connection refused, as kube-proxy's REJECT rule does.
+//! The Service proxy: a real TCP listener on every ClusterIP:port and nodeIP:nodePort that has endpoints (one per
+//! view, see [`super::programming`]), forwarding each new connection to an endpoint chosen at random (kube-proxy
+//! iptables/nftables behaviour), masqueraded where kube-proxy masquerades. With no endpoints there is no listener,
+//! so a client's SYN is answered with RST — connection refused, as kube-proxy's REJECT rule does; where a `Local`
+//! policy finds no endpoint the listener never accepts, so SYNs go unanswered — DROP. It also serves the health
+//! check node ports.
 
 use std::{
     collections::HashMap,
@@ -20,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use super::{
     faults::Fault,
     ports::PortMap,
-    state::{ProxyEntry, Snapshot},
+    state::{ProxyEntry, ProxyKey, Snapshot},
 };
 
 /// How long the proxy waits for a backend to accept.
@@ -43,10 +46,12 @@ enum ListenerKind {
 }
 
 /// The listeners a snapshot calls for.
-fn desired(snap: &Snapshot, addr: &SocketAddr) -> Option<ListenerKind> {
-    if snap.proxy.contains_key(addr) {
+fn desired(snap: &Snapshot, key: &ProxyKey) -> Option<ListenerKind> {
+    if snap.proxy.contains_key(key) {
         Some(ListenerKind::Forward)
-    } else if snap.faults.has(Fault::ProxyDropsInsteadOfReject) && snap.unbacked.contains(addr) {
+    } else if snap.dropped.contains(key)
+        || (snap.faults.has(Fault::ProxyDropsInsteadOfReject) && snap.unbacked.contains(key))
+    {
         Some(ListenerKind::Blackhole)
     } else {
         None
@@ -63,36 +68,63 @@ pub async fn reconcile(
     programmed: watch::Sender<u64>,
     tracker: TaskTracker,
 ) {
-    let mut listeners: HashMap<SocketAddr, (ListenerKind, AbortOnDrop)> = HashMap::new();
+    let mut listeners: HashMap<ProxyKey, (ListenerKind, AbortOnDrop)> = HashMap::new();
+    let mut health: HashMap<SocketAddr, AbortOnDrop> = HashMap::new();
     let mut previous = Arc::new(Snapshot::default());
+    let set_key = |d: imbl::ordset::DiffItem<'_, '_, ProxyKey>| match d {
+        imbl::ordset::DiffItem::Add(a) | imbl::ordset::DiffItem::Remove(a) => *a,
+    };
     loop {
         let snap = snapshots.borrow_and_update().clone();
-        let mut changed: Vec<SocketAddr> = previous.proxy.diff(&snap.proxy).map(|d| *diff_key(&d)).collect();
-        changed.extend(previous.unbacked.diff(&snap.unbacked).map(|d| match d {
-            imbl::ordset::DiffItem::Add(a) | imbl::ordset::DiffItem::Remove(a) => *a,
-        }));
-        for addr in changed {
-            let want = desired(&snap, &addr);
-            if listeners.get(&addr).map(|(k, _)| *k) == want {
+        let mut changed: Vec<ProxyKey> = previous.proxy.diff(&snap.proxy).map(|d| *diff_key(&d)).collect();
+        changed.extend(previous.unbacked.diff(&snap.unbacked).map(set_key));
+        changed.extend(previous.dropped.diff(&snap.dropped).map(set_key));
+        for key in changed {
+            let want = desired(&snap, &key);
+            if listeners.get(&key).map(|(k, _)| *k) == want {
                 continue;
             }
-            listeners.remove(&addr);
-            let Some(kind) = want else { continue };
-            let bound = match kind {
-                ListenerKind::Forward => ports.bind_tcp(addr),
-                ListenerKind::Blackhole => ports.bind_tcp_backlog(addr, 0),
+            if listeners.remove(&key).is_some() {
+                ports.forget_view(key);
+            }
+            let Some(kind) = want else {
+                // A view with no endpoints must refuse, not fall back to the shared listener: send its clients to
+                // a port nothing listens on (the cluster DNS address serves port 53 only).
+                if let (true, Some(dns)) = (snap.unbacked.contains(&key), snap.dns_ip) {
+                    ports.reject_view(key, SocketAddr::new(IpAddr::V4(dns), 1));
+                } else {
+                    ports.forget_view(key);
+                }
+                continue;
             };
-            match bound {
+            match bind_when_free(&ports, key, if kind == ListenerKind::Blackhole { 0 } else { 1024 }).await {
                 Ok(listener) => {
                     let task = match kind {
                         ListenerKind::Forward => {
-                            tracker.spawn(serve(listener, addr, snapshots.clone(), ports.clone(), tracker.clone()))
+                            tracker.spawn(serve(listener, key, snapshots.clone(), ports.clone(), tracker.clone()))
                         }
                         ListenerKind::Blackhole => tracker.spawn(blackhole(listener)),
                     };
-                    listeners.insert(addr, (kind, AbortOnDrop(task)));
+                    listeners.insert(key, (kind, AbortOnDrop(task)));
                 }
-                Err(e) => tracing::warn!(%addr, error = %e, "proxy cannot listen"),
+                Err(e) => tracing::warn!(addr = %key.0, view = ?key.1, error = %e, "proxy cannot listen"),
+            }
+        }
+        for d in previous.health.diff(&snap.health) {
+            let addr = match d {
+                imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => *k,
+                imbl::ordmap::DiffItem::Update { .. } => continue,
+            };
+            if !snap.health.contains_key(&addr) {
+                health.remove(&addr);
+            } else if !health.contains_key(&addr) {
+                match ports.bind_tcp(addr) {
+                    Ok(l) => {
+                        let task = tracker.spawn(super::health::serve(l, addr, snapshots.clone(), tracker.clone()));
+                        health.insert(addr, AbortOnDrop(task));
+                    }
+                    Err(e) => tracing::warn!(%addr, error = %e, "health check node port cannot listen"),
+                }
             }
         }
         programmed.send_replace(snap.generation);
@@ -103,7 +135,22 @@ pub async fn reconcile(
     }
 }
 
-fn diff_key<'a>(d: &imbl::ordmap::DiffItem<'a, 'a, SocketAddr, ProxyEntry>) -> &'a SocketAddr {
+/// Binds a listener for `key`, waiting up to 1 s while the listener it replaces (aborted a moment ago: its socket
+/// closes when its task is dropped) still holds the address.
+async fn bind_when_free(ports: &PortMap, key: ProxyKey, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let mut attempts = 0;
+    loop {
+        match ports.bind_view(key, backlog) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn diff_key<'a>(d: &imbl::ordmap::DiffItem<'a, 'a, ProxyKey, ProxyEntry>) -> &'a ProxyKey {
     match d {
         imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => k,
         imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k,
@@ -156,7 +203,7 @@ impl Balancer {
 
 async fn serve(
     listener: tokio::net::TcpListener,
-    service: SocketAddr,
+    service: ProxyKey,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     ports: Arc<PortMap>,
     tracker: TaskTracker,
@@ -173,13 +220,23 @@ async fn serve(
                     continue;
                 };
                 // Read the endpoints at accept time: a change applies to new connections only, like conntrack.
-                let entry = snapshots.borrow().proxy.get(&service).cloned();
-                match entry.and_then(|e| balancer.pick(&e, peer.ip())) {
-                    Some(backend) => {
-                        connections.spawn(tracker.track_future(forward(client, peer, backend, ports.clone())));
+                let (entry, snap) = {
+                    let snap = snapshots.borrow();
+                    (snap.proxy.get(&service).cloned(), snap.clone())
+                };
+                let Some((entry, backend)) = entry.and_then(|e| balancer.pick(&e, peer.ip()).map(|b| (e, b))) else {
+                    reset(client);
+                    continue;
+                };
+                let source = match hairpin_source(&snap, peer.ip(), backend.ip()) {
+                    Some(None) => {
+                        reset(client);
+                        continue;
                     }
-                    None => reset(client),
-                }
+                    Some(Some(node_ip)) => node_ip,
+                    None => entry.snat.unwrap_or(peer.ip()),
+                };
+                connections.spawn(tracker.track_future(forward(client, source, backend, ports.clone())));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -192,13 +249,27 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-async fn forward(mut client: TcpStream, peer: SocketAddr, backend: SocketAddr, ports: Arc<PortMap>) {
+/// A pod whose connection lands on itself: kube-proxy masquerades it to the node's address (`Some(Some(ip))`), or
+/// under [`Fault::ProxyNoHairpin`] it is reset (`Some(None)`); `None` when it is not hairpin traffic.
+fn hairpin_source(snap: &Snapshot, client: IpAddr, backend: IpAddr) -> Option<Option<IpAddr>> {
+    if client != backend {
+        return None;
+    }
+    if snap.faults.has(Fault::ProxyNoHairpin) {
+        return Some(None);
+    }
+    let node = snap.pods.values().find(|p| IpAddr::V4(p.ip) == client).map(|p| p.node)?;
+    Some(snap.nodes.get(node as usize).map(|n| IpAddr::V4(n.ip)))
+}
+
+async fn forward(mut client: TcpStream, source: IpAddr, backend: SocketAddr, ports: Arc<PortMap>) {
     let real = crate::probe::AddressMap::resolve(ports.as_ref(), backend);
     let connect = async {
         let socket = if real.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        // Keep the client's address visible to the pod (kube-proxy DNATs and does not SNAT in-cluster traffic).
-        if peer.is_ipv4() == real.is_ipv4() {
-            socket.bind(SocketAddr::new(peer.ip(), 0))?;
+        // The pod sees the client's address (kube-proxy DNATs and does not SNAT in-cluster traffic), or the node's
+        // where kube-proxy masquerades.
+        if source.is_ipv4() == real.is_ipv4() {
+            socket.bind(SocketAddr::new(source, 0))?;
         }
         socket.connect(real).await
     };

@@ -15,9 +15,13 @@ use std::{
 
 use imbl::{HashMap as ImHashMap, OrdMap, OrdSet, ordmap::DiffItem};
 
-use super::faults::{Fault, Faults};
+pub use super::programming::{HealthEntry, NodeInfo, ProxyEntry, ProxyKey, View};
+use super::{
+    faults::{Fault, Faults},
+    programming::{self, Programmed, ProxiedService},
+};
 use crate::{
-    scenario::{ContainerPort, ObjectRef, Protocol, TargetPort},
+    scenario::{ContainerPort, Exposure, ObjectRef, TargetPort},
     targets::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
 };
 
@@ -38,6 +42,22 @@ pub struct Service {
     pub external_name: Option<String>,
     /// A virtual IP DNS answers for a headless service under [`Fault::DnsHeadlessAnswersVip`].
     pub shadow_vip: Option<Ipv4Addr>,
+    /// Type, traffic policies and distribution.
+    pub exposure: Exposure,
+    /// `spec.healthCheckNodePort`.
+    pub health_check_node_port: Option<u16>,
+}
+
+impl Service {
+    fn proxied(&self) -> ProxiedService<'_> {
+        ProxiedService {
+            cluster_ip: self.cluster_ip,
+            ports: &self.ports,
+            exposure: &self.exposure,
+            affinity: self.session_affinity,
+            health_check_node_port: self.health_check_node_port,
+        }
+    }
 }
 
 /// A Pod object (its server runs in [`super::pod`]).
@@ -61,15 +81,8 @@ pub struct Pod {
     pub hostname: Option<String>,
     /// `spec.subdomain`.
     pub subdomain: Option<String>,
-}
-
-/// What the proxy programs for one ClusterIP:port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyEntry {
-    /// Backends a new connection may go to (shared by every service with the same endpoints and port).
-    pub backends: Arc<Vec<SocketAddr>>,
-    /// ClientIP affinity timeout.
-    pub affinity: Option<Duration>,
+    /// Index of the node it runs on.
+    pub node: u32,
 }
 
 /// Everything the data plane (DNS, proxy) needs, frozen at one generation.
@@ -93,10 +106,17 @@ pub struct Snapshot {
     /// EndpointSlices by service. Services with the same endpoints share one `Arc`, so the slice names stored are
     /// those of one of them: read a service's slices with [`Snapshot::slice_views`].
     pub slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
-    /// Proxy table: ClusterIP:port → backends it may send a new connection to. No entry: REJECT.
-    pub proxy: OrdMap<SocketAddr, ProxyEntry>,
-    /// ClusterIP:ports of services that have no backends (REJECT, or DROP under a fault).
-    pub unbacked: OrdSet<SocketAddr>,
+    /// The nodes, by index.
+    pub nodes: Arc<Vec<NodeInfo>>,
+    /// Proxy table: (ClusterIP:port or nodeIP:nodePort, view) → backends it may send a new connection to. No entry:
+    /// REJECT.
+    pub proxy: OrdMap<ProxyKey, ProxyEntry>,
+    /// Listeners of services that have no backends (REJECT, or DROP under a fault).
+    pub unbacked: OrdSet<ProxyKey>,
+    /// Listeners whose `Local` policy finds no endpoint: DROP.
+    pub dropped: OrdSet<ProxyKey>,
+    /// Health check node ports (nodeIP:port) and their answers.
+    pub health: OrdMap<SocketAddr, HealthEntry>,
     /// Seeded faults.
     pub faults: Faults,
     /// Services by the addresses they own (ClusterIP, endpoint IPs): the reverse-lookup index.
@@ -111,7 +131,8 @@ type Labels = BTreeMap<String, String>;
 /// The proxy keys and owned addresses one service added to a snapshot.
 #[derive(Debug, Clone, Default)]
 struct Contribution {
-    keys: Vec<SocketAddr>,
+    keys: Vec<ProxyKey>,
+    health: Vec<SocketAddr>,
     ips: Vec<IpAddr>,
 }
 
@@ -128,6 +149,7 @@ impl Snapshot {
             name: key.name.clone(),
             cluster_ip: s.cluster_ip.map(IpAddr::V4),
             ports: s.ports.clone(),
+            health_check_node_port: s.health_check_node_port,
         })
     }
 
@@ -164,6 +186,7 @@ impl Snapshot {
                 ip: IpAddr::V4(p.ip),
                 ready: p.ready,
                 terminating: p.terminating,
+                node: self.nodes.get(p.node as usize).map(|n| n.name.clone()),
             })
             .collect()
     }
@@ -222,13 +245,17 @@ impl Snapshot {
         let mut backends_cache: HashMap<(usize, Option<String>), Arc<Vec<SocketAddr>>> = HashMap::new();
         for key in keys {
             // Undo what this service contributed last time, remembering its proxy entries for the faulty proxies.
-            let mut previous: HashMap<SocketAddr, ProxyEntry> = HashMap::new();
+            let mut previous: HashMap<ProxyKey, ProxyEntry> = HashMap::new();
             if let Some(old) = self.contributions.remove(&key) {
                 for k in old.keys {
                     if let Some(e) = self.proxy.remove(&k) {
                         previous.insert(k, e);
                     }
                     self.unbacked.remove(&k);
+                    self.dropped.remove(&k);
+                }
+                for k in old.health {
+                    self.health.remove(&k);
                 }
                 for ip in old.ips {
                     // Sets are persistent too: updating one shares the rest instead of copying every owner.
@@ -266,11 +293,13 @@ impl Snapshot {
                     ports: svc.ports.clone(),
                     publish_not_ready: svc.publish_not_ready,
                     own_name: own.then(|| key.name.clone()),
+                    prefer_close: svc.exposure.prefer_close,
                 };
+                let nodes = &self.nodes;
                 let slices = slices_cache
                     .entry(slice_key)
                     .or_insert_with(|| {
-                        Arc::new(endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), &self.faults))
+                        Arc::new(endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), nodes, &self.faults))
                     })
                     .clone();
                 // Reverse DNS answers endpoint IPs only for headless services; a ClusterIP service owns its VIP.
@@ -282,20 +311,32 @@ impl Snapshot {
                     }
                 }
                 let slices_id = Arc::as_ptr(&slices) as usize;
-                let entries = proxy_entries_with(&svc, &slices, &self.faults, |port_name, compute| {
-                    backends_cache.entry((slices_id, port_name.clone())).or_insert_with(|| Arc::new(compute())).clone()
+                let proxied = svc.proxied();
+                let programmed = programming::program(&proxied, &slices, &self.nodes, &self.faults, |port, compute| {
+                    backends_cache.entry((slices_id, port.clone())).or_insert_with(|| Arc::new(compute())).clone()
                 });
-                for (addr, entry) in entries {
-                    let entry = remembered(entry, previous.get(&addr), &self.faults);
-                    contribution.keys.push(addr);
-                    match entry {
+                for (k, programmed) in programmed {
+                    contribution.keys.push(k);
+                    let entry = match programmed {
+                        Programmed::Forward(e) => Some(e),
+                        Programmed::Reject => None,
+                        Programmed::Drop => {
+                            self.dropped.insert(k);
+                            continue;
+                        }
+                    };
+                    match remembered(entry, previous.get(&k), &self.faults) {
                         Some(e) => {
-                            self.proxy.insert(addr, e);
+                            self.proxy.insert(k, e);
                         }
                         None => {
-                            self.unbacked.insert(addr);
+                            self.unbacked.insert(k);
                         }
                     }
+                }
+                for (addr, entry) in programming::health_checks(&key, &proxied, &slices, &self.nodes, &self.faults) {
+                    contribution.health.push(addr);
+                    self.health.insert(addr, entry);
                 }
                 self.slices.insert(key.clone(), slices);
             }
@@ -315,7 +356,8 @@ fn remembered(new: Option<ProxyEntry>, old: Option<&ProxyEntry>, faults: &Faults
         return Some(old.clone());
     }
     if faults.has(Fault::ProxyKeepsRemovedEndpoints) {
-        let mut entry = new.unwrap_or_else(|| ProxyEntry { backends: Arc::default(), affinity: old.affinity });
+        let mut entry =
+            new.unwrap_or_else(|| ProxyEntry { backends: Arc::default(), affinity: old.affinity, snat: old.snat });
         let backends = Arc::make_mut(&mut entry.backends);
         for b in old.backends.iter() {
             if !backends.contains(b) {
@@ -337,6 +379,7 @@ pub fn endpoint_slices<'a>(
     key: &ObjectRef,
     service: &Service,
     pods: impl IntoIterator<Item = (&'a ObjectRef, &'a Pod)>,
+    nodes: &[NodeInfo],
     faults: &Faults,
 ) -> Vec<EndpointSliceView> {
     let mut groups: BTreeMap<Vec<EndpointPortView>, Vec<EndpointView>> = BTreeMap::new();
@@ -366,6 +409,8 @@ pub fn endpoint_slices<'a>(
             (Some(h), Some(sub)) if *sub == key.name => Some(h.clone()),
             _ => None,
         };
+        let node = nodes.get(pod.node as usize);
+        let zone = node.map(|n| n.zone.clone());
         groups.entry(ports).or_default().push(EndpointView {
             address: IpAddr::V4(pod.ip),
             ready: publish_not_ready || (pod_ready && !pod.terminating),
@@ -373,6 +418,10 @@ pub fn endpoint_slices<'a>(
             terminating: pod.terminating,
             hostname,
             pod: Some(pod_key.name.clone()),
+            node: node.map(|n| n.name.clone()),
+            // The EndpointSlice controller's PreferClose heuristic: each endpoint is hinted for its own zone.
+            for_zones: zone.clone().filter(|_| service.exposure.prefer_close).map(|z| vec![z]),
+            zone,
         });
     }
     if groups.is_empty() {
@@ -395,6 +444,8 @@ struct SliceKey {
     publish_not_ready: bool,
     /// The service's name when a matched pod's subdomain names it (its endpoints then carry hostnames).
     own_name: Option<String>,
+    /// `trafficDistribution: PreferClose` (its endpoints carry zone hints).
+    prefer_close: bool,
 }
 
 /// The name of a service's slice `index`: `<service>-<stable 5-character suffix>`, like the controller's
@@ -403,66 +454,22 @@ fn slice_name(key: &ObjectRef, index: usize) -> String {
     format!("{}-{}", key.name, super::names::suffix(&format!("{key}#{index}"), 5))
 }
 
-/// For each TCP port of a ClusterIP service, what kube-proxy would program: ready endpoints, or when none are ready,
-/// the serving terminating ones (KEP-1669); `None` means no backends (REJECT).
-pub fn proxy_entries(
-    svc: &Service,
-    slices: &[EndpointSliceView],
-    faults: &Faults,
-) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
-    proxy_entries_with(svc, slices, faults, |_, compute| Arc::new(compute()))
-}
-
-/// [`proxy_entries`], with the backend list of each port obtained through `share(port name, compute)` (a cache).
-fn proxy_entries_with(
-    svc: &Service,
-    slices: &[EndpointSliceView],
-    faults: &Faults,
-    mut share: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
-) -> Vec<(SocketAddr, Option<ProxyEntry>)> {
-    let Some(cip) = svc.cluster_ip else { return Vec::new() };
-    let mut out = Vec::new();
-    for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
-        let backends = share(&sp.name, &|| backends(sp, slices, faults));
-        let affinity = svc.session_affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
-        let entry = (!backends.is_empty()).then_some(ProxyEntry { backends, affinity });
-        out.push((SocketAddr::new(IpAddr::V4(cip), sp.port), entry));
-    }
-    out
-}
-
-/// The backends of one service port: ready endpoints, else the serving terminating ones.
-fn backends(sp: &ServicePortView, slices: &[EndpointSliceView], faults: &Faults) -> Vec<SocketAddr> {
-    {
-        let mut ready = Vec::new();
-        let mut fallback = Vec::new();
-        for slice in slices {
-            let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else {
-                continue;
-            };
-            for ep in &slice.endpoints {
-                let addr = SocketAddr::new(ep.address, port.port);
-                if ep.ready {
-                    ready.push(addr);
-                } else if ep.serving && ep.terminating {
-                    fallback.push(addr);
-                }
-            }
-        }
-        if ready.is_empty() && !faults.has(Fault::ProxyNoTerminatingFallback) { fallback } else { ready }
-    }
-}
-
 /// The whole proxy table for a set of services (no entry: REJECT).
 pub fn proxy_table(
     services: &BTreeMap<ObjectRef, Service>,
     slices: &BTreeMap<ObjectRef, Vec<EndpointSliceView>>,
     faults: &Faults,
-) -> HashMap<SocketAddr, ProxyEntry> {
+) -> HashMap<ProxyKey, ProxyEntry> {
     services
         .iter()
-        .flat_map(|(k, svc)| proxy_entries(svc, slices.get(k).map(Vec::as_slice).unwrap_or_default(), faults))
-        .filter_map(|(addr, e)| Some((addr, e?)))
+        .flat_map(|(k, svc)| {
+            let slices = slices.get(k).map(Vec::as_slice).unwrap_or_default();
+            programming::program(&svc.proxied(), slices, &[], faults, |_, compute| Arc::new(compute()))
+        })
+        .filter_map(|(key, p)| match p {
+            Programmed::Forward(e) => Some((key, e)),
+            _ => None,
+        })
         .collect()
 }
 

@@ -63,6 +63,28 @@ pub struct SliceEndpoint {
     pub hostname: Option<String>,
     /// The backing pod.
     pub target_ref: Option<TargetRef>,
+    /// The node of the backing pod.
+    pub node_name: Option<String>,
+    /// Its zone.
+    pub zone: Option<String>,
+    /// Topology hints.
+    pub hints: Option<Hints>,
+}
+
+/// `hints`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Hints {
+    /// `forZones[].name`.
+    pub for_zones: Option<Vec<ForZone>>,
+}
+
+/// One `forZones` entry.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct ForZone {
+    /// Zone name.
+    pub name: String,
 }
 
 /// Endpoint conditions.
@@ -155,6 +177,9 @@ fn slice(s: Slice) -> Option<EndpointSliceView> {
                     terminating: c.terminating.unwrap_or(false),
                     hostname: e.hostname,
                     pod: e.target_ref.filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| t.name),
+                    node: e.node_name,
+                    zone: e.zone,
+                    for_zones: e.hints.and_then(|h| h.for_zones).map(|z| z.into_iter().map(|z| z.name).collect()),
                 })
             })
             .collect(),
@@ -184,6 +209,7 @@ pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
                     None => TargetPort::Number(u16::try_from(p.port).ok()?),
                 },
                 protocol: protocol(p.protocol.as_deref()),
+                node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
             })
         })
         .collect();
@@ -192,6 +218,7 @@ pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
         name: svc.metadata.name.clone().unwrap_or_default(),
         cluster_ip,
         ports,
+        health_check_node_port: spec.health_check_node_port.and_then(|n| u16::try_from(n).ok()),
     })
 }
 
@@ -210,6 +237,7 @@ pub fn pod(p: &Pod, names: &NamespaceMap) -> Option<PodView> {
         ip,
         ready,
         terminating: p.metadata.deletion_timestamp.is_some(),
+        node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
     })
 }
 

@@ -9,6 +9,7 @@
 //!
 //! Nothing here knows which cluster it talks to: kind, a cloud cluster or the local lab are all a kubeconfig.
 
+mod clients;
 pub mod convert;
 pub mod names;
 pub mod objects;
@@ -295,17 +296,19 @@ impl Target for KubeTarget {
             Action::CreateNamespace { name } => self.create_namespace(name, &self.real_name(name)).await?,
             Action::CreateDeployment(spec) => {
                 let ns = self.real_ns(&spec.object.namespace);
+                let node = match spec.node {
+                    Some(i) => Some(self.node(i).await?.name),
+                    None => None,
+                };
+                let (run, images, node) = (&self.run, &self.config.images, node.as_deref());
                 if spec.stateful {
                     let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &ns);
-                    api.create(
-                        &PostParams::default(),
-                        &objects::stateful_set(spec, &ns, &self.run, &self.config.images),
-                    )
-                    .await
-                    .map_err(|e| explain(e, &format!("create statefulset {}", spec.object)))?;
+                    api.create(&PostParams::default(), &objects::stateful_set(spec, &ns, run, images, node))
+                        .await
+                        .map_err(|e| explain(e, &format!("create statefulset {}", spec.object)))?;
                 } else {
                     let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-                    api.create(&PostParams::default(), &objects::deployment(spec, &ns, &self.run, &self.config.images))
+                    api.create(&PostParams::default(), &objects::deployment(spec, &ns, run, images, node))
                         .await
                         .map_err(|e| explain(e, &format!("create deployment {}", spec.object)))?;
                 }
@@ -423,18 +426,19 @@ impl Target for KubeTarget {
     }
 
     async fn probe(&self, from: &str, request: &ProbeRequest) -> Result<ProbeResponse, TargetError> {
-        let ns = self.real_ns(from);
-        self.ensure_agent(&ns).await?;
-        let names = self.names();
-        let body =
-            serde_json::to_vec(&names.request_to_real(request)).map_err(|e| TargetError::Other(e.to_string()))?;
-        let path = format!("/api/v1/namespaces/{ns}/pods/{}:{}/proxy/probe", objects::AGENT_NAME, objects::AGENT_PORT);
-        let what = format!("run a probe from {ns}");
-        let answer = proxy::post_json(&self.client, &path, body, &what).await?;
-        let response: ProbeResponse = serde_json::from_slice(&answer).map_err(|e| {
-            TargetError::Other(format!("{what}: not a probe answer ({e}): {}", String::from_utf8_lossy(&answer)))
-        })?;
-        Ok(names.response_to_logical(response))
+        self.probe_agent(&self.real_ns(from), &objects::AgentPlacement::anywhere(), request).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<super::NodeView>, TargetError> {
+        self.list_nodes().await
+    }
+
+    async fn probe_as(
+        &self,
+        client: &crate::scenario::Client,
+        request: &ProbeRequest,
+    ) -> Result<ProbeResponse, TargetError> {
+        self.probe_client(client, request).await
     }
 
     async fn create_literal_namespace(&self, name: &str) -> Result<(), TargetError> {

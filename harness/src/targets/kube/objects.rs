@@ -19,7 +19,7 @@ use k8s_openapi::{
 };
 use kube::api::ObjectMeta;
 
-use crate::scenario::{DeploymentSpec, Protocol, ServiceSpec, TargetPort};
+use crate::scenario::{DeploymentSpec, Protocol, ServiceSpec, TargetPort, TrafficPolicy};
 
 /// Label on everything svcbench creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "svcbench");
@@ -68,7 +68,7 @@ pub fn namespace(name: &str, run: &str) -> Namespace {
     }
 }
 
-fn pod_template(spec: &DeploymentSpec, run: &str, images: &Images) -> PodTemplateSpec {
+fn pod_template(spec: &DeploymentSpec, run: &str, images: &Images, node: Option<&str>) -> PodTemplateSpec {
     let grace = spec.termination_grace.as_secs();
     let containers = spec
         .ports
@@ -109,6 +109,8 @@ fn pod_template(spec: &DeploymentSpec, run: &str, images: &Images) -> PodTemplat
             hostname: spec.hostname.clone(),
             subdomain: spec.subdomain.clone(),
             termination_grace_period_seconds: Some(i64::try_from(grace).unwrap_or(0).max(1)),
+            // Pinned by name, past the scheduler, as the e2e tests pin pods to nodes.
+            node_name: node.map(str::to_owned),
             ..Default::default()
         }),
     }
@@ -118,8 +120,8 @@ fn selector(spec: &DeploymentSpec) -> LabelSelector {
     LabelSelector { match_labels: Some(spec.labels.clone()), ..Default::default() }
 }
 
-/// A Deployment for `spec` in namespace `ns`.
-pub fn deployment(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images) -> Deployment {
+/// A Deployment for `spec` in namespace `ns`, its pods on `node` when given.
+pub fn deployment(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images, node: Option<&str>) -> Deployment {
     Deployment {
         metadata: ObjectMeta {
             name: Some(spec.object.name.clone()),
@@ -130,16 +132,16 @@ pub fn deployment(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images) -
         spec: Some(K8sDeploymentSpec {
             replicas: Some(i32::try_from(spec.replicas).unwrap_or(i32::MAX)),
             selector: selector(spec),
-            template: pod_template(spec, run, images),
+            template: pod_template(spec, run, images, node),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// A StatefulSet for `spec` (its `subdomain` is the governing service).
-pub fn stateful_set(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images) -> StatefulSet {
-    let mut template = pod_template(spec, run, images);
+/// A StatefulSet for `spec` (its `subdomain` is the governing service), its pods on `node` when given.
+pub fn stateful_set(spec: &DeploymentSpec, ns: &str, run: &str, images: &Images, node: Option<&str>) -> StatefulSet {
+    let mut template = pod_template(spec, run, images, node);
     if let Some(s) = template.spec.as_mut() {
         // The StatefulSet controller sets hostname and subdomain itself.
         s.hostname = None;
@@ -197,13 +199,24 @@ pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
                 Protocol::Tcp => "TCP".into(),
                 Protocol::Udp => "UDP".into(),
             }),
+            node_port: p.node_port.map(i32::from),
             ..Default::default()
         })
         .collect();
+    let exposure = &spec.exposure;
+    let node_ports = exposure.service_type.has_node_ports();
+    let policy = |p: TrafficPolicy| match p {
+        TrafficPolicy::Cluster => "Cluster".to_owned(),
+        TrafficPolicy::Local => "Local".to_owned(),
+    };
     Service {
         metadata: meta,
         spec: Some(K8sServiceSpec {
-            type_: Some("ClusterIP".into()),
+            type_: Some(format!("{:?}", exposure.service_type)),
+            internal_traffic_policy: Some(policy(exposure.internal_traffic_policy)),
+            external_traffic_policy: node_ports.then(|| policy(exposure.external_traffic_policy)),
+            traffic_distribution: exposure.prefer_close.then(|| "PreferClose".to_owned()),
+            health_check_node_port: exposure.health_check_node_port.map(i32::from),
             cluster_ip: spec.headless.then(|| "None".to_owned()),
             selector: Some(spec.selector.clone()),
             ports: Some(ports),
@@ -218,11 +231,39 @@ pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
     }
 }
 
+/// Port of an agent on a node's own network (`from: {node: N}`): away from the ports node components and the
+/// NodeLocal DNSCache health check (8080) use, and below the node port range.
+pub const HOST_AGENT_PORT: u16 = 18080;
+
+/// Which agent pod runs a probe: the namespace's own, one pinned to a node, or one on a node's network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPlacement {
+    /// Pod name.
+    pub name: String,
+    /// `spec.nodeName`.
+    pub node: Option<String>,
+    /// `hostNetwork: true`.
+    pub host_network: bool,
+}
+
+impl AgentPlacement {
+    /// The namespace's agent, wherever the scheduler puts it.
+    pub fn anywhere() -> Self {
+        Self { name: AGENT_NAME.into(), node: None, host_network: false }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        if self.host_network { HOST_AGENT_PORT } else { AGENT_PORT }
+    }
+}
+
 /// The agent pod of a namespace.
-pub fn agent_pod(ns: &str, run: &str, images: &Images) -> Pod {
+pub fn agent_pod(ns: &str, run: &str, images: &Images, placement: &AgentPlacement) -> Pod {
+    let port = placement.port();
     Pod {
         metadata: ObjectMeta {
-            name: Some(AGENT_NAME.into()),
+            name: Some(placement.name.clone()),
             namespace: Some(ns.into()),
             labels: Some(labels(run, &BTreeMap::from([("app".to_owned(), AGENT_NAME.to_owned())]))),
             ..Default::default()
@@ -232,12 +273,12 @@ pub fn agent_pod(ns: &str, run: &str, images: &Images) -> Pod {
                 name: "agent".into(),
                 image: Some(images.agent.clone()),
                 image_pull_policy: Some("IfNotPresent".into()),
-                args: Some(vec!["agent".into(), "--listen".into(), format!("0.0.0.0:{AGENT_PORT}")]),
-                ports: Some(vec![K8sContainerPort { container_port: i32::from(AGENT_PORT), ..Default::default() }]),
+                args: Some(vec!["agent".into(), "--listen".into(), format!("0.0.0.0:{port}")]),
+                ports: Some(vec![K8sContainerPort { container_port: i32::from(port), ..Default::default() }]),
                 readiness_probe: Some(Probe {
                     http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
                         path: Some("/healthz".into()),
-                        port: IntOrString::Int(i32::from(AGENT_PORT)),
+                        port: IntOrString::Int(i32::from(port)),
                         ..Default::default()
                     }),
                     period_seconds: Some(1),
@@ -248,6 +289,10 @@ pub fn agent_pod(ns: &str, run: &str, images: &Images) -> Pod {
             // The agent stops at once when no probe runs; a long grace period only slows namespace deletion, which
             // the target waits for between scenarios.
             termination_grace_period_seconds: Some(AGENT_GRACE_SECONDS),
+            node_name: placement.node.clone(),
+            host_network: placement.host_network.then_some(true),
+            // A host-network pod still resolves cluster names, as a node-level agent would.
+            dns_policy: placement.host_network.then(|| "ClusterFirstWithHostNet".to_owned()),
             ..Default::default()
         }),
         ..Default::default()

@@ -146,33 +146,34 @@ impl KubeTarget {
     }
 
     /// Makes sure the namespace's agent pod exists and is ready; explains image pull failures and stuck pods.
-    pub(super) async fn ensure_agent(&self, ns: &str) -> Result<(), TargetError> {
-        if self.agents.lock().expect("agents lock").iter().any(|a| a == ns) {
+    pub(super) async fn ensure_agent(&self, ns: &str, placement: &objects::AgentPlacement) -> Result<(), TargetError> {
+        let key = format!("{ns}/{}", placement.name);
+        if self.agents.lock().expect("agents lock").iter().any(|a| *a == key) {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        match api.create(&PostParams::default(), &objects::agent_pod(ns, &self.run, &self.config.images)).await {
+        let pod = objects::agent_pod(ns, &self.run, &self.config.images, placement);
+        match api.create(&PostParams::default(), &pod).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(explain(e, &format!("create the agent pod in {ns}"))),
         }
         let deadline = Instant::now() + self.config.agent_ready_timeout;
         loop {
-            let pod =
-                api.get(objects::AGENT_NAME).await.map_err(|e| explain(e, &format!("read the agent pod in {ns}")))?;
+            let pod = api.get(&placement.name).await.map_err(|e| explain(e, &format!("read the agent pod in {ns}")))?;
             if convert::pod(&pod, &NamespaceMap::default()).is_some_and(|view| view.ready) {
-                self.agents.lock().expect("agents lock").push(ns.to_owned());
+                self.agents.lock().expect("agents lock").push(key);
                 return Ok(());
             }
             if let Some(problem) = pod_problem(&pod)
                 && (problem.contains("image") || Instant::now() >= deadline)
             {
-                return Err(TargetError::Other(format!("agent pod {ns}/{}: {problem}", objects::AGENT_NAME)));
+                return Err(TargetError::Other(format!("agent pod {ns}/{}: {problem}", placement.name)));
             }
             if Instant::now() >= deadline {
                 return Err(TargetError::Other(format!(
                     "agent pod {ns}/{} not ready after {:?}: {}",
-                    objects::AGENT_NAME,
+                    placement.name,
                     self.config.agent_ready_timeout,
                     pod_conditions(&pod)
                 )));

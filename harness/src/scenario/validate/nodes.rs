@@ -1,0 +1,242 @@
+//! Node-aware parts of a scenario: `from:` clients, `via:` paths, a Service's exposure (type, node ports, traffic
+//! policies, `trafficDistribution`) and `expectHealthCheck`.
+
+use serde_saphyr::{Location, Spanned};
+
+use super::{
+    super::{file::*, nodes::*, plan::*},
+    Validator,
+};
+
+/// Highest node index a scenario may name (the target says at run time whether it has that many nodes).
+pub const MAX_NODE_INDEX: u32 = 15;
+
+impl Validator {
+    /// A node index within [`MAX_NODE_INDEX`].
+    pub(super) fn node_index(&mut self, at: &Location, node: u32) -> Option<u32> {
+        if node > MAX_NODE_INDEX {
+            self.err(at, format!("node {node}: nodes are numbered 0-{MAX_NODE_INDEX} (0 is the first node by name)"));
+            return None;
+        }
+        Some(node)
+    }
+
+    /// `from:` — which client runs the probe. `pods` says whether a backend pod may be the client.
+    pub(super) fn client(&mut self, raw: &Spanned<RawClient>, pods: bool) -> Option<Client> {
+        let at = raw.referenced;
+        let c = &raw.value;
+        match (&c.namespace, c.node, &c.pod) {
+            (Some(ns), None, None) => Some(Client::Namespace { namespace: self.namespace_at(&at, ns)? }),
+            (Some(ns), Some(node), None) => {
+                Some(Client::PodOnNode { namespace: self.namespace_at(&at, ns)?, node: self.node_index(&at, node)? })
+            }
+            (None, Some(node), None) => Some(Client::Node { node: self.node_index(&at, node)? }),
+            (ns, None, Some(pod)) if pods => {
+                let default_ns = match ns {
+                    Some(ns) => self.namespace_at(&at, ns)?,
+                    None => match pod.deployment.value.split_once('/') {
+                        Some((ns, _)) => ns.to_owned(),
+                        None => {
+                            self.err(&at, "`from: {pod: …}` needs `namespace` (or `deployment: ns/name`)");
+                            return None;
+                        }
+                    },
+                };
+                let deployment = self.deployment(&default_ns, &pod.deployment)?;
+                Some(Client::Pod { pod: PodRef { deployment, index: pod.index } })
+            }
+            (_, None, Some(_)) => {
+                self.err(&at, "a backend pod can only be the client of `expectHttp`");
+                None
+            }
+            _ => {
+                self.err(&at, "`from` is a namespace, `{namespace, node}`, `{node}` or `{pod: {deployment, index}}`");
+                None
+            }
+        }
+    }
+
+    fn namespace_at(&mut self, at: &Location, ns: &str) -> Option<String> {
+        self.namespace(&Spanned { value: ns.to_owned(), referenced: *at, defined: *at })
+    }
+
+    /// `expectHttp`'s `via`: the url host names a Service (in the client's namespace unless `name.namespace`).
+    pub(super) fn via(&mut self, via: &Option<Spanned<RawVia>>, from: &Client, host: &str) -> Option<Via> {
+        let Some(via) = via else {
+            if matches!(from, Client::Pod { .. }) {
+                // A pod's dial (netexec `/dial`) goes to an address: it does not use the resolver svcbench emulates.
+                let at = self.fallback.unwrap_or(Location::UNKNOWN);
+                self.err(&at, "a backend pod client needs `via: clusterIP` or `via: {node: N}`");
+                return None;
+            }
+            return Some(Via::Dns);
+        };
+        let at = via.referenced;
+        let default_ns = from.namespace_name().map(str::to_owned).unwrap_or_else(|| "default".into());
+        let service_ref = match host.split_once('.') {
+            Some((name, ns)) if !ns.contains('.') => format!("{ns}/{name}"),
+            Some(_) => {
+                self.err(
+                    &at,
+                    format!("with `via`, the url host names a Service (`name` or `name.namespace`), not `{host}`"),
+                );
+                return None;
+            }
+            None => host.to_owned(),
+        };
+        let service = self.service(&default_ns, &Spanned { value: service_ref, referenced: at, defined: at })?;
+        match &via.value {
+            RawVia::Named(n) if n == "dns" => Some(Via::Dns),
+            RawVia::Named(n) if n == "clusterIP" => Some(Via::ClusterIp { service }),
+            RawVia::Named(n) => {
+                self.err(&at, format!("via must be `dns`, `clusterIP` or `{{node: N}}`, not `{n}`"));
+                None
+            }
+            RawVia::NodePort { node } => {
+                let node = self.node_index(&at, *node)?;
+                self.needs_node_ports(&at, &service)?;
+                Some(Via::NodePort { service, node })
+            }
+        }
+    }
+
+    /// The service has node ports (`type: NodePort` or `LoadBalancer`).
+    pub(super) fn needs_node_ports(&mut self, at: &Location, service: &ObjectRef) -> Option<()> {
+        if self.exposures.get(service).is_some_and(|e| e.service_type.has_node_ports()) {
+            Some(())
+        } else {
+            self.err(
+                at,
+                format!("service `{service}` has no node ports (it needs `type: NodePort` or `LoadBalancer`)"),
+            );
+            None
+        }
+    }
+
+    /// `type`, node ports, policies and distribution of `expose`; fills each port's `node_port`.
+    pub(super) fn exposure(
+        &mut self,
+        at: &Location,
+        e: &RawExpose,
+        headless: bool,
+        ports: &mut [ServicePortSpec],
+    ) -> Option<Exposure> {
+        let mut exposure = Exposure {
+            service_type: self.choice(
+                &e.service_type,
+                ServiceType::ClusterIP,
+                "type",
+                "ClusterIP, NodePort or LoadBalancer",
+            )?,
+            internal_traffic_policy: self.choice(
+                &e.internal_traffic_policy,
+                TrafficPolicy::Cluster,
+                "internalTrafficPolicy",
+                "Cluster or Local",
+            )?,
+            ..Exposure::default()
+        };
+        if headless && exposure.service_type != ServiceType::ClusterIP {
+            self.err(at, "a headless service (`clusterIP: None`) cannot have node ports");
+            return None;
+        }
+        if let Some(p) = &e.external_traffic_policy {
+            if !exposure.service_type.has_node_ports() {
+                self.err(&p.referenced, "externalTrafficPolicy applies to `type: NodePort` or `LoadBalancer` only");
+                return None;
+            }
+            exposure.external_traffic_policy = self.choice(
+                &e.external_traffic_policy,
+                TrafficPolicy::Cluster,
+                "externalTrafficPolicy",
+                "Cluster or Local",
+            )?;
+        }
+        if let Some(d) = &e.traffic_distribution {
+            if d.value != "PreferClose" {
+                self.err(&d.referenced, format!("trafficDistribution must be `PreferClose`, not `{}`", d.value));
+                return None;
+            }
+            exposure.prefer_close = true;
+        }
+        let node_ports: Vec<Option<&Spanned<u16>>> = match (&e.node_port, &e.ports) {
+            (Some(p), _) if e.ports.is_some() => {
+                self.err(&p.referenced, "with `ports`, give `nodePort` inside each entry");
+                return None;
+            }
+            (one, None) => vec![one.as_ref()],
+            (_, Some(list)) => list.iter().map(|p| p.node_port.as_ref()).collect(),
+        };
+        for (port, asked) in ports.iter_mut().zip(node_ports) {
+            let Some(asked) = asked else { continue };
+            if !exposure.service_type.has_node_ports() {
+                self.err(&asked.referenced, "nodePort needs `type: NodePort` or `LoadBalancer`");
+                return None;
+            }
+            self.node_port_free(asked)?;
+            port.node_port = Some(asked.value);
+        }
+        if let Some(hc) = &e.health_check_node_port {
+            if exposure.service_type != ServiceType::LoadBalancer
+                || exposure.external_traffic_policy != TrafficPolicy::Local
+            {
+                self.err(
+                    &hc.referenced,
+                    "healthCheckNodePort needs `type: LoadBalancer` and `externalTrafficPolicy: Local`",
+                );
+                return None;
+            }
+            self.node_port_free(hc)?;
+            exposure.health_check_node_port = Some(hc.value);
+        }
+        Some(exposure)
+    }
+
+    /// A node port asked for explicitly: in range and not taken by another service of the scenario.
+    fn node_port_free(&mut self, port: &Spanned<u16>) -> Option<()> {
+        if !NODE_PORT_RANGE.contains(&port.value) {
+            self.err(
+                &port.referenced,
+                format!("node port {} is outside {}-{}", port.value, NODE_PORT_RANGE.start(), NODE_PORT_RANGE.end()),
+            );
+            return None;
+        }
+        if !self.node_ports.insert(port.value) {
+            self.err(&port.referenced, format!("node port {} is already taken by another service", port.value));
+            return None;
+        }
+        Some(())
+    }
+
+    pub(super) fn expect_health_check(&mut self, e: &RawExpectHealthCheck) -> Option<Assertion> {
+        let from = self.client(&e.from, false)?;
+        let ns = self.namespace(&e.namespace)?;
+        let service = self.service(&ns, &e.service)?;
+        let node = self.node_index(&e.node.referenced, e.node.value)?;
+        let exposure = self.exposures.get(&service).cloned().unwrap_or_default();
+        if exposure.service_type != ServiceType::LoadBalancer
+            || exposure.external_traffic_policy != TrafficPolicy::Local
+        {
+            self.err(
+                &e.service.referenced,
+                format!("service `{service}` has no health check node port: it needs `type: LoadBalancer` and `externalTrafficPolicy: Local`"),
+            );
+            return None;
+        }
+        if e.status.value != 200 && e.status.value != 503 {
+            self.err(&e.status.referenced, "status must be 200 (local endpoints) or 503 (none)");
+            return None;
+        }
+        let timeout = self.timeout(&e.timeout);
+        Some(Assertion {
+            timeout,
+            check: Check::HealthCheck {
+                from,
+                service,
+                node,
+                status: e.status.value,
+                local_endpoints: e.local_endpoints,
+            },
+        })
+    }
+}
