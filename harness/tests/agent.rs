@@ -177,11 +177,13 @@ fn service(name: &str, headless: bool) -> Action {
             port: 80,
             target_port: TargetPort::Number(80),
             protocol: Protocol::Tcp,
+            node_port: None,
         }],
         headless,
         publish_not_ready: false,
         session_affinity: None,
         external_name: None,
+        exposure: Default::default(),
     })
 }
 
@@ -204,6 +206,7 @@ async fn cluster(policy: PortPolicy) -> EmbeddedTarget {
             subdomain: None,
             stateful: false,
             termination_grace: Duration::ZERO,
+            node: None,
         }),
         service("nginx", false),
         service("nginx-headless", true),

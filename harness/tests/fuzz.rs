@@ -203,6 +203,7 @@ fn snapshot(rng: &mut StdRng) -> Snapshot {
         port,
         target_port: TargetPort::Number(8080),
         protocol: if port == 53 { Protocol::Udp } else { Protocol::Tcp },
+        node_port: None,
     };
     let selector: BTreeMap<String, String> = [("app".to_owned(), "web".to_owned())].into();
     for i in 0..4u8 {
@@ -218,6 +219,7 @@ fn snapshot(rng: &mut StdRng) -> Snapshot {
                 ports: vec![],
                 hostname: (i < 2).then(|| format!("host-{i}")),
                 subdomain: (i < 2).then(|| "headless".to_owned()),
+                node: u32::from(i % 2),
             },
         );
     }

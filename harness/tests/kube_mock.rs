@@ -43,6 +43,7 @@ pub fn deployment_spec(name: &str, stateful: bool) -> DeploymentSpec {
         subdomain: stateful.then(|| name.to_owned()),
         stateful,
         termination_grace: Duration::from_secs(30),
+        node: None,
     }
 }
 
@@ -117,11 +118,13 @@ async fn every_action_maps_to_the_api() {
             port: 80,
             target_port: TargetPort::Name("http".into()),
             protocol: Protocol::Tcp,
+            node_port: None,
         }],
         headless: true,
         publish_not_ready: true,
         session_affinity: Some(Duration::from_secs(600)),
         external_name: None,
+        exposure: Default::default(),
     };
     let (r, body) = tokio::join!(
         apply(&t, Action::CreateService(svc.clone())),
@@ -137,6 +140,7 @@ async fn every_action_maps_to_the_api() {
     // ExternalName.
     let ext = ServiceSpec {
         external_name: Some("web.test.svc.cluster.local".into()),
+        exposure: Default::default(),
         headless: false,
         session_affinity: None,
         ..svc.clone()

@@ -54,7 +54,7 @@ async fn cycle(worker: usize, round: usize) -> Result<(), String> {
         let ports = cluster.ports();
         let mut targets: Vec<SocketAddr> =
             snap.pods.values().map(|p| ports.resolve(SocketAddr::from((p.ip, 80)))).collect();
-        targets.extend(snap.proxy.keys().map(|k| ports.resolve(*k)));
+        targets.extend(snap.proxy.keys().map(|k| ports.resolve(k.0)));
         // Blocking connects on a blocking thread: the cluster serves them on the runtime meanwhile.
         let open = tokio::task::spawn_blocking(move || {
             targets

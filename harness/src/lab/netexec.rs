@@ -1,7 +1,7 @@
 //! `svcbench lab netexec`: what the lab runs for agnhost's `netexec` (the upstream e2e backend), flag-compatible
 //! for the flags svcbench and the e2e tests use: `--http-port`, `--udp-port` and `--delay-shutdown` (keep serving that
 //! many seconds after SIGTERM, so terminating endpoints really serve). HTTP: `/hostname`, `/clientip`, `/echo?msg=`,
-//! `/healthz`, `/shell?cmd=` (JSON `{"output": …}` or `{"error": …}`, as agnhost answers), `/exit?code=`, and
+//! `/healthz`, `/dial?request=&host=&port=` (this pod makes the request), `/shell?cmd=` (JSON `{"output": …}` or `{"error": …}`, as agnhost answers), `/exit?code=`, and
 //! `NOW: <time>` on any other path. UDP: `hostname`, `echo <text>`, `clientip`.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
@@ -81,6 +81,59 @@ pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// agnhost's `/dial?request=PATH&protocol=http&host=H&port=P&tries=N`: this pod GETs `http://H:P/PATH` N times
+/// and answers `{"responses": [body…], "errors": [error…]}` — how e2e tests (and svcbench's kube target) probe from a
+/// backend pod, for hairpin and source-IP checks.
+async fn dial<B>(req: &Request<B>) -> (StatusCode, String) {
+    let (Some(host), Some(port)) = (query(req, "host"), query(req, "port").and_then(|p| p.parse::<u16>().ok())) else {
+        return (StatusCode::BAD_REQUEST, "host and port are required".into());
+    };
+    let protocol = query(req, "protocol").unwrap_or_else(|| "http".into());
+    if protocol != "http" {
+        return (StatusCode::BAD_REQUEST, format!("unsupported protocol {protocol}"));
+    }
+    let request = query(req, "request").unwrap_or_default();
+    let tries = query(req, "tries").and_then(|t| t.parse::<u32>().ok()).unwrap_or(1).clamp(1, 100);
+    let (mut responses, mut errors) = (Vec::new(), Vec::new());
+    for _ in 0..tries {
+        match tokio::time::timeout(Duration::from_secs(5), get(&host, port, &request)).await {
+            Ok(Ok(body)) => responses.push(body),
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => {
+                errors.push(format!("Get \"http://{host}:{port}/{request}\": context deadline exceeded (timeout)"))
+            }
+        }
+    }
+    let mut answer = serde_json::Map::new();
+    if !responses.is_empty() {
+        answer.insert("responses".into(), serde_json::json!(responses));
+    }
+    if !errors.is_empty() {
+        answer.insert("errors".into(), serde_json::json!(errors));
+    }
+    (StatusCode::OK, serde_json::Value::Object(answer).to_string())
+}
+
+/// One GET over a new connection; the body as text.
+async fn get(host: &str, port: u16, path: &str) -> Result<String, String> {
+    use http_body_util::{BodyExt, Empty};
+    let url = format!("http://{host}:{port}/{path}");
+    let stream =
+        tokio::net::TcpStream::connect((host, port)).await.map_err(|e| format!("Get \"{url}\": dial tcp: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let driver = tokio::spawn(conn);
+    let request = Request::get(format!("/{path}"))
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let body = response.into_body().collect().await.map_err(|e| format!("Get \"{url}\": {e}"))?.to_bytes();
+    driver.abort();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -100,6 +153,7 @@ async fn handle(
             };
             (StatusCode::OK, body.to_string())
         }
+        "/dial" => dial(&req).await,
         "/exit" => {
             let code = query(&req, "code").and_then(|c| c.parse().ok()).unwrap_or(0);
             let _ = exit.try_send(code);

@@ -124,7 +124,10 @@ impl PodHandle {
 
 /// The sandbox: network namespace, address, directory. Removed on drop.
 struct Sandbox {
-    netns: Netns,
+    /// The pod's own namespace; `None` for a `hostNetwork` pod, which runs in the node's.
+    own_netns: Option<Netns>,
+    /// The namespace its containers join.
+    netns: String,
     ip: Ipv4Addr,
     dir: PathBuf,
     runtime: Arc<Runtime>,
@@ -133,14 +136,23 @@ struct Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        self.runtime.release_ip(self.ip);
+        if self.own_netns.is_some() {
+            self.runtime.release_ip(self.ip);
+        }
     }
 }
 
 fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        // kubelet gives a host-network pod the node's network namespace and address.
+        let dir = pod_dir(rt, pod)?;
+        return Ok(Sandbox { own_netns: None, netns: rt.node.netns.clone(), ip: rt.node.ip, dir, runtime: rt.clone() });
+    }
     let ip = rt.allocate_ip()?;
     match wire_sandbox(rt, pod, ip) {
-        Ok((netns, dir)) => Ok(Sandbox { netns, ip, dir, runtime: rt.clone() }),
+        Ok((netns, dir)) => {
+            Ok(Sandbox { netns: netns.name().to_owned(), own_netns: Some(netns), ip, dir, runtime: rt.clone() })
+        }
         Err(e) => {
             rt.release_ip(ip);
             Err(e)
@@ -176,12 +188,17 @@ fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr) -> anyhow::Result<(Netns,
             "route add default via 169.254.1.1 dev eth0".into(),
         ],
     )?;
+    Ok((netns, pod_dir(rt, pod)?))
+}
+
+/// The pod's directory (overlay for /etc, volumes, logs).
+fn pod_dir(rt: &Runtime, pod: &Pod) -> anyhow::Result<PathBuf> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let dir = rt.ctx.state_dir.join("pods").join(&uid);
     for sub in ["etc-upper", "etc-work", "volumes", "logs"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
-    Ok((netns, dir))
+    Ok(dir)
 }
 
 /// One container's process and readiness.
@@ -335,10 +352,10 @@ fn start_container(
     container: &Container,
     launch: &images::Launch,
 ) -> anyhow::Result<Supervised> {
-    let hostname = files::pod_hostname(pod);
+    // A host-network pod shares the node's UTS namespace too: its hostname is the node's.
+    let hostname = if sandbox.own_netns.is_none() { rt.node.name.clone() } else { files::pod_hostname(pod) };
     let mut cmd = Command::new(&rt.ctx.svcbench);
-    cmd.args(["lab", "pod-exec", "--netns", sandbox.netns.name(), "--hostname", &hostname, "--pod-dir"])
-        .arg(&sandbox.dir);
+    cmd.args(["lab", "pod-exec", "--netns", &sandbox.netns, "--hostname", &hostname, "--pod-dir"]).arg(&sandbox.dir);
     for bind in binds {
         cmd.arg("--bind").arg(bind);
     }

@@ -418,6 +418,7 @@ mod tests {
             port: 80,
             target_port: TargetPort::Number(8080),
             protocol: Protocol::Tcp,
+            node_port: None,
         };
         let sel: BTreeMap<String, String> = [("app".to_owned(), "web".to_owned())].into();
         s.services.insert(
@@ -455,6 +456,7 @@ mod tests {
                     ports: vec![],
                     hostname: None,
                     subdomain: None,
+                    node: 0,
                 },
             );
         }

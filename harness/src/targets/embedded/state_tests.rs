@@ -1,6 +1,7 @@
 //! Tests of the control plane's snapshot: the EndpointSlice controller, the proxy table, incremental reconcile.
 
 use super::*;
+use crate::scenario::Protocol;
 
 fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
     Pod {
@@ -13,6 +14,7 @@ fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
         ports,
         hostname: None,
         subdomain: None,
+        node: 0,
     }
 }
 
@@ -25,6 +27,8 @@ fn service(cluster_ip: Option<Ipv4Addr>, app: &str, ports: Vec<ServicePortView>)
         session_affinity: None,
         external_name: None,
         shadow_vip: None,
+        exposure: Exposure::default(),
+        health_check_node_port: None,
     }
 }
 
@@ -42,12 +46,13 @@ fn named_target_port_resolves_per_pod_and_not_ready_is_kept() {
             port: 80,
             target_port: TargetPort::Name("web".into()),
             protocol: Protocol::Tcp,
+            node_port: None,
         }],
     );
     let mut pods = BTreeMap::new();
     pods.insert(key("a"), pod(2, true, 1, vec![ContainerPort { name: Some("web".into()), port: 8080 }]));
     pods.insert(key("b"), pod(3, false, 2, vec![ContainerPort { name: Some("web".into()), port: 9090 }]));
-    let slices = endpoint_slices(&key("svc"), &svc, &pods, &Faults::default());
+    let slices = endpoint_slices(&key("svc"), &svc, &pods, &[], &Faults::default());
     assert_eq!(slices.len(), 2);
     let ports: BTreeSet<u16> = slices.iter().map(|s| s.ports[0].port).collect();
     assert_eq!(ports, [8080, 9090].into());
@@ -61,9 +66,15 @@ fn empty_selector_match_gives_one_empty_slice_and_no_backends() {
     let svc = service(
         Some(Ipv4Addr::new(127, 1, 0, 20)),
         "none",
-        vec![ServicePortView { name: None, port: 80, target_port: TargetPort::Number(80), protocol: Protocol::Tcp }],
+        vec![ServicePortView {
+            name: None,
+            port: 80,
+            target_port: TargetPort::Number(80),
+            protocol: Protocol::Tcp,
+            node_port: None,
+        }],
     );
-    let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new(), &Faults::default());
+    let slices = endpoint_slices(&key("svc"), &svc, &BTreeMap::new(), &[], &Faults::default());
     assert_eq!(slices.len(), 1);
     assert!(slices[0].endpoints.is_empty());
     let table =
@@ -117,6 +128,7 @@ fn incremental_reconcile_matches_full_recompute() {
                         port: 80,
                         target_port: if named { TargetPort::Name("web".into()) } else { TargetPort::Number(8080) },
                         protocol: Protocol::Tcp,
+                        node_port: None,
                     }],
                 );
                 svc.publish_not_ready = rng.random_bool(0.2);
