@@ -27,6 +27,7 @@ fn snapshot() -> Snapshot {
         port: 80,
         target_port: TargetPort::Number(80),
         protocol: Protocol::Tcp,
+        node_port: None,
     };
     for d in 0..100u32 {
         let selector: BTreeMap<String, String> = [("app".to_owned(), format!("w{d}"))].into();
@@ -44,6 +45,7 @@ fn snapshot() -> Snapshot {
                     ports: vec![],
                     hostname: None,
                     subdomain: None,
+                    node: p % 2,
                 },
             );
         }

@@ -136,7 +136,10 @@ pub fn start(
     dir: &Path,
     lab: &str,
 ) -> anyhow::Result<Supervised> {
-    netns::ip_batch(node_ns, &[format!("addr add {LOCAL_DNS}/32 dev {INTERFACE}")])?;
+    // `scope host`: on `lo` (ifindex 1) a global address would be the first the kernel picks as the source of
+    // masqueraded traffic to local pods; node-cache's dummy interface comes after eth0 and never is. The address is
+    // still local, so queries to it are delivered.
+    netns::ip_batch(node_ns, &[format!("addr add {LOCAL_DNS}/32 dev {INTERFACE} scope host")])?;
     for rule in rules() {
         let (table, rest) = rule.split_first().context("empty rule")?;
         let out = control_plane::in_ns(node_ns, Path::new("iptables"))

@@ -9,6 +9,7 @@ pub mod names;
 pub mod nodes;
 pub mod plan;
 pub mod raw_nodes;
+pub mod raw_traffic;
 pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};

@@ -117,11 +117,11 @@ pub async fn reconcile(
             };
             if !snap.health.contains_key(&addr) {
                 health.remove(&addr);
-            } else if !health.contains_key(&addr) {
+            } else if let std::collections::hash_map::Entry::Vacant(slot) = health.entry(addr) {
                 match ports.bind_tcp(addr) {
                     Ok(l) => {
                         let task = tracker.spawn(super::health::serve(l, addr, snapshots.clone(), tracker.clone()));
-                        health.insert(addr, AbortOnDrop(task));
+                        slot.insert(AbortOnDrop(task));
                     }
                     Err(e) => tracing::warn!(%addr, error = %e, "health check node port cannot listen"),
                 }

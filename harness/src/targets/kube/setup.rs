@@ -148,7 +148,7 @@ impl KubeTarget {
     /// Makes sure the namespace's agent pod exists and is ready; explains image pull failures and stuck pods.
     pub(super) async fn ensure_agent(&self, ns: &str, placement: &objects::AgentPlacement) -> Result<(), TargetError> {
         let key = format!("{ns}/{}", placement.name);
-        if self.agents.lock().expect("agents lock").iter().any(|a| *a == key) {
+        if self.agents.lock().expect("agents lock").contains(&key) {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
