@@ -106,8 +106,33 @@ pub struct DnsAnswer {
     pub soa_in_authority: bool,
     /// TTLs of the answer records.
     pub ttls: Vec<u32>,
+    /// Owner names of the answer records (lower case, absolute), in the order of `records`.
+    #[serde(default)]
+    pub owners: Vec<String>,
+    /// Owner name of the authority section's SOA, if any (lower case, absolute).
+    #[serde(default)]
+    pub soa_owner: Option<String>,
     /// Transport that produced the answer (`udp`, or `tcp` after truncation or on request).
     pub transport: Transport,
+}
+
+impl DnsAnswer {
+    /// Answer records whose owner is neither the asked name nor the target of a CNAME in the answer (RFC 1034
+    /// §4.3.2: an answer holds the asked name's records, or a CNAME chain from it), as `owner: record` lines.
+    pub fn stray_owners(&self) -> Vec<String> {
+        let asked = self.name.to_ascii_lowercase();
+        let mut allowed = vec![if asked.ends_with('.') { asked } else { format!("{asked}.") }];
+        allowed.extend(self.records.iter().filter_map(|r| match r {
+            DnsRecord::Cname { target } => Some(target.to_ascii_lowercase()),
+            _ => None,
+        }));
+        self.owners
+            .iter()
+            .zip(&self.records)
+            .filter(|(owner, _)| !allowed.contains(&owner.to_ascii_lowercase()))
+            .map(|(owner, record)| format!("{owner} {record}"))
+            .collect()
+    }
 }
 
 /// A full resolver lookup: every candidate tried, and the final outcome.
@@ -294,6 +319,12 @@ fn classify(name: &str, rtype: RecordType, reply: &Message, transport: Transport
         authoritative: reply.metadata.authoritative,
         soa_in_authority: reply.authorities.iter().any(|r| r.record_type() == RecordType::SOA),
         ttls: answers.iter().map(|r| r.ttl).collect(),
+        owners: answers.iter().map(|r| r.name.to_ascii().to_ascii_lowercase()).collect(),
+        soa_owner: reply
+            .authorities
+            .iter()
+            .find(|r| r.record_type() == RecordType::SOA)
+            .map(|r| r.name.to_ascii().to_ascii_lowercase()),
         transport,
     }
 }

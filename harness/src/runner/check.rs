@@ -10,7 +10,10 @@ use super::{
     pods::{pod_ip, pod_ips},
 };
 use crate::{
-    probe::{ProbeRequest, ProbeResponse, dns::DnsRecord},
+    probe::{
+        ProbeRequest, ProbeResponse,
+        dns::{DnsAnswer, DnsRecord},
+    },
     scenario::{Check, DnsQueryName, ExpectedRecord, PodSet, Rcode},
     targets::{Target, TargetError},
 };
@@ -359,6 +362,27 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
                 expected.insert("min_ttl".into(), json!(min));
             }
+            // Owner names, for every answer: the asked name or a CNAME target; the negative answers' SOA at the zone.
+            let stray: Vec<String> = lookup.tried.iter().flat_map(DnsAnswer::stray_owners).collect();
+            if !stray.is_empty() {
+                problems.push(format!("answer records owned by names other than the asked one: {}", stray.join(", ")));
+            }
+            if *authority_soa {
+                let zone = candidates::normalize(&target.cluster_domain());
+                let in_zone = |n: &str| n == zone || n.ends_with(&format!(".{zone}"));
+                let misplaced: Vec<String> = lookup
+                    .tried
+                    .iter()
+                    .filter(|t| in_zone(&candidates::normalize(&t.name)))
+                    .filter_map(|t| {
+                        let owner = t.soa_owner.as_ref()?;
+                        (candidates::normalize(owner) != zone).then(|| format!("{} (SOA at {owner})", t.name))
+                    })
+                    .collect();
+                if !misplaced.is_empty() {
+                    problems.push(format!("SOA not at the zone apex {zone}: {}", misplaced.join(", ")));
+                }
+            }
             if *authority_soa {
                 let bare: Vec<&str> = lookup
                     .tried
@@ -382,6 +406,8 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                     "transport": t.transport,
                     "authoritative": t.authoritative,
                     "soa_in_authority": t.soa_in_authority,
+                    "owners": t.owners,
+                    "soa_owner": t.soa_owner,
                 })).collect::<Vec<_>>(),
             });
             Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; ")))

@@ -45,7 +45,12 @@ struct Ctx<'a> {
     zone: Name,
     qname: &'a Name,
     qtype: RecordType,
+    /// In-zone CNAMEs followed to get here.
+    depth: u8,
 }
+
+/// Most in-zone ExternalName CNAMEs one answer follows (a loop of ExternalNames ends here).
+const MAX_CNAME_DEPTH: u8 = 8;
 
 impl Ctx<'_> {
     fn ttl(&self) -> u32 {
@@ -88,7 +93,7 @@ pub fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
     let mut result = if faults.has(Fault::DnsCaseSensitive) && qname.to_ascii().chars().any(|c| c.is_ascii_uppercase())
     {
         let zone = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
-        Ctx { snap, zone, qname, qtype }.nxdomain()
+        Ctx { snap, zone, qname, qtype, depth: 0 }.nxdomain()
     } else {
         correct_answer(snap, qname, qtype)
     };
@@ -113,9 +118,15 @@ fn root_soa() -> Record {
 }
 
 fn correct_answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswer {
-    let zone = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
+    answer_at(snap, qname, qtype, 0)
+}
+
+fn answer_at(snap: &Snapshot, qname: &Name, qtype: RecordType, depth: u8) -> ZoneAnswer {
     let lower = qname.to_lowercase();
-    let ctx = Ctx { snap, zone: zone.clone(), qname, qtype };
+    let canonical = Name::from_ascii(format!("{}.", snap.cluster_domain)).unwrap_or_else(|_| Name::root());
+    // The zone as the question spells it, so the SOA's owner echoes the question's case.
+    let zone = if canonical.zone_of(&lower) { qname.trim_to(usize::from(canonical.num_labels())) } else { canonical };
+    let ctx = Ctx { snap, zone: zone.clone(), qname, qtype, depth };
     let labels: Vec<String> = lower.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
     if let Some(ip) = reverse_ipv4(&labels) {
         return reverse(&ctx, ip);
@@ -136,6 +147,8 @@ fn correct_answer(snap: &Snapshot, qname: &Name, qtype: RecordType) -> ZoneAnswe
             ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), ctx.ttl(), RData::NS(NS(ctx.name("ns.dns"))))])
         }
         ["dns-version"] => ctx.records(vec![ctx.record(RData::TXT(TXT::new(vec!["1.1.0".into()])))]),
+        // The apex NS target: the cluster DNS address, as CoreDNS answers with kube-dns's ClusterIP.
+        ["ns", "dns"] => ctx.records(snap.dns_ip.map(|ip| ctx.record(address(IpAddr::V4(ip)))).into_iter().collect()),
         ["svc"] => ctx.records(Vec::new()),
         [ns, "svc"] => {
             if snap.namespaces.contains(*ns) {
@@ -191,13 +204,15 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
             return ctx.nxdomain();
         }
         let target = Name::from_ascii(format!("{external}.")).unwrap_or_else(|_| Name::root());
-        // A CNAME answers every type; the resolver follows it (outside the cluster, so no further records here).
-        return ZoneAnswer {
-            rcode: ResponseCode::NoError,
-            authoritative: true,
-            answers: vec![ctx.record(RData::CNAME(CNAME(target)))],
-            soa: None,
-        };
+        let cname = ctx.record(RData::CNAME(CNAME(target.clone())));
+        // A CNAME answers every type. A target outside the zone is the resolver's to follow; one inside it is
+        // answered here too, as CoreDNS does (a client then gets the address in one answer).
+        if !ctx.zone.zone_of(&target.to_lowercase()) || ctx.depth >= MAX_CNAME_DEPTH || target == *ctx.qname {
+            return ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: vec![cname], soa: None };
+        }
+        let mut chased = answer_at(ctx.snap, &target, ctx.qtype, ctx.depth + 1);
+        chased.answers.insert(0, cname);
+        return chased;
     }
     if let (Some(vip), true) = (svc.shadow_vip, ctx.snap.faults.has(Fault::DnsHeadlessAnswersVip)) {
         return ctx.records(vec![ctx.record(address(IpAddr::V4(vip)))]);
@@ -227,10 +242,17 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
 
 fn endpoint(ctx: &Ctx<'_>, key: &ObjectRef, host: &str) -> ZoneAnswer {
     let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
-    if svc.cluster_ip.is_none()
-        && let Some((ip, _)) = dns_endpoints(ctx.snap, key).into_iter().find(|(_, h)| h == host)
-    {
-        return ctx.records(vec![ctx.record(address(ip))]);
+    if svc.cluster_ip.is_none() {
+        // Every endpoint with this hostname: pods may share one (the spec asks for one A per address).
+        let ips: Vec<Record> = dns_endpoints(ctx.snap, key)
+            .into_iter()
+            .filter(|(_, h)| h.eq_ignore_ascii_case(host))
+            .map(|(ip, _)| ctx.record(address(ip)))
+            .take(if ctx.snap.faults.has(Fault::DnsOneRecordPerHostname) { 1 } else { usize::MAX })
+            .collect();
+        if !ips.is_empty() {
+            return ctx.records(ips);
+        }
     }
     // `_tcp.<svc>...` is an empty non-terminal when the service has a named port of that protocol.
     if let Some(proto) = host.strip_prefix('_')
@@ -259,17 +281,19 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
         Some(_) => {
             let weight = 100 / u16::try_from(ports.len()).unwrap_or(u16::MAX).max(1);
             for p in &ports {
-                let owner = srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
                 let mut port = p.port;
                 if ctx.snap.faults.has(Fault::DnsSrvUsesTargetPort) {
                     let slices = ctx.snap.slices.get(key).into_iter().flat_map(|v| v.iter());
                     port = slices.flat_map(|s| &s.ports).find(|sp| sp.name == p.name).map_or(port, |sp| sp.port);
                 }
-                records.push(Record::from_rdata(
-                    owner,
-                    ctx.ttl(),
-                    RData::SRV(SRV::new(0, weight.max(1), port, svc_name.clone())),
-                ));
+                // The owner is the name asked, `_port._proto.<svc>` or the bare service name (RFC 1034 §4.3.2).
+                let mut record = ctx.record(RData::SRV(SRV::new(0, weight.max(1), port, svc_name.clone())));
+                if filter.is_none() && ctx.snap.faults.has(Fault::DnsSrvOwnerIsPortName) {
+                    let name = p.name.as_deref().unwrap_or_default();
+                    record.name =
+                        ctx.name(&format!("_{name}._{}.{}.{}.svc", p.protocol.label(), key.name, key.namespace));
+                }
+                records.push(record);
             }
         }
         None => {
@@ -289,13 +313,11 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
                         let host =
                             eps.iter().find(|(ip, _)| *ip == ep.address).map(|(_, h)| h.clone()).unwrap_or_default();
                         let target = ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace));
-                        let owner =
-                            srv_owner(ctx, filter, p.name.as_deref().unwrap_or_default(), p.protocol.label(), key);
-                        records.push(Record::from_rdata(
-                            owner,
-                            ctx.ttl(),
-                            RData::SRV(SRV::new(0, (100 / n).max(1), ep_port.port, target)),
-                        ));
+                        let record = ctx.record(RData::SRV(SRV::new(0, (100 / n).max(1), ep_port.port, target)));
+                        // Endpoints sharing a hostname give identical records: an RRset holds each once (RFC 2181 §5).
+                        if !records.contains(&record) {
+                            records.push(record);
+                        }
                     }
                 }
             }
@@ -305,14 +327,6 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
         return ctx.records(Vec::new());
     }
     ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: records, soa: None }
-}
-
-fn srv_owner(ctx: &Ctx<'_>, filter: Option<(&str, &str)>, port: &str, proto: &str, key: &ObjectRef) -> Name {
-    if filter.is_some() {
-        ctx.qname.clone()
-    } else {
-        ctx.name(&format!("_{port}._{proto}.{}.{}.svc", key.name, key.namespace))
-    }
 }
 
 fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {

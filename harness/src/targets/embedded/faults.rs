@@ -67,11 +67,15 @@ pub enum Fault {
     ProxyNoHairpin,
     /// The health check node port answers 200 also on nodes without local endpoints.
     HealthCheckAlwaysHealthy,
+    /// SRV records asked at the bare service name are owned by `_<port>._<proto>.<service>…`, not the name asked.
+    DnsSrvOwnerIsPortName,
+    /// Pods sharing a hostname get one A record for that name instead of one each.
+    DnsOneRecordPerHostname,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 28] = [
+    pub const ALL: [Fault; 30] = [
         Fault::DnsServesNotReady,
         Fault::DnsHeadlessAnswersVip,
         Fault::DnsNxdomainNodataSwapped,
@@ -100,6 +104,8 @@ impl Fault {
         Fault::ProxyNodePortFirstNodeOnly,
         Fault::ProxyNoHairpin,
         Fault::HealthCheckAlwaysHealthy,
+        Fault::DnsSrvOwnerIsPortName,
+        Fault::DnsOneRecordPerHostname,
     ];
 
     /// The kebab-case name used on the command line.

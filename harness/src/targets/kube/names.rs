@@ -119,6 +119,8 @@ impl NamespaceMap {
                 for t in &mut lookup.tried {
                     t.name = self.name_to_logical(&t.name);
                     t.records = std::mem::take(&mut t.records).into_iter().map(|r| self.record_to_logical(r)).collect();
+                    t.owners = t.owners.iter().map(|o| self.name_to_logical(o)).collect();
+                    t.soa_owner = t.soa_owner.as_deref().map(|o| self.name_to_logical(o));
                 }
                 ProbeResponse::Dns(lookup)
             }
