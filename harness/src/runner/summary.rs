@@ -29,7 +29,16 @@ pub fn action(a: &Action) -> String {
                     format!("{}{}→{target}", p.name.as_ref().map(|n| format!("{n}:")).unwrap_or_default(), p.port)
                 })
                 .collect();
-            format!("expose {}{} on {}", s.object, if s.headless { " (headless)" } else { "" }, ports.join(", "))
+            if let Some(target) = &s.external_name {
+                return format!("create ExternalName {} → {target}", s.object);
+            }
+            let kind = match (s.headless, s.exposure.service_type) {
+                (true, _) => " (headless)".to_owned(),
+                (false, crate::scenario::ServiceType::ClusterIP) => String::new(),
+                (false, t) => format!(" ({t:?})"),
+            };
+            let on = if ports.is_empty() { "with no ports".to_owned() } else { format!("on {}", ports.join(", ")) };
+            format!("expose {}{kind} {on}", s.object)
         }
         Action::Scale { deployment, replicas } => format!("scale {deployment} to {replicas}"),
         Action::SetPodReady { pod, ready } => {

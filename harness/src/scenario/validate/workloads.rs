@@ -318,8 +318,10 @@ impl Validator {
                     });
                 }
             }
+            // A headless Service may have no ports: DNS still names its endpoints (the API allows it).
+            (None, None) if e.cluster_ip.as_ref().is_some_and(|c| c.value == "None") => {}
             _ => {
-                self.err(at, "expose needs exactly one of `port` or a non-empty `ports` list");
+                self.err(at, "expose needs exactly one of `port` or a non-empty `ports` list (only a headless service may have none)");
                 return None;
             }
         }
