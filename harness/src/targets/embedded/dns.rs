@@ -10,9 +10,9 @@ use std::{
 use hickory_server::{
     net::runtime::Time,
     proto::{
-        op::{Edns, Metadata, ResponseCode},
+        op::{Edns, Metadata, OpCode, ResponseCode},
         rr::{
-            Name, RData, Record, RecordType,
+            DNSClass, Name, RData, Record, RecordType,
             rdata::{A, CNAME, NS, PTR, SOA, SRV, TXT},
         },
     },
@@ -374,6 +374,33 @@ impl RequestHandler for ClusterDns {
                 Err(_) => serve_failed(request),
             };
         };
+        // What an authoritative server answers that it does not serve (RFC 1035 §4.1.1, RFC 6891 §6.1.3): other
+        // opcodes are not implemented, other classes are not its zone, and an EDNS version above 0 is BADVERS.
+        let refusal = if request.metadata.op_code != OpCode::Query {
+            Some(ResponseCode::NotImp)
+        } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            Some(ResponseCode::BADVERS)
+        } else if info.query.query_class() != DNSClass::IN {
+            Some(ResponseCode::Refused)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            let mut builder = MessageResponseBuilder::from_message_request(request);
+            let edns = request.edns.as_ref().map(|_| {
+                let mut e = Edns::new();
+                e.set_max_payload(1232);
+                e
+            });
+            if let Some(e) = &edns {
+                builder.edns(e);
+            }
+            let msg = builder.error_msg(&request.metadata, code);
+            return match response_handle.send_response(msg).await {
+                Ok(info) => info,
+                Err(_) => serve_failed(request),
+            };
+        }
         let snap = self.snapshot.borrow().clone();
         let result = answer(&snap, info.query.original().name(), info.query.query_type());
         let mut metadata = Metadata::response_from_request(&request.metadata);
