@@ -112,6 +112,9 @@ pub struct DnsAnswer {
     /// Owner name of the authority section's SOA, if any (lower case, absolute).
     #[serde(default)]
     pub soa_owner: Option<String>,
+    /// Address records (A/AAAA) of the additional section.
+    #[serde(default)]
+    pub additional: Vec<DnsRecord>,
     /// Transport that produced the answer (`udp`, or `tcp` after truncation or on request).
     pub transport: Transport,
 }
@@ -325,6 +328,12 @@ fn classify(name: &str, rtype: RecordType, reply: &Message, transport: Transport
             .iter()
             .find(|r| r.record_type() == RecordType::SOA)
             .map(|r| r.name.to_ascii().to_ascii_lowercase()),
+        additional: reply
+            .additionals
+            .iter()
+            .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+            .map(|r| DnsRecord::from_rdata(&r.data))
+            .collect(),
         transport,
     }
 }

@@ -268,6 +268,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             transport,
             rcodes,
             records,
+            additional,
             candidates,
             min_ttl,
             authority_soa,
@@ -329,6 +330,25 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                     problems.push(format!("records: {}", parts.join("; ")));
                 }
                 expected.insert("records".into(), json!(want.iter().map(ToString::to_string).collect::<Vec<_>>()));
+            }
+            if let Some(additional) = additional {
+                let mut want = Vec::new();
+                for r in additional {
+                    match expected_records(target, r).await? {
+                        Ok(recs) => want.extend(recs),
+                        Err(why) => problems.push(why),
+                    }
+                }
+                let got: Vec<DnsRecord> = lookup.tried.last().map(|t| t.additional.clone()).unwrap_or_default();
+                let (missing, unexpected) = match_records(&want, &got);
+                if !missing.is_empty() || !unexpected.is_empty() {
+                    problems.push(format!(
+                        "additional section: missing [{}], unexpected [{}]",
+                        missing.join(", "),
+                        unexpected.join(", ")
+                    ));
+                }
+                expected.insert("additional".into(), json!(want.iter().map(ToString::to_string).collect::<Vec<_>>()));
             }
             if let Some(cands) = candidates {
                 let want: Vec<String> = cands.iter().map(|c| candidates::normalize(c)).collect();
@@ -407,6 +427,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                     "authoritative": t.authoritative,
                     "soa_in_authority": t.soa_in_authority,
                     "owners": t.owners,
+                    "additional": t.additional.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "soa_owner": t.soa_owner,
                 })).collect::<Vec<_>>(),
             });

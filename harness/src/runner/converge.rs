@@ -60,6 +60,7 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
                 transport: Transport::Udp,
                 rcodes,
                 records,
+                additional: None,
                 candidates: None,
                 min_ttl: None,
                 authority_soa: false,

@@ -244,6 +244,8 @@ pub enum Check {
         rcodes: Vec<Rcode>,
         /// Exact final record set (when given).
         records: Option<Vec<ExpectedRecord>>,
+        /// Exact address records of the final answer's additional section (when given).
+        additional: Option<Vec<ExpectedRecord>>,
         /// Exact candidate list (when given).
         candidates: Option<Vec<String>>,
         /// Minimum TTL of answer records.

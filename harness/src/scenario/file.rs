@@ -445,6 +445,9 @@ pub struct RawExpectDns {
     /// The exact record set of the final answer.
     #[serde(default)]
     pub records: Option<Vec<Spanned<RawRecord>>>,
+    /// The exact address records of the final answer's additional section (SRV and NS targets' addresses).
+    #[serde(default)]
+    pub additional: Option<Vec<Spanned<RawRecord>>>,
     /// The exact list of names the resolver tried, in order.
     #[serde(default)]
     pub candidates: Option<Vec<String>>,

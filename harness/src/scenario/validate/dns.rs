@@ -76,6 +76,16 @@ impl Validator {
                 Some(out)
             }
         };
+        let additional = match &e.additional {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for r in list {
+                    out.push(self.record(&from, r, QueryType::A)?);
+                }
+                Some(out)
+            }
+        };
         if records.is_none() && rcodes.is_empty() && e.candidates.is_none() {
             self.err(at, "expectDns needs at least one of `rcode`, `records`, `candidates`");
             return None;
@@ -99,6 +109,7 @@ impl Validator {
                 transport,
                 rcodes,
                 records,
+                additional,
                 candidates: e.candidates.clone(),
                 min_ttl: e.min_ttl,
                 authority_soa: e.authority_soa,

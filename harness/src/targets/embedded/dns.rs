@@ -38,6 +38,8 @@ pub struct ZoneAnswer {
     pub answers: Vec<Record>,
     /// SOA for the authority section (negative answers).
     pub soa: Option<Record>,
+    /// Additional section: the addresses of in-zone SRV and NS targets, as CoreDNS adds them.
+    pub additional: Vec<Record>,
 }
 
 struct Ctx<'a> {
@@ -74,7 +76,13 @@ impl Ctx<'_> {
     }
 
     fn nxdomain(&self) -> ZoneAnswer {
-        ZoneAnswer { rcode: ResponseCode::NXDomain, authoritative: true, answers: Vec::new(), soa: Some(self.soa()) }
+        ZoneAnswer {
+            rcode: ResponseCode::NXDomain,
+            authoritative: true,
+            answers: Vec::new(),
+            soa: Some(self.soa()),
+            additional: Vec::new(),
+        }
     }
 
     /// NOERROR: the records of the asked type, or NODATA with SOA when there are none.
@@ -82,7 +90,7 @@ impl Ctx<'_> {
         let answers: Vec<Record> =
             all.into_iter().filter(|r| r.record_type() == self.qtype || r.record_type() == RecordType::CNAME).collect();
         let soa = answers.is_empty().then(|| self.soa());
-        ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers, soa }
+        ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers, soa, additional: Vec::new() }
     }
 }
 
@@ -138,13 +146,17 @@ fn answer_at(snap: &Snapshot, qname: &Name, qtype: RecordType, depth: u8) -> Zon
             authoritative: false,
             answers: Vec::new(),
             soa: Some(root_soa()),
+            additional: Vec::new(),
         };
     }
     let rel = &labels[..labels.len() - usize::from(zone.num_labels())];
     let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
     match rel.as_slice() {
         [] => {
-            ctx.records(vec![ctx.soa(), Record::from_rdata(zone.clone(), ctx.ttl(), RData::NS(NS(ctx.name("ns.dns"))))])
+            let ns = Record::from_rdata(zone.clone(), ctx.ttl(), RData::NS(NS(ctx.name("ns.dns"))));
+            let mut result = ctx.records(vec![ctx.soa(), ns]);
+            result.additional = target_addresses(&ctx, &result.answers);
+            result
         }
         ["dns-version"] => ctx.records(vec![ctx.record(RData::TXT(TXT::new(vec!["1.1.0".into()])))]),
         // The apex NS target: the cluster DNS address, as CoreDNS answers with kube-dns's ClusterIP.
@@ -208,7 +220,13 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
         // A CNAME answers every type. A target outside the zone is the resolver's to follow; one inside it is
         // answered here too, as CoreDNS does (a client then gets the address in one answer).
         if !ctx.zone.zone_of(&target.to_lowercase()) || ctx.depth >= MAX_CNAME_DEPTH || target == *ctx.qname {
-            return ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: vec![cname], soa: None };
+            return ZoneAnswer {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                answers: vec![cname],
+                soa: None,
+                additional: Vec::new(),
+            };
         }
         let mut chased = answer_at(ctx.snap, &target, ctx.qtype, ctx.depth + 1);
         chased.answers.insert(0, cname);
@@ -326,7 +344,27 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
     if ctx.qtype != RecordType::SRV {
         return ctx.records(Vec::new());
     }
-    ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: records, soa: None }
+    let additional = target_addresses(ctx, &records);
+    ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: records, soa: None, additional }
+}
+
+/// The A records of the in-zone targets of `records` (SRV and NS), for the additional section.
+fn target_addresses(ctx: &Ctx<'_>, records: &[Record]) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    for record in records {
+        let target = match &record.data {
+            RData::SRV(srv) => srv.target.clone(),
+            RData::NS(ns) => ns.0.clone(),
+            _ => continue,
+        };
+        let found = answer_at(ctx.snap, &target, RecordType::A, MAX_CNAME_DEPTH);
+        for a in found.answers.into_iter().filter(|r| r.record_type() == RecordType::A) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
 }
 
 fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {
@@ -416,8 +454,13 @@ impl RequestHandler for ClusterDns {
         if let Some(e) = &edns {
             builder.edns(e);
         }
-        let msg =
-            builder.build(metadata, result.answers.iter(), std::iter::empty(), result.soa.iter(), std::iter::empty());
+        let msg = builder.build(
+            metadata,
+            result.answers.iter(),
+            std::iter::empty(),
+            result.soa.iter(),
+            result.additional.iter(),
+        );
         match response_handle.send_response(msg).await {
             Ok(info) => info,
             Err(e) => {
