@@ -161,7 +161,7 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
         notes.push(
             "NodeLocal DNSCache: k8s.io/dns (node-cache) is not served by the Go module proxy here, so its binary \
              cannot be built; the lab runs its data path instead — the add-on's Corefile on CoreDNS, node-cache's \
-             NOTRACK/ACCEPT rules, 169.254.20.10 per node (on the node's loopback, not a dummy interface: the \
+             NOTRACK/ACCEPT rules, 169.254.20.10 per node (on the node's loopback with scope host, never a masquerade source, not a dummy interface: the \
              machines the lab was built on have no dummy driver) and kubelet clusterDNS pointed at it."
                 .into(),
         );
