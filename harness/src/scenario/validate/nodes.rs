@@ -86,6 +86,10 @@ impl Validator {
         };
         let service = self.service(&default_ns, &Spanned { value: service_ref, referenced: at, defined: at })?;
         match &via.value {
+            RawVia::Named(n) if n == "dns" && matches!(from, Client::Pod { .. }) => {
+                self.err(&at, "a backend pod client dials addresses: use `via: clusterIP` or `via: {node: N}`");
+                None
+            }
             RawVia::Named(n) if n == "dns" => Some(Via::Dns),
             RawVia::Named(n) if n == "clusterIP" => Some(Via::ClusterIp { service }),
             RawVia::Named(n) => {
@@ -238,5 +242,67 @@ impl Validator {
                 local_endpoints: e.local_endpoints,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::scenario::{Check, Client, StepKind, Via, parse};
+
+    const HEAD: &str = "name: t\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: solo, replicas: 1}\n";
+
+    fn errors(steps: &str) -> String {
+        match parse(Path::new("t.yaml"), &format!("{HEAD}{steps}")) {
+            Ok(_) => panic!("accepted:\n{steps}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn node_aware_steps_are_checked_with_their_place() {
+        let e = errors("  - expose: {namespace: test, deployment: solo, port: 80, internalTrafficPolicy: Nearby}\n");
+        assert!(e.contains("t.yaml:6:") && e.contains("unknown internalTrafficPolicy `Nearby`"), "{e}");
+        let e = errors("  - expose: {namespace: test, deployment: solo, port: 80, type: NodePort, nodePort: 80}\n");
+        assert!(e.contains("node port 80 is outside 30000-32767"), "{e}");
+        let e = errors("  - expose: {namespace: test, deployment: solo, port: 80, nodePort: 30080}\n");
+        assert!(e.contains("nodePort needs `type: NodePort` or `LoadBalancer`"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  - expectConnect: {from: test, namespace: test, service: solo, port: 80, via: {node: 1}, result: connected}\n",
+        );
+        assert!(e.contains("has no node ports"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  - expectHttp: {from: {pod: {deployment: solo, index: 0}, namespace: test}, url: http://solo/hostname}\n",
+        );
+        assert!(e.contains("needs `via: clusterIP`"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  - expectHttp: {from: {pod: {deployment: solo, index: 0}, namespace: test}, url: http://solo/clientip, via: clusterIP, answeredBy: {podsOf: solo}}\n",
+        );
+        assert!(e.contains("only for the path `/hostname`"), "{e}");
+        let e =
+            errors("  - expectHealthCheck: {from: {node: 0}, namespace: test, service: solo, node: 0, status: 200}\n");
+        assert!(e.contains("does not exist"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80, type: NodePort}\n  - expectHealthCheck: {from: {node: 0}, namespace: test, service: solo, node: 0, status: 200}\n",
+        );
+        assert!(e.contains("has no health check node port"), "{e}");
+        let e = errors(
+            "  - expectConnect: {from: {node: 16}, namespace: test, service: solo, port: 80, result: refused}\n",
+        );
+        assert!(e.contains("node 16: nodes are numbered 0-15"), "{e}");
+    }
+
+    #[test]
+    fn node_clients_name_pods_in_the_dialled_services_namespace() {
+        let text = format!(
+            "{HEAD}  - expose: {{namespace: test, deployment: solo, port: 80, type: NodePort}}\n  - expectHttp: {{from: {{node: 1}}, url: http://solo.test/hostname, via: {{node: 0}}, answeredBy: {{readyPodsOf: solo, onNode: 0}}}}\n"
+        );
+        let plan = parse(Path::new("t.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        let StepKind::Assert(a) = &plan.steps.last().unwrap().kind else { panic!() };
+        let Check::Http { from, via, answered_by, .. } = &a.check else { panic!() };
+        assert_eq!(*from, Client::Node { node: 1 });
+        assert!(matches!(via, Via::NodePort { node: 0, service } if service.namespace == "test"));
+        assert!(format!("{answered_by:?}").contains("namespace: \"test\""));
     }
 }
