@@ -137,5 +137,13 @@ pub struct Exposure {
     pub health_check_node_port: Option<u16>,
 }
 
+impl Exposure {
+    /// Whether kube-proxy serves a health check node port for it (`LoadBalancer` with `externalTrafficPolicy:
+    /// Local`).
+    pub fn has_health_check(&self) -> bool {
+        self.service_type == ServiceType::LoadBalancer && self.external_traffic_policy == TrafficPolicy::Local
+    }
+}
+
 /// The range node ports are allocated from (the API server's default `--service-node-port-range`).
 pub const NODE_PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;

@@ -181,9 +181,7 @@ impl Validator {
             port.node_port = Some(asked.value);
         }
         if let Some(hc) = &e.health_check_node_port {
-            if exposure.service_type != ServiceType::LoadBalancer
-                || exposure.external_traffic_policy != TrafficPolicy::Local
-            {
+            if !exposure.has_health_check() {
                 self.err(
                     &hc.referenced,
                     "healthCheckNodePort needs `type: LoadBalancer` and `externalTrafficPolicy: Local`",
@@ -217,10 +215,7 @@ impl Validator {
         let ns = self.namespace(&e.namespace)?;
         let service = self.service(&ns, &e.service)?;
         let node = self.node_index(&e.node.referenced, e.node.value)?;
-        let exposure = self.exposures.get(&service).cloned().unwrap_or_default();
-        if exposure.service_type != ServiceType::LoadBalancer
-            || exposure.external_traffic_policy != TrafficPolicy::Local
-        {
+        if !self.exposures.get(&service).is_some_and(Exposure::has_health_check) {
             self.err(
                 &e.service.referenced,
                 format!("service `{service}` has no health check node port: it needs `type: LoadBalancer` and `externalTrafficPolicy: Local`"),

@@ -2,12 +2,10 @@
 //! [`Snapshot`] after every change for DNS and the proxy to follow.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
 };
-
-use rand::Rng;
 
 use tokio::{sync::watch, task::JoinSet};
 use tokio_util::task::TaskTracker;
@@ -24,7 +22,7 @@ use super::{
     state::{NodeInfo, Pod, Service, Snapshot},
 };
 use crate::{
-    scenario::{Action, Client, DeploymentSpec, NODE_PORT_RANGE, ObjectRef, ServiceSpec},
+    scenario::{Action, Client, DeploymentSpec, ObjectRef, ServiceSpec},
     targets::{TargetError, model::ServicePortView},
 };
 
@@ -41,8 +39,6 @@ struct Inner {
     processes: HashMap<ObjectRef, PodProcess>,
     /// The address probes in each namespace connect from (an agent pod's IP), per node.
     clients: HashMap<(String, u32), Ipv4Addr>,
-    /// Node ports (and health check node ports) in use.
-    node_ports: HashSet<u16>,
     next_seq: u64,
 }
 
@@ -127,7 +123,6 @@ impl Cluster {
                 deployments: BTreeMap::new(),
                 processes: HashMap::new(),
                 clients,
-                node_ports: HashSet::new(),
                 next_seq: 0,
             }),
             snapshots: tx,
@@ -166,11 +161,6 @@ impl Cluster {
     pub async fn wait_programmed(&self, generation: u64) {
         let mut programmed = self.programmed.clone();
         let _ = programmed.wait_for(|g| *g >= generation).await;
-    }
-
-    /// The source address of probes run from `namespace`.
-    pub fn client_ip(&self, namespace: &str) -> Option<Ipv4Addr> {
-        self.inner.lock().expect("cluster lock").clients.get(&(namespace.to_owned(), 0)).copied()
     }
 
     /// Where `client` runs: its source address, the namespace whose resolver it uses, and its place for the proxy.
@@ -353,7 +343,7 @@ impl Cluster {
                     inner.ipam.release_cluster_ip(ip);
                 }
                 for port in svc.ports.iter().filter_map(|p| p.node_port).chain(svc.health_check_node_port) {
-                    inner.node_ports.remove(&port);
+                    inner.ipam.release_node_port(port);
                 }
                 Ok(())
             }
@@ -408,6 +398,13 @@ impl Cluster {
             let (pod_key, _) = live.remove(victim.expect("non-empty"));
             self.delete_pod(inner, &pod_key, spec.termination_grace);
         }
+        // Live pods per node, for spreading new ones like the scheduler's default topology spreading.
+        let mut per_node = vec![0u32; inner.snap.nodes.len().max(1)];
+        for (_, p) in &live {
+            if let Some(n) = per_node.get_mut(p.node as usize) {
+                *n += 1;
+            }
+        }
         for _ in live.len()..want {
             let name = if spec.stateful {
                 (0..).map(|i| format!("{}-{i}", key.name)).find(|n| {
@@ -427,16 +424,12 @@ impl Cluster {
             }
             .expect("a free name exists");
             let pod_key = ObjectRef { namespace: key.namespace.clone(), name };
-            // Pinned, or spread like the scheduler's default topology spreading: the node with fewest of its pods.
-            let node = spec.node.unwrap_or_else(|| {
-                let mut per_node = vec![0u32; inner.snap.nodes.len().max(1)];
-                for (_, p) in inner.snap.deployment_pods(key).iter().filter(|(_, p)| !p.terminating) {
-                    if let Some(n) = per_node.get_mut(p.node as usize) {
-                        *n += 1;
-                    }
-                }
-                (0..per_node.len()).min_by_key(|i| (per_node[*i], *i)).unwrap_or(0) as u32
-            });
+            // Pinned, or the node with fewest of the workload's pods.
+            let node =
+                spec.node.unwrap_or_else(|| (0..per_node.len()).min_by_key(|i| (per_node[*i], *i)).unwrap_or(0) as u32);
+            if let Some(n) = per_node.get_mut(node as usize) {
+                *n += 1;
+            }
             let ip = inner.ipam.allocate_pod_ip();
             let mut listeners = Vec::new();
             for cp in &spec.ports {
@@ -504,7 +497,11 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
     let node_ports = spec.exposure.service_type.has_node_ports();
     let mut ports = Vec::new();
     for p in &spec.ports {
-        let node_port = if node_ports { Some(node_port(&mut inner.node_ports, p.node_port)?) } else { None };
+        let node_port = if node_ports {
+            Some(inner.ipam.allocate_node_port(p.node_port).map_err(TargetError::Rejected)?)
+        } else {
+            None
+        };
         ports.push(ServicePortView {
             name: p.name.clone(),
             port: p.port,
@@ -513,10 +510,8 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
             node_port,
         });
     }
-    let health_check_node_port = if spec.exposure.service_type == crate::scenario::ServiceType::LoadBalancer
-        && spec.exposure.external_traffic_policy == crate::scenario::TrafficPolicy::Local
-    {
-        Some(node_port(&mut inner.node_ports, spec.exposure.health_check_node_port)?)
+    let health_check_node_port = if spec.exposure.has_health_check() {
+        Some(inner.ipam.allocate_node_port(spec.exposure.health_check_node_port).map_err(TargetError::Rejected)?)
     } else {
         None
     };
@@ -535,25 +530,4 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
         },
     );
     Ok(())
-}
-
-/// The node port asked for, if free, or a free one at random from 30000-32767 (the API server's allocator).
-fn node_port(used: &mut HashSet<u16>, asked: Option<u16>) -> Result<u16, TargetError> {
-    if let Some(port) = asked {
-        if !used.insert(port) {
-            return Err(TargetError::Rejected(format!("node port {port} is already allocated")));
-        }
-        return Ok(port);
-    }
-    let mut rng = rand::rng();
-    for _ in 0..64 {
-        let port = rng.random_range(NODE_PORT_RANGE);
-        if used.insert(port) {
-            return Ok(port);
-        }
-    }
-    let free = NODE_PORT_RANGE.clone().find(|p| !used.contains(p));
-    let port = free.ok_or_else(|| TargetError::Rejected("the node port range is full".into()))?;
-    used.insert(port);
-    Ok(port)
 }

@@ -2,13 +2,12 @@
 //! Service with `externalTrafficPolicy: Local`, so a load balancer sends only to nodes that have endpoints: 200 with
 //! local endpoints, 503 without, and a JSON body naming the Service and the count.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Response, StatusCode, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use hyper::{Response, StatusCode};
+use tokio::{net::TcpListener, sync::watch};
 use tokio_util::task::TaskTracker;
 
 use super::state::Snapshot;
@@ -36,33 +35,14 @@ pub async fn serve(
     snapshots: watch::Receiver<Arc<Snapshot>>,
     tracker: TaskTracker,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let snapshots = snapshots.clone();
-                connections.spawn(tracker.track_future(async move {
-                    let service = service_fn(move |_req| {
-                        let (status, body) = answer(&snapshots.borrow(), addr);
-                        async move {
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .header("x-content-type-options", "nosniff")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .expect("static response parts are valid"),
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                }));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    super::pod::serve_http(listener, tracker, move |_req, _peer| {
+        let (status, body) = answer(&snapshots.borrow(), addr);
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .header("x-content-type-options", "nosniff")
+            .body(Full::new(Bytes::from(body)))
+            .expect("static response parts are valid")
+    })
+    .await;
 }

@@ -15,6 +15,8 @@ use std::{
 
 use rand::Rng;
 
+use crate::scenario::NODE_PORT_RANGE;
+
 /// Most nodes an embedded cluster has (their addresses sit between the lock and DNS).
 pub const MAX_NODES: u32 = 8;
 
@@ -66,12 +68,34 @@ impl Slot {
     }
 }
 
-/// Hands out ClusterIPs and pod IPs of one slot.
+/// Hands out ClusterIPs, pod IPs and node ports of one slot.
 #[derive(Debug)]
 pub struct Ipam {
     octet: u8,
     cluster_ips: HashSet<Ipv4Addr>,
     next_pod: u32,
+    /// Node ports and health check node ports in use.
+    node_ports: HashSet<u16>,
+}
+
+/// A free value among `candidates(range)` chosen at random, as the API server's allocators do, and marked used: 64
+/// guesses, then one scan of a nearly full range instead of guessing forever. `None` when none is free.
+fn allocate_random<T: Copy + Eq + std::hash::Hash>(
+    used: &mut HashSet<T>,
+    range: std::ops::RangeInclusive<u32>,
+    candidate: impl Fn(u32) -> Option<T>,
+) -> Option<T> {
+    let mut rng = rand::rng();
+    for _ in 0..64 {
+        if let Some(v) = candidate(rng.random_range(range.clone()))
+            && used.insert(v)
+        {
+            return Some(v);
+        }
+    }
+    let free = range.filter_map(&candidate).find(|v| !used.contains(v))?;
+    used.insert(free);
+    Some(free)
 }
 
 /// First and last offsets (within the /16) of the two ranges.
@@ -83,7 +107,7 @@ const POD_LAST: u32 = 255 * 256 + 254;
 impl Ipam {
     /// Allocator for `slot`.
     pub fn new(slot: &Slot) -> Self {
-        Self { octet: slot.octet(), cluster_ips: HashSet::new(), next_pod: POD_FIRST }
+        Self { octet: slot.octet(), cluster_ips: HashSet::new(), next_pod: POD_FIRST, node_ports: HashSet::new() }
     }
 
     fn ip(&self, offset: u32) -> Ipv4Addr {
@@ -96,19 +120,32 @@ impl Ipam {
         if self.cluster_ips.len() >= size {
             return None;
         }
-        let mut rng = rand::rng();
-        for _ in 0..64 {
-            let ip = self.ip(rng.random_range(SERVICE_FIRST..=SERVICE_LAST));
-            if ip.octets()[3] != 0 && ip.octets()[3] != 255 && self.cluster_ips.insert(ip) {
-                return Some(ip);
+        let octet = self.octet;
+        allocate_random(&mut self.cluster_ips, SERVICE_FIRST..=SERVICE_LAST, |o| {
+            let ip = Ipv4Addr::new(127, octet, (o >> 8) as u8, (o & 0xff) as u8);
+            (ip.octets()[3] != 0 && ip.octets()[3] != 255).then_some(ip)
+        })
+    }
+
+    /// The node port asked for if it is free, or a free one at random from 30000-32767.
+    ///
+    /// # Errors
+    /// The port asked for is taken, or the range is full.
+    pub fn allocate_node_port(&mut self, asked: Option<u16>) -> Result<u16, String> {
+        match asked {
+            Some(port) if self.node_ports.insert(port) => Ok(port),
+            Some(port) => Err(format!("node port {port} is already allocated")),
+            None => {
+                let range = u32::from(*NODE_PORT_RANGE.start())..=u32::from(*NODE_PORT_RANGE.end());
+                allocate_random(&mut self.node_ports, range, |p| u16::try_from(p).ok())
+                    .ok_or_else(|| "the node port range is full".to_owned())
             }
         }
-        // A nearly full range: scan once instead of guessing forever.
-        let free = (SERVICE_FIRST..=SERVICE_LAST)
-            .map(|o| self.ip(o))
-            .find(|ip| ip.octets()[3] != 0 && ip.octets()[3] != 255 && !self.cluster_ips.contains(ip))?;
-        self.cluster_ips.insert(free);
-        Some(free)
+    }
+
+    /// Returns a node port to the pool.
+    pub fn release_node_port(&mut self, port: u16) {
+        self.node_ports.remove(&port);
     }
 
     /// Returns a ClusterIP to the pool.
@@ -153,5 +190,20 @@ mod tests {
             assert!(!ipam.in_service_range(p));
             assert_eq!(p.octets()[1], a.octet());
         }
+    }
+
+    #[test]
+    fn node_ports_are_given_as_asked_or_at_random_and_never_twice() {
+        let slot = Slot::claim(None).unwrap();
+        let mut ipam = Ipam::new(&slot);
+        assert_eq!(ipam.allocate_node_port(Some(30080)), Ok(30080));
+        assert!(ipam.allocate_node_port(Some(30080)).unwrap_err().contains("already allocated"));
+        let mut seen = HashSet::from([30080]);
+        for _ in 0..500 {
+            let p = ipam.allocate_node_port(None).unwrap();
+            assert!(NODE_PORT_RANGE.contains(&p) && seen.insert(p));
+        }
+        ipam.release_node_port(30080);
+        assert_eq!(ipam.allocate_node_port(Some(30080)), Ok(30080));
     }
 }

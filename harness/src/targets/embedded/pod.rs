@@ -28,7 +28,20 @@ pub fn start(name: &str, listeners: Vec<TcpListener>, tracker: &TaskTracker) -> 
 }
 
 async fn serve(listener: TcpListener, name: Arc<str>, tracker: TaskTracker) {
-    // Connections live in this task's set so that stopping the pod also cuts them.
+    serve_http(listener, tracker, move |req, peer| {
+        let (status, body) = crate::netexec::answer(req, peer, &name);
+        crate::netexec::text_response(status, body)
+    })
+    .await;
+}
+
+/// Serves HTTP/1.1 keep-alive on `listener` until the task is aborted, answering each request with
+/// `respond(request, peer)`. Connections live in this task's set, so stopping it also cuts them, and each is tracked
+/// by `tracker`.
+pub async fn serve_http<F>(listener: TcpListener, tracker: TaskTracker, respond: F)
+where
+    F: Fn(&Request<Incoming>, SocketAddr) -> Response<Full<Bytes>> + Clone + Send + Sync + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -39,18 +52,16 @@ async fn serve(listener: TcpListener, name: Arc<str>, tracker: TaskTracker) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let name = name.clone();
+                let respond = respond.clone();
                 connections.spawn(tracker.track_future(async move {
-                    let service = service_fn(move |req| handle(req, peer, name.clone()));
+                    let service = service_fn(move |req| {
+                        let response = respond(&req, peer);
+                        async move { Ok::<_, Infallible>(response) }
+                    });
                     let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
                 }));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-}
-
-async fn handle(req: Request<Incoming>, peer: SocketAddr, name: Arc<str>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, body) = crate::netexec::answer(&req, peer, &name);
-    Ok(crate::netexec::text_response(status, body))
 }

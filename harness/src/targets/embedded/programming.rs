@@ -18,7 +18,7 @@ use std::{
 
 use super::faults::{Fault, Faults};
 use crate::{
-    scenario::{Exposure, ObjectRef, Protocol, ServiceType, TrafficPolicy},
+    scenario::{Exposure, ObjectRef, Protocol, TrafficPolicy},
     targets::model::{EndpointSliceView, ServicePortView},
 };
 
@@ -217,9 +217,7 @@ pub fn health_checks(
     nodes: &[NodeInfo],
     faults: &Faults,
 ) -> Vec<(SocketAddr, HealthEntry)> {
-    let (Some(port), ServiceType::LoadBalancer, TrafficPolicy::Local) =
-        (svc.health_check_node_port, svc.exposure.service_type, svc.exposure.external_traffic_policy)
-    else {
+    let Some(port) = svc.health_check_node_port.filter(|_| svc.exposure.has_health_check()) else {
         return Vec::new();
     };
     nodes
@@ -248,7 +246,10 @@ pub fn health_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::targets::model::{EndpointPortView, EndpointView};
+    use crate::{
+        scenario::ServiceType,
+        targets::model::{EndpointPortView, EndpointView},
+    };
 
     fn nodes() -> Vec<NodeInfo> {
         (0..2)
