@@ -90,8 +90,8 @@ struct Validator {
     capacity_reported: bool,
     /// How each live service is exposed (type, policies), for `via` and `expectHealthCheck`.
     exposures: HashMap<ObjectRef, super::nodes::Exposure>,
-    /// Node ports the scenario asks for explicitly (each once).
-    node_ports: HashSet<u16>,
+    /// Node ports the scenario asks for explicitly, and the live service holding each.
+    node_ports: HashMap<u16, ObjectRef>,
 }
 
 impl Validator {
@@ -107,7 +107,7 @@ impl Validator {
             listeners: HashMap::new(),
             capacity_reported: false,
             exposures: HashMap::new(),
-            node_ports: HashSet::new(),
+            node_ports: HashMap::new(),
         }
     }
 

@@ -122,6 +122,7 @@ impl Validator {
         &mut self,
         at: &Location,
         e: &RawExpose,
+        object: &ObjectRef,
         headless: bool,
         ports: &mut [ServicePortSpec],
     ) -> Option<Exposure> {
@@ -177,7 +178,7 @@ impl Validator {
                 self.err(&asked.referenced, "nodePort needs `type: NodePort` or `LoadBalancer`");
                 return None;
             }
-            self.node_port_free(asked)?;
+            self.node_port_free(asked, object)?;
             port.node_port = Some(asked.value);
         }
         if let Some(hc) = &e.health_check_node_port {
@@ -188,14 +189,14 @@ impl Validator {
                 );
                 return None;
             }
-            self.node_port_free(hc)?;
+            self.node_port_free(hc, object)?;
             exposure.health_check_node_port = Some(hc.value);
         }
         Some(exposure)
     }
 
-    /// A node port asked for explicitly: in range and not taken by another service of the scenario.
-    fn node_port_free(&mut self, port: &Spanned<u16>) -> Option<()> {
+    /// A node port asked for explicitly: in range and not taken by another live service of the scenario.
+    fn node_port_free(&mut self, port: &Spanned<u16>, service: &ObjectRef) -> Option<()> {
         if !NODE_PORT_RANGE.contains(&port.value) {
             self.err(
                 &port.referenced,
@@ -203,7 +204,7 @@ impl Validator {
             );
             return None;
         }
-        if !self.node_ports.insert(port.value) {
+        if self.node_ports.insert(port.value, service.clone()).is_some() {
             self.err(&port.referenced, format!("node port {} is already taken by another service", port.value));
             return None;
         }
@@ -286,6 +287,17 @@ mod tests {
             "  - expectConnect: {from: {node: 16}, namespace: test, service: solo, port: 80, result: refused}\n",
         );
         assert!(e.contains("node 16: nodes are numbered 0-15"), "{e}");
+    }
+
+    #[test]
+    fn a_deleted_services_node_port_can_be_asked_for_again() {
+        let again = "  - expose: {namespace: test, deployment: solo, port: 80, type: NodePort, nodePort: 30917}\n";
+        let text = format!("{HEAD}{again}  - deleteService: {{namespace: test, name: solo}}\n{again}");
+        parse(Path::new("t.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        let e = errors(&format!(
+            "{again}  - expose: {{namespace: test, deployment: solo, name: other, port: 80, type: NodePort, nodePort: 30917}}\n"
+        ));
+        assert!(e.contains("node port 30917 is already taken"), "{e}");
     }
 
     #[test]

@@ -81,6 +81,8 @@ impl Validator {
                 let service = self.service(&ns, &o.name)?;
                 self.services.remove(&service);
                 self.listeners.remove(&service);
+                self.exposures.remove(&service);
+                self.node_ports.retain(|_, holder| *holder != service);
                 StepKind::Action(Action::DeleteService { service })
             }
             RawStep::DeleteDeployment(o) => {

@@ -333,7 +333,7 @@ impl Validator {
                 return None;
             }
         };
-        let exposure = self.exposure(at, e, headless, &mut ports)?;
+        let exposure = self.exposure(at, e, &object, headless, &mut ports)?;
         self.exposures.insert(object.clone(), exposure.clone());
         if !headless {
             self.listeners.insert(object.clone(), ports.iter().filter(|p| p.protocol == Protocol::Tcp).count() as u32);
