@@ -5,7 +5,8 @@
 //! The rules are kube-proxy's `CategorizeEndpoints` (pkg/proxy/topology.go) and its NodePort chains:
 //! - cluster endpoints: ready ones, only those hinted for the node's zone when every ready endpoint has a hint and
 //!   one is for this zone (`trafficDistribution: PreferClose`), else all; none ready → serving terminating ones;
-//! - local endpoints (a `Local` policy): ready ones on the node, else its serving terminating ones; none → DROP;
+//! - local endpoints (a `Local` policy): ready ones on the node, else its serving terminating ones; none → DROP,
+//!   unless the Service has no usable endpoint on any node: then REJECT, as without a `Local` policy;
 //! - ClusterIP traffic is handled on the client's node; node-port traffic on the node it arrives at. With
 //!   `externalTrafficPolicy: Cluster` it is masqueraded to that node's address; with `Local` it is not, and only
 //!   traffic from outside the cluster gets the local-only rule: pods and the node itself go to cluster endpoints.
@@ -170,10 +171,14 @@ pub fn program(
     let mut out = Vec::new();
     for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
         let eps = endpoints(sp, slices);
+        // kube-proxy drops for "no local endpoints" only when some node has one (measured: with none anywhere a
+        // Local node port refuses).
+        let no_local =
+            if ready_or_terminating(&eps, |_| true, faults).is_empty() { Programmed::Reject } else { Programmed::Drop };
         let vip = SocketAddr::new(IpAddr::V4(cip), sp.port);
         // A client outside every node (`svcbench up`'s users on the host): no node, no topology, no local endpoints.
         let shared = if itp_local {
-            Programmed::Drop
+            no_local.clone()
         } else {
             forward(shared_cluster(&sp.name, &|| cluster_endpoints(&eps, None, faults)), None, Programmed::Reject)
         };
@@ -181,7 +186,7 @@ pub fn program(
         if itp_local || svc.exposure.prefer_close {
             for (i, node) in nodes.iter().enumerate() {
                 let programmed = if itp_local {
-                    forward(Arc::new(local_endpoints(&eps, node, faults)), None, Programmed::Drop)
+                    forward(Arc::new(local_endpoints(&eps, node, faults)), None, no_local.clone())
                 } else {
                     forward(Arc::new(cluster_endpoints(&eps, Some(node), faults)), None, Programmed::Reject)
                 };
@@ -197,7 +202,7 @@ pub fn program(
                 let snat = node_ip.filter(|_| faults.has(Fault::ProxySnatsLocalExternalTraffic));
                 out.push((
                     (addr, View::Shared),
-                    forward(Arc::new(local_endpoints(&eps, node, faults)), snat, Programmed::Drop),
+                    forward(Arc::new(local_endpoints(&eps, node, faults)), snat, no_local.clone()),
                 ));
                 out.push(((addr, View::Internal), forward(cluster(), None, Programmed::Reject)));
             } else {
@@ -325,6 +330,12 @@ mod tests {
         let out = run(exposure, &slice(&[(5, 0, true), (6, 0, true)], false), &Faults::default());
         assert_eq!(backends(&at(&out, [127, 9, 0, 20], 80, View::Node(0))), vec![5, 6]);
         assert_eq!(at(&out, [127, 9, 0, 20], 80, View::Node(1)), Programmed::Drop);
+        let out = run(
+            Exposure { internal_traffic_policy: TrafficPolicy::Local, ..Exposure::default() },
+            &slice(&[], false),
+            &Faults::default(),
+        );
+        assert_eq!(at(&out, [127, 9, 0, 20], 80, View::Node(1)), Programmed::Reject, "no endpoint anywhere: REJECT");
     }
 
     #[test]
