@@ -126,11 +126,16 @@ impl PodHandle {
 struct Sandbox {
     /// The pod's own namespace; `None` for a `hostNetwork` pod, which runs in the node's.
     own_netns: Option<Netns>,
-    /// The namespace its containers join.
-    netns: String,
     ip: Ipv4Addr,
     dir: PathBuf,
     runtime: Arc<Runtime>,
+}
+
+impl Sandbox {
+    /// The network namespace its containers join.
+    fn netns(&self) -> &str {
+        self.own_netns.as_ref().map_or(&self.runtime.node.netns, Netns::name)
+    }
 }
 
 impl Drop for Sandbox {
@@ -146,13 +151,11 @@ fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         // kubelet gives a host-network pod the node's network namespace and address.
         let dir = pod_dir(rt, pod)?;
-        return Ok(Sandbox { own_netns: None, netns: rt.node.netns.clone(), ip: rt.node.ip, dir, runtime: rt.clone() });
+        return Ok(Sandbox { own_netns: None, ip: rt.node.ip, dir, runtime: rt.clone() });
     }
     let ip = rt.allocate_ip()?;
     match wire_sandbox(rt, pod, ip) {
-        Ok((netns, dir)) => {
-            Ok(Sandbox { netns: netns.name().to_owned(), own_netns: Some(netns), ip, dir, runtime: rt.clone() })
-        }
+        Ok((netns, dir)) => Ok(Sandbox { own_netns: Some(netns), ip, dir, runtime: rt.clone() }),
         Err(e) => {
             rt.release_ip(ip);
             Err(e)
@@ -355,7 +358,7 @@ fn start_container(
     // A host-network pod shares the node's UTS namespace too: its hostname is the node's.
     let hostname = if sandbox.own_netns.is_none() { rt.node.name.clone() } else { files::pod_hostname(pod) };
     let mut cmd = Command::new(&rt.ctx.svcbench);
-    cmd.args(["lab", "pod-exec", "--netns", &sandbox.netns, "--hostname", &hostname, "--pod-dir"]).arg(&sandbox.dir);
+    cmd.args(["lab", "pod-exec", "--netns", sandbox.netns(), "--hostname", &hostname, "--pod-dir"]).arg(&sandbox.dir);
     for bind in binds {
         cmd.arg("--bind").arg(bind);
     }
