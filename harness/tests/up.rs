@@ -14,8 +14,8 @@ use svcbench::{
     scenario::{Rcode, Transport},
 };
 
-/// Kills the child if the test fails half-way, so no cluster outlives the test.
-struct Guard(Child);
+/// Kills the child if the test fails half-way, so no cluster outlives the test; collects what it logs.
+struct Guard(Child, Option<std::thread::JoinHandle<String>>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -58,10 +58,18 @@ fn start(dir: &std::path::Path, unprivileged: bool) -> (Guard, serde_json::Value
         .arg(&state_path)
         .env("SVCBENCH_UNPRIVILEGED_PORTS", if unprivileged { "1" } else { "0" })
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
+    let mut stderr = child.stderr.take().unwrap();
+    // Read as it comes, so a chatty child never blocks on a full pipe.
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let guard = Guard(child, Some(log));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -85,7 +93,8 @@ fn start(dir: &std::path::Path, unprivileged: bool) -> (Guard, serde_json::Value
     (guard, state, state_path)
 }
 
-fn stop(mut guard: Guard, state_path: &std::path::Path) {
+/// Stops the cluster with SIGTERM and returns what it logged.
+fn stop(mut guard: Guard, state_path: &std::path::Path) -> String {
     let pid = nix::unistd::Pid::from_raw(guard.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -98,6 +107,9 @@ fn stop(mut guard: Guard, state_path: &std::path::Path) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!state_path.exists(), "state file is removed on exit");
+    let log = guard.1.take().unwrap().join().unwrap();
+    eprint!("{log}");
+    log
 }
 
 fn check_state(state: &serde_json::Value, unprivileged: bool) {
@@ -234,4 +246,53 @@ fn up_without_privileged_ports_keeps_the_model_and_translates_sockets() {
     assert!(connect.port() >= 1024);
     run_tools(&state);
     stop(guard, &path);
+}
+
+#[test]
+fn malformed_dns_packets_get_answers_not_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (guard, state, path) = start(dir.path(), true);
+    let dns: SocketAddr = state["dns"].as_str().unwrap().parse().unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let question = b"\x05nginx\x04test\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01";
+    let header = |id: u16, flags: u16, qd: u16, an: u16, ar: u16| {
+        [
+            id.to_be_bytes(),
+            flags.to_be_bytes(),
+            qd.to_be_bytes(),
+            an.to_be_bytes(),
+            0u16.to_be_bytes(),
+            ar.to_be_bytes(),
+        ]
+        .concat()
+    };
+    let malformed: Vec<Vec<u8>> = vec![
+        vec![0x42; 5],                                                                  // shorter than a header
+        header(2, 0x0100, 2, 0, 0), // two questions counted, none sent
+        [header(3, 0x0100, 1, 0, 0), question[..question.len() - 3].to_vec()].concat(), // question cut short
+        [header(4, 0x0100, 1, 0, 0), b"\xc0\x0c\x00\x01\x00\x01".to_vec()].concat(), // name pointing at itself
+        [header(5, 0x0100, 1, 3, 0), question.to_vec()].concat(), // answers counted, none sent
+        [header(6, 0x0100, 1, 0, 1), question.to_vec(), vec![0, 0, 41]].concat(), // OPT record cut short
+    ];
+    // Each shape many times over: one log line per packet would show as hundreds.
+    for round in 0..50u8 {
+        for packet in &malformed {
+            let mut packet = packet.clone();
+            packet[0] = round;
+            socket.send_to(&packet, dns).unwrap();
+        }
+    }
+    // Drain the error answers (a full socket buffer would drop the one we wait for), then ask a good query.
+    let mut buf = [0u8; 1500];
+    socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    while socket.recv(&mut buf).is_ok() {}
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    socket.send_to(&[header(7, 0x0100, 1, 0, 0), question.to_vec()].concat(), dns).unwrap();
+    let n = socket.recv(&mut buf).expect("an answer to a good query after 300 malformed ones");
+    let answered = n >= 12 && buf[..2] == 7u16.to_be_bytes() && buf[3] & 0x0f == 0 && buf[6..8] == [0, 1];
+    assert!(answered, "a well-formed query after 300 malformed ones is answered with its record");
+    let log = stop(guard, &path);
+    let noisy: Vec<&str> = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+    assert!(noisy.len() <= 1, "300 malformed packets logged {} lines: {noisy:?}", noisy.len());
 }

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     EmbeddedConfig,
-    dns::{ClusterDns, TCP_IDLE},
+    dns_server::{ClusterDns, TCP_IDLE},
     faults::{Fault, Faults},
     ipam::{Ipam, Slot},
     names,

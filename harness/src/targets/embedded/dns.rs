@@ -1,25 +1,15 @@
 //! Cluster DNS: the Kubernetes DNS specification (schema 1.1.0) answered from the latest [`Snapshot`], served over
-//! UDP and TCP by hickory-server. [`answer`] is a pure function so the zone logic is testable without sockets.
+//! UDP and TCP by [`super::dns_server`]. [`answer`] is a pure function so the zone logic is testable without sockets.
 
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    sync::Arc,
-    time::Duration,
-};
+use std::net::{IpAddr, Ipv4Addr};
 
-use hickory_server::{
-    net::runtime::Time,
-    proto::{
-        op::{Edns, Metadata, OpCode, ResponseCode},
-        rr::{
-            DNSClass, Name, RData, Record, RecordType,
-            rdata::{A, CNAME, NS, PTR, SOA, SRV, TXT},
-        },
+use hickory_server::proto::{
+    op::ResponseCode,
+    rr::{
+        Name, RData, Record, RecordType,
+        rdata::{A, CNAME, NS, PTR, SOA, SRV, TXT},
     },
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponseBuilder,
 };
-use tokio::sync::watch;
 
 use super::{faults::Fault, state::Snapshot};
 use crate::scenario::ObjectRef;
@@ -384,101 +374,6 @@ fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {
     }
     ctx.records(targets.into_iter().map(|t| ctx.record(RData::PTR(PTR(t)))).collect())
 }
-
-/// hickory-server handler answering from the newest snapshot.
-pub struct ClusterDns {
-    snapshot: watch::Receiver<Arc<Snapshot>>,
-}
-
-impl ClusterDns {
-    /// A handler that follows `snapshot`.
-    pub fn new(snapshot: watch::Receiver<Arc<Snapshot>>) -> Self {
-        Self { snapshot }
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for ClusterDns {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let builder = MessageResponseBuilder::from_message_request(request);
-        let Ok(info) = request.request_info() else {
-            let msg = builder.error_msg(&request.metadata, ResponseCode::FormErr);
-            return match response_handle.send_response(msg).await {
-                Ok(info) => info,
-                Err(_) => serve_failed(request),
-            };
-        };
-        // What an authoritative server answers that it does not serve (RFC 1035 §4.1.1, RFC 6891 §6.1.3): other
-        // opcodes are not implemented, other classes are not its zone, and an EDNS version above 0 is BADVERS.
-        let refusal = if request.metadata.op_code != OpCode::Query {
-            Some(ResponseCode::NotImp)
-        } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            Some(ResponseCode::BADVERS)
-        } else if info.query.query_class() != DNSClass::IN {
-            Some(ResponseCode::Refused)
-        } else {
-            None
-        };
-        if let Some(code) = refusal {
-            let mut builder = MessageResponseBuilder::from_message_request(request);
-            let edns = request.edns.as_ref().map(|_| {
-                let mut e = Edns::new();
-                e.set_max_payload(1232);
-                e
-            });
-            if let Some(e) = &edns {
-                builder.edns(e);
-            }
-            let msg = builder.error_msg(&request.metadata, code);
-            return match response_handle.send_response(msg).await {
-                Ok(info) => info,
-                Err(_) => serve_failed(request),
-            };
-        }
-        let snap = self.snapshot.borrow().clone();
-        let result = answer(&snap, info.query.original().name(), info.query.query_type());
-        let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.response_code = result.rcode;
-        metadata.authoritative = result.authoritative;
-        metadata.recursion_available = true;
-        let edns = request.edns.as_ref().map(|_| {
-            let mut e = Edns::new();
-            e.set_max_payload(1232);
-            e
-        });
-        let mut builder = MessageResponseBuilder::from_message_request(request);
-        if let Some(e) = &edns {
-            builder.edns(e);
-        }
-        let msg = builder.build(
-            metadata,
-            result.answers.iter(),
-            std::iter::empty(),
-            result.soa.iter(),
-            result.additional.iter(),
-        );
-        match response_handle.send_response(msg).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "DNS response not sent");
-                serve_failed(request)
-            }
-        }
-    }
-}
-
-fn serve_failed(request: &Request) -> ResponseInfo {
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.response_code = ResponseCode::ServFail;
-    hickory_server::proto::op::Header { metadata, counts: Default::default() }.into()
-}
-
-/// How long a TCP DNS connection may stay idle.
-pub const TCP_IDLE: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 #[path = "dns_tests.rs"]

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod dns;
+pub mod dns_server;
 pub mod faults;
 pub mod health;
 pub mod ipam;
