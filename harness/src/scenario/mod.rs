@@ -14,7 +14,7 @@ pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};
 pub use plan::*;
-pub use validate::{DEFAULT_TIMEOUT, load, parse};
+pub use validate::{CLUSTER_NAMESPACES, DEFAULT_TIMEOUT, load, parse};
 
 use std::path::{Path, PathBuf};
 

@@ -74,6 +74,10 @@ struct DeploymentInfo {
     replicas: u32,
 }
 
+/// Namespaces every cluster has from the start. Steps may look into them and run clients there, but create nothing
+/// in them: a real cluster keeps what is made there, while a namespace a step created goes with the run.
+pub const CLUSTER_NAMESPACES: [&str; 2] = ["default", "kube-system"];
+
 struct Validator {
     path: PathBuf,
     errors: Vec<ScenarioError>,
@@ -99,7 +103,7 @@ impl Validator {
         Self {
             path: path.to_owned(),
             errors: Vec::new(),
-            namespaces: ["default".to_owned()].into(),
+            namespaces: CLUSTER_NAMESPACES.iter().map(|&n| n.to_owned()).collect(),
             deployments: HashMap::new(),
             services: HashMap::new(),
             default_timeout: DEFAULT_TIMEOUT,
@@ -205,6 +209,22 @@ impl Validator {
             self.err(&ns.referenced, format!("namespace `{}` is not created by an earlier step", ns.value));
             None
         }
+    }
+
+    /// A namespace that an earlier step created, for a step that creates objects in it.
+    fn own_namespace(&mut self, ns: &SpannedStr) -> Option<String> {
+        if CLUSTER_NAMESPACES.contains(&ns.value.as_str()) {
+            self.err(
+                &ns.referenced,
+                format!(
+                    "namespace `{}` belongs to the cluster: objects go in a namespace a step created, which the run \
+                     deletes (clients and lookups may still use `{}`)",
+                    ns.value, ns.value
+                ),
+            );
+            return None;
+        }
+        self.namespace(ns)
     }
 
     /// `name` or `ns/name`, defaulting to `default_ns`.
@@ -346,5 +366,39 @@ mod tests {
         };
         assert!(matches!(ready, Some(PodSet::ReadyPodsOf { replicas: 1, .. })), "{ready:?}");
         assert!(matches!(not_ready, Some(PodSet::PodsOf { replicas: 1, .. })), "{not_ready:?}");
+    }
+
+    #[test]
+    fn cluster_namespaces_exist_and_take_clients_but_no_objects() {
+        let errors = |yaml_steps: &str| match parse(
+            Path::new("t.yaml"),
+            &format!("name: t\ndescription: d\nsteps:\n{yaml_steps}"),
+        ) {
+            Ok(_) => panic!("accepted:\n{yaml_steps}"),
+            Err(e) => e.to_string(),
+        };
+        // Clients and lookups in kube-system and default need no createNamespace.
+        let kinds = steps(
+            "  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  \
+             - expose: {namespace: test, deployment: web, port: 80}\n  \
+             - expectDns: {from: kube-system, name: web.test, records: [{clusterIPOf: test/web}]}\n  \
+             - expectHttp: {from: default, url: http://web.test/hostname}\n",
+        );
+        assert_eq!(kinds.len(), 5);
+        for ns in CLUSTER_NAMESPACES {
+            let e = errors(&format!("  - createNamespace: {ns}\n"));
+            assert!(e.contains("t.yaml:4:22") && e.contains("exists on every cluster from the start"), "{e}");
+            let e = errors(&format!("  - createDeployment: {{namespace: {ns}, name: web}}\n"));
+            assert!(e.contains("t.yaml:4:") && e.contains(&format!("namespace `{ns}` belongs to the cluster")), "{e}");
+            let e = errors(&format!(
+                "  - createExternalName: {{namespace: {ns}, name: db, externalName: db.example.com}}\n"
+            ));
+            assert!(e.contains("belongs to the cluster"), "{e}");
+        }
+        let e = errors(
+            "  - createNamespace: test\n  - createDeployment: {namespace: test, name: web}\n  \
+             - createServices: {namespace: kube-system, deployment: web, prefix: s, count: 2, port: 80}\n",
+        );
+        assert!(e.contains("t.yaml:6:") && e.contains("belongs to the cluster"), "{e}");
     }
 }

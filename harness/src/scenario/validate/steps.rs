@@ -17,7 +17,7 @@ impl Validator {
             RawStep::CreateDeployment(d) => StepKind::Action(self.create_deployment(d)?),
             RawStep::CreateStatefulSet(d) => StepKind::Action(self.create_stateful_set(d)?),
             RawStep::CreateExternalName(e) => {
-                let ns = self.namespace(&e.namespace)?;
+                let ns = self.own_namespace(&e.namespace)?;
                 if !self.label("service name", &e.name, true) {
                     return None;
                 }
@@ -145,7 +145,7 @@ impl Validator {
             }
             RawStep::ExpectHttp(e) => StepKind::Assert(self.expect_http(e)?),
             RawStep::CreateServices(c) => {
-                let ns = self.namespace(&c.namespace)?;
+                let ns = self.own_namespace(&c.namespace)?;
                 let deployment = self.deployment(&ns, &c.deployment)?;
                 if !self.label("service prefix", &c.prefix, true) {
                     return None;

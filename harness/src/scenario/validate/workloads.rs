@@ -35,6 +35,10 @@ impl Validator {
             );
             return None;
         }
+        if super::CLUSTER_NAMESPACES.contains(&ns.value.as_str()) {
+            self.err(&ns.referenced, format!("namespace `{}` exists on every cluster from the start", ns.value));
+            return None;
+        }
         if !self.namespaces.insert(ns.value.clone()) {
             self.err(&ns.referenced, format!("namespace `{}` already exists", ns.value));
             return None;
@@ -52,7 +56,7 @@ impl Validator {
         name: &SpannedStr,
         replicas: &Option<Spanned<u32>>,
     ) -> Option<(ObjectRef, u32)> {
-        let ns = self.namespace(namespace)?;
+        let ns = self.own_namespace(namespace)?;
         if !self.label("workload name", name, false) {
             return None;
         }
@@ -178,7 +182,7 @@ impl Validator {
     }
 
     pub(super) fn expose(&mut self, at: &Location, e: &RawExpose) -> Option<Action> {
-        let ns = self.namespace(&e.namespace)?;
+        let ns = self.own_namespace(&e.namespace)?;
         let deployment = match &e.deployment {
             Some(d) => Some(self.deployment(&ns, d)?),
             None => None,

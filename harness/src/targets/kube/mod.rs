@@ -104,6 +104,8 @@ pub struct KubeTarget {
     names: Mutex<NamespaceMap>,
     workloads: Mutex<HashMap<ObjectRef, Workload>>,
     agents: Mutex<Vec<String>>,
+    /// Agents this run created in the cluster's own namespaces (`default`, `kube-system`), as (namespace, name).
+    agents_outside_runs: Mutex<Vec<(String, String)>>,
 }
 
 /// Turns a kube error into a message a user can act on.
@@ -184,6 +186,7 @@ impl KubeTarget {
             names: Mutex::new(NamespaceMap::default()),
             workloads: Mutex::new(HashMap::new()),
             agents: Mutex::new(Vec::new()),
+            agents_outside_runs: Mutex::new(Vec::new()),
         }
     }
 
@@ -248,7 +251,8 @@ impl KubeTarget {
         Ok(pods)
     }
 
-    /// Deletes every namespace labelled as svcbench's (all runs when `run` is `None`); returns their names.
+    /// Deletes every namespace labelled as svcbench's (all runs when `run` is `None`), and svcbench's agents in the
+    /// cluster's own namespaces; returns their names.
     ///
     /// # Errors
     /// The namespaces cannot be listed or deleted.
@@ -262,7 +266,7 @@ impl KubeTarget {
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(|e| explain(e, "list svcbench namespaces"))?;
-        let mut deleted = Vec::new();
+        let mut deleted = delete_agents_outside_runs(client, &selector).await?;
         for ns in list.items {
             let Some(name) = ns.metadata.name else { continue };
             match api.delete(&name, &DeleteParams::background()).await {
@@ -273,6 +277,27 @@ impl KubeTarget {
         }
         Ok(deleted)
     }
+}
+
+/// Deletes the pods matching `selector` (svcbench's agents) in the namespaces every cluster has, which no run
+/// deletes; returns them as `namespace/name`.
+async fn delete_agents_outside_runs(client: &Client, selector: &str) -> Result<Vec<String>, TargetError> {
+    let mut deleted = Vec::new();
+    for ns in crate::scenario::CLUSTER_NAMESPACES {
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let pods = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| explain(e, &format!("list agents in {ns}")))?;
+        for name in pods.items.into_iter().filter_map(|p| p.metadata.name) {
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(format!("{ns}/{name}")),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(explain(e, &format!("delete agent {ns}/{name}"))),
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 #[async_trait]
@@ -454,6 +479,14 @@ impl Target for KubeTarget {
     }
 
     async fn shutdown(&self) {
+        // Agents of clients in the cluster's own namespaces do not go with the run's namespaces.
+        let outside = std::mem::take(&mut *self.agents_outside_runs.lock().expect("agents lock"));
+        for (ns, name) in outside {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+            if let Err(e) = api.delete(&name, &DeleteParams::background()).await {
+                tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "cannot delete agent; `svcbench cleanup` removes leftovers");
+            }
+        }
         let api: Api<Namespace> = Api::all(self.client.clone());
         let namespaces: Vec<String> = self.names().reals().into_iter().collect();
         for ns in &namespaces {

@@ -154,6 +154,10 @@ impl KubeTarget {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let pod = objects::agent_pod(ns, &self.run, &self.config.images, placement);
         match api.create(&PostParams::default(), &pod).await {
+            // No run deletes the cluster's own namespaces: shutdown deletes the agents this run made there.
+            Ok(_) if crate::scenario::CLUSTER_NAMESPACES.contains(&ns) => {
+                self.agents_outside_runs.lock().expect("agents lock").push((ns.to_owned(), placement.name.clone()));
+            }
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(explain(e, &format!("create the agent pod in {ns}"))),
