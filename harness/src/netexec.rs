@@ -1,6 +1,7 @@
 //! agnhost `netexec`'s HTTP endpoints that every svcbench backend answers alike — `/hostname`, `/clientip`,
-//! `/healthz`, `/echo?msg=&code=` and the `NOW: <time>` root handler for any other path — shared by the embedded
-//! target's pods and the lab's `svcbench lab netexec` process (which adds `/shell` and `/exit`).
+//! `/healthz`, `/echo?msg=&code=` and the `NOW: <time>` root handler for any other path — and its UDP commands
+//! (`hostname`, `clientip`, `echo <text>`), shared by the embedded target's pods and the lab's `svcbench lab netexec`
+//! process (which adds `/shell` and `/exit`).
 
 use std::net::SocketAddr;
 
@@ -22,6 +23,19 @@ pub fn answer<B>(req: &Request<B>, peer: SocketAddr, hostname: &str) -> (StatusC
         },
         // netexec serves its root handler for every other path.
         _ => (StatusCode::OK, format!("NOW: {}", jiff::Timestamp::now())),
+    }
+}
+
+/// The answer to one UDP datagram, as netexec's UDP server gives it: `hostname`, `clientip` (the sender's
+/// `ip:port`), `echo <text>`; anything else gets an empty reply.
+pub fn udp_answer(datagram: &[u8], peer: SocketAddr, hostname: &str) -> String {
+    let text = String::from_utf8_lossy(datagram);
+    let text = text.trim();
+    match text.split_once(' ') {
+        _ if text == "hostname" => hostname.to_owned(),
+        _ if text == "clientip" => peer.to_string(),
+        Some(("echo", rest)) => rest.to_owned(),
+        _ => String::new(),
     }
 }
 

@@ -16,6 +16,8 @@ pub const MAX_DNS_OUTSTANDING: usize = 65_536;
 pub const MAX_LOAD_RATE: f64 = 1_000_000.0;
 /// Highest open-loop DNS load rate, queries/s (the scenario validator's limit).
 pub const MAX_DNS_RATE: f64 = 10_000_000.0;
+/// Longest UDP probe datagram (netexec reads 2 KiB; this keeps every payload well inside one packet).
+pub const MAX_UDP_PAYLOAD: usize = 512;
 
 /// Refuses probe requests the agent will not run: load runs that cannot finish within `max_time`, out-of-range
 /// sizes, rates outside what a generator can schedule ([`MIN_RATE`] up to the maximum), and request lines that would
@@ -74,6 +76,15 @@ pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), St
             Ok(())
         }
         ProbeRequest::Batch(spec) => batch::check(spec),
+        ProbeRequest::Udp { payload, flow, .. } => {
+            if payload.len() > MAX_UDP_PAYLOAD {
+                return Err(format!("UDP payload must be at most {MAX_UDP_PAYLOAD} bytes"));
+            }
+            if flow.as_ref().is_some_and(|f| f.is_empty() || f.len() > 63) {
+                return Err("UDP flow name must be 1-63 characters".into());
+            }
+            Ok(())
+        }
         ProbeRequest::ResolvConf
         | ProbeRequest::Dns { .. }
         | ProbeRequest::Http { .. }

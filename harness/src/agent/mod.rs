@@ -166,7 +166,7 @@ pub fn probe_context(resolv_conf: ResolvConf, dns_port: Option<u16>, timeout: Du
         Some(port) => Dialer::new(Arc::new(DnsPortMap::new(resolv_conf.nameservers.clone(), port)), None),
         None => Dialer::default(),
     };
-    ProbeContext { resolv_conf, dialer, timeout }
+    ProbeContext { resolv_conf, dialer, timeout, udp_flows: Arc::new(crate::probe::udp::UdpFlows::new()) }
 }
 
 /// A bound agent, ready to serve.
@@ -408,6 +408,7 @@ fn kind(request: &ProbeRequest) -> &'static str {
         ProbeRequest::Dns { .. } => "dns",
         ProbeRequest::Http { .. } => "http",
         ProbeRequest::Connect { .. } => "connect",
+        ProbeRequest::Udp { .. } => "udp",
         ProbeRequest::Load(_) => "load",
         ProbeRequest::DnsLoad(_) => "dns_load",
         ProbeRequest::Batch(_) => "batch",

@@ -44,13 +44,7 @@ pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-                let text = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
-                let answer = match text.split_once(' ') {
-                    _ if text == "hostname" => hostname.to_string(),
-                    _ if text == "clientip" => peer.to_string(),
-                    Some(("echo", rest)) => rest.to_owned(),
-                    _ => String::new(),
-                };
+                let answer = crate::netexec::udp_answer(&buf[..n], peer, &hostname);
                 let _ = socket.send_to(answer.as_bytes(), peer).await;
             }
         });

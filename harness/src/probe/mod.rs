@@ -1,5 +1,5 @@
 //! Probes: the code that looks at a cluster from inside a pod — DNS lookups with a resolver flavour, HTTP GETs,
-//! TCP connects. Probes know nothing about scenarios or targets; a target runs them with the [`ProbeContext`] of a pod
+//! TCP connects, UDP exchanges. Probes know nothing about scenarios or targets; a target runs them with the [`ProbeContext`] of a pod
 //! in some namespace (in process for the embedded target, in an agent pod for real clusters).
 
 pub mod batch;
@@ -11,6 +11,7 @@ pub mod http;
 pub mod load;
 pub mod resolv_conf;
 pub mod schedule;
+pub mod udp;
 
 pub use dialer::{AddressMap, Dialer};
 pub use resolv_conf::ResolvConf;
@@ -26,6 +27,8 @@ pub struct ProbeContext {
     pub dialer: Dialer,
     /// Per-attempt timeout for one DNS query, connect or HTTP exchange.
     pub timeout: Duration,
+    /// The pod's kept UDP flows (shared by every probe of this pod).
+    pub udp_flows: std::sync::Arc<udp::UdpFlows>,
 }
 
 /// A probe could not run at all (as opposed to observing a failure, which is a result).
@@ -90,6 +93,16 @@ pub enum ProbeRequest {
         /// Address to dial.
         address: SocketAddr,
     },
+    /// Send one UDP datagram and wait for the reply.
+    Udp {
+        /// Address to send to.
+        address: SocketAddr,
+        /// The datagram (a netexec UDP command: `hostname`, `echo <text>`, `clientip`).
+        payload: String,
+        /// Send on this kept flow (same socket as earlier probes of that name), or on a new socket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flow: Option<String>,
+    },
     /// Generate HTTP load.
     Load(load::LoadSpec),
     /// Generate DNS load against the pod's nameserver.
@@ -110,6 +123,8 @@ pub enum ProbeResponse {
     Http(Result<http::HttpResult, http::HttpFailure>),
     /// A connect attempt.
     Connect(connect::ConnectResult),
+    /// A UDP exchange.
+    Udp(udp::UdpResult),
     /// An HTTP load run.
     Load(load::LoadOutcome),
     /// A DNS load run.
@@ -130,6 +145,9 @@ pub async fn run(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResp
         }
         ProbeRequest::Http { host, port, path } => ProbeResponse::Http(http::get(ctx, host, *port, path).await?),
         ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
+        ProbeRequest::Udp { address, payload, flow } => {
+            ProbeResponse::Udp(udp::exchange(ctx, *address, payload, flow.as_deref()).await)
+        }
         ProbeRequest::Load(spec) => ProbeResponse::Load(load::run(ctx, spec).await?),
         ProbeRequest::DnsLoad(spec) => ProbeResponse::DnsLoad(dnsload::run(ctx, spec).await?),
         ProbeRequest::Batch(spec) => ProbeResponse::Batch(batch::run(ctx, spec).await?),

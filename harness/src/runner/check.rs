@@ -457,6 +457,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         }
         Check::Http { .. } => super::http::evaluate(check, target).await,
         Check::HealthCheck { .. } => super::http::health_check(check, target).await,
+        Check::Udp { .. } => super::udp::evaluate(check, target).await,
         Check::Connect { from, service, port, node, outcome } => {
             let expected = json!({ "result": outcome });
             let address = match super::http::service_address(target, service, *port, *node).await? {

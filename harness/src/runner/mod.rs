@@ -8,6 +8,7 @@ mod http;
 mod measure;
 mod pods;
 mod summary;
+mod udp;
 
 use std::time::{Duration, Instant};
 

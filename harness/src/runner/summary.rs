@@ -97,9 +97,11 @@ pub fn summarize(step: &Step) -> String {
                     serde_json::to_value(flavour).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
                 format!("from {from}: {flavour} {name} {query_type:?} → {want}")
             }
-            Check::ResolvConf { .. } | Check::Http { .. } | Check::Connect { .. } | Check::HealthCheck { .. } => {
-                other(&a.check)
-            }
+            Check::ResolvConf { .. }
+            | Check::Http { .. }
+            | Check::Connect { .. }
+            | Check::HealthCheck { .. }
+            | Check::Udp { .. } => other(&a.check),
             Check::Services { namespace, prefix, count, ready_endpoints, .. } => format!(
                 "{count} services {namespace}/{prefix}-… each have {ready_endpoints} ready endpoints, resolve and connect"
             ),
@@ -162,6 +164,16 @@ fn other(check: &Check) -> String {
         Check::Connect { from, service, port, node, outcome } => {
             let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
             format!("from {from}: connect {service}:{port}{via} → {outcome:?}")
+        }
+        Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply } => {
+            let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
+            let flow = flow.as_ref().map(|f| format!(" on flow {f}")).unwrap_or_default();
+            let want = match (answered_by, reply) {
+                (Some(set), _) => format!("answered by {}", pods(set)),
+                (None, Some(text)) => format!("reply `{text}`"),
+                (None, None) => format!("{outcome:?}").to_lowercase(),
+            };
+            format!("from {from}: UDP `{send}` to {service}:{port}{via}{flow} → {want}")
         }
         Check::HealthCheck { from, service, node, status, .. } => {
             format!("from {from}: health check node port of {service} on node {node} → {status}")

@@ -202,6 +202,18 @@ pub enum ConnectOutcome {
     Timeout,
 }
 
+/// Expected result of a UDP exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpOutcome {
+    /// A reply came back.
+    Answered,
+    /// ICMP port unreachable (what REJECT sends for UDP; ECONNREFUSED on a connected socket).
+    Refused,
+    /// No reply before the probe's timeout.
+    Timeout,
+}
+
 /// What an assertion checks.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "check", rename_all = "snake_case")]
@@ -321,6 +333,27 @@ pub enum Check {
         node: Option<u32>,
         /// What must happen.
         outcome: ConnectOutcome,
+    },
+    /// One UDP datagram to a service's ClusterIP and UDP port (or its nodePort on a node), and the reply.
+    Udp {
+        /// The client.
+        from: Client,
+        /// The service.
+        service: ObjectRef,
+        /// Service port (a UDP port of the service).
+        port: u16,
+        /// Send to this node's address and the port's nodePort instead of the ClusterIP.
+        node: Option<u32>,
+        /// The datagram: a netexec UDP command (`hostname`, `echo <text>`, `clientip`).
+        send: String,
+        /// Send on this kept flow: the same client socket (source port) as every earlier step naming it.
+        flow: Option<String>,
+        /// What must happen.
+        outcome: UdpOutcome,
+        /// For `hostname`: the answering pod is one of these.
+        answered_by: Option<PodSet>,
+        /// The reply must be exactly this.
+        reply: Option<String>,
     },
     /// kube-proxy's health check for a `LoadBalancer` Service with `externalTrafficPolicy: Local`, on one node.
     HealthCheck {

@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 
 pub use super::{
     raw_nodes::{RawClient, RawExpectHealthCheck, RawNodeVia, RawVia},
-    raw_traffic::{RawExpectConnect, RawExpectHttp, RawFair, RawMeasureDns, RawMeasureHttp},
+    raw_traffic::{RawExpectConnect, RawExpectHttp, RawExpectUdp, RawFair, RawMeasureDns, RawMeasureHttp},
 };
 
 /// A string with the place it was written.
@@ -68,6 +68,8 @@ pub enum RawStep {
     ExpectConnect(RawExpectConnect),
     /// kube-proxy's health check node port answer on one node.
     ExpectHealthCheck(RawExpectHealthCheck),
+    /// One UDP datagram to a Service port, on a new or a kept flow, and its reply.
+    ExpectUdp(RawExpectUdp),
     /// Create `count` services `<prefix>-0 …` in front of one workload.
     CreateServices(RawCreateServices),
     /// Every service `<prefix>-0 …` has its endpoints, resolves, and accepts connections.

@@ -1,4 +1,5 @@
-//! The scenario file's traffic steps as written: `expectHttp`, `expectConnect`, `measureHttp`, `measureDns`.
+//! The scenario file's traffic steps as written: `expectHttp`, `expectConnect`, `expectUdp`, `measureHttp`,
+//! `measureDns`.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -135,6 +136,37 @@ pub struct RawExpectConnect {
     pub via: Option<RawNodeVia>,
     /// `connected`, `refused` or `timeout`.
     pub result: SpannedStr,
+    #[serde(default)]
+    pub timeout: Option<SpannedStr>,
+}
+
+/// `expectUdp`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawExpectUdp {
+    pub from: Spanned<RawClient>,
+    pub namespace: SpannedStr,
+    pub service: SpannedStr,
+    /// A UDP port of the service.
+    pub port: Spanned<u16>,
+    /// `{node: N}`: send to node N's address at the port's nodePort instead of the ClusterIP.
+    #[serde(default)]
+    pub via: Option<RawNodeVia>,
+    /// The datagram, a netexec UDP command (default `hostname`).
+    #[serde(default)]
+    pub send: Option<SpannedStr>,
+    /// Keep this flow: the same client socket as every earlier step naming it.
+    #[serde(default)]
+    pub flow: Option<SpannedStr>,
+    /// `answered` (default), `refused` or `timeout`.
+    #[serde(default)]
+    pub result: Option<SpannedStr>,
+    /// For `send: hostname`: the answering pod is one of these.
+    #[serde(default)]
+    pub answered_by: Option<Spanned<RawPodSet>>,
+    /// The exact reply.
+    #[serde(default)]
+    pub reply: Option<SpannedStr>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }

@@ -11,6 +11,7 @@ mod nodes;
 mod source;
 mod steps;
 mod traffic;
+mod udp;
 mod workloads;
 
 use std::{
@@ -96,6 +97,8 @@ struct Validator {
     exposures: HashMap<ObjectRef, super::nodes::Exposure>,
     /// Node ports the scenario asks for explicitly, and the live service holding each.
     node_ports: HashMap<u16, ObjectRef>,
+    /// The UDP service ports of each live ClusterIP service, for `expectUdp`.
+    udp_ports: HashMap<ObjectRef, Vec<u16>>,
 }
 
 impl Validator {
@@ -112,6 +115,7 @@ impl Validator {
             capacity_reported: false,
             exposures: HashMap::new(),
             node_ports: HashMap::new(),
+            udp_ports: HashMap::new(),
         }
     }
 

@@ -82,6 +82,7 @@ impl Validator {
                 self.services.remove(&service);
                 self.listeners.remove(&service);
                 self.exposures.remove(&service);
+                self.udp_ports.remove(&service);
                 self.node_ports.retain(|_, holder| *holder != service);
                 StepKind::Action(Action::DeleteService { service })
             }
@@ -238,6 +239,7 @@ impl Validator {
                 StepKind::Converge(Converge { action, service, deployment, replicas, from, timeout })
             }
             RawStep::ExpectHealthCheck(e) => StepKind::Assert(self.expect_health_check(e)?),
+            RawStep::ExpectUdp(e) => StepKind::Assert(self.expect_udp(e)?),
             RawStep::ExpectConnect(e) => {
                 let from = self.client(&e.from, false)?;
                 let ns = self.namespace(&e.namespace)?;

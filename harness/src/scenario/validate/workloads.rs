@@ -341,6 +341,8 @@ impl Validator {
         self.exposures.insert(object.clone(), exposure.clone());
         if !headless {
             self.listeners.insert(object.clone(), ports.iter().filter(|p| p.protocol == Protocol::Tcp).count() as u32);
+            let udp = ports.iter().filter(|p| p.protocol == Protocol::Udp).map(|p| p.port).collect();
+            self.udp_ports.insert(object.clone(), udp);
         }
         self.services.insert(object.clone(), if headless { ServiceKind::Headless } else { ServiceKind::ClusterIp });
         Some(Action::CreateService(ServiceSpec {

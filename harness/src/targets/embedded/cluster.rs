@@ -22,7 +22,7 @@ use super::{
     state::{NodeInfo, Pod, Service, Snapshot},
 };
 use crate::{
-    scenario::{Action, Client, DeploymentSpec, ObjectRef, ServiceSpec},
+    scenario::{Action, Client, DeploymentSpec, ObjectRef, Protocol, ServiceSpec, TrafficPolicy},
     targets::{TargetError, model::ServicePortView},
 };
 
@@ -431,16 +431,16 @@ impl Cluster {
                 *n += 1;
             }
             let ip = inner.ipam.allocate_pod_ip();
-            let mut listeners = Vec::new();
+            let (mut listeners, mut udp) = (Vec::new(), Vec::new());
             for cp in &spec.ports {
                 let addr = SocketAddr::new(IpAddr::V4(ip), cp.port);
-                let listener = self
-                    .ports
-                    .bind_tcp(addr)
-                    .map_err(|e| TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name)))?;
-                listeners.push(listener);
+                let cannot = |e: std::io::Error| {
+                    TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name))
+                };
+                listeners.push(self.ports.bind_tcp(addr).map_err(cannot)?);
+                udp.push(self.ports.bind_udp(addr).map_err(cannot)?);
             }
-            inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners, &self.sockets));
+            inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners, udp, &self.sockets));
             inner.next_seq += 1;
             let pod = Pod {
                 ip,
@@ -489,6 +489,18 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
     }
     if inner.snap.services.contains_key(&spec.object) {
         return Err(TargetError::Rejected(format!("service `{}` already exists", spec.object)));
+    }
+    let exposure = &spec.exposure;
+    let per_node_views = exposure.internal_traffic_policy == TrafficPolicy::Local
+        || exposure.prefer_close
+        || (exposure.service_type.has_node_ports() && exposure.external_traffic_policy == TrafficPolicy::Local);
+    if per_node_views && spec.ports.iter().any(|p| p.protocol == Protocol::Udp) {
+        // Each client finds its node's view through a port map shared by both protocols; UDP has none per node yet.
+        return Err(TargetError::Rejected(format!(
+            "service `{}`: the embedded proxy serves UDP ports only with cluster-wide policies (no Local traffic \
+             policy, no trafficDistribution)",
+            spec.object
+        )));
     }
     let mut allocate =
         || inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()));

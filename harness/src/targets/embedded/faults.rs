@@ -71,11 +71,14 @@ pub enum Fault {
     DnsSrvOwnerIsPortName,
     /// Pods sharing a hostname get one A record for that name instead of one each.
     DnsOneRecordPerHostname,
+    /// A UDP flow keeps going to its backend after that endpoint is removed (kube-proxy's stale UDP conntrack
+    /// entries before it flushed them, kubernetes#59368 and kin).
+    ProxyStaleUdpConntrack,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 30] = [
+    pub const ALL: [Fault; 31] = [
         Fault::DnsServesNotReady,
         Fault::DnsHeadlessAnswersVip,
         Fault::DnsNxdomainNodataSwapped,
@@ -106,6 +109,7 @@ impl Fault {
         Fault::HealthCheckAlwaysHealthy,
         Fault::DnsSrvOwnerIsPortName,
         Fault::DnsOneRecordPerHostname,
+        Fault::ProxyStaleUdpConntrack,
     ];
 
     /// The kebab-case name used on the command line.

@@ -14,6 +14,7 @@ pub mod programming;
 pub mod proxy;
 pub mod state;
 pub mod state_file;
+pub mod udp_proxy;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -78,6 +79,8 @@ impl EmbeddedConfig {
 /// The embedded target.
 pub struct EmbeddedTarget {
     cluster: Arc<Cluster>,
+    /// Kept UDP flows of every client.
+    udp_flows: Arc<probe::udp::UdpFlows>,
 }
 
 impl EmbeddedTarget {
@@ -86,7 +89,7 @@ impl EmbeddedTarget {
     /// # Errors
     /// See [`Cluster::start`].
     pub async fn start(config: EmbeddedConfig) -> Result<Self, TargetError> {
-        Ok(Self { cluster: Arc::new(Cluster::start(config).await?) })
+        Ok(Self { cluster: Arc::new(Cluster::start(config).await?), udp_flows: Default::default() })
     }
 
     /// The cluster behind the target.
@@ -115,6 +118,7 @@ impl EmbeddedTarget {
             resolv_conf,
             dialer: Dialer::new(self.cluster.ports().for_client(place), Some(IpAddr::V4(source))),
             timeout: config.probe_timeout,
+            udp_flows: self.udp_flows.clone(),
         })
     }
 }

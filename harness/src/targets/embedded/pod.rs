@@ -1,5 +1,6 @@
 //! A pod's container: a real HTTP server on the pod's own loopback IP answering the agnhost `netexec` endpoints the
-//! upstream e2e tests use (`/hostname`, `/clientip`, `/echo?msg=`, `/healthz`, `/`).
+//! upstream e2e tests use (`/hostname`, `/clientip`, `/echo?msg=`, `/healthz`, `/`), and netexec's UDP server on the
+//! same port numbers (`hostname`, `clientip`, `echo <text>`), as the kube target runs agnhost.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -7,7 +8,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::{
+    net::{TcpListener, UdpSocket},
+    task::JoinSet,
+};
 use tokio_util::task::TaskTracker;
 
 /// A running pod; dropping it stops its listeners and closes its connections, as a killed container would.
@@ -16,15 +20,26 @@ pub struct PodProcess {
     _tasks: JoinSet<()>,
 }
 
-/// Starts serving netexec on every listener, answering as pod `name`. Every task (listener and connection) is
-/// tracked by `tracker`, so the cluster can wait until each of the pod's sockets is closed.
-pub fn start(name: &str, listeners: Vec<TcpListener>, tracker: &TaskTracker) -> PodProcess {
+/// Starts serving netexec on every listener and UDP socket, answering as pod `name`. Every task (listener and
+/// connection) is tracked by `tracker`, so the cluster can wait until each of the pod's sockets is closed.
+pub fn start(name: &str, listeners: Vec<TcpListener>, udp: Vec<UdpSocket>, tracker: &TaskTracker) -> PodProcess {
     let mut tasks = JoinSet::new();
     let name: Arc<str> = Arc::from(name);
     for listener in listeners {
         tasks.spawn(tracker.track_future(serve(listener, name.clone(), tracker.clone())));
     }
+    for socket in udp {
+        tasks.spawn(tracker.track_future(serve_udp(socket, name.clone())));
+    }
     PodProcess { _tasks: tasks }
+}
+
+async fn serve_udp(socket: UdpSocket, name: Arc<str>) {
+    let mut buf = vec![0u8; 2048];
+    while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+        let answer = crate::netexec::udp_answer(&buf[..n], peer, &name);
+        let _ = socket.send_to(answer.as_bytes(), peer).await;
+    }
 }
 
 async fn serve(listener: TcpListener, name: Arc<str>, tracker: TaskTracker) {

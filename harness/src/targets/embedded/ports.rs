@@ -145,6 +145,33 @@ impl PortMap {
         Ok(listener)
     }
 
+    /// A UDP socket for `model`: the real port if allowed, else the port its TCP listener was given (so one
+    /// translation serves both protocols), else a free high port of the same IP.
+    ///
+    /// # Errors
+    /// No port could be bound.
+    pub fn bind_udp(&self, model: SocketAddr) -> io::Result<UdpSocket> {
+        let bind = |addr: SocketAddr| {
+            let socket = std::net::UdpSocket::bind(addr)?;
+            socket.set_nonblocking(true)?;
+            UdpSocket::from_std(socket)
+        };
+        if self.wants_real(model) {
+            match bind(model) {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let previous = self.resolve(model);
+        if previous != model {
+            return bind(previous);
+        }
+        let socket = bind(SocketAddr::new(model.ip(), 0))?;
+        self.record(model, socket.local_addr()?);
+        Ok(socket)
+    }
+
     /// A listener for a proxy key: the model address itself for the shared view, else a high port of its IP that
     /// only the clients of that view are sent to.
     ///

@@ -150,9 +150,31 @@ pub struct ProxiedService<'a> {
     pub health_check_node_port: Option<u16>,
 }
 
-/// Every listener one service needs, with what it does. `shared_cluster` computes the view-independent backends of
-/// a port (so that thousands of services over the same pods share one list).
+/// Every TCP listener one service needs, with what it does. `shared_cluster` computes the view-independent backends
+/// of a port (so that thousands of services over the same pods share one list).
 pub fn program(
+    svc: &ProxiedService,
+    slices: &[EndpointSliceView],
+    nodes: &[NodeInfo],
+    faults: &Faults,
+    shared_cluster: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+) -> Vec<(ProxyKey, Programmed)> {
+    program_protocol(Protocol::Tcp, svc, slices, nodes, faults, shared_cluster)
+}
+
+/// Every UDP socket one service needs: the same rules as [`program`], for its UDP ports.
+pub fn program_udp(
+    svc: &ProxiedService,
+    slices: &[EndpointSliceView],
+    nodes: &[NodeInfo],
+    faults: &Faults,
+    shared_cluster: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+) -> Vec<(ProxyKey, Programmed)> {
+    program_protocol(Protocol::Udp, svc, slices, nodes, faults, shared_cluster)
+}
+
+fn program_protocol(
+    protocol: Protocol,
     svc: &ProxiedService,
     slices: &[EndpointSliceView],
     nodes: &[NodeInfo],
@@ -169,7 +191,7 @@ pub fn program(
     let etp_local = svc.exposure.external_traffic_policy == TrafficPolicy::Local
         && !faults.has(Fault::ProxyIgnoresExternalTrafficPolicy);
     let mut out = Vec::new();
-    for sp in svc.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
+    for sp in svc.ports.iter().filter(|p| p.protocol == protocol) {
         let eps = endpoints(sp, slices);
         // kube-proxy drops for "no local endpoints" only when some node has one (measured: with none anywhere a
         // Local node port refuses).

@@ -3,7 +3,7 @@
 //! iptables/nftables behaviour), masqueraded where kube-proxy masquerades. With no endpoints there is no listener,
 //! so a client's SYN is answered with RST — connection refused, as kube-proxy's REJECT rule does; where a `Local`
 //! policy finds no endpoint the listener never accepts, so SYNs go unanswered — DROP. It also serves the health
-//! check node ports.
+//! check node ports, and drives the UDP side ([`super::udp_proxy`]).
 
 use std::{
     collections::HashMap,
@@ -70,6 +70,7 @@ pub async fn reconcile(
 ) {
     let mut listeners: HashMap<ProxyKey, (ListenerKind, AbortOnDrop)> = HashMap::new();
     let mut health: HashMap<SocketAddr, AbortOnDrop> = HashMap::new();
+    let mut udp = super::udp_proxy::UdpProxy::default();
     let mut previous = Arc::new(Snapshot::default());
     let set_key = |d: imbl::ordset::DiffItem<'_, '_, ProxyKey>| match d {
         imbl::ordset::DiffItem::Add(a) | imbl::ordset::DiffItem::Remove(a) => *a,
@@ -127,6 +128,7 @@ pub async fn reconcile(
                 }
             }
         }
+        udp.reconcile(&previous, &snap, &snapshots, &ports, &tracker);
         programmed.send_replace(snap.generation);
         previous = snap;
         if snapshots.changed().await.is_err() {

@@ -115,6 +115,9 @@ pub struct Snapshot {
     pub unbacked: OrdSet<ProxyKey>,
     /// Listeners whose `Local` policy finds no endpoint: DROP.
     pub dropped: OrdSet<ProxyKey>,
+    /// UDP proxy table: (ClusterIP:port or nodeIP:nodePort, view) of a UDP port → backends a new flow may go to.
+    /// No entry: no socket, so the client gets ICMP port unreachable (REJECT).
+    pub udp: OrdMap<ProxyKey, ProxyEntry>,
     /// Health check node ports (nodeIP:port) and their answers.
     pub health: OrdMap<SocketAddr, HealthEntry>,
     /// Seeded faults.
@@ -132,6 +135,7 @@ type Labels = BTreeMap<String, String>;
 #[derive(Debug, Clone, Default)]
 struct Contribution {
     keys: Vec<ProxyKey>,
+    udp: Vec<ProxyKey>,
     health: Vec<SocketAddr>,
     ips: Vec<IpAddr>,
 }
@@ -254,6 +258,9 @@ impl Snapshot {
                     self.unbacked.remove(&k);
                     self.dropped.remove(&k);
                 }
+                for k in old.udp {
+                    self.udp.remove(&k);
+                }
                 for k in old.health {
                     self.health.remove(&k);
                 }
@@ -332,6 +339,15 @@ impl Snapshot {
                         None => {
                             self.unbacked.insert(k);
                         }
+                    }
+                }
+                let udp = programming::program_udp(&proxied, &slices, &self.nodes, &self.faults, |port, compute| {
+                    backends_cache.entry((slices_id, port.clone())).or_insert_with(|| Arc::new(compute())).clone()
+                });
+                for (k, programmed) in udp {
+                    contribution.udp.push(k);
+                    if let Programmed::Forward(e) = programmed {
+                        self.udp.insert(k, e);
                     }
                 }
                 for (addr, entry) in programming::health_checks(&key, &proxied, &slices, &self.nodes, &self.faults) {

@@ -94,7 +94,7 @@ impl NamespaceMap {
             ProbeRequest::Load(spec) => spec.host = self.name_to_real(&spec.host),
             ProbeRequest::DnsLoad(spec) => spec.names = spec.names.iter().map(|n| self.name_to_real(n)).collect(),
             ProbeRequest::Batch(spec) => spec.probes = spec.probes.iter().map(|p| self.request_to_real(p)).collect(),
-            ProbeRequest::ResolvConf | ProbeRequest::Connect { .. } => {}
+            ProbeRequest::ResolvConf | ProbeRequest::Connect { .. } | ProbeRequest::Udp { .. } => {}
         }
         r
     }
