@@ -148,6 +148,7 @@ fn run_tools(state: &serde_json::Value) {
         resolv_conf: ResolvConf::cluster_first(dns.ip(), "test", "cluster.local"),
         dialer: Dialer::new(Arc::new(DnsPort(dns)), None),
         timeout: Duration::from_secs(2),
+        hosts: Default::default(),
         udp_flows: Default::default(),
     };
     for transport in [Transport::Udp, Transport::Tcp] {

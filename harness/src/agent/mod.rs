@@ -42,7 +42,10 @@ use tokio::{
 pub use limits::{MAX_DNS_OUTSTANDING, MAX_DNS_SOURCE_PORTS, MAX_LOAD_CONNECTIONS, check_limits, parse_request};
 use reply::{Reply, error, json, method_not_allowed, reply};
 
-use crate::probe::{self, AddressMap, Dialer, ProbeContext, ProbeRequest, ResolvConf};
+use crate::probe::{
+    self, AddressMap, Dialer, ProbeContext, ProbeRequest, ResolvConf,
+    hosts::{HostsFile, MAX_HOSTS_FILE},
+};
 
 /// Largest request body accepted (a probe request is a few hundred bytes; a DNS load name list stays far below).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -61,6 +64,8 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// The resolver configuration probes use: the pod's own file.
     pub resolv_conf: PathBuf,
+    /// The hosts file the libc flavours read first: the pod's own (a missing file reads as empty).
+    pub hosts: PathBuf,
     /// Test/debug only: send traffic for `<nameserver>:53` to `<nameserver>:<port>` instead.
     pub dns_port: Option<u16>,
     /// Per-attempt timeout of one DNS query, connect or HTTP exchange.
@@ -78,6 +83,7 @@ impl Default for AgentConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            hosts: PathBuf::from("/etc/hosts"),
             dns_port: None,
             probe_timeout: Duration::from_secs(2),
             max_concurrent: 8,
@@ -161,12 +167,17 @@ impl AddressMap for DnsPortMap {
 
 /// The probe context of the pod the agent runs in: its resolver configuration, its own source address (no bind),
 /// and with `dns_port` the test/debug nameserver port translation.
-pub fn probe_context(resolv_conf: ResolvConf, dns_port: Option<u16>, timeout: Duration) -> ProbeContext {
+pub fn probe_context(
+    resolv_conf: ResolvConf,
+    hosts: HostsFile,
+    dns_port: Option<u16>,
+    timeout: Duration,
+) -> ProbeContext {
     let dialer = match dns_port {
         Some(port) => Dialer::new(Arc::new(DnsPortMap::new(resolv_conf.nameservers.clone(), port)), None),
         None => Dialer::default(),
     };
-    ProbeContext { resolv_conf, dialer, timeout, udp_flows: Arc::new(crate::probe::udp::UdpFlows::new()) }
+    ProbeContext { resolv_conf, dialer, timeout, hosts, udp_flows: Arc::new(crate::probe::udp::UdpFlows::new()) }
 }
 
 /// A bound agent, ready to serve.
@@ -196,6 +207,7 @@ impl Agent {
             return Err(AgentError::Config("probe timeouts must be positive".into()));
         }
         let resolv_conf = read_resolv_conf(&config.resolv_conf).await?;
+        let hosts = read_hosts(&config.hosts).await;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| AgentError::Bind { addr: config.listen, source })?;
@@ -210,7 +222,7 @@ impl Agent {
             max_probe_time_ms: duration_ms(config.max_probe_time),
         };
         let state = State {
-            ctx: probe_context(resolv_conf, config.dns_port, config.probe_timeout),
+            ctx: probe_context(resolv_conf, hosts, config.dns_port, config.probe_timeout),
             info,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             max_probe_time: config.max_probe_time,
@@ -273,6 +285,18 @@ async fn read_resolv_conf(path: &Path) -> Result<ResolvConf, AgentError> {
         .await
         .map_err(|source| AgentError::ResolvConf { path: path.to_owned(), source })?;
     Ok(ResolvConf::parse(&text))
+}
+
+/// The pod's hosts file, its first [`MAX_HOSTS_FILE`] bytes; none (a missing or unreadable file) is empty, as the
+/// libraries read it.
+async fn read_hosts(path: &Path) -> HostsFile {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => HostsFile::parse(&String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_HOSTS_FILE)])),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "no hosts file: the libc flavours go straight to DNS");
+            HostsFile::default()
+        }
+    }
 }
 
 fn duration_ms(d: Duration) -> u64 {
@@ -427,11 +451,20 @@ mod tests {
         assert_eq!(map.resolve(SocketAddr::new(ns, 80)), SocketAddr::new(ns, 80));
         let other: SocketAddr = "127.9.0.11:53".parse().unwrap();
         assert_eq!(map.resolve(other), other);
-        let ctx =
-            probe_context(ResolvConf::cluster_first(ns, "test", "cluster.local"), Some(5353), Duration::from_secs(1));
+        let ctx = probe_context(
+            ResolvConf::cluster_first(ns, "test", "cluster.local"),
+            HostsFile::default(),
+            Some(5353),
+            Duration::from_secs(1),
+        );
         assert_eq!(ctx.dialer.resolve(SocketAddr::new(ns, 53)), SocketAddr::new(ns, 5353));
         assert_eq!(ctx.dialer.source(), None, "an agent dials from its own pod address");
-        let plain = probe_context(ResolvConf::cluster_first(ns, "test", "cluster.local"), None, Duration::from_secs(1));
+        let plain = probe_context(
+            ResolvConf::cluster_first(ns, "test", "cluster.local"),
+            HostsFile::default(),
+            None,
+            Duration::from_secs(1),
+        );
         assert_eq!(plain.dialer.resolve(SocketAddr::new(ns, 53)), SocketAddr::new(ns, 53));
     }
 }

@@ -16,6 +16,9 @@ pub struct AgentArgs {
     /// The resolver configuration probes use (the pod's own).
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
+    /// The hosts file the glibc and musl resolver flavours read before DNS (the pod's own; missing reads as empty).
+    #[arg(long, default_value = "/etc/hosts")]
+    hosts: PathBuf,
     /// Test/debug only: send DNS traffic for the nameservers' port 53 to this port instead (an embedded cluster
     /// run without root serves DNS on a high port). Never needed in a pod.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
@@ -42,6 +45,7 @@ pub async fn agent(args: AgentArgs) -> ExitCode {
     let config = AgentConfig {
         listen: args.listen,
         resolv_conf: args.resolv_conf,
+        hosts: args.hosts,
         dns_port: args.dns_port,
         probe_timeout: args.probe_timeout,
         max_concurrent: usize::from(args.max_concurrent),

@@ -475,6 +475,7 @@ fn context(dns: IpAddr) -> ProbeContext {
         resolv_conf: ResolvConf { nameservers: vec![dns], search: Vec::new(), ndots: 1 },
         dialer: Dialer::default(),
         timeout: Duration::from_secs(2),
+        hosts: Default::default(),
         udp_flows: Default::default(),
     }
 }

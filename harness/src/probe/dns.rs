@@ -151,6 +151,9 @@ pub struct DnsLookup {
     pub rcode: Rcode,
     /// The final record set (empty unless `rcode` is NOERROR).
     pub records: Vec<DnsRecord>,
+    /// The answer came from the pod's `/etc/hosts`, with no DNS query (`tried` is empty).
+    #[serde(default)]
+    pub from_hosts_file: bool,
 }
 
 /// Converts our query type to hickory's.
@@ -230,6 +233,9 @@ pub async fn lookup(
     flavour: ResolverFlavour,
     transport: Transport,
 ) -> Result<DnsLookup, ProbeError> {
+    if let Some(found) = from_hosts_file(ctx, name, qtype, flavour) {
+        return Ok(found);
+    }
     let list = candidates(name, &ctx.resolv_conf.search, ctx.resolv_conf.ndots, flavour);
     let mut tried = Vec::new();
     for candidate in list {
@@ -256,7 +262,32 @@ pub async fn lookup(
         last.rcode
     };
     let records = if rcode == Rcode::NoError { last.records.clone() } else { Vec::new() };
-    Ok(DnsLookup { flavour, name: name.to_owned(), tried, rcode, records })
+    Ok(DnsLookup { flavour, name: name.to_owned(), tried, rcode, records, from_hosts_file: false })
+}
+
+/// The libc flavours read `/etc/hosts` before DNS for address lookups (nsswitch `hosts: files dns`); a name found
+/// there with an address of the asked family is answered without a query. dig, `dig +search` and BusyBox's
+/// `nslookup` ask the nameserver only.
+fn from_hosts_file(ctx: &ProbeContext, name: &str, qtype: QueryType, flavour: ResolverFlavour) -> Option<DnsLookup> {
+    let how = match flavour {
+        ResolverFlavour::Glibc => super::hosts::HostsMatch::CaseInsensitive,
+        ResolverFlavour::Musl => super::hosts::HostsMatch::Exact,
+        ResolverFlavour::Dig | ResolverFlavour::DigSearch | ResolverFlavour::Busybox => return None,
+    };
+    let v6 = match qtype {
+        QueryType::A => false,
+        QueryType::Aaaa => true,
+        _ => return None,
+    };
+    let ips = ctx.hosts.lookup(name, v6, how);
+    (!ips.is_empty()).then(|| DnsLookup {
+        flavour,
+        name: name.to_owned(),
+        tried: Vec::new(),
+        rcode: Rcode::NoError,
+        records: ips.into_iter().map(|ip| DnsRecord::Address { ip }).collect(),
+        from_hosts_file: true,
+    })
 }
 
 /// Sends one query for an absolute `name` to the first reachable nameserver and classifies the answer.

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod dialer;
 pub mod dns;
 pub mod dnsload;
+pub mod hosts;
 pub mod http;
 pub mod load;
 pub mod resolv_conf;
@@ -27,6 +28,8 @@ pub struct ProbeContext {
     pub dialer: Dialer,
     /// Per-attempt timeout for one DNS query, connect or HTTP exchange.
     pub timeout: Duration,
+    /// The pod's `/etc/hosts` (glibc and musl read it before DNS).
+    pub hosts: hosts::HostsFile,
     /// The pod's kept UDP flows (shared by every probe of this pod).
     pub udp_flows: std::sync::Arc<udp::UdpFlows>,
 }

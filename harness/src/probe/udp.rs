@@ -124,6 +124,7 @@ mod tests {
             resolv_conf: ResolvConf { nameservers: Vec::new(), search: Vec::new(), ndots: 1 },
             dialer: Dialer::default(),
             timeout: Duration::from_millis(300),
+            hosts: Default::default(),
             udp_flows: Arc::new(UdpFlows::new()),
         }
     }

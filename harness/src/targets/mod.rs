@@ -1,6 +1,10 @@
 //! Targets: the Service/DNS implementations under test. A [`Target`] applies actions, reports the API view of
 //! the cluster, and runs probes from inside a namespace. One folder per implementation.
 
+/// The name of the pod a namespace client runs in: the kube target's agent pod, and the embedded client's
+/// hostname, so `/etc/hosts` names it the same on every target.
+pub const AGENT_POD_NAME: &str = "svcbench-agent";
+
 pub mod embedded;
 pub mod kube;
 pub mod model;

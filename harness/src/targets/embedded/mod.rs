@@ -26,7 +26,7 @@ pub use ports::PortPolicy;
 
 use super::{EndpointSliceView, NodeView, PodView, ServiceView, Target, TargetError};
 use crate::{
-    probe::{self, Dialer, ProbeContext, ProbeRequest, ProbeResponse, ResolvConf},
+    probe::{self, Dialer, ProbeContext, ProbeRequest, ProbeResponse, ResolvConf, hosts::HostsFile},
     scenario::{Action, Client, ObjectRef},
 };
 
@@ -102,6 +102,25 @@ impl EmbeddedTarget {
         self.client_context(&Client::namespace(namespace))
     }
 
+    /// The `/etc/hosts` kubelet gives the client: a namespace client is the agent pod the kube target runs there; a
+    /// node client (`hostNetwork`) gets the node's file, which names the node.
+    fn hosts_file(&self, client: &Client, source: std::net::Ipv4Addr) -> HostsFile {
+        let snap = self.cluster.snapshot();
+        let name = match client {
+            Client::Namespace { .. } => Some(super::AGENT_POD_NAME.to_owned()),
+            Client::PodOnNode { node, .. } => {
+                snap.nodes.get(*node as usize).map(|n| format!("{}-{}", super::AGENT_POD_NAME, n.name))
+            }
+            Client::Node { node } => snap.nodes.get(*node as usize).map(|n| n.name.clone()),
+            Client::Pod { pod } => snap
+                .deployment_pods(&pod.deployment)
+                .into_iter()
+                .find(|(_, p)| p.ip == source)
+                .map(|(k, _)| k.name.clone()),
+        };
+        HostsFile::kubelet(IpAddr::V4(source), name.as_deref().unwrap_or("localhost"), None)
+    }
+
     /// The probe context of `client`: its source address, its resolver configuration, and the proxy view it gets.
     pub fn client_context(&self, client: &Client) -> Result<ProbeContext, TargetError> {
         let (source, namespace, place) = self.cluster.place(client)?;
@@ -118,6 +137,7 @@ impl EmbeddedTarget {
             resolv_conf,
             dialer: Dialer::new(self.cluster.ports().for_client(place), Some(IpAddr::V4(source))),
             timeout: config.probe_timeout,
+            hosts: self.hosts_file(client, source),
             udp_flows: self.udp_flows.clone(),
         })
     }

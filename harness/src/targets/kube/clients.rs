@@ -87,7 +87,7 @@ impl KubeTarget {
             Client::PodOnNode { namespace, node } => {
                 let node = self.node(*node).await?;
                 let placement = AgentPlacement {
-                    name: format!("svcbench-agent-{}", node.name),
+                    name: format!("{}-{}", super::objects::AGENT_NAME, node.name),
                     node: Some(node.name),
                     host_network: false,
                 };

@@ -28,7 +28,7 @@ pub const RUN_LABEL: &str = "svcbench.io/run";
 /// Marker file whose presence makes a backend not ready.
 pub const NOT_READY_FILE: &str = "/tmp/svcbench-not-ready";
 /// Name and port of the agent pod in each namespace.
-pub const AGENT_NAME: &str = "svcbench-agent";
+pub const AGENT_NAME: &str = crate::targets::AGENT_POD_NAME;
 /// Port the agent listens on.
 pub const AGENT_PORT: u16 = 8080;
 /// The agent pod's termination grace period (seconds).
