@@ -219,6 +219,7 @@ mod tests {
             tried: vec![],
             rcode: crate::scenario::Rcode::NoError,
             records: vec![DnsRecord::Cname { target: "b.svcb-x1-other.svc.cluster.local.".into() }],
+            from_hosts_file: false,
         };
         let answer = ProbeResponse::Batch(BatchOutcome {
             results: vec![BatchResult::Ok(ProbeResponse::Dns(lookup)), BatchResult::Error("x".into())],
