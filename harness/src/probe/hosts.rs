@@ -64,6 +64,11 @@ impl HostsFile {
         Self { entries }
     }
 
+    /// The file text: one `ip<TAB>names…` line per entry.
+    pub fn render(&self) -> String {
+        self.entries.iter().map(|e| format!("{}\t{}\n", e.ip, e.names.join("\t"))).collect()
+    }
+
     /// The addresses of `name` of one family (`v6`), in file order, as the library compares names.
     pub fn lookup(&self, name: &str, v6: bool, how: HostsMatch) -> Vec<IpAddr> {
         let same = |n: &String| match how {
