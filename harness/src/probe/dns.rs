@@ -73,7 +73,7 @@ impl std::fmt::Display for DnsRecord {
 }
 
 impl DnsRecord {
-    fn from_rdata(data: &RData) -> Self {
+    pub(crate) fn from_rdata(data: &RData) -> Self {
         let name = |n: &Name| n.to_lowercase().to_ascii();
         match data {
             RData::A(a) => DnsRecord::Address { ip: IpAddr::V4(a.0) },
@@ -179,7 +179,8 @@ pub fn candidates(name: &str, search: &[String], ndots: u8, flavour: ResolverFla
     let dots = name.matches('.').count();
     let enough_dots = dots >= usize::from(ndots);
     match flavour {
-        ResolverFlavour::Dig => vec![abs(name)],
+        // hickory-resolver builds its own list (it is not emulated): only the name as given is known.
+        ResolverFlavour::Dig | ResolverFlavour::Hickory => vec![abs(name)],
         ResolverFlavour::Glibc => {
             let mut out = Vec::new();
             if enough_dots {
@@ -218,7 +219,7 @@ fn continues(flavour: ResolverFlavour, rcode: Rcode) -> bool {
         // musl moves on only after NXDOMAIN: NODATA ends the search, SERVFAIL ends it with EAI_AGAIN.
         ResolverFlavour::DigSearch | ResolverFlavour::Musl => rcode == Rcode::NxDomain,
         ResolverFlavour::Busybox => rcode != Rcode::NoError,
-        ResolverFlavour::Dig => false,
+        ResolverFlavour::Dig | ResolverFlavour::Hickory => false,
     }
 }
 
@@ -233,6 +234,9 @@ pub async fn lookup(
     flavour: ResolverFlavour,
     transport: Transport,
 ) -> Result<DnsLookup, ProbeError> {
+    if flavour == ResolverFlavour::Hickory {
+        return super::hickory::lookup(ctx, name, record_type(qtype), transport).await;
+    }
     if let Some(found) = from_hosts_file(ctx, name, qtype, flavour) {
         return Ok(found);
     }
@@ -272,7 +276,9 @@ fn from_hosts_file(ctx: &ProbeContext, name: &str, qtype: QueryType, flavour: Re
     let how = match flavour {
         ResolverFlavour::Glibc => super::hosts::HostsMatch::CaseInsensitive,
         ResolverFlavour::Musl => super::hosts::HostsMatch::Exact,
-        ResolverFlavour::Dig | ResolverFlavour::DigSearch | ResolverFlavour::Busybox => return None,
+        ResolverFlavour::Dig | ResolverFlavour::DigSearch | ResolverFlavour::Busybox | ResolverFlavour::Hickory => {
+            return None;
+        }
     };
     let v6 = match qtype {
         QueryType::A => false,

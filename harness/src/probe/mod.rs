@@ -7,6 +7,7 @@ pub mod connect;
 pub mod dialer;
 pub mod dns;
 pub mod dnsload;
+pub mod hickory;
 pub mod hosts;
 pub mod http;
 pub mod load;

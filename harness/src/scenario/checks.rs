@@ -84,6 +84,8 @@ pub enum ResolverFlavour {
     Musl,
     /// BusyBox `nslookup` (≥ 1.29): search list only for dot-less names, ignores ndots.
     Busybox,
+    /// The `hickory-resolver` crate itself (what a Rust workload sees): it reports no candidates.
+    Hickory,
 }
 
 /// DNS response codes an assertion can name; `NoData` is NOERROR with an empty answer.

@@ -44,9 +44,17 @@ impl Validator {
         let default_type = if matches!(name, DnsQueryName::ReverseOf(_)) { QueryType::Ptr } else { QueryType::A };
         let query_type =
             self.choice(&e.record_type, default_type, "record type", "A, AAAA, SRV, PTR, TXT, CNAME, SOA")?;
-        let flavour =
-            self.choice(&e.resolver, ResolverFlavour::Glibc, "resolver", "glibc, musl, dig, dig+search, busybox")?;
+        let flavour = self.choice(
+            &e.resolver,
+            ResolverFlavour::Glibc,
+            "resolver",
+            "glibc, musl, dig, dig+search, busybox, hickory",
+        )?;
         let transport = self.choice(&e.transport, Transport::Udp, "transport", "udp, tcp")?;
+        if flavour == ResolverFlavour::Hickory && e.candidates.is_some() {
+            self.err(at, "resolver hickory runs the real hickory-resolver crate, which does not report the names it tried: no `candidates`");
+            return None;
+        }
         let mut rcodes = Vec::new();
         if let Some(r) = &e.rcode {
             let list = match &r.value {
