@@ -311,7 +311,12 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
     assert_eq!(tried(&qualified), ["nginx.test.other.svc.cluster.local.", "nginx.test.svc.cluster.local."]);
 
     // HTTP through the service name, the proxy and a pod; a failed exchange is an observation (200), not an error.
-    let get = ProbeRequest::Http { host: "nginx".into(), port: http_port, path: "/hostname".into() };
+    let get = ProbeRequest::Http {
+        host: "nginx".into(),
+        port: http_port,
+        path: "/hostname".into(),
+        client: Default::default(),
+    };
     match agent.probe(&get).await {
         ProbeResponse::Http(Ok(r)) => {
             assert_eq!((r.status, r.address), (200, SocketAddr::new(cluster_ip, http_port)));
@@ -320,7 +325,15 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
         }
         other => panic!("expected an HTTP answer, got {other:?}"),
     }
-    match other.probe(&ProbeRequest::Http { host: "nginx".into(), port: http_port, path: "/hostname".into() }).await {
+    match other
+        .probe(&ProbeRequest::Http {
+            host: "nginx".into(),
+            port: http_port,
+            path: "/hostname".into(),
+            client: Default::default(),
+        })
+        .await
+    {
         ProbeResponse::Http(Err(HttpFailure::Resolve { rcode })) => assert_eq!(rcode, Rcode::NxDomain),
         other => panic!("expected a resolve failure from namespace other, got {other:?}"),
     }

@@ -149,6 +149,7 @@ fn run_tools(state: &serde_json::Value) {
         dialer: Dialer::new(Arc::new(DnsPort(dns)), None),
         timeout: Duration::from_secs(2),
         hosts: Default::default(),
+        http_pool: Default::default(),
         udp_flows: Default::default(),
     };
     for transport in [Transport::Udp, Transport::Tcp] {

@@ -177,7 +177,7 @@ pub fn probe_context(
         Some(port) => Dialer::new(Arc::new(DnsPortMap::new(resolv_conf.nameservers.clone(), port)), None),
         None => Dialer::default(),
     };
-    ProbeContext { resolv_conf, dialer, timeout, hosts, udp_flows: Arc::new(crate::probe::udp::UdpFlows::new()) }
+    ProbeContext { resolv_conf, dialer, timeout, hosts, http_pool: Default::default(), udp_flows: Default::default() }
 }
 
 /// A bound agent, ready to serve.

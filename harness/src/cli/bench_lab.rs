@@ -476,6 +476,7 @@ fn context(dns: IpAddr) -> ProbeContext {
         dialer: Dialer::default(),
         timeout: Duration::from_secs(2),
         hosts: Default::default(),
+        http_pool: Default::default(),
         udp_flows: Default::default(),
     }
 }

@@ -11,6 +11,7 @@ pub mod hickory;
 pub mod hosts;
 pub mod http;
 pub mod load;
+pub mod pooled;
 pub mod resolv_conf;
 pub mod schedule;
 pub mod udp;
@@ -31,6 +32,8 @@ pub struct ProbeContext {
     pub timeout: Duration,
     /// The pod's `/etc/hosts` (glibc and musl read it before DNS).
     pub hosts: hosts::HostsFile,
+    /// The pod's pooled `reqwest` clients (one per source address), kept across probes.
+    pub http_pool: std::sync::Arc<pooled::HttpPool>,
     /// The pod's kept UDP flows (shared by every probe of this pod).
     pub udp_flows: std::sync::Arc<udp::UdpFlows>,
 }
@@ -91,6 +94,9 @@ pub enum ProbeRequest {
         port: u16,
         /// Path.
         path: String,
+        /// The client that sends it.
+        #[serde(default, skip_serializing_if = "is_plain")]
+        client: crate::scenario::HttpClient,
     },
     /// Open a TCP connection and close it.
     Connect {
@@ -113,6 +119,10 @@ pub enum ProbeRequest {
     DnsLoad(dnsload::DnsLoadSpec),
     /// Many `dns`, `connect` and `http` probes at once, with bounded concurrency.
     Batch(batch::BatchSpec),
+}
+
+fn is_plain(client: &crate::scenario::HttpClient) -> bool {
+    *client == crate::scenario::HttpClient::Plain
 }
 
 /// What a probe observed: the response half of the agent API.
@@ -147,7 +157,12 @@ pub async fn run(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResp
         ProbeRequest::Dns { name, query_type, flavour, transport } => {
             ProbeResponse::Dns(dns::lookup(ctx, name, *query_type, *flavour, *transport).await?)
         }
-        ProbeRequest::Http { host, port, path } => ProbeResponse::Http(http::get(ctx, host, *port, path).await?),
+        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Plain } => {
+            ProbeResponse::Http(http::get(ctx, host, *port, path).await?)
+        }
+        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Reqwest } => {
+            ProbeResponse::Http(pooled::get(ctx, host, *port, path).await?)
+        }
         ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
         ProbeRequest::Udp { address, payload, flow } => {
             ProbeResponse::Udp(udp::exchange(ctx, *address, payload, flow.as_deref()).await)

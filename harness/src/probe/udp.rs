@@ -125,6 +125,7 @@ mod tests {
             dialer: Dialer::default(),
             timeout: Duration::from_millis(300),
             hosts: Default::default(),
+            http_pool: Default::default(),
             udp_flows: Arc::new(UdpFlows::new()),
         }
     }

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     results::ConvergenceReport,
     scenario::{
-        Check, Client, ConnectOutcome, Converge, DnsQueryName, ExpectedRecord, PodSet, QueryType, Rcode,
+        Check, Client, ConnectOutcome, Converge, DnsQueryName, ExpectedRecord, HttpClient, PodSet, QueryType, Rcode,
         ResolverFlavour, Transport, Via,
     },
     targets::{Target, TargetError},
@@ -91,6 +91,7 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
                 same_backend: false,
                 fair_alpha: None,
                 source_ip: None,
+                client: HttpClient::Plain,
             }),
             _ => None,
         },

@@ -81,6 +81,7 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
         same_backend,
         fair_alpha,
         source_ip,
+        client,
     } = check
     else {
         return Err(TargetError::Other("not an HTTP check".into()));
@@ -91,13 +92,13 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
         Ok(Evaluation::new(false, Value::Object(expected), json!({}), why))
     };
     let request = match via {
-        Via::Dns => ProbeRequest::Http { host: host.clone(), port: *port, path: path.clone() },
+        Via::Dns => ProbeRequest::Http { host: host.clone(), port: *port, path: path.clone(), client: *client },
         Via::ClusterIp { service } | Via::NodePort { service, .. } => {
             let node = if let Via::NodePort { node, .. } = via { Some(*node) } else { None };
             match service_address(target, service, *port, node).await? {
                 Ok(a) => {
                     expected.insert("address".into(), json!(a));
-                    ProbeRequest::Http { host: a.ip().to_string(), port: a.port(), path: path.clone() }
+                    ProbeRequest::Http { host: a.ip().to_string(), port: a.port(), path: path.clone(), client: *client }
                 }
                 Err(why) => return fail(expected, why),
             }
@@ -240,7 +241,7 @@ pub(crate) async fn health_check(check: &Check, target: &dyn Target) -> Result<E
         ));
     };
     let ip = target.node(*node).await?.ip;
-    let request = ProbeRequest::Http { host: ip.to_string(), port, path: "/".into() };
+    let request = ProbeRequest::Http { host: ip.to_string(), port, path: "/".into(), client: Default::default() };
     let ProbeResponse::Http(result) = target.probe_as(from, &request).await? else {
         return Err(TargetError::Other("HTTP probe returned another kind of result".into()));
     };

@@ -204,6 +204,18 @@ pub enum ConnectOutcome {
     Timeout,
 }
 
+/// The HTTP client a probe sends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpClient {
+    /// A new connection per request (what `curl` does, and what balancing checks need).
+    #[default]
+    Plain,
+    /// One pooled `reqwest::Client` per pod, kept across requests and steps, as a Rust service keeps it: requests
+    /// reuse its keep-alive connections, so they stay on the backend a connection went to.
+    Reqwest,
+}
+
 /// Expected result of a UDP exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -304,6 +316,8 @@ pub enum Check {
         fair_alpha: Option<f64>,
         /// The source address the backend must see (from netexec's `/clientip`).
         source_ip: Option<SourceIp>,
+        /// The HTTP client that sends the requests.
+        client: HttpClient,
     },
     /// Every service `<prefix>-i` has `ready_endpoints` ready endpoints, resolves to its ClusterIP, and accepts a
     /// connection.

@@ -112,6 +112,9 @@ pub struct RawExpectHttp {
     /// The spread over `reachesAll` pods is not significantly unfair: χ² test against uniform at this α.
     #[serde(default)]
     pub fair: Option<RawFair>,
+    /// `plain` (default: a new connection per request) or `reqwest` (the pod's pooled `reqwest::Client`).
+    #[serde(default)]
+    pub client: Option<SpannedStr>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }

@@ -227,6 +227,14 @@ impl Validator {
             Some(s) => v.pod_set(&pods_ns, &s.referenced, &s.value).map(Some),
             None => Some(None),
         };
+        let client = self.choice(&e.client, HttpClient::Plain, "HTTP client", "plain or reqwest")?;
+        if client == HttpClient::Reqwest && matches!(from, Client::Pod { .. }) {
+            self.err(
+                &e.from.referenced,
+                "a backend pod dials with netexec's /dial: `client: reqwest` runs in a client pod",
+            );
+            return None;
+        }
         let answered_by = pod_set(self, &e.answered_by)?;
         let reaches_all = pod_set(self, &e.reaches_all)?;
         let reaches_only = pod_set(self, &e.reaches_only)?;
@@ -294,6 +302,7 @@ impl Validator {
                 same_backend: e.same_backend,
                 fair_alpha,
                 source_ip,
+                client,
             },
         })
     }

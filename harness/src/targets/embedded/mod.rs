@@ -81,6 +81,8 @@ pub struct EmbeddedTarget {
     cluster: Arc<Cluster>,
     /// Kept UDP flows of every client.
     udp_flows: Arc<probe::udp::UdpFlows>,
+    /// Pooled `reqwest` clients of every client (one per source address).
+    http_pool: Arc<probe::pooled::HttpPool>,
 }
 
 impl EmbeddedTarget {
@@ -89,7 +91,11 @@ impl EmbeddedTarget {
     /// # Errors
     /// See [`Cluster::start`].
     pub async fn start(config: EmbeddedConfig) -> Result<Self, TargetError> {
-        Ok(Self { cluster: Arc::new(Cluster::start(config).await?), udp_flows: Default::default() })
+        Ok(Self {
+            cluster: Arc::new(Cluster::start(config).await?),
+            udp_flows: Default::default(),
+            http_pool: Default::default(),
+        })
     }
 
     /// The cluster behind the target.
@@ -138,6 +144,7 @@ impl EmbeddedTarget {
             dialer: Dialer::new(self.cluster.ports().for_client(place), Some(IpAddr::V4(source))),
             timeout: config.probe_timeout,
             hosts: self.hosts_file(client, source),
+            http_pool: self.http_pool.clone(),
             udp_flows: self.udp_flows.clone(),
         })
     }

@@ -107,7 +107,7 @@ impl KubeTarget {
                 self.probe_agent(&ns, &placement, request).await
             }
             Client::Pod { pod } => {
-                let ProbeRequest::Http { host, port, path } = request else {
+                let ProbeRequest::Http { host, port, path, .. } = request else {
                     return Err(TargetError::Rejected("a backend pod can only run HTTP probes (netexec /dial)".into()));
                 };
                 let ip: IpAddr = host.parse().map_err(|_| {
