@@ -1,8 +1,10 @@
 //! HTTP load generator: `GET /hostname` through a service, counting answers per pod.
 //!
-//! Two connection modes, because ClusterIP balancing happens per *connection*:
+//! Three connection modes, because ClusterIP balancing happens per *connection*:
 //! - `new-connection`: one TCP connection per request — what spreads load over endpoints;
-//! - `keep-alive`: N long-lived connections — each pinned to one backend by conntrack, reported as such.
+//! - `keep-alive`: N long-lived connections — each pinned to one backend by conntrack, reported as such;
+//! - `reqwest`: the pod's pooled `reqwest::Client` with up to N requests in flight — what a Rust service's client
+//!   does: it opens connections as concurrency needs them and reuses them, each pinned to its backend.
 //!
 //! Open-loop by default (wrk2-style): request *i* is due at `start + i / rate`, and its latency is measured from that
 //! intended time, so a stall shows up as latency instead of silently lowering the send rate (coordinated omission).
@@ -41,6 +43,8 @@ pub enum ConnectionMode {
     NewConnection,
     /// Requests over a fixed set of kept-alive connections.
     KeepAlive,
+    /// Requests through the pod's pooled `reqwest::Client`.
+    Reqwest,
 }
 
 /// What load to generate.
@@ -242,7 +246,9 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let tally = match spec.mode {
-        ConnectionMode::NewConnection => new_connection(ctx, spec, address, started, &sent).await,
+        ConnectionMode::NewConnection | ConnectionMode::Reqwest => {
+            new_connection(ctx, spec, address, started, &sent).await
+        }
         ConnectionMode::KeepAlive => keep_alive(ctx, spec, address, started, &sent).await,
     };
     let (sent, elapsed) = (sent.load(Ordering::Relaxed), started.elapsed());
@@ -257,6 +263,14 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
         errors: tally.errors,
         latency: latency::summarize(&tally.histogram),
     })
+}
+
+/// One request as `spec.mode` sends it: over a new connection, or with the pod's pooled reqwest client.
+async fn one_request(ctx: &ProbeContext, spec: &LoadSpec, address: SocketAddr, request: &[u8]) -> Answer {
+    match spec.mode {
+        ConnectionMode::Reqwest => super::pooled::answer(ctx, address, &spec.host, &spec.path).await,
+        ConnectionMode::NewConnection | ConnectionMode::KeepAlive => one_new_connection(ctx, address, request).await,
+    }
 }
 
 async fn one_new_connection(ctx: &ProbeContext, address: SocketAddr, request: &[u8]) -> Answer {
@@ -274,6 +288,7 @@ async fn new_connection(
     sent: &Arc<AtomicU64>,
 ) -> Tally {
     let request = request_bytes(spec, false);
+    let shared = Arc::new(spec.clone());
     // The wall-clock bound: nothing is sent after it, whatever the schedule says.
     let deadline = schedule::after(started, spec.duration);
     let workers = spec.connections.max(1);
@@ -302,9 +317,9 @@ async fn new_connection(
                     break;
                 };
                 sent.fetch_add(1, Ordering::Relaxed);
-                let (ctx, tx, request, timeout) = (ctx.clone(), tx.clone(), request.clone(), spec.timeout);
+                let (ctx, tx, request, spec) = (ctx.clone(), tx.clone(), request.clone(), Arc::clone(&shared));
                 tokio::spawn(async move {
-                    let answer = tokio::time::timeout(timeout, one_new_connection(&ctx, address, &request))
+                    let answer = tokio::time::timeout(spec.timeout, one_request(&ctx, &spec, address, &request))
                         .await
                         .unwrap_or_else(|_| Err("timeout".into()));
                     let _ = tx.send((answer, at.elapsed()));
@@ -319,11 +334,11 @@ async fn new_connection(
             let mut tasks = tokio::task::JoinSet::new();
             for worker in 0..u64::from(workers) {
                 let (ctx, request, sent, shards) = (ctx.clone(), request.clone(), sent.clone(), shards.clone());
-                let (requests, timeout) = (spec.requests, spec.timeout);
+                let spec = Arc::clone(&shared);
                 tasks.spawn(async move {
-                    while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < requests {
+                    while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < spec.requests {
                         let t = Instant::now();
-                        let answer = tokio::time::timeout(timeout, one_new_connection(&ctx, address, &request))
+                        let answer = tokio::time::timeout(spec.timeout, one_request(&ctx, &spec, address, &request))
                             .await
                             .unwrap_or_else(|_| Err("timeout".into()));
                         shards.record(worker, answer, t.elapsed());

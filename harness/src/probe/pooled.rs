@@ -86,6 +86,20 @@ pub async fn get(
     Ok(Ok(HttpResult { address, status, body, pod, local: ctx.dialer.source() }))
 }
 
+/// One load request with the pod's pooled client: the body of a 2xx answer (the pod, for `/hostname`), else the
+/// failure class the load generator counts.
+pub async fn answer(ctx: &ProbeContext, address: SocketAddr, host: &str, path: &str) -> Result<String, String> {
+    let client = ctx.http_pool.client(ctx).map_err(|f| f.to_string())?;
+    let url = format!("http://{}", ctx.dialer.resolve(address));
+    match send(ctx, &client, &url, host, path, address).await {
+        Ok((status, body)) if (200..300).contains(&status) => Ok(body),
+        Ok((status, _)) => Err(format!("status {status}")),
+        Err(HttpFailure::Refused { .. }) => Err("refused".into()),
+        Err(HttpFailure::Timeout { .. }) => Err("timeout".into()),
+        Err(f) => Err(f.to_string()),
+    }
+}
+
 async fn send(
     ctx: &ProbeContext,
     client: &reqwest::Client,

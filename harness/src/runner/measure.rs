@@ -101,6 +101,7 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         mode: match m.mode {
             ConnectionMode::NewConnection => "new-connection".into(),
             ConnectionMode::KeepAlive => "keep-alive".into(),
+            ConnectionMode::Reqwest => "reqwest".into(),
         },
         connections: m.connections,
         rate: m.rate,

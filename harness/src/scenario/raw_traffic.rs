@@ -17,6 +17,9 @@ pub struct RawMeasureHttp {
     /// `new-connection` (default) or `keep-alive`.
     #[serde(default)]
     pub mode: Option<SpannedStr>,
+    /// `plain` (default: `mode` decides) or `reqwest` (the pod's pooled `reqwest::Client`).
+    #[serde(default)]
+    pub client: Option<SpannedStr>,
     /// Keep-alive connections / new-connection requests in flight (default 8).
     #[serde(default)]
     pub connections: Option<u32>,

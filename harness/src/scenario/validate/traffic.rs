@@ -72,10 +72,16 @@ impl Validator {
     pub(super) fn measure_http(&mut self, m: &RawMeasureHttp) -> Option<Assertion> {
         let from = self.namespace(&m.from)?;
         let (host, port, path) = self.url(&m.url)?;
-        let mode = match m.mode.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
-            None | Some(("new-connection", _)) => crate::probe::load::ConnectionMode::NewConnection,
-            Some(("keep-alive", _)) => crate::probe::load::ConnectionMode::KeepAlive,
-            Some((other, loc)) => {
+        let client = self.choice(&m.client, HttpClient::Plain, "HTTP client", "plain or reqwest")?;
+        let mode = match (m.mode.as_ref().map(|s| (s.value.as_str(), s.referenced)), client) {
+            (None, HttpClient::Reqwest) => crate::probe::load::ConnectionMode::Reqwest,
+            (Some((_, loc)), HttpClient::Reqwest) => {
+                self.err(&loc, "`client: reqwest` opens and reuses connections as its pool does: no `mode` with it");
+                return None;
+            }
+            (None | Some(("new-connection", _)), _) => crate::probe::load::ConnectionMode::NewConnection,
+            (Some(("keep-alive", _)), _) => crate::probe::load::ConnectionMode::KeepAlive,
+            (Some((other, loc)), _) => {
                 self.err(&loc, format!("mode must be `new-connection` or `keep-alive`, not `{other}`"));
                 return None;
             }
@@ -93,10 +99,11 @@ impl Validator {
                 self.err(&f.alpha.referenced, "`fair` needs `backends`: the pods the spread is measured over");
                 return None;
             }
-            Some(f) if mode == crate::probe::load::ConnectionMode::KeepAlive => {
+            Some(f) if mode != crate::probe::load::ConnectionMode::NewConnection => {
                 self.err(
                     &f.alpha.referenced,
-                    "keep-alive pins every request of a connection to one backend: measure fairness per new connection",
+                    "kept connections (keep-alive, a reqwest pool) pin their requests to one backend each: measure \
+                     fairness per new connection",
                 );
                 return None;
             }
