@@ -26,16 +26,16 @@ pub fn answer<B>(req: &Request<B>, peer: SocketAddr, hostname: &str) -> (StatusC
     }
 }
 
-/// The answer to one UDP datagram, as netexec's UDP server gives it: `hostname`, `clientip` (the sender's
-/// `ip:port`), `echo <text>`; anything else gets an empty reply.
-pub fn udp_answer(datagram: &[u8], peer: SocketAddr, hostname: &str) -> String {
+/// The answer to one UDP datagram, as netexec's UDP server gives it: `hostname` (or `hostName`), `clientip` (the
+/// sender's `ip:port`), `echo <text>`; anything else gets no reply.
+pub fn udp_answer(datagram: &[u8], peer: SocketAddr, hostname: &str) -> Option<String> {
     let text = String::from_utf8_lossy(datagram);
     let text = text.trim();
     match text.split_once(' ') {
-        _ if text == "hostname" => hostname.to_owned(),
-        _ if text == "clientip" => peer.to_string(),
-        Some(("echo", rest)) => rest.to_owned(),
-        _ => String::new(),
+        _ if text == "hostname" || text == "hostName" => Some(hostname.to_owned()),
+        _ if text == "clientip" => Some(peer.to_string()),
+        Some(("echo", rest)) => Some(rest.to_owned()),
+        _ => None,
     }
 }
 

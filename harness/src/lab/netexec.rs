@@ -44,8 +44,9 @@ pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-                let answer = crate::netexec::udp_answer(&buf[..n], peer, &hostname);
-                let _ = socket.send_to(answer.as_bytes(), peer).await;
+                if let Some(answer) = crate::netexec::udp_answer(&buf[..n], peer, &hostname) {
+                    let _ = socket.send_to(answer.as_bytes(), peer).await;
+                }
             }
         });
     }

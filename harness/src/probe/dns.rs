@@ -286,14 +286,20 @@ fn from_hosts_file(ctx: &ProbeContext, name: &str, qtype: QueryType, flavour: Re
         _ => return None,
     };
     let ips = ctx.hosts.lookup(name, v6, how);
-    (!ips.is_empty()).then(|| DnsLookup {
+    let answer = |rcode, records| DnsLookup {
         flavour,
         name: name.to_owned(),
         tried: Vec::new(),
-        rcode: Rcode::NoError,
-        records: ips.into_iter().map(|ip| DnsRecord::Address { ip }).collect(),
+        rcode,
+        records,
         from_hosts_file: true,
-    })
+    };
+    if !ips.is_empty() {
+        return Some(answer(Rcode::NoError, ips.into_iter().map(|ip| DnsRecord::Address { ip }).collect()));
+    }
+    // musl's name_from_hosts: a name the file has only with the other family is EAI_NONAME, and DNS is not asked;
+    // glibc's `files` service says NOTFOUND and moves on to `dns`.
+    (flavour == ResolverFlavour::Musl && ctx.hosts.names(name, how)).then(|| answer(Rcode::NxDomain, Vec::new()))
 }
 
 /// Sends one query for an absolute `name` to the first reachable nameserver and classifies the answer.

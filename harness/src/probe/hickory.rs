@@ -1,6 +1,8 @@
-//! The `hickory` resolver flavour: the real `hickory-resolver` crate, configured from the pod's resolv.conf (its
-//! own parser, its own search and ndots rules) and the pod's hosts file — what a Rust workload in the pod sees. It
-//! does not report the names it tried, so its lookups carry no candidates.
+//! The `hickory` resolver flavour: the real `hickory-resolver` crate doing the lookup — its own search and ndots
+//! rules, its own hosts-file handling, its own retries — configured from the pod's resolv.conf as svcbench reads it
+//! (nameservers, search list, ndots; other options are not carried over, and timeout and attempts are the probe's)
+//! and from the pod's hosts file. A resolver is built per lookup, so there is no cache between probes. It reports
+//! records but not the messages behind them, so its lookups carry no candidates, TTLs or sections.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -69,6 +69,14 @@ impl HostsFile {
         self.entries.iter().map(|e| format!("{}\t{}\n", e.ip, e.names.join("\t"))).collect()
     }
 
+    /// Whether any line names `name`, of either family.
+    pub fn names(&self, name: &str, how: HostsMatch) -> bool {
+        self.entries.iter().flat_map(|e| &e.names).any(|n| match how {
+            HostsMatch::CaseInsensitive => n.eq_ignore_ascii_case(name),
+            HostsMatch::Exact => n == name,
+        })
+    }
+
     /// The addresses of `name` of one family (`v6`), in file order, as the library compares names.
     pub fn lookup(&self, name: &str, v6: bool, how: HostsMatch) -> Vec<IpAddr> {
         let same = |n: &String| match how {
@@ -102,6 +110,7 @@ mod tests {
         assert!(v4("WEB-0", HostsMatch::Exact).is_empty(), "musl compares bytes");
         assert!(v4("localhost.", HostsMatch::CaseInsensitive).is_empty(), "a trailing dot is not stripped");
         assert!(v4("ip6-localhost", HostsMatch::Exact).is_empty(), "an IPv6-only name has no IPv4 address");
+        assert!(hosts.names("ip6-localhost", HostsMatch::Exact) && !hosts.names("web-1", HostsMatch::Exact));
         let parsed = HostsFile::parse("# c\n10.0.0.1 a b # trailing\nbogus line\n\n10.0.0.2\n");
         assert_eq!(
             parsed.entries,

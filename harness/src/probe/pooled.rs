@@ -20,6 +20,9 @@ const MAX_CLIENTS: usize = 64;
 /// Largest response body kept.
 const MAX_BODY: usize = 4096;
 
+/// Largest response body read to its end, so the connection goes back to the pool (larger ones close it).
+const MAX_DRAINED: usize = 1024 * 1024;
+
 /// The pod's pooled clients, by source address.
 #[derive(Debug, Default)]
 pub struct HttpPool {
@@ -131,11 +134,12 @@ async fn send(
         .await
         .map_err(classify)?;
     let status = response.status().as_u16();
-    let mut body = Vec::new();
+    let (mut body, mut read) = (Vec::new(), 0usize);
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
         let room = MAX_BODY.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if room <= chunk.len() {
+        read += chunk.len();
+        if read > MAX_DRAINED {
             break;
         }
     }

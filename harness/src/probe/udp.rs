@@ -137,8 +137,9 @@ mod tests {
         let echo = tokio::spawn(async move {
             let mut buf = [0u8; 64];
             while let Ok((n, peer)) = server.recv_from(&mut buf).await {
-                let answer = crate::netexec::udp_answer(&buf[..n], peer, "pod-a");
-                let _ = server.send_to(answer.as_bytes(), peer).await;
+                if let Some(answer) = crate::netexec::udp_answer(&buf[..n], peer, "pod-a") {
+                    let _ = server.send_to(answer.as_bytes(), peer).await;
+                }
             }
         });
         let ctx = ctx();

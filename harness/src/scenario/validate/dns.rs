@@ -51,8 +51,22 @@ impl Validator {
             "glibc, musl, dig, dig+search, busybox, hickory",
         )?;
         let transport = self.choice(&e.transport, Transport::Udp, "transport", "udp, tcp")?;
-        if flavour == ResolverFlavour::Hickory && e.candidates.is_some() {
-            self.err(at, "resolver hickory runs the real hickory-resolver crate, which does not report the names it tried: no `candidates`");
+        let wire_only = [
+            ("candidates", e.candidates.is_some()),
+            ("minTtl", e.min_ttl.is_some()),
+            ("authoritySoa", e.authority_soa),
+            ("additional", e.additional.is_some()),
+        ];
+        if flavour == ResolverFlavour::Hickory
+            && let Some((field, _)) = wire_only.iter().find(|(_, given)| *given)
+        {
+            self.err(
+                at,
+                format!(
+                    "resolver hickory runs the real hickory-resolver crate, which reports records but not the messages \
+                     behind them (names tried, TTLs, authority and additional sections): no `{field}`"
+                ),
+            );
             return None;
         }
         let mut rcodes = Vec::new();

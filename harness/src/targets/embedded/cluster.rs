@@ -437,8 +437,9 @@ impl Cluster {
                 let cannot = |e: std::io::Error| {
                     TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name))
                 };
-                listeners.push(self.ports.bind_tcp(addr).map_err(cannot)?);
-                udp.push(self.ports.bind_udp(addr).map_err(cannot)?);
+                let (tcp, datagrams) = self.ports.bind_tcp_udp(addr).map_err(cannot)?;
+                listeners.push(tcp);
+                udp.push(datagrams);
             }
             inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners, udp, &self.sockets));
             inner.next_seq += 1;
@@ -494,11 +495,12 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
     let per_node_views = exposure.internal_traffic_policy == TrafficPolicy::Local
         || exposure.prefer_close
         || (exposure.service_type.has_node_ports() && exposure.external_traffic_policy == TrafficPolicy::Local);
-    if per_node_views && spec.ports.iter().any(|p| p.protocol == Protocol::Udp) {
-        // Each client finds its node's view through a port map shared by both protocols; UDP has none per node yet.
+    if (per_node_views || spec.session_affinity.is_some()) && spec.ports.iter().any(|p| p.protocol == Protocol::Udp) {
+        // Each client finds its node's view through a port map shared by both protocols; UDP has none per node yet,
+        // and its flows pick backends per client address and port, without ClientIP affinity.
         return Err(TargetError::Rejected(format!(
-            "service `{}`: the embedded proxy serves UDP ports only with cluster-wide policies (no Local traffic \
-             policy, no trafficDistribution)",
+            "service `{}`: the embedded proxy serves UDP ports only with cluster-wide policies and no session \
+             affinity (no Local traffic policy, no trafficDistribution, no sessionAffinity: ClientIP)",
             spec.object
         )));
     }

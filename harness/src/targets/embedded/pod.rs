@@ -37,8 +37,9 @@ pub fn start(name: &str, listeners: Vec<TcpListener>, udp: Vec<UdpSocket>, track
 async fn serve_udp(socket: UdpSocket, name: Arc<str>) {
     let mut buf = vec![0u8; 2048];
     while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-        let answer = crate::netexec::udp_answer(&buf[..n], peer, &name);
-        let _ = socket.send_to(answer.as_bytes(), peer).await;
+        if let Some(answer) = crate::netexec::udp_answer(&buf[..n], peer, &name) {
+            let _ = socket.send_to(answer.as_bytes(), peer).await;
+        }
     }
 }
 

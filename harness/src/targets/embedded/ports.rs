@@ -172,6 +172,37 @@ impl PortMap {
         Ok(socket)
     }
 
+    /// A TCP listener and a UDP socket for `model` on one port (a pod serves both protocols on each container port):
+    /// the real port if allowed, else a high port free for both, tried a few times.
+    ///
+    /// # Errors
+    /// No port could be bound for both.
+    pub fn bind_tcp_udp(&self, model: SocketAddr) -> io::Result<(TcpListener, UdpSocket)> {
+        let tcp = self.bind_tcp(model)?;
+        let first = self.bind_udp(model);
+        if first.is_ok() || self.resolve(model) == model {
+            // Bound, or a real-port conflict that another high port cannot fix.
+            return first.map(|udp| (tcp, udp));
+        }
+        let mut last = first.err();
+        for _ in 0..16 {
+            let tcp = listen(SocketAddr::new(model.ip(), 0))?;
+            let real = tcp.local_addr()?;
+            let udp = std::net::UdpSocket::bind(real).and_then(|s| {
+                s.set_nonblocking(true)?;
+                UdpSocket::from_std(s)
+            });
+            match udp {
+                Ok(udp) => {
+                    self.record(model, real);
+                    return Ok((tcp, udp));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no port free for both TCP and UDP")))
+    }
+
     /// A listener for a proxy key: the model address itself for the shared view, else a high port of its IP that
     /// only the clients of that view are sent to.
     ///

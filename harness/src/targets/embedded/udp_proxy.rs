@@ -22,11 +22,13 @@ use super::{
     state::{ProxyEntry, ProxyKey, Snapshot},
 };
 
-/// How long an idle flow lives: `nf_conntrack_udp_timeout`'s default.
+/// How long an idle flow lives: `nf_conntrack_udp_timeout`'s default (the kernel's longer timeout for flows that
+/// have seen traffic both ways, `nf_conntrack_udp_timeout_stream`, is not modelled).
 pub const FLOW_IDLE: Duration = Duration::from_secs(30);
 
-/// Most flows one Service port keeps; the least recently used goes first (conntrack's table is bounded too).
-const MAX_FLOWS: usize = 4096;
+/// Most flows one Service port keeps; the least recently used goes first (conntrack's table is bounded too). Each
+/// holds a socket and a relay task, so this also bounds file descriptors and memory.
+const MAX_FLOWS: usize = 256;
 
 /// Largest datagram forwarded.
 const MAX_DATAGRAM: usize = 65_535;
@@ -61,6 +63,8 @@ struct FlowTable {
 pub struct UdpProxy {
     sockets: HashMap<ProxyKey, AbortOnDrop>,
     tables: HashMap<ProxyKey, Arc<FlowTable>>,
+    /// Keys whose socket could not be bound yet: retried on every pass.
+    unbound: std::collections::HashSet<ProxyKey>,
 }
 
 impl UdpProxy {
@@ -73,7 +77,7 @@ impl UdpProxy {
         ports: &Arc<PortMap>,
         tracker: &TaskTracker,
     ) {
-        let changed: Vec<ProxyKey> = previous
+        let mut changed: Vec<ProxyKey> = previous
             .udp
             .diff(&snap.udp)
             .map(|d| match d {
@@ -81,6 +85,7 @@ impl UdpProxy {
                 imbl::ordmap::DiffItem::Update { new: (k, _), .. } => *k,
             })
             .collect();
+        changed.extend(self.unbound.drain());
         for key in changed {
             if !snap.udp.contains_key(&key) {
                 self.sockets.remove(&key);
@@ -99,7 +104,8 @@ impl UdpProxy {
             let socket = match ports.bind_udp(key.0) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
-                    tracing::warn!(addr = %key.0, error = %e, "UDP proxy cannot bind");
+                    tracing::warn!(addr = %key.0, error = %e, "UDP proxy cannot bind; retrying on the next change");
+                    self.unbound.insert(key);
                     continue;
                 }
             };
@@ -120,19 +126,23 @@ async fn serve(
     tracker: TaskTracker,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut last_sweep = Instant::now();
+    // Idle flows expire on a clock, also while no datagram arrives (their sockets and relays go with them).
+    let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            _ = sweep.tick() => {
+                let now = Instant::now();
+                table.flows.lock().expect("flow table lock").retain(|_, f| now.duration_since(f.last) < FLOW_IDLE);
+                continue;
+            }
+        };
+        let Ok((n, client)) = received else {
             // An ICMP error from an earlier reply, or out of buffers: not this socket's end.
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
         let snap = snapshots.borrow().clone();
-        if last_sweep.elapsed() >= Duration::from_secs(1) {
-            let now = Instant::now();
-            table.flows.lock().expect("flow table lock").retain(|_, f| now.duration_since(f.last) < FLOW_IDLE);
-            last_sweep = now;
-        }
         let Some(upstream) = route(&table, &snap, key, client, &ports, &tracker) else { continue };
         let _ = upstream.send(&buf[..n]).await;
     }
@@ -209,6 +219,10 @@ async fn relay_replies(upstream: Arc<UdpSocket>, table: Weak<FlowTable>, client:
         match upstream.recv(&mut buf).await {
             Ok(n) => {
                 let Some(table) = table.upgrade() else { return };
+                // Replies keep the entry alive too, as conntrack counts both directions.
+                if let Some(flow) = table.flows.lock().expect("flow table lock").get_mut(&client) {
+                    flow.last = Instant::now();
+                }
                 let socket = table.socket.lock().expect("flow table lock").clone();
                 if let Some(socket) = socket {
                     let _ = socket.send_to(&buf[..n], client).await;

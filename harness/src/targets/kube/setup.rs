@@ -159,6 +159,20 @@ impl KubeTarget {
                 self.agents_outside_runs.lock().expect("agents lock").push((ns.to_owned(), placement.name.clone()));
             }
             Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 && crate::scenario::CLUSTER_NAMESPACES.contains(&ns) => {
+                // Shared namespaces can hold another run's agent, which that run deletes when it ends.
+                let existing =
+                    api.get(&placement.name).await.map_err(|e| explain(e, &format!("read {ns}/{}", placement.name)))?;
+                let owner = existing.metadata.labels.as_ref().and_then(|l| l.get(objects::RUN_LABEL)).cloned();
+                if owner.as_deref() != Some(self.run.as_str()) {
+                    return Err(TargetError::Rejected(format!(
+                        "agent pod {ns}/{} belongs to run {} (another run in progress, or a leftover: `svcbench \
+                         cleanup` removes leftovers)",
+                        placement.name,
+                        owner.unwrap_or_else(|| "<none>".into())
+                    )));
+                }
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(explain(e, &format!("create the agent pod in {ns}"))),
         }
