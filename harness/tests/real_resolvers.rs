@@ -143,6 +143,18 @@ fn addresses(flavour: ResolverFlavour, stdout: &str) -> BTreeSet<IpAddr> {
     }
 }
 
+/// The addresses an emulated lookup found (CNAMEs on the way are not addresses).
+fn emulated_addresses(lookup: &dns::DnsLookup) -> BTreeSet<IpAddr> {
+    lookup
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            dns::DnsRecord::Address { ip } => Some(*ip),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn resolver_flavours_find_what_the_real_programs_find() {
     if !nix::unistd::geteuid().is_root() {
@@ -246,14 +258,7 @@ fn resolver_flavours_find_what_the_real_programs_find() {
                 let lookup = rt
                     .block_on(dns::lookup(&ctx, name, QueryType::A, flavour, Transport::Udp))
                     .unwrap_or_else(|e| panic!("{flavour:?} {name}: {e}"));
-                let emulated: BTreeSet<IpAddr> = lookup
-                    .records
-                    .iter()
-                    .filter_map(|r| match r {
-                        dns::DnsRecord::Address { ip } => Some(*ip),
-                        _ => None,
-                    })
-                    .collect();
+                let emulated = emulated_addresses(&lookup);
                 let line = format!("{client_ns:>5} {name:<32} {flavour:<10?} real {real:?} emulated {emulated:?}");
                 if real != emulated {
                     differences.push(format!("{line}\n      program output: {}", stdout.trim().replace('\n', " | ")));
@@ -270,14 +275,7 @@ fn resolver_flavours_find_what_the_real_programs_find() {
         let real = addresses(ResolverFlavour::Musl, &stdout);
         let lookup =
             rt.block_on(dns::lookup(&ctx, name, QueryType::Aaaa, ResolverFlavour::Musl, Transport::Udp)).unwrap();
-        let emulated: BTreeSet<IpAddr> = lookup
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                dns::DnsRecord::Address { ip } => Some(*ip),
-                _ => None,
-            })
-            .collect();
+        let emulated = emulated_addresses(&lookup);
         let line = format!(" test {name:<32} Musl/AAAA  real {real:?} emulated {emulated:?}");
         if real != emulated || ok == real.is_empty() {
             differences.push(format!("{line}\n      program output: {}", stdout.trim()));

@@ -81,6 +81,21 @@ pub async fn resolve_host(ctx: &ProbeContext, host: &str) -> Result<Result<IpAdd
     Ok(ip.ok_or(if lookup.rcode == Rcode::NoError { Rcode::NoData } else { lookup.rcode }))
 }
 
+/// The socket address of `host:port` as [`resolve_host`] finds it, or why it cannot be dialled.
+///
+/// # Errors
+/// The nameserver could not be reached.
+pub async fn resolve_address(
+    ctx: &ProbeContext,
+    host: &str,
+    port: u16,
+) -> Result<Result<SocketAddr, HttpFailure>, ProbeError> {
+    Ok(resolve_host(ctx, host)
+        .await?
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|rcode| HttpFailure::Resolve { rcode }))
+}
+
 /// GETs `path` from `host:port` over a new connection and asks `/hostname` on the same connection.
 ///
 /// # Errors
@@ -91,12 +106,10 @@ pub async fn get(
     port: u16,
     path: &str,
 ) -> Result<Result<HttpResult, HttpFailure>, ProbeError> {
-    let ip = match resolve_host(ctx, host).await? {
-        Ok(ip) => ip,
-        Err(rcode) => return Ok(Err(HttpFailure::Resolve { rcode })),
-    };
-    let address = SocketAddr::new(ip, port);
-    Ok(get_addr(ctx, address, host, path).await)
+    Ok(match resolve_address(ctx, host, port).await? {
+        Ok(address) => get_addr(ctx, address, host, path).await,
+        Err(f) => Err(f),
+    })
 }
 
 /// GETs `path` from `address` (Host header `host`) and asks `/hostname` on the same connection.

@@ -11,7 +11,7 @@ use std::{
 
 use super::{
     ProbeContext, ProbeError,
-    http::{HttpFailure, HttpResult, resolve_host},
+    http::{HttpFailure, HttpResult, resolve_address},
 };
 
 /// Most distinct source addresses one pool serves (one client each).
@@ -63,11 +63,10 @@ pub async fn get(
     port: u16,
     path: &str,
 ) -> Result<Result<HttpResult, HttpFailure>, ProbeError> {
-    let ip = match resolve_host(ctx, host).await? {
-        Ok(ip) => ip,
-        Err(rcode) => return Ok(Err(HttpFailure::Resolve { rcode })),
+    let address = match resolve_address(ctx, host, port).await? {
+        Ok(address) => address,
+        Err(f) => return Ok(Err(f)),
     };
-    let address = SocketAddr::new(ip, port);
     let client = match ctx.http_pool.client(ctx) {
         Ok(c) => c,
         Err(f) => return Ok(Err(f)),

@@ -105,6 +105,20 @@ impl Validator {
     }
 
     /// The service has node ports (`type: NodePort` or `LoadBalancer`).
+    /// `via: {node: N}` on a Service port step: the node index, once the service is known to have node ports.
+    pub(super) fn node_via(
+        &mut self,
+        via: &Option<RawNodeVia>,
+        at: &Location,
+        service_at: &Location,
+        service: &ObjectRef,
+    ) -> Option<Option<u32>> {
+        let Some(via) = via else { return Some(None) };
+        let node = self.node_index(at, via.node)?;
+        self.needs_node_ports(service_at, service)?;
+        Some(Some(node))
+    }
+
     pub(super) fn needs_node_ports(&mut self, at: &Location, service: &ObjectRef) -> Option<()> {
         if self.exposures.get(service).is_some_and(|e| e.service_type.has_node_ports()) {
             Some(())

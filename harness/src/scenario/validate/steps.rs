@@ -260,14 +260,7 @@ impl Validator {
                         return None;
                     }
                 };
-                let node = match &e.via {
-                    Some(via) => {
-                        let node = self.node_index(&e.port.referenced, via.node)?;
-                        self.needs_node_ports(&e.service.referenced, &service)?;
-                        Some(node)
-                    }
-                    None => None,
-                };
+                let node = self.node_via(&e.via, &e.port.referenced, &e.service.referenced, &service)?;
                 let timeout = self.timeout(&e.timeout);
                 StepKind::Assert(Assertion {
                     timeout,

@@ -24,14 +24,7 @@ impl Validator {
             );
             return None;
         }
-        let node = match &e.via {
-            Some(via) => {
-                let node = self.node_index(&e.port.referenced, via.node)?;
-                self.needs_node_ports(&e.service.referenced, &service)?;
-                Some(node)
-            }
-            None => None,
-        };
+        let node = self.node_via(&e.via, &e.port.referenced, &e.service.referenced, &service)?;
         let send = e.send.as_ref().map_or("hostname", |s| s.value.as_str()).to_owned();
         let at = e.send.as_ref().map_or(e.port.referenced, |s| s.referenced);
         let known = send == "hostname" || send == "clientip" || send.starts_with("echo ");

@@ -253,7 +253,7 @@ fn reset(stream: TcpStream) {
 
 /// A pod whose connection lands on itself: kube-proxy masquerades it to the node's address (`Some(Some(ip))`), or
 /// under [`Fault::ProxyNoHairpin`] it is reset (`Some(None)`); `None` when it is not hairpin traffic.
-fn hairpin_source(snap: &Snapshot, client: IpAddr, backend: IpAddr) -> Option<Option<IpAddr>> {
+pub(super) fn hairpin_source(snap: &Snapshot, client: IpAddr, backend: IpAddr) -> Option<Option<IpAddr>> {
     if client != backend {
         return None;
     }

@@ -193,12 +193,12 @@ fn open_upstream(
     ports: &PortMap,
 ) -> std::io::Result<UdpSocket> {
     let real = crate::probe::AddressMap::resolve(ports, backend);
-    let hairpin_node = (client == backend.ip())
-        .then(|| snap.pods.values().find(|p| IpAddr::V4(p.ip) == client))
-        .flatten()
-        .and_then(|p| snap.nodes.get(p.node as usize))
-        .map(|n| IpAddr::V4(n.ip));
-    let source = hairpin_node.or(entry.snat).unwrap_or(client);
+    // The TCP proxy's rule: a pod reaching itself is masqueraded to its node (or, without hairpin, not forwarded).
+    let source = match super::proxy::hairpin_source(snap, client, backend.ip()) {
+        Some(Some(node_ip)) => node_ip,
+        Some(None) => return Err(std::io::Error::other("no hairpin")),
+        None => entry.snat.unwrap_or(client),
+    };
     let local = if source.is_ipv4() == real.is_ipv4() {
         SocketAddr::new(source, 0)
     } else if real.is_ipv4() {
