@@ -5,12 +5,19 @@
 //! CoreDNS — one lab per mode, started by the first trial that needs it and shared, stopped when all trials are
 //! done. Verdicts use the measured profile `scenarios/profiles/coredns-1.12.1.yaml`. Without `svcbench lab install`
 //! (or without root) these trials print `SKIPPED` and pass; `.ci/run` installs the lab, so CI never skips.
+//!
+//! With `SVCBENCH_LAB_RESULTS=<dir>`, a mode whose every scenario ran writes `<dir>/lab-<mode>/results.json`, which
+//! `svcbench compare --reuse <dir>` takes instead of running the same battery on the same lab again (`.ci/run`).
 
 use std::{path::PathBuf, sync::LazyLock};
 
 use svcbench::{
     lab::{Lab, LabConfig, ProxyMode},
-    report::profile::{self, Profile, Verdict},
+    report::{
+        files, json,
+        profile::{self, Profile, Verdict},
+    },
+    results::{RunResults, SCHEMA_VERSION, ScenarioResult, TargetInfo},
 };
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -120,7 +127,11 @@ fn lab_slot(mode: ProxyMode) -> usize {
     }
 }
 
-fn run_lab(mode: ProxyMode, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
+/// The lab trials' results per mode, with their scenario's index, for `SVCBENCH_LAB_RESULTS`.
+static LAB_RESULTS: [std::sync::Mutex<Vec<(usize, ScenarioResult)>>; 2] =
+    [std::sync::Mutex::new(Vec::new()), std::sync::Mutex::new(Vec::new())];
+
+fn run_lab(mode: ProxyMode, index: usize, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
     if let Some(why) = svcbench::lab::unavailable() {
         println!("SKIPPED: {why}");
         return Ok(());
@@ -150,6 +161,9 @@ fn run_lab(mode: ProxyMode, plan: &Plan, profile: Option<&Profile>) -> Result<()
         );
         let result = runner::run_plan(plan, &target, &mut |_| {}).await;
         target.shutdown().await;
+        if let Ok(mut kept) = LAB_RESULTS[lab_slot(mode)].lock() {
+            kept.push((index, result.clone()));
+        }
         match profile::verdict(&result, profile) {
             Verdict::Passed => Ok(()),
             Verdict::ExpectedFail => {
@@ -169,14 +183,35 @@ fn run_lab(mode: ProxyMode, plan: &Plan, profile: Option<&Profile>) -> Result<()
     })
 }
 
-/// Stops the labs the trials started.
-fn stop_labs() {
+/// Stops the labs the trials started, first writing the results of each mode that ran every scenario when
+/// `SVCBENCH_LAB_RESULTS` names a folder.
+fn stop_labs(scenarios: usize) {
+    let keep = std::env::var_os("SVCBENCH_LAB_RESULTS").map(PathBuf::from);
     RUNTIME.block_on(async {
-        for slot in &LABS {
+        for (slot, kept) in LABS.iter().zip(&LAB_RESULTS) {
             let lab = slot.get().and_then(|started| started.as_ref().ok()?.0.lock().ok()?.take());
-            if let Some(lab) = lab {
-                lab.stop().await;
+            let Some(lab) = lab else { continue };
+            let mut results = kept.lock().map(|mut k| std::mem::take(&mut *k)).unwrap_or_default();
+            if let Some(dir) = keep.as_ref().filter(|_| results.len() == scenarios) {
+                results.sort_by_key(|(index, _)| *index);
+                let run = RunResults {
+                    schema_version: SCHEMA_VERSION,
+                    run_id: format!("cargo-test-{}", lab.config().name()),
+                    started_at: jiff::Timestamp::now().to_string(),
+                    duration_ms: results.iter().map(|(_, r)| r.duration_ms).sum(),
+                    target: TargetInfo { name: lab.config().name(), description: lab.description() },
+                    scenarios: results.into_iter().map(|(_, r)| r).collect(),
+                };
+                let path = dir.join(lab.config().name()).join(files::RESULTS_NAME);
+                let written = std::fs::create_dir_all(dir.join(lab.config().name()))
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| json::write(&path, &run).map_err(|e| e.to_string()));
+                match written {
+                    Ok(()) => println!("lab results: {}", path.display()),
+                    Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+                }
             }
+            lab.stop().await;
         }
     });
 }
@@ -193,12 +228,13 @@ fn main() {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         match scenario::load(&file) {
             Ok(plan) => {
+                let index = plans.len();
                 plans.push(plan.clone());
                 for mode in [ProxyMode::Nftables, ProxyMode::Iptables] {
                     let (p, profile) = (plan.clone(), lab_profile.clone());
                     trials.push(
                         Trial::test(format!("lab-{}::{}", mode.as_str(), plan.name), move || match &profile {
-                            Ok(profile) => run_lab(mode, &p, Some(profile)),
+                            Ok(profile) => run_lab(mode, index, &p, Some(profile)),
                             Err(errors) => {
                                 Err(Failed::from(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
                             }
@@ -236,6 +272,6 @@ fn main() {
     }
     trials.extend(fault_trials(&plans));
     let conclusion = libtest_mimic::run(&args, trials);
-    stop_labs();
+    stop_labs(plans.len());
     conclusion.exit();
 }

@@ -1,6 +1,10 @@
 //! `svcbench compare`: the same scenarios on several implementations, one after another (each lab started for its
 //! turn and stopped after it), and one report with a column per implementation: `index.html` and `junit.xml` in the
 //! output folder, and `<implementation>/results.json` (with the profile it was judged by) beside them.
+//!
+//! `--reuse <dir>` takes a lab implementation's results from `<dir>/<implementation>/results.json` instead of running
+//! it again, when they hold exactly these scenarios, step for step (what `cargo test` writes with
+//! `SVCBENCH_LAB_RESULTS`); anything else is run.
 
 use std::{
     fmt,
@@ -125,6 +129,49 @@ pub struct CompareArgs {
     /// Print every step.
     #[arg(short, long)]
     verbose: bool,
+    /// Take a lab implementation's results from DIR/<implementation>/results.json when they hold exactly these
+    /// scenarios, step for step, instead of running them again.
+    #[arg(long, value_name = "DIR")]
+    reuse: Option<PathBuf>,
+}
+
+/// The results in `dir` for `implementation` when they are of exactly `plans`, step for step; else why not.
+fn reusable(dir: &Path, implementation: Implementation, plans: &[crate::scenario::Plan]) -> Result<RunResults, String> {
+    let path = dir.join(implementation.to_string()).join(files::RESULTS_NAME);
+    let results = json::read(&path).map_err(|e| e.to_string())?;
+    if results.target.name != implementation.to_string() {
+        return Err(format!("{} holds results of {}", path.display(), results.target.name));
+    }
+    if results.scenarios.len() != plans.len() {
+        return Err(format!("{} holds {} scenarios, not {}", path.display(), results.scenarios.len(), plans.len()));
+    }
+    for (plan, result) in plans.iter().zip(&results.scenarios) {
+        let same_steps = plan.steps.len() == result.steps.len()
+            && plan.steps.iter().zip(&result.steps).all(|(planned, ran)| {
+                planned.line == ran.line && serde_json::to_value(&planned.kind).ok().as_ref() == Some(&ran.step)
+            });
+        if plan.name != result.name || !same_steps {
+            return Err(format!("{}: `{}` is not the scenario of that name run there", path.display(), plan.name));
+        }
+    }
+    Ok(results)
+}
+
+/// Writes one implementation's `results.json` (and the profile it is judged by) into the report folder.
+fn write_run(
+    output: &Path,
+    implementation: Implementation,
+    results: &RunResults,
+    profile: Option<&Profile>,
+) -> Result<PathBuf, String> {
+    let dir = output.join(implementation.to_string());
+    let path = dir.join(files::RESULTS_NAME);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    json::write(&path, results).map_err(|e| e.to_string())?;
+    if let Some(p) = profile {
+        files::keep_profile(&dir, p).map_err(|e| e.to_string())?;
+    }
+    Ok(path)
 }
 
 pub async fn compare(args: CompareArgs) -> ExitCode {
@@ -187,6 +234,36 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     }
     let mut inputs = Vec::new();
     for (implementation, profile) in implementations.iter().zip(profiles) {
+        let reused = match (&args.reuse, implementation.lab_config(1)) {
+            (Some(dir), Some(_)) => match reusable(dir, *implementation, &plans) {
+                Ok(results) => Some(results),
+                Err(why) => {
+                    println!("\n{implementation}: not reused ({why}): running it");
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(results) = reused {
+            let source = args.reuse.as_ref().map(|d| d.join(implementation.to_string()).join(files::RESULTS_NAME));
+            println!(
+                "\n== {implementation}: {} scenarios reused from {}",
+                plans.len(),
+                source.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            notes.push(format!(
+                "{implementation}: the results of an earlier run of the same scenarios on the same lab ({}), not run again",
+                source.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            ));
+            match write_run(&args.output, *implementation, &results, profile.as_ref()) {
+                Ok(path) => inputs.push(RunInput { results, profile, source: Some(path) }),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            }
+            continue;
+        }
         println!("\n== {implementation}: {} scenarios", plans.len());
         let started_at = jiff::Timestamp::now().to_string();
         let started = Instant::now();
@@ -229,19 +306,13 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
             target: TargetInfo { name, description },
             scenarios,
         };
-        let dir = args.output.join(implementation.to_string());
-        let path = dir.join("results.json");
-        let written = std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))
-            .and_then(|()| json::write(&path, &results).map_err(|e| e.to_string()))
-            .and_then(|()| match &profile {
-                Some(p) => files::keep_profile(&dir, p).map(drop).map_err(|e| e.to_string()),
-                None => Ok(()),
-            });
-        if let Err(e) = written {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        let path = match write_run(&args.output, *implementation, &results, profile.as_ref()) {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
         inputs.push(RunInput { results, profile, source: Some(path) });
     }
     let comparison = Comparison::new(inputs).with_notes(notes);
