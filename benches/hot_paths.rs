@@ -7,7 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::rr::{Name, RecordType};
 use svcbench::{
     probe::{load, load::ConnectionMode},
-    scenario::{Action, DeploymentSpec, ObjectRef, Protocol, ServiceSpec, TargetPort},
+    scenario::{Action, DeploymentSpec, IpFamily, ObjectRef, Protocol, ServiceSpec, TargetPort},
     stats::{Fairness, latency},
     targets::{
         embedded::{
@@ -37,6 +37,12 @@ fn snapshot() -> Snapshot {
                 ObjectRef { namespace: "bench".into(), name: format!("w{d}-{p}") },
                 Pod {
                     ip: Ipv4Addr::new(127, 1, 128 + (n / 250) as u8, (n % 250 + 2) as u8),
+                    ip6: svcbench::targets::embedded::ipam::v6_twin(Ipv4Addr::new(
+                        127,
+                        1,
+                        128 + (n / 250) as u8,
+                        (n % 250 + 2) as u8,
+                    )),
                     labels: selector.clone(),
                     deployment: format!("w{d}"),
                     ready: true,
@@ -53,14 +59,15 @@ fn snapshot() -> Snapshot {
             let n = d * 10 + i;
             let ip = Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250 + 11) as u8);
             let svc = Service {
-                cluster_ip: Some(ip),
+                cluster_ips: vec![std::net::IpAddr::V4(ip)],
+                families: vec![IpFamily::IPv4],
                 selector: selector.clone(),
                 ports: vec![port.clone()],
                 ..Default::default()
             };
             s.services.insert(ObjectRef { namespace: "bench".into(), name: format!("s{n}") }, svc);
             let headless = Service {
-                cluster_ip: None,
+                families: vec![IpFamily::IPv4],
                 selector: selector.clone(),
                 ports: vec![port.clone()],
                 ..Default::default()
@@ -116,8 +123,8 @@ fn proxy(c: &mut Criterion) {
     }
     rt.block_on(cluster.wait_programmed(cluster.snapshot().generation));
     let snap = cluster.snapshot();
-    let vip = snap.services.values().next().unwrap().cluster_ip.unwrap();
-    let pod = snap.pods.values().next().unwrap().ip;
+    let vip = snap.services.values().next().unwrap().cluster_ips[0];
+    let pod = std::net::IpAddr::V4(snap.pods.values().next().unwrap().ip);
     let ctx = target.probe_context("bench").unwrap();
     let mut g = c.benchmark_group("http_100_requests_new_connection");
     g.sample_size(20);
@@ -132,6 +139,7 @@ fn proxy(c: &mut Criterion) {
             requests: 100,
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
+            family: None,
         };
         g.bench_function(label, |b| {
             b.to_async(&rt).iter(|| async { black_box(load::run(&ctx, &spec).await.unwrap()) })

@@ -243,7 +243,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
     let target = cluster(policy).await;
     let cluster = target.cluster().clone();
     let snap = cluster.snapshot();
-    let cluster_ip = IpAddr::V4(snap.services[&obj("test", "nginx")].cluster_ip.expect("nginx has a ClusterIP"));
+    let cluster_ip = snap.services[&obj("test", "nginx")].cluster_ips[0];
     let pods: Vec<(String, Ipv4Addr)> = snap
         .pods
         .iter()
@@ -316,6 +316,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
         port: http_port,
         path: "/hostname".into(),
         client: Default::default(),
+        family: None,
     };
     match agent.probe(&get).await {
         ProbeResponse::Http(Ok(r)) => {
@@ -331,6 +332,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
             port: http_port,
             path: "/hostname".into(),
             client: Default::default(),
+            family: None,
         })
         .await
     {
@@ -404,6 +406,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
         requests: 200,
         duration: Duration::from_secs(30),
         timeout: Duration::from_secs(2),
+        family: None,
     };
     match agent.probe(&ProbeRequest::Load(load.clone())).await {
         ProbeResponse::Load(o) => {
@@ -502,6 +505,7 @@ async fn agent_refuses_bad_requests_clearly() {
         requests: 1,
         duration: Duration::from_secs(3600),
         timeout: Duration::from_secs(2),
+        family: None,
     });
     let capped = agent.refused(&serde_json::to_vec(&endless).unwrap(), 422).await;
     assert!(capped.contains("cap"), "{capped}");

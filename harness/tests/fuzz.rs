@@ -19,7 +19,7 @@ use hickory_proto::{
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use svcbench::{
-    scenario::{ObjectRef, Protocol, TargetPort},
+    scenario::{IpFamily, ObjectRef, Protocol, TargetPort},
     targets::{
         embedded::{
             Fault, Faults, dns,
@@ -211,6 +211,7 @@ fn snapshot(rng: &mut StdRng) -> Snapshot {
             ObjectRef { namespace: "test".into(), name: format!("web-{i}") },
             Pod {
                 ip: Ipv4Addr::new(127, 1, 128, 2 + i),
+                ip6: svcbench::targets::embedded::ipam::v6_twin(Ipv4Addr::new(127, 1, 128, 2 + i)),
                 labels: selector.clone(),
                 deployment: "web".into(),
                 ready: i != 3,
@@ -224,13 +225,26 @@ fn snapshot(rng: &mut StdRng) -> Snapshot {
         );
     }
     let services = [
-        ("web", Some(Ipv4Addr::new(127, 1, 0, 11)), vec![port(Some("http"), 80), port(Some("dns"), 53)], None),
-        ("plain", Some(Ipv4Addr::new(127, 1, 0, 12)), vec![port(None, 80)], None),
-        ("headless", None, vec![port(Some("http"), 80)], None),
-        ("ext", None, vec![], Some("example.com".to_owned())),
+        ("web", vec![Ipv4Addr::new(127, 1, 0, 11).into()], vec![port(Some("http"), 80), port(Some("dns"), 53)], None),
+        ("plain", vec![Ipv4Addr::new(127, 1, 0, 12).into()], vec![port(None, 80)], None),
+        // Dual-stack, IPv6 first.
+        (
+            "dual",
+            vec!["fd00:10:96:1::d".parse().unwrap(), Ipv4Addr::new(127, 1, 0, 13).into()],
+            vec![port(None, 80)],
+            None,
+        ),
+        ("headless", vec![], vec![port(Some("http"), 80)], None),
+        ("ext", vec![], vec![], Some("example.com".to_owned())),
     ];
-    for (name, cluster_ip, ports, external_name) in services {
-        let svc = Service { cluster_ip, selector: selector.clone(), ports, external_name, ..Default::default() };
+    for (name, cluster_ips, ports, external_name) in services {
+        let families = match (&external_name, name) {
+            (Some(_), _) => vec![],
+            (None, "dual" | "headless") => vec![IpFamily::IPv6, IpFamily::IPv4],
+            _ => vec![IpFamily::IPv4],
+        };
+        let svc =
+            Service { cluster_ips, families, selector: selector.clone(), ports, external_name, ..Default::default() };
         s.services.insert(ObjectRef { namespace: "test".into(), name: name.into() }, svc);
     }
     s.faults = Faults(Fault::ALL.iter().copied().filter(|_| rng.random_bool(0.15)).collect());

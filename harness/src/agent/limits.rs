@@ -128,6 +128,7 @@ mod tests {
             requests: 100,
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
+            family: None,
         }
     }
 

@@ -212,7 +212,7 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
     let snap = cluster.snapshot();
     let ports = cluster.ports();
     let key = ObjectRef { namespace: "bench".into(), name: "web".into() };
-    let cip = IpAddr::V4(snap.services[&key].cluster_ip.expect("ClusterIP service"));
+    let cip = *snap.services[&key].cluster_ips.first().expect("ClusterIP service");
     let pod_ip = IpAddr::V4(snap.deployment_pods(&ObjectRef { namespace: "bench".into(), name: "web".into() })[0].1.ip);
     let vip = ports.resolve(SocketAddr::new(cip, 80));
     let ctx = match target.probe_context("bench") {
@@ -233,6 +233,7 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
         requests: u64::MAX,
         duration,
         timeout: Duration::from_secs(2),
+        family: None,
     };
     let run_load = |spec: LoadSpec| {
         let ctx = ctx.clone();

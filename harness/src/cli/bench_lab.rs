@@ -499,6 +499,7 @@ async fn http_load(
         requests: rate.map_or(u64::MAX, |r| (r * args.seconds as f64) as u64),
         duration: Duration::from_secs(args.seconds),
         timeout: Duration::from_secs(2),
+        family: None,
     };
     let ctx = context(ip);
     let outcome = measure::run_in(node, move || async move { probe::load::run(&ctx, &spec).await }).await.ok()?.ok()?;

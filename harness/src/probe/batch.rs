@@ -74,11 +74,11 @@ async fn one(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResponse
             ProbeResponse::Dns(dns::lookup(ctx, name, *query_type, *flavour, *transport).await?)
         }
         ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
-        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Plain } => {
-            ProbeResponse::Http(http::get(ctx, host, *port, path).await?)
+        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Plain, family } => {
+            ProbeResponse::Http(http::get(ctx, host, *port, path, *family).await?)
         }
-        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Reqwest } => {
-            ProbeResponse::Http(super::pooled::get(ctx, host, *port, path).await?)
+        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Reqwest, family } => {
+            ProbeResponse::Http(super::pooled::get(ctx, host, *port, path, *family).await?)
         }
         other => return Err(ProbeError::Batch(format!("not a batchable probe: {other:?}"))),
     })

@@ -14,6 +14,15 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 pub trait AddressMap: Send + Sync {
     /// The address to connect to for `addr`.
     fn resolve(&self, addr: SocketAddr) -> SocketAddr;
+
+    /// The local address a socket sending as `source` binds (the embedded target binds `::1` for its IPv6 model
+    /// addresses, which no interface has).
+    fn local_for(&self, source: IpAddr) -> IpAddr {
+        source
+    }
+
+    /// Notes that the socket bound at `local` sends as `source`, so whoever receives from it can tell who it is.
+    fn bound(&self, _local: SocketAddr, _source: IpAddr) {}
 }
 
 /// No translation (inside a real cluster).
@@ -31,29 +40,58 @@ impl AddressMap for Identity {
 pub struct Dialer {
     map: Arc<dyn AddressMap>,
     source: Option<IpAddr>,
+    /// The pod's address of the other family (a dual-stack pod has one per family).
+    other_source: Option<IpAddr>,
 }
 
 impl Default for Dialer {
     fn default() -> Self {
-        Self { map: Arc::new(Identity), source: None }
+        Self { map: Arc::new(Identity), source: None, other_source: None }
     }
 }
 
 impl std::fmt::Debug for Dialer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialer").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("Dialer")
+            .field("source", &self.source)
+            .field("other_source", &self.other_source)
+            .finish_non_exhaustive()
     }
 }
 
 impl Dialer {
     /// A dialer that translates with `map` and binds `source` as the client address when given.
     pub fn new(map: Arc<dyn AddressMap>, source: Option<IpAddr>) -> Self {
-        Self { map, source }
+        Self { map, source, other_source: None }
+    }
+
+    /// The same dialer, with `ip` as the pod's address of the other family (sockets to that family bind it).
+    pub fn with_other_source(mut self, ip: IpAddr) -> Self {
+        self.other_source = Some(ip);
+        self
     }
 
     /// The client address sockets are bound to, if any.
     pub fn source(&self) -> Option<IpAddr> {
         self.source
+    }
+
+    /// The pod's source address for a destination of `addr`'s family, if it has one.
+    fn source_for(&self, addr: SocketAddr) -> Option<IpAddr> {
+        [self.source, self.other_source].into_iter().flatten().find(|s| s.is_ipv4() == addr.is_ipv4())
+    }
+
+    /// The address a socket to `addr` that got local address `local` sends as: the pod's address of that family
+    /// where sockets bind one (the embedded target's IPv6 sockets are on `::1`), else `local`.
+    pub fn model_source(&self, addr: SocketAddr, local: IpAddr) -> IpAddr {
+        self.source_for(addr).unwrap_or(local)
+    }
+
+    /// The local address to bind for a socket from the pod to `addr` (model) reaching `real`, if any.
+    fn local(&self, addr: SocketAddr, real: SocketAddr) -> Option<(SocketAddr, IpAddr)> {
+        let source = self.source_for(addr)?;
+        let local = self.map.local_for(source);
+        (local.is_ipv4() == real.is_ipv4()).then_some((SocketAddr::new(local, 0), source))
     }
 
     /// Where a connection to `addr` really goes.
@@ -68,8 +106,9 @@ impl Dialer {
     pub async fn connect_tcp(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
         let real = self.resolve(addr);
         let socket = if real.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        if let Some(src) = self.source.filter(|s| s.is_ipv4() == real.is_ipv4()) {
-            socket.bind(SocketAddr::new(src, 0))?;
+        if let Some((local, source)) = self.local(addr, real) {
+            socket.bind(local)?;
+            self.map.bound(socket.local_addr()?, source);
         }
         let stream = socket.connect(real).await?;
         stream.set_nodelay(true)?;
@@ -82,12 +121,15 @@ impl Dialer {
     /// The OS error of `bind` or `connect`.
     pub async fn connect_udp(&self, addr: SocketAddr) -> std::io::Result<UdpSocket> {
         let real = self.resolve(addr);
-        let local = match self.source.filter(|s| s.is_ipv4() == real.is_ipv4()) {
-            Some(src) => SocketAddr::new(src, 0),
-            None if real.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
-            None => SocketAddr::from(([0u16; 8], 0)),
+        let (local, source) = match self.local(addr, real) {
+            Some((local, source)) => (local, Some(source)),
+            None if real.is_ipv4() => (SocketAddr::from(([0, 0, 0, 0], 0)), None),
+            None => (SocketAddr::from(([0u16; 8], 0)), None),
         };
         let socket = UdpSocket::bind(local).await?;
+        if let Some(source) = source {
+            self.map.bound(socket.local_addr()?, source);
+        }
         socket.connect(real).await?;
         Ok(socket)
     }

@@ -37,15 +37,18 @@ pub enum HostsMatch {
 
 impl HostsFile {
     /// What kubelet writes for a pod on the pod network (`managedHostsFileContent`): localhost and the IPv6
-    /// names, then `ip  hostname.subdomain.ns.svc.domain  hostname` (or `ip  hostname` without a subdomain).
-    pub fn kubelet(ip: IpAddr, hostname: &str, fqdn: Option<&str>) -> Self {
+    /// names, then for each pod IP (a dual-stack pod has two) `ip  hostname.subdomain.ns.svc.domain  hostname` (or
+    /// `ip  hostname` without a subdomain).
+    pub fn kubelet(ips: &[IpAddr], hostname: &str, fqdn: Option<&str>) -> Self {
         let mut text = String::from(
             "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
              fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
         );
-        match fqdn {
-            Some(fqdn) => text.push_str(&format!("{ip}\t{fqdn}\t{hostname}\n")),
-            None => text.push_str(&format!("{ip}\t{hostname}\n")),
+        for ip in ips {
+            match fqdn {
+                Some(fqdn) => text.push_str(&format!("{ip}\t{fqdn}\t{hostname}\n")),
+                None => text.push_str(&format!("{ip}\t{hostname}\n")),
+            }
         }
         Self::parse(&text)
     }
@@ -100,7 +103,7 @@ mod tests {
     #[test]
     fn kubelet_file_names_localhost_and_the_pod() {
         let ip: IpAddr = "10.244.1.7".parse().unwrap();
-        let hosts = HostsFile::kubelet(ip, "web-0", Some("web-0.web.test.svc.cluster.local"));
+        let hosts = HostsFile::kubelet(&[ip], "web-0", Some("web-0.web.test.svc.cluster.local"));
         let v4 = |n: &str, how| hosts.lookup(n, false, how);
         assert_eq!(v4("localhost", HostsMatch::Exact), vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(hosts.lookup("localhost", true, HostsMatch::Exact), vec!["::1".parse::<IpAddr>().unwrap()]);

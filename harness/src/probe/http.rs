@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
 use super::{ProbeContext, ProbeError, dns};
-use crate::scenario::{QueryType, Rcode, ResolverFlavour, Transport};
+use crate::scenario::{IpFamily, QueryType, Rcode, ResolverFlavour, Transport};
 
 /// What one HTTP exchange observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,15 +65,21 @@ impl std::fmt::Display for HttpFailure {
     }
 }
 
-/// Resolves `host` as curl on Debian would (glibc flavour), or takes it as an IP literal.
+/// Resolves `host` as curl on Debian would (glibc flavour; `AAAA` for IPv6, as `curl -6`, else `A`), or takes it
+/// as an IP literal.
 ///
 /// # Errors
 /// The nameserver could not be reached.
-pub async fn resolve_host(ctx: &ProbeContext, host: &str) -> Result<Result<IpAddr, Rcode>, ProbeError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
+pub async fn resolve_host(
+    ctx: &ProbeContext,
+    host: &str,
+    family: Option<IpFamily>,
+) -> Result<Result<IpAddr, Rcode>, ProbeError> {
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         return Ok(Ok(ip));
     }
-    let lookup = dns::lookup(ctx, host, QueryType::A, ResolverFlavour::Glibc, Transport::Udp).await?;
+    let query_type = if family == Some(IpFamily::IPv6) { QueryType::Aaaa } else { QueryType::A };
+    let lookup = dns::lookup(ctx, host, query_type, ResolverFlavour::Glibc, Transport::Udp).await?;
     let ip = lookup.records.iter().find_map(|r| match r {
         dns::DnsRecord::Address { ip } => Some(*ip),
         _ => None,
@@ -89,8 +95,9 @@ pub async fn resolve_address(
     ctx: &ProbeContext,
     host: &str,
     port: u16,
+    family: Option<IpFamily>,
 ) -> Result<Result<SocketAddr, HttpFailure>, ProbeError> {
-    Ok(resolve_host(ctx, host)
+    Ok(resolve_host(ctx, host, family)
         .await?
         .map(|ip| SocketAddr::new(ip, port))
         .map_err(|rcode| HttpFailure::Resolve { rcode }))
@@ -105,8 +112,9 @@ pub async fn get(
     host: &str,
     port: u16,
     path: &str,
+    family: Option<IpFamily>,
 ) -> Result<Result<HttpResult, HttpFailure>, ProbeError> {
-    Ok(match resolve_address(ctx, host, port).await? {
+    Ok(match resolve_address(ctx, host, port, family).await? {
         Ok(address) => get_addr(ctx, address, host, path).await,
         Err(f) => Err(f),
     })
@@ -127,7 +135,7 @@ pub async fn get_addr(
         Ok(Err(e)) => return Err(HttpFailure::Other { message: format!("connect {address}: {e}") }),
         Ok(Ok(s)) => s,
     };
-    let local = stream.local_addr().ok().map(|a| a.ip());
+    let local = stream.local_addr().ok().map(|a| ctx.dialer.model_source(address, a.ip()));
     let exchange = async {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

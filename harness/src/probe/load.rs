@@ -68,6 +68,9 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Per-request timeout (a timeout is also a latency sample).
     pub timeout: Duration,
+    /// Resolve `host` for this family (`AAAA` for IPv6); default IPv4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<crate::scenario::IpFamily>,
 }
 
 /// What a load run observed.
@@ -238,7 +241,7 @@ impl Tally {
 /// # Errors
 /// The host name cannot be resolved, or the nameserver is unreachable.
 pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, ProbeError> {
-    let ip = match resolve_host(ctx, &spec.host).await? {
+    let ip = match resolve_host(ctx, &spec.host, spec.family).await? {
         Ok(ip) => ip,
         Err(rcode) => return Err(ProbeError::Dns(format!("{} does not resolve ({rcode:?})", spec.host))),
     };

@@ -97,6 +97,9 @@ pub enum ProbeRequest {
         /// The client that sends it.
         #[serde(default, skip_serializing_if = "is_plain")]
         client: crate::scenario::HttpClient,
+        /// Resolve `host` for this family only (`AAAA` for IPv6, as `curl -6`); default IPv4 (`A`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        family: Option<crate::scenario::IpFamily>,
     },
     /// Open a TCP connection and close it.
     Connect {
@@ -157,11 +160,11 @@ pub async fn run(ctx: &ProbeContext, request: &ProbeRequest) -> Result<ProbeResp
         ProbeRequest::Dns { name, query_type, flavour, transport } => {
             ProbeResponse::Dns(dns::lookup(ctx, name, *query_type, *flavour, *transport).await?)
         }
-        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Plain } => {
-            ProbeResponse::Http(http::get(ctx, host, *port, path).await?)
+        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Plain, family } => {
+            ProbeResponse::Http(http::get(ctx, host, *port, path, *family).await?)
         }
-        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Reqwest } => {
-            ProbeResponse::Http(pooled::get(ctx, host, *port, path).await?)
+        ProbeRequest::Http { host, port, path, client: crate::scenario::HttpClient::Reqwest, family } => {
+            ProbeResponse::Http(pooled::get(ctx, host, *port, path, *family).await?)
         }
         ProbeRequest::Connect { address } => ProbeResponse::Connect(connect::connect(ctx, *address).await),
         ProbeRequest::Udp { address, payload, flow } => {

@@ -62,11 +62,19 @@ pub async fn get(
     host: &str,
     port: u16,
     path: &str,
+    family: Option<crate::scenario::IpFamily>,
 ) -> Result<Result<HttpResult, HttpFailure>, ProbeError> {
-    let address = match resolve_address(ctx, host, port).await? {
+    let address = match resolve_address(ctx, host, port, family).await? {
         Ok(address) => address,
         Err(f) => return Ok(Err(f)),
     };
+    if ctx.dialer.source().is_some_and(|s| s.is_ipv4() != address.is_ipv4()) {
+        // The pooled client binds the pod's one source address itself, so the embedded target (whose IPv6 pod
+        // addresses are translated to `::1`) cannot tell which pod it is.
+        return Ok(Err(HttpFailure::Other {
+            message: format!("the pooled reqwest client sends from {} only, not to {address}", host_family(ctx)),
+        }));
+    }
     let client = match ctx.http_pool.client(ctx) {
         Ok(c) => c,
         Err(f) => return Ok(Err(f)),
@@ -143,4 +151,9 @@ async fn send(
         }
     }
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The family of the pod's pooled client's source address.
+fn host_family(ctx: &ProbeContext) -> &'static str {
+    if ctx.dialer.source().is_some_and(|s| s.is_ipv6()) { "IPv6" } else { "IPv4" }
 }

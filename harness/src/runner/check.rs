@@ -14,7 +14,7 @@ use crate::{
         ProbeRequest, ProbeResponse,
         dns::{DnsAnswer, DnsRecord},
     },
-    scenario::{Check, DnsQueryName, ExpectedRecord, PodSet, Rcode},
+    scenario::{Check, DnsQueryName, ExpectedRecord, IpFamily, PodSet, QueryType, Rcode},
     targets::{Target, TargetError},
 };
 
@@ -63,23 +63,39 @@ pub fn reverse_name(ip: IpAddr) -> String {
 }
 
 /// Resolves an expected record against the target: the concrete records it stands for, or why it cannot be.
+/// Addresses are those of `family` (an A or AAAA question, a reverse name), or the primary ones (`None`: the
+/// additional section, whose expected records name no family).
 async fn expected_records(
     target: &dyn Target,
     r: &ExpectedRecord,
+    family: Option<IpFamily>,
 ) -> Result<Result<Vec<DnsRecord>, String>, TargetError> {
+    let addresses = |ips: Vec<IpAddr>| ips.into_iter().map(|ip| DnsRecord::Address { ip }).collect::<Vec<_>>();
     Ok(Ok(match r {
-        ExpectedRecord::ClusterIpOf { service } => match target.service(service).await?.and_then(|s| s.cluster_ip) {
-            Some(ip) => vec![DnsRecord::Address { ip }],
-            None => return Ok(Err(format!("service {service} has no ClusterIP to expect"))),
-        },
+        ExpectedRecord::ClusterIpOf { service } => {
+            let Some(view) = target.service(service).await? else {
+                return Ok(Err(format!("service {service} has no ClusterIP to expect")));
+            };
+            let ips: Vec<IpAddr> = match family {
+                None => view.cluster_ip.into_iter().collect(),
+                Some(f) => view.cluster_ip_of(f).into_iter().collect(),
+            };
+            if ips.is_empty() {
+                let which = family.map(|f| format!("{f} ")).unwrap_or_default();
+                return Ok(Err(format!("service {service} has no {which}ClusterIP to expect")));
+            }
+            addresses(ips)
+        }
         ExpectedRecord::ReadyPodIpsOf { deployment, replicas } => {
-            match pod_ips(target, &PodSet::ReadyPodsOf { deployment: deployment.clone(), replicas: *replicas }).await? {
-                Ok(ips) => ips.into_iter().map(|ip| DnsRecord::Address { ip }).collect(),
+            let set = PodSet::ReadyPodsOf { deployment: deployment.clone(), replicas: *replicas };
+            match pod_ips(target, &set, family).await? {
+                Ok(ips) => addresses(ips.into_iter().collect()),
                 Err(why) => return Ok(Err(why)),
             }
         }
-        ExpectedRecord::PodIpOf { pod } => match pod_ip(target, pod).await? {
-            Some(ip) => vec![DnsRecord::Address { ip }],
+        ExpectedRecord::PodIpOf { pod } => match pod_ip(target, pod, family).await? {
+            Some(ips) if !ips.is_empty() => addresses(ips),
+            Some(_) => return Ok(Err(format!("{} pod #{} has no address of that family", pod.deployment, pod.index))),
             None => return Ok(Err(format!("{} has no pod #{}", pod.deployment, pod.index))),
         },
         ExpectedRecord::Ip { ip } => vec![DnsRecord::Address { ip: *ip }],
@@ -161,8 +177,12 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         Check::Services { from, namespace, prefix, count, ready_endpoints } => {
             super::measure::services(target, from, namespace, prefix, *count, *ready_endpoints).await
         }
-        Check::Service { service, has_cluster_ip } => {
-            let expected = json!({ "exists": true, "cluster_ip": if *has_cluster_ip { "allocated" } else { "None" } });
+        Check::Service { service, has_cluster_ip, ip_families } => {
+            let mut expected =
+                json!({ "exists": true, "cluster_ip": if *has_cluster_ip { "allocated" } else { "None" } });
+            if let Some(families) = ip_families {
+                expected["ip_families"] = json!(families);
+            }
             Ok(match target.service(service).await? {
                 None => Evaluation::new(
                     false,
@@ -171,14 +191,35 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                     format!("service {service} does not exist"),
                 ),
                 Some(v) => {
-                    let holds = v.cluster_ip.is_some() == *has_cluster_ip;
-                    let msg = if holds { String::new() } else { format!("clusterIP is {:?}", v.cluster_ip) };
-                    Evaluation::new(holds, expected, json!({ "exists": true, "cluster_ip": v.cluster_ip }), msg)
+                    let mut problems = Vec::new();
+                    if v.cluster_ip.is_some() != *has_cluster_ip {
+                        problems.push(format!("clusterIP is {:?}", v.cluster_ip));
+                    }
+                    if let Some(want) = ip_families {
+                        let of_ips: Vec<IpFamily> = v.cluster_ips.iter().map(|ip| IpFamily::of(*ip)).collect();
+                        if v.ip_families != *want {
+                            problems.push(format!("ipFamilies is {:?}, expected {want:?}", v.ip_families));
+                        } else if *has_cluster_ip && of_ips != *want {
+                            problems.push(format!("clusterIPs {:?} are not one of each family {want:?}", v.cluster_ips));
+                        }
+                    }
+                    let actual = json!({
+                        "exists": true,
+                        "cluster_ip": v.cluster_ip,
+                        "cluster_ips": v.cluster_ips,
+                        "ip_families": v.ip_families,
+                    });
+                    Evaluation::new(problems.is_empty(), expected, actual, problems.join("; "))
                 }
             })
         }
-        Check::Endpoints { service, ready, not_ready, serving, terminating, ports } => {
-            let slices = target.endpoint_slices(service).await?;
+        Check::Endpoints { service, ready, not_ready, serving, terminating, ports, address_type } => {
+            let family = match address_type {
+                Some(f) => *f,
+                None => target.service(service).await?.map_or(IpFamily::IPv4, |s| s.primary_family()),
+            };
+            let slices: Vec<_> =
+                target.endpoint_slices(service).await?.into_iter().filter(|s| s.address_type == family).collect();
             let addresses = |f: fn(&crate::targets::EndpointView) -> bool| -> BTreeSet<IpAddr> {
                 slices.iter().flat_map(|s| &s.endpoints).filter(|e| f(e)).map(|e| e.address).collect()
             };
@@ -191,7 +232,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             let mut expected = serde_json::Map::new();
             let mut problems = Vec::new();
             if let Some(set) = ready {
-                match pod_ips(target, set).await? {
+                match pod_ips(target, set, Some(family)).await? {
                     Ok(want) => {
                         if want != actual_ready {
                             problems.push(format!("ready endpoints: {}", set_diff(&want, &actual_ready)));
@@ -202,7 +243,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
             }
             if let Some(set) = not_ready {
-                match pod_ips(target, set).await? {
+                match pod_ips(target, set, Some(family)).await? {
                     Ok(want) => {
                         if want != actual_not_ready {
                             problems.push(format!("not-ready endpoints: {}", set_diff(&want, &actual_not_ready)));
@@ -213,7 +254,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
             }
             if let Some(set) = serving {
-                match pod_ips(target, set).await? {
+                match pod_ips(target, set, Some(family)).await? {
                     Ok(want) => {
                         if want != actual_serving {
                             problems.push(format!("serving endpoints: {}", set_diff(&want, &actual_serving)));
@@ -224,7 +265,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 }
             }
             if let Some(set) = terminating {
-                match pod_ips(target, set).await? {
+                match pod_ips(target, set, Some(family)).await? {
                     Ok(want) => {
                         if want != actual_terminating {
                             problems.push(format!("terminating endpoints: {}", set_diff(&want, &actual_terminating)));
@@ -277,7 +318,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             let mut expected = serde_json::Map::new();
             let qname = match name {
                 DnsQueryName::Name(n) => n.clone(),
-                DnsQueryName::ReverseOf(r) => match expected_records(target, r).await? {
+                DnsQueryName::ReverseOf(r, family) => match expected_records(target, r, Some(*family)).await? {
                     Ok(recs) => match recs.first() {
                         Some(DnsRecord::Address { ip }) => reverse_name(*ip),
                         _ => return Ok(Evaluation::new(false, json!({}), json!({}), "no address to reverse")),
@@ -311,9 +352,14 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                 expected.insert("rcode".into(), json!(allowed));
             }
             if let Some(records) = records {
+                let family = match query_type {
+                    QueryType::A => Some(IpFamily::IPv4),
+                    QueryType::Aaaa => Some(IpFamily::IPv6),
+                    _ => None,
+                };
                 let mut want = Vec::new();
                 for r in records {
-                    match expected_records(target, r).await? {
+                    match expected_records(target, r, family).await? {
                         Ok(recs) => want.extend(recs),
                         Err(why) => problems.push(why),
                     }
@@ -334,7 +380,7 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
             if let Some(additional) = additional {
                 let mut want = Vec::new();
                 for r in additional {
-                    match expected_records(target, r).await? {
+                    match expected_records(target, r, None).await? {
                         Ok(recs) => want.extend(recs),
                         Err(why) => problems.push(why),
                     }
@@ -458,9 +504,9 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
         Check::Http { .. } => super::http::evaluate(check, target).await,
         Check::HealthCheck { .. } => super::http::health_check(check, target).await,
         Check::Udp { .. } => super::udp::evaluate(check, target).await,
-        Check::Connect { from, service, port, node, outcome } => {
+        Check::Connect { from, service, port, node, outcome, ip_family } => {
             let expected = json!({ "result": outcome });
-            let address = match super::http::service_address(target, service, *port, *node).await? {
+            let address = match super::http::service_address(target, service, *port, *node, *ip_family).await? {
                 Ok(address) => address,
                 Err(why) => return Ok(Evaluation::new(false, expected, json!({}), why)),
             };

@@ -40,6 +40,7 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
             serving: None,
             terminating: None,
             ports: None,
+            address_type: None,
         }),
         Place::Dns => {
             let name = format!("{}.{}.svc.{}.", c.service.name, c.service.namespace, target.cluster_domain());
@@ -75,6 +76,7 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
                     port: port.port,
                     node: None,
                     outcome: ConnectOutcome::Refused,
+                    ip_family: None,
                 })
             }
             (Some(ip), Some(port)) => Some(Check::Http {
@@ -92,6 +94,7 @@ async fn check_for(place: Place, c: &Converge, target: &dyn Target) -> Result<Op
                 fair_alpha: None,
                 source_ip: None,
                 client: HttpClient::Plain,
+                ip_family: None,
             }),
             _ => None,
         },

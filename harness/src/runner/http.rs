@@ -15,25 +15,31 @@ use super::{
 };
 use crate::{
     probe::{ProbeRequest, ProbeResponse},
-    scenario::{Check, ObjectRef, PodSet, SourceIp, Via},
+    scenario::{Check, IpFamily, ObjectRef, PodSet, SourceIp, Via},
     stats::Fairness,
     targets::{Target, TargetError},
 };
 
-/// Where a Service port is dialled: its ClusterIP, or node `node`'s address at the port's nodePort. `Ok(Err(why))`
-/// while the Service (or the port's nodePort) does not exist.
+/// Where a Service port is dialled: its ClusterIP (of `family`, else the primary one), or node `node`'s address at
+/// the port's nodePort. `Ok(Err(why))` while the Service (or the port's nodePort) does not exist.
 pub(crate) async fn service_address(
     target: &dyn Target,
     service: &ObjectRef,
     port: u16,
     node: Option<u32>,
+    family: Option<IpFamily>,
 ) -> Result<Result<SocketAddr, String>, TargetError> {
     let Some(view) = target.service(service).await? else {
         return Ok(Err(format!("service {service} does not exist")));
     };
     match node {
         None => {
-            Ok(view.cluster_ip.map(|ip| SocketAddr::new(ip, port)).ok_or(format!("service {service} has no ClusterIP")))
+            let ip = match family {
+                None => view.cluster_ip,
+                Some(f) => view.cluster_ip_of(f),
+            };
+            let which = family.map(|f| format!("{f} ")).unwrap_or_default();
+            Ok(ip.map(|ip| SocketAddr::new(ip, port)).ok_or(format!("service {service} has no {which}ClusterIP")))
         }
         Some(node) => {
             let Some(node_port) = view.ports.iter().find(|p| p.port == port).and_then(|p| p.node_port) else {
@@ -82,6 +88,7 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
         fair_alpha,
         source_ip,
         client,
+        ip_family,
     } = check
     else {
         return Err(TargetError::Other("not an HTTP check".into()));
@@ -92,13 +99,25 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
         Ok(Evaluation::new(false, Value::Object(expected), json!({}), why))
     };
     let request = match via {
-        Via::Dns => ProbeRequest::Http { host: host.clone(), port: *port, path: path.clone(), client: *client },
+        Via::Dns => ProbeRequest::Http {
+            host: host.clone(),
+            port: *port,
+            path: path.clone(),
+            client: *client,
+            family: *ip_family,
+        },
         Via::ClusterIp { service } | Via::NodePort { service, .. } => {
             let node = if let Via::NodePort { node, .. } = via { Some(*node) } else { None };
-            match service_address(target, service, *port, node).await? {
+            match service_address(target, service, *port, node, *ip_family).await? {
                 Ok(a) => {
                     expected.insert("address".into(), json!(a));
-                    ProbeRequest::Http { host: a.ip().to_string(), port: a.port(), path: path.clone(), client: *client }
+                    ProbeRequest::Http {
+                        host: a.ip().to_string(),
+                        port: a.port(),
+                        path: path.clone(),
+                        client: *client,
+                        family: *ip_family,
+                    }
                 }
                 Err(why) => return fail(expected, why),
             }
@@ -241,7 +260,8 @@ pub(crate) async fn health_check(check: &Check, target: &dyn Target) -> Result<E
         ));
     };
     let ip = target.node(*node).await?.ip;
-    let request = ProbeRequest::Http { host: ip.to_string(), port, path: "/".into(), client: Default::default() };
+    let request =
+        ProbeRequest::Http { host: ip.to_string(), port, path: "/".into(), client: Default::default(), family: None };
     let ProbeResponse::Http(result) = target.probe_as(from, &request).await? else {
         return Err(TargetError::Other("HTTP probe returned another kind of result".into()));
     };

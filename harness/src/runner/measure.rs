@@ -40,6 +40,7 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         requests: m.requests,
         duration: m.duration,
         timeout: Duration::from_secs(2),
+        family: m.ip_family,
     };
     let ProbeResponse::Load(outcome) = target.probe(&m.from, &ProbeRequest::Load(spec)).await? else {
         return Err(TargetError::Other("load probe returned another kind of result".into()));

@@ -9,7 +9,7 @@
 use std::{collections::BTreeSet, net::IpAddr};
 
 use crate::{
-    scenario::{ObjectRef, PodRef, PodSet},
+    scenario::{IpFamily, ObjectRef, PodRef, PodSet},
     targets::{PodView, Target, TargetError},
 };
 
@@ -57,9 +57,31 @@ pub(crate) async fn pods_in(target: &dyn Target, set: &PodSet) -> Result<Resolve
     }))
 }
 
-/// Pod IPs of a pod set.
-pub(crate) async fn pod_ips(target: &dyn Target, set: &PodSet) -> Result<Resolved<BTreeSet<IpAddr>>, TargetError> {
-    Ok(pods_in(target, set).await?.map(|pods| pods.into_iter().map(|p| p.ip).collect()))
+/// Pod IPs of a pod set: each pod's address of `family`, or its primary one (`None`).
+pub(crate) async fn pod_ips(
+    target: &dyn Target,
+    set: &PodSet,
+    family: Option<IpFamily>,
+) -> Result<Resolved<BTreeSet<IpAddr>>, TargetError> {
+    let pods = match pods_in(target, set).await? {
+        Ok(pods) => pods,
+        Err(why) => return Ok(Err(why)),
+    };
+    let mut ips = BTreeSet::new();
+    for pod in pods {
+        match family {
+            None => {
+                ips.insert(pod.ip);
+            }
+            Some(family) => match pod.ip_of(family) {
+                Some(ip) => {
+                    ips.insert(ip);
+                }
+                None => return Ok(Err(format!("pod {} has no {family} address", pod.name))),
+            },
+        }
+    }
+    Ok(Ok(ips))
 }
 
 /// Pod names of a pod set.
@@ -67,8 +89,16 @@ pub(crate) async fn pod_names(target: &dyn Target, set: &PodSet) -> Result<Resol
     Ok(pods_in(target, set).await?.map(|pods| pods.into_iter().map(|p| p.name).collect()))
 }
 
-/// One pod's IP, by creation index among the live pods (the order `setPodReady` uses).
-pub(crate) async fn pod_ip(target: &dyn Target, pod: &PodRef) -> Result<Option<IpAddr>, TargetError> {
+/// One pod's address (of `family`, or its primary one), by creation index among the live pods (the order `setPodReady`
+/// uses); `None` when there is no such pod.
+pub(crate) async fn pod_ip(
+    target: &dyn Target,
+    pod: &PodRef,
+    family: Option<IpFamily>,
+) -> Result<Option<Vec<IpAddr>>, TargetError> {
     let pods: Vec<PodView> = target.pods(&pod.deployment).await?.into_iter().filter(|p| !p.terminating).collect();
-    Ok(pods.get(pod.index as usize).map(|p| p.ip))
+    Ok(pods.get(pod.index as usize).map(|p| match family {
+        Some(family) => p.ip_of(family).into_iter().collect(),
+        None => vec![p.ip],
+    }))
 }

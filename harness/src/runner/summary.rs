@@ -59,10 +59,10 @@ pub fn summarize(step: &Step) -> String {
         StepKind::LiteralNamespace { name } => format!("create namespace {name} (literal name)"),
         StepKind::Converge(c) => format!("{} and time endpoints, DNS and traffic of {}", action(&c.action), c.service),
         StepKind::Assert(a) => match &a.check {
-            Check::Service { service, has_cluster_ip } => {
+            Check::Service { service, has_cluster_ip, .. } => {
                 format!("service {service} {}", if *has_cluster_ip { "has a ClusterIP" } else { "is headless" })
             }
-            Check::Endpoints { service, ready, not_ready, serving, terminating, ports } => {
+            Check::Endpoints { service, ready, not_ready, serving, terminating, ports, .. } => {
                 let mut parts = Vec::new();
                 if let Some(r) = ready {
                     parts.push(format!("ready = {}", pods(r)));
@@ -87,7 +87,7 @@ pub fn summarize(step: &Step) -> String {
             Check::Dns { from, name, query_type, flavour, rcodes, records, .. } => {
                 let name = match name {
                     DnsQueryName::Name(n) => n.clone(),
-                    DnsQueryName::ReverseOf(r) => format!("reverse of {}", record(r)),
+                    DnsQueryName::ReverseOf(r, family) => format!("reverse of {} ({family})", record(r)),
                 };
                 let want = match records {
                     Some(r) if !r.is_empty() => r.iter().map(record).collect::<Vec<_>>().join(" + "),
@@ -161,7 +161,7 @@ fn other(check: &Check) -> String {
             let source = source_ip.map(|s| format!(", source IP {s:?}")).unwrap_or_default();
             format!("from {from}: GET http://{host}:{port}{path}{via}{who}{source}")
         }
-        Check::Connect { from, service, port, node, outcome } => {
+        Check::Connect { from, service, port, node, outcome, .. } => {
             let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
             format!("from {from}: connect {service}:{port}{via} → {outcome:?}")
         }

@@ -16,7 +16,7 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
         return Err(TargetError::Other("not a UDP check".into()));
     };
     let mut expected = json!({ "result": outcome, "send": send, "flow": flow });
-    let address = match service_address(target, service, *port, *node).await? {
+    let address = match service_address(target, service, *port, *node, None).await? {
         Ok(address) => address,
         Err(why) => return Ok(Evaluation::new(false, expected, json!({}), why)),
     };

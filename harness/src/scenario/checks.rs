@@ -65,8 +65,9 @@ pub enum ExpectedRecord {
 pub enum DnsQueryName {
     /// A name as a program passes it.
     Name(String),
-    /// The `in-addr.arpa` name of an address, resolved against the target when checked.
-    ReverseOf(ExpectedRecord),
+    /// The `in-addr.arpa` or `ip6.arpa` name of the object's address of that family, resolved against the target
+    /// when checked.
+    ReverseOf(ExpectedRecord, crate::scenario::IpFamily),
 }
 
 /// What a resolver library does with search domains.
@@ -165,6 +166,8 @@ pub struct MeasureHttp {
     pub p99_below: Option<Duration>,
     /// Largest tolerated failure share.
     pub max_error_rate: f64,
+    /// Resolve the host for this family (`AAAA` for IPv6); default IPv4.
+    pub ip_family: Option<crate::scenario::IpFamily>,
 }
 
 /// A DNS load measurement.
@@ -238,6 +241,8 @@ pub enum Check {
         service: ObjectRef,
         /// `true`: an allocated ClusterIP; `false`: headless.
         has_cluster_ip: bool,
+        /// Exactly these `spec.ipFamilies`, in order (and, with a ClusterIP, one `clusterIPs` entry of each).
+        ip_families: Option<Vec<crate::scenario::IpFamily>>,
     },
     /// The endpoint slices of a service.
     Endpoints {
@@ -253,6 +258,8 @@ pub enum Check {
         terminating: Option<PodSet>,
         /// Exactly these ports (when given).
         ports: Option<Vec<(Option<String>, u16)>>,
+        /// The slices of this `addressType` (default: the Service's primary family).
+        address_type: Option<crate::scenario::IpFamily>,
     },
     /// A DNS lookup from a pod in `from`.
     Dns {
@@ -318,6 +325,8 @@ pub enum Check {
         source_ip: Option<SourceIp>,
         /// The HTTP client that sends the requests.
         client: HttpClient,
+        /// The family dialled: the host's AAAA or the IPv6 ClusterIP for `IPv6` (default IPv4).
+        ip_family: Option<crate::scenario::IpFamily>,
     },
     /// Every service `<prefix>-i` has `ready_endpoints` ready endpoints, resolves to its ClusterIP, and accepts a
     /// connection.
@@ -349,6 +358,8 @@ pub enum Check {
         node: Option<u32>,
         /// What must happen.
         outcome: ConnectOutcome,
+        /// The ClusterIP of this family (default IPv4).
+        ip_family: Option<crate::scenario::IpFamily>,
     },
     /// One UDP datagram to a service's ClusterIP and UDP port (or its nodePort on a node), and the reply.
     Udp {

@@ -286,6 +286,12 @@ pub struct RawExpose {
     /// The health check port (LoadBalancer with `externalTrafficPolicy: Local`; allocated when absent).
     #[serde(default)]
     pub health_check_node_port: Option<Spanned<u16>>,
+    /// `SingleStack` (default), `PreferDualStack` or `RequireDualStack`.
+    #[serde(default)]
+    pub ip_family_policy: Option<SpannedStr>,
+    /// `[IPv4]`, `[IPv6]`, `[IPv4, IPv6]` or `[IPv6, IPv4]`: primary first.
+    #[serde(default)]
+    pub ip_families: Option<Spanned<Vec<SpannedStr>>>,
 }
 
 /// A Service port.
@@ -348,6 +354,9 @@ pub struct RawExpectService {
     /// `allocated` (an address from the service range) or `None` (headless).
     #[serde(rename = "clusterIP")]
     pub cluster_ip: SpannedStr,
+    /// Exactly these families, primary first (`spec.ipFamilies`, and one ClusterIP of each).
+    #[serde(default, rename = "ipFamilies")]
+    pub ip_families: Option<Vec<SpannedStr>>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }
@@ -391,6 +400,9 @@ pub struct RawExpectEndpoints {
     /// The slice ports, exactly.
     #[serde(default)]
     pub ports: Option<Vec<RawEndpointPort>>,
+    /// Which slices: `IPv4` or `IPv6` (default: the Service's primary family).
+    #[serde(default)]
+    pub address_type: Option<SpannedStr>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }
@@ -426,6 +438,9 @@ pub struct RawExpectDns {
     /// Ask the PTR name of this address (`in-addr.arpa`) instead of `name`.
     #[serde(default)]
     pub reverse_of: Option<Spanned<RawRecord>>,
+    /// The family of the address `reverseOf` reverses: `IPv4` (default, `in-addr.arpa`) or `IPv6` (`ip6.arpa`).
+    #[serde(default)]
+    pub ip_family: Option<SpannedStr>,
     /// Every answer record has at least this TTL.
     #[serde(default)]
     pub min_ttl: Option<u32>,

@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod error;
+pub mod families;
 pub mod file;
 pub mod names;
 pub mod nodes;
@@ -13,6 +14,7 @@ pub mod raw_traffic;
 pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};
+pub use families::{IpFamilies, IpFamily, IpFamilyPolicy};
 pub use plan::*;
 pub use validate::{CLUSTER_NAMESPACES, DEFAULT_TIMEOUT, load, parse};
 

@@ -135,6 +135,8 @@ pub struct Exposure {
     pub prefer_close: bool,
     /// `spec.healthCheckNodePort` asked for (LoadBalancer with `externalTrafficPolicy: Local`; else allocated).
     pub health_check_node_port: Option<u16>,
+    /// `spec.ipFamilyPolicy` and `spec.ipFamilies` as written.
+    pub ip_families: super::IpFamilies,
 }
 
 impl Exposure {

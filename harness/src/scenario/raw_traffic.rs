@@ -46,6 +46,9 @@ pub struct RawMeasureHttp {
     pub max_error_rate: Option<f64>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
+    /// `IPv6`: resolve the host with AAAA (`curl -6`); default IPv4.
+    #[serde(default)]
+    pub ip_family: Option<SpannedStr>,
 }
 
 /// `measureDns`.
@@ -118,6 +121,9 @@ pub struct RawExpectHttp {
     /// `plain` (default: a new connection per request) or `reqwest` (the pod's pooled `reqwest::Client`).
     #[serde(default)]
     pub client: Option<SpannedStr>,
+    /// `IPv6`: resolve the host with AAAA (`curl -6`), or dial the Service's IPv6 ClusterIP; default IPv4.
+    #[serde(default)]
+    pub ip_family: Option<SpannedStr>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }
@@ -142,6 +148,9 @@ pub struct RawExpectConnect {
     pub via: Option<RawNodeVia>,
     /// `connected`, `refused` or `timeout`.
     pub result: SpannedStr,
+    /// The ClusterIP of this family (default IPv4).
+    #[serde(default)]
+    pub ip_family: Option<SpannedStr>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Protocol, TargetPort};
+use crate::scenario::{IpFamily, Protocol, TargetPort};
 
 /// A Service as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +16,12 @@ pub struct ServiceView {
     pub name: String,
     /// `spec.clusterIP`; `None` when headless.
     pub cluster_ip: Option<IpAddr>,
+    /// `spec.clusterIPs`: one per family, primary first (the first is `cluster_ip`); empty when headless.
+    #[serde(default)]
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.ipFamilies`, primary first (headless Services have them too).
+    #[serde(default)]
+    pub ip_families: Vec<IpFamily>,
     /// `spec.ports`.
     pub ports: Vec<ServicePortView>,
     /// `spec.healthCheckNodePort` (LoadBalancer with `externalTrafficPolicy: Local`).
@@ -59,6 +65,9 @@ pub struct PodView {
     pub name: String,
     /// `status.podIP`.
     pub ip: IpAddr,
+    /// `status.podIPs`: one per family, primary first (the first is `ip`).
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
     /// The Ready condition.
     pub ready: bool,
     /// Deletion timestamp set.
@@ -73,10 +82,36 @@ pub struct PodView {
 pub struct EndpointSliceView {
     /// Slice name.
     pub name: String,
+    /// `addressType`: the family of every endpoint address in it.
+    #[serde(default = "ipv4")]
+    pub address_type: IpFamily,
     /// Ports every endpoint of the slice serves.
     pub ports: Vec<EndpointPortView>,
     /// Endpoints.
     pub endpoints: Vec<EndpointView>,
+}
+
+fn ipv4() -> IpFamily {
+    IpFamily::IPv4
+}
+
+impl ServiceView {
+    /// The ClusterIP of `family`, if the Service has one.
+    pub fn cluster_ip_of(&self, family: IpFamily) -> Option<IpAddr> {
+        self.cluster_ips.iter().copied().chain(self.cluster_ip).find(|ip| IpFamily::of(*ip) == family)
+    }
+
+    /// The Service's primary family (`spec.ipFamilies[0]`; IPv4 when the target reports none).
+    pub fn primary_family(&self) -> IpFamily {
+        self.ip_families.first().copied().unwrap_or(IpFamily::IPv4)
+    }
+}
+
+impl PodView {
+    /// The pod's address of `family`, if it has one.
+    pub fn ip_of(&self, family: IpFamily) -> Option<IpAddr> {
+        self.ips.iter().copied().chain(std::iter::once(self.ip)).find(|ip| IpFamily::of(*ip) == family)
+    }
 }
 
 /// A slice port.

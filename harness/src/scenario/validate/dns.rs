@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    super::{file::*, plan::*},
+    super::{IpFamily, file::*, plan::*},
     ServiceKind, Validator, enum_from_str,
 };
 
@@ -34,14 +34,22 @@ impl Validator {
                     self.err(&r.referenced, "reverseOf needs `clusterIPOf`, `podIPOf` or `ip`");
                     return None;
                 }
-                DnsQueryName::ReverseOf(rec)
+                let family = self.choice(&e.ip_family, IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?;
+                DnsQueryName::ReverseOf(rec, family)
             }
             _ => {
                 self.err(at, "expectDns needs exactly one of `name` or `reverseOf`");
                 return None;
             }
         };
-        let default_type = if matches!(name, DnsQueryName::ReverseOf(_)) { QueryType::Ptr } else { QueryType::A };
+        if let (Some(f), DnsQueryName::Name(_)) = (&e.ip_family, &name) {
+            self.err(
+                &f.referenced,
+                "ipFamily chooses the address `reverseOf` reverses; with `name`, give `type: AAAA`",
+            );
+            return None;
+        }
+        let default_type = if matches!(name, DnsQueryName::ReverseOf(..)) { QueryType::Ptr } else { QueryType::A };
         let query_type =
             self.choice(&e.record_type, default_type, "record type", "A, AAAA, SRV, PTR, TXT, CNAME, SOA")?;
         let flavour = self.choice(

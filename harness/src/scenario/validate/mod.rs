@@ -198,6 +198,14 @@ impl Validator {
         parsed
     }
 
+    /// An optional `ipFamily` (`IPv4` or `IPv6`).
+    fn ip_family(&mut self, s: &Option<SpannedStr>) -> Option<Option<super::IpFamily>> {
+        match s {
+            None => Some(None),
+            Some(_) => self.choice(s, super::IpFamily::IPv4, "ipFamily", "IPv4 or IPv6").map(Some),
+        }
+    }
+
     fn timeout(&mut self, t: &Option<SpannedStr>) -> Duration {
         match t {
             Some(t) => self.duration(t).unwrap_or(self.default_timeout),

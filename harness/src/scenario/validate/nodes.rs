@@ -4,7 +4,7 @@
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    super::{file::*, nodes::*, plan::*},
+    super::{families::*, file::*, nodes::*, plan::*},
     Validator,
 };
 
@@ -132,6 +132,44 @@ impl Validator {
     }
 
     /// `type`, node ports, policies and distribution of `expose`; fills each port's `node_port`.
+    /// `ipFamilyPolicy` and `ipFamilies` as the API server validates them: known values, two distinct families at
+    /// most, and two only with a dual-stack policy.
+    fn ip_families(&mut self, e: &RawExpose) -> Option<IpFamilies> {
+        let policy = match &e.ip_family_policy {
+            None => None,
+            Some(_) => Some(self.choice(
+                &e.ip_family_policy,
+                IpFamilyPolicy::SingleStack,
+                "ipFamilyPolicy",
+                "SingleStack, PreferDualStack or RequireDualStack",
+            )?),
+        };
+        let mut families = Vec::new();
+        if let Some(list) = &e.ip_families {
+            if list.value.len() > 2 {
+                self.err(&list.referenced, "ipFamilies has at most two entries (one per family)");
+                return None;
+            }
+            for f in &list.value {
+                let family = self.choice(&Some(f.clone()), IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?;
+                if families.contains(&family) {
+                    self.err(&f.referenced, format!("ipFamilies lists {family} twice"));
+                    return None;
+                }
+                families.push(family);
+            }
+            if families.len() == 2 && matches!(policy, None | Some(IpFamilyPolicy::SingleStack)) {
+                self.err(
+                    &list.referenced,
+                    "two ipFamilies need `ipFamilyPolicy: PreferDualStack` or `RequireDualStack` (the API server \
+                     refuses them with SingleStack, the default)",
+                );
+                return None;
+            }
+        }
+        Some(IpFamilies { policy, families })
+    }
+
     pub(super) fn exposure(
         &mut self,
         at: &Location,
@@ -159,6 +197,7 @@ impl Validator {
             self.err(at, "a headless service (`clusterIP: None`) cannot have node ports");
             return None;
         }
+        exposure.ip_families = self.ip_families(e)?;
         if let Some(p) = &e.external_traffic_policy {
             if !exposure.service_type.has_node_ports() {
                 self.err(&p.referenced, "externalTrafficPolicy applies to `type: NodePort` or `LoadBalancer` only");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_saphyr::Spanned;
 
 use super::{
-    super::{file::*, names, plan::*},
+    super::{IpFamily, file::*, names, plan::*},
     ServiceKind, Validator,
 };
 
@@ -106,8 +106,18 @@ impl Validator {
                         return None;
                     }
                 };
+                let ip_families = match &e.ip_families {
+                    None => None,
+                    Some(list) => {
+                        let mut families = Vec::new();
+                        for f in list {
+                            families.push(self.choice(&Some(f.clone()), IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?);
+                        }
+                        Some(families)
+                    }
+                };
                 let timeout = self.timeout(&e.timeout);
-                StepKind::Assert(Assertion { timeout, check: Check::Service { service, has_cluster_ip } })
+                StepKind::Assert(Assertion { timeout, check: Check::Service { service, has_cluster_ip, ip_families } })
             }
             RawStep::ExpectEndpoints(e) => {
                 let ns = self.namespace(&e.namespace)?;
@@ -129,10 +139,14 @@ impl Validator {
                     return None;
                 }
                 let ports = e.ports.as_ref().map(|ps| ps.iter().map(|p| (p.name.clone(), p.port)).collect());
+                let address_type = match &e.address_type {
+                    None => None,
+                    Some(_) => Some(self.choice(&e.address_type, IpFamily::IPv4, "addressType", "IPv4 or IPv6")?),
+                };
                 let timeout = self.timeout(&e.timeout);
                 StepKind::Assert(Assertion {
                     timeout,
-                    check: Check::Endpoints { service, ready, not_ready, serving, terminating, ports },
+                    check: Check::Endpoints { service, ready, not_ready, serving, terminating, ports, address_type },
                 })
             }
             RawStep::ExpectDns(e) => StepKind::Assert(self.expect_dns(&at, e)?),
@@ -261,10 +275,18 @@ impl Validator {
                     }
                 };
                 let node = self.node_via(&e.via, &e.port.referenced, &e.service.referenced, &service)?;
+                let ip_family = self.ip_family(&e.ip_family)?;
+                if node.is_some() && ip_family == Some(IpFamily::IPv6) {
+                    self.err(
+                        &e.port.referenced,
+                        "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via`",
+                    );
+                    return None;
+                }
                 let timeout = self.timeout(&e.timeout);
                 StepKind::Assert(Assertion {
                     timeout,
-                    check: Check::Connect { from, service, port: e.port.value, node, outcome },
+                    check: Check::Connect { from, service, port: e.port.value, node, outcome, ip_family },
                 })
             }
         })

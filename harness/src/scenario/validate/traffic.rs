@@ -8,6 +8,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{
     super::{
+        IpFamily,
         file::*,
         nodes::{Client, SourceIp},
         plan::*,
@@ -130,6 +131,7 @@ impl Validator {
             self.err(&m.url.referenced, "maxErrorRate must be between 0 and 1");
             return None;
         }
+        let ip_family = self.ip_family(&m.ip_family)?;
         let timeout = self.timeout(&m.timeout).max(duration + Duration::from_secs(5));
         Some(Assertion {
             timeout,
@@ -147,6 +149,7 @@ impl Validator {
                 fair_alpha,
                 p99_below,
                 max_error_rate,
+                ip_family,
             }),
         })
     }
@@ -292,6 +295,14 @@ impl Validator {
             Some(f) => Some(f.alpha.value),
             None => None,
         };
+        let ip_family = self.ip_family(&e.ip_family)?;
+        if let (Some(IpFamily::IPv6), Via::NodePort { .. }) = (ip_family, &via) {
+            self.err(
+                &e.url.referenced,
+                "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via: {node}`",
+            );
+            return None;
+        }
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {
             timeout,
@@ -310,6 +321,7 @@ impl Validator {
                 fair_alpha,
                 source_ip,
                 client,
+                ip_family,
             },
         })
     }

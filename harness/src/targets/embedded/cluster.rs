@@ -22,7 +22,7 @@ use super::{
     state::{NodeInfo, Pod, Service, Snapshot},
 };
 use crate::{
-    scenario::{Action, Client, DeploymentSpec, ObjectRef, Protocol, ServiceSpec, TrafficPolicy},
+    scenario::{Action, Client, DeploymentSpec, IpFamily, ObjectRef, Protocol, ServiceSpec, TrafficPolicy},
     targets::{TargetError, model::ServicePortView},
 };
 
@@ -339,8 +339,8 @@ impl Cluster {
                     .services
                     .remove(service)
                     .ok_or_else(|| TargetError::Rejected(format!("service `{service}` not found")))?;
-                if let Some(ip) = svc.cluster_ip {
-                    inner.ipam.release_cluster_ip(ip);
+                for ip in svc.cluster_ips.iter().chain(&svc.shadow_vip) {
+                    inner.ipam.release_cluster_ip(*ip);
                 }
                 for port in svc.ports.iter().filter_map(|p| p.node_port).chain(svc.health_check_node_port) {
                     inner.ipam.release_node_port(port);
@@ -431,9 +431,11 @@ impl Cluster {
                 *n += 1;
             }
             let ip = inner.ipam.allocate_pod_ip();
+            let ip6 = super::ipam::v6_twin(ip);
             let (mut listeners, mut udp) = (Vec::new(), Vec::new());
-            for cp in &spec.ports {
-                let addr = SocketAddr::new(IpAddr::V4(ip), cp.port);
+            for addr in
+                spec.ports.iter().flat_map(|cp| [IpAddr::V4(ip), IpAddr::V6(ip6)].map(|a| SocketAddr::new(a, cp.port)))
+            {
                 let cannot = |e: std::io::Error| {
                     TargetError::Other(format!("pod {} cannot listen on {addr}: {e}", pod_key.name))
                 };
@@ -441,10 +443,13 @@ impl Cluster {
                 listeners.push(tcp);
                 udp.push(datagrams);
             }
-            inner.processes.insert(pod_key.clone(), pod::start(&pod_key.name, listeners, udp, &self.sockets));
+            inner
+                .processes
+                .insert(pod_key.clone(), pod::start(&pod_key.name, listeners, udp, &self.ports, &self.sockets));
             inner.next_seq += 1;
             let pod = Pod {
                 ip,
+                ip6,
                 labels: spec.labels.clone(),
                 deployment: key.name.clone(),
                 ready: true,
@@ -484,6 +489,9 @@ fn ordinal(name: &str) -> u32 {
     name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
+/// The service IP families of the embedded cluster, primary first (a dual-stack kubeadm cluster's order).
+pub const CLUSTER_FAMILIES: [IpFamily; 2] = [IpFamily::IPv4, IpFamily::IPv6];
+
 fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Result<(), TargetError> {
     if !inner.snap.namespaces.contains(&spec.object.namespace) {
         return Err(TargetError::Rejected(format!("namespace `{}` not found", spec.object.namespace)));
@@ -504,10 +512,38 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
             spec.object
         )));
     }
-    let mut allocate =
-        || inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()));
-    let cluster_ip = if spec.headless || spec.external_name.is_some() { None } else { Some(allocate()?) };
-    let shadow_vip = if spec.headless && faults.has(Fault::DnsHeadlessAnswersVip) { Some(allocate()?) } else { None };
+    // The embedded cluster is dual-stack, IPv4 first; an ExternalName Service has no families.
+    let families = match &spec.external_name {
+        Some(_) => Vec::new(),
+        None => spec
+            .exposure
+            .ip_families
+            .resolve(&CLUSTER_FAMILIES)
+            .map_err(|why| TargetError::Rejected(format!("service `{}`: {why}", spec.object)))?,
+    };
+    if spec.exposure.service_type.has_node_ports() && !families.contains(&IpFamily::IPv4) {
+        return Err(TargetError::Rejected(format!(
+            "service `{}`: the embedded nodes have IPv4 addresses only, so an IPv6 single-stack Service has no node \
+             port to serve",
+            spec.object
+        )));
+    }
+    let mut allocate = |family: IpFamily| {
+        let ip =
+            inner.ipam.allocate_cluster_ip().ok_or_else(|| TargetError::Rejected("service IP range is full".into()))?;
+        Ok::<_, TargetError>(match family {
+            IpFamily::IPv4 => IpAddr::V4(ip),
+            IpFamily::IPv6 => IpAddr::V6(super::ipam::v6_twin(ip)),
+        })
+    };
+    let mut cluster_ips = Vec::new();
+    if !spec.headless && spec.external_name.is_none() {
+        for &family in &families {
+            cluster_ips.push(allocate(family)?);
+        }
+    }
+    let shadow_vip =
+        if spec.headless && faults.has(Fault::DnsHeadlessAnswersVip) { Some(allocate(IpFamily::IPv4)?) } else { None };
     let node_ports = spec.exposure.service_type.has_node_ports();
     let mut ports = Vec::new();
     for p in &spec.ports {
@@ -532,7 +568,8 @@ fn create_service(inner: &mut Inner, spec: &ServiceSpec, faults: &Faults) -> Res
     inner.snap.services.insert(
         spec.object.clone(),
         Service {
-            cluster_ip,
+            cluster_ips,
+            families,
             selector: spec.selector.clone(),
             ports,
             publish_not_ready: spec.publish_not_ready,

@@ -1,7 +1,7 @@
 //! Cluster DNS: the Kubernetes DNS specification (schema 1.1.0) answered from the latest [`Snapshot`], served over
 //! UDP and TCP by [`super::dns_server`]. [`answer`] is a pure function so the zone logic is testable without sockets.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_server::proto::{
     op::ResponseCode,
@@ -126,7 +126,7 @@ fn answer_at(snap: &Snapshot, qname: &Name, qtype: RecordType, depth: u8) -> Zon
     let zone = if canonical.zone_of(&lower) { qname.trim_to(usize::from(canonical.num_labels())) } else { canonical };
     let ctx = Ctx { snap, zone: zone.clone(), qname, qtype, depth };
     let labels: Vec<String> = lower.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
-    if let Some(ip) = reverse_ipv4(&labels) {
+    if let Some(ip) = reverse_address(&labels) {
         return reverse(&ctx, ip);
     }
     if !zone.zone_of(&lower) {
@@ -168,10 +168,23 @@ fn answer_at(snap: &Snapshot, qname: &Name, qtype: RecordType, depth: u8) -> Zon
     }
 }
 
-fn reverse_ipv4(labels: &[String]) -> Option<Ipv4Addr> {
+/// The address a full `in-addr.arpa` (4 octets) or `ip6.arpa` (32 nibbles) name stands for.
+fn reverse_address(labels: &[String]) -> Option<IpAddr> {
     match labels {
         [d, c, b, a, inaddr, arpa] if inaddr == "in-addr" && arpa == "arpa" => {
-            Some(Ipv4Addr::new(a.parse().ok()?, b.parse().ok()?, c.parse().ok()?, d.parse().ok()?))
+            Some(IpAddr::V4(Ipv4Addr::new(a.parse().ok()?, b.parse().ok()?, c.parse().ok()?, d.parse().ok()?)))
+        }
+        [nibbles @ .., ip6, arpa] if ip6 == "ip6" && arpa == "arpa" && nibbles.len() == 32 => {
+            let mut value: u128 = 0;
+            // Least significant nibble first.
+            for nibble in nibbles.iter().rev() {
+                let digit = match nibble.as_bytes() {
+                    [c] => char::from(*c).to_digit(16)?,
+                    _ => return None,
+                };
+                value = value << 4 | u128::from(digit);
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(value)))
         }
         _ => None,
     }
@@ -223,11 +236,13 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
         return chased;
     }
     if let (Some(vip), true) = (svc.shadow_vip, ctx.snap.faults.has(Fault::DnsHeadlessAnswersVip)) {
-        return ctx.records(vec![ctx.record(address(IpAddr::V4(vip)))]);
+        return ctx.records(vec![ctx.record(address(vip))]);
     }
-    match svc.cluster_ip {
-        Some(ip) => {
-            let mut all = vec![ctx.record(address(IpAddr::V4(ip)))];
+    match svc.cluster_ips.first() {
+        Some(_) => {
+            // One A or AAAA per ClusterIP: a dual-stack Service answers both types, a single-stack one NODATA for
+            // the other family.
+            let mut all: Vec<Record> = svc.cluster_ips.iter().map(|ip| ctx.record(address(*ip))).collect();
             // SRV at the service name lists every named port; with none, the name exists but has no SRV (NODATA).
             if ctx.qtype == RecordType::SRV && svc.ports.iter().any(|p| p.name.is_some()) {
                 return srv(ctx, key, None);
@@ -250,7 +265,7 @@ fn service(ctx: &Ctx<'_>, key: &ObjectRef) -> ZoneAnswer {
 
 fn endpoint(ctx: &Ctx<'_>, key: &ObjectRef, host: &str) -> ZoneAnswer {
     let Some(svc) = ctx.snap.services.get(key) else { return ctx.nxdomain() };
-    if svc.cluster_ip.is_none() {
+    if svc.headless() {
         // Every endpoint with this hostname: pods may share one (the spec asks for one A per address).
         let ips: Vec<Record> = dns_endpoints(ctx.snap, key)
             .into_iter()
@@ -285,7 +300,7 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
     }
     let svc_name = ctx.name(&format!("{}.{}.svc", key.name, key.namespace));
     let mut records = Vec::new();
-    match svc.cluster_ip {
+    match svc.cluster_ips.first() {
         Some(_) => {
             let weight = 100 / u16::try_from(ports.len()).unwrap_or(u16::MAX).max(1);
             for p in &ports {
@@ -338,7 +353,7 @@ fn srv(ctx: &Ctx<'_>, key: &ObjectRef, filter: Option<(&str, &str)>) -> ZoneAnsw
     ZoneAnswer { rcode: ResponseCode::NoError, authoritative: true, answers: records, soa: None, additional }
 }
 
-/// The A records of the in-zone targets of `records` (SRV and NS), for the additional section.
+/// The A and AAAA records of the in-zone targets of `records` (SRV and NS), for the additional section.
 fn target_addresses(ctx: &Ctx<'_>, records: &[Record]) -> Vec<Record> {
     let mut out: Vec<Record> = Vec::new();
     for record in records {
@@ -347,24 +362,26 @@ fn target_addresses(ctx: &Ctx<'_>, records: &[Record]) -> Vec<Record> {
             RData::NS(ns) => ns.0.clone(),
             _ => continue,
         };
-        let found = answer_at(ctx.snap, &target, RecordType::A, MAX_CNAME_DEPTH);
-        for a in found.answers.into_iter().filter(|r| r.record_type() == RecordType::A) {
-            if !out.contains(&a) {
-                out.push(a);
+        for qtype in [RecordType::A, RecordType::AAAA] {
+            let found = answer_at(ctx.snap, &target, qtype, MAX_CNAME_DEPTH);
+            for a in found.answers.into_iter().filter(|r| r.record_type() == qtype) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
             }
         }
     }
     out
 }
 
-fn reverse(ctx: &Ctx<'_>, ip: Ipv4Addr) -> ZoneAnswer {
+fn reverse(ctx: &Ctx<'_>, ip: IpAddr) -> ZoneAnswer {
     let mut targets = Vec::new();
-    let owners = ctx.snap.ip_owners.get(&IpAddr::V4(ip));
+    let owners = ctx.snap.ip_owners.get(&ip);
     for (key, svc) in owners.into_iter().flatten().filter_map(|k| ctx.snap.services.get_key_value(k)) {
-        if svc.cluster_ip == Some(ip) {
+        if svc.cluster_ips.contains(&ip) {
             targets.push(ctx.name(&format!("{}.{}.svc", key.name, key.namespace)));
-        } else if svc.cluster_ip.is_none()
-            && let Some((_, host)) = dns_endpoints(ctx.snap, key).into_iter().find(|(a, _)| *a == IpAddr::V4(ip))
+        } else if svc.headless()
+            && let Some((_, host)) = dns_endpoints(ctx.snap, key).into_iter().find(|(a, _)| *a == ip)
         {
             targets.push(ctx.name(&format!("{host}.{}.{}.svc", key.name, key.namespace)));
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::{
-    scenario::{Protocol, TargetPort},
+    scenario::{IpFamily, Protocol, TargetPort},
     targets::{
         embedded::state::{Pod, Service},
         model::ServicePortView,
@@ -26,7 +26,27 @@ fn snap() -> Snapshot {
     s.services.insert(
         key("web"),
         Service {
-            cluster_ip: Some(Ipv4Addr::new(127, 1, 0, 20)),
+            cluster_ips: vec![IpAddr::V4(Ipv4Addr::new(127, 1, 0, 20))],
+            families: vec![IpFamily::IPv4],
+            selector: sel.clone(),
+            ports: vec![port.clone()],
+            ..Default::default()
+        },
+    );
+    s.services.insert(
+        key("dual"),
+        Service {
+            cluster_ips: vec!["fd00:10:96:1::15".parse().unwrap(), IpAddr::V4(Ipv4Addr::new(127, 1, 0, 21))],
+            families: vec![IpFamily::IPv6, IpFamily::IPv4],
+            selector: sel.clone(),
+            ports: vec![port.clone()],
+            ..Default::default()
+        },
+    );
+    s.services.insert(
+        key("dual-h"),
+        Service {
+            families: vec![IpFamily::IPv4, IpFamily::IPv6],
             selector: sel.clone(),
             ports: vec![port.clone()],
             ..Default::default()
@@ -34,12 +54,12 @@ fn snap() -> Snapshot {
     );
     s.services.insert(
         key("web-h"),
-        Service { cluster_ip: None, selector: sel.clone(), ports: vec![port], ..Default::default() },
+        Service { families: vec![IpFamily::IPv4], selector: sel.clone(), ports: vec![port], ..Default::default() },
     );
     s.services.insert(
         key("empty-h"),
         Service {
-            cluster_ip: None,
+            families: vec![IpFamily::IPv4],
             selector: [("app".to_owned(), "x".to_owned())].into(),
             ports: vec![],
             ..Default::default()
@@ -50,6 +70,7 @@ fn snap() -> Snapshot {
             key(&format!("web-{i}")),
             Pod {
                 ip: Ipv4Addr::new(127, 1, 128, i),
+                ip6: crate::targets::embedded::ipam::v6_twin(Ipv4Addr::new(127, 1, 128, i)),
                 labels: sel.clone(),
                 deployment: "web".into(),
                 ready,
@@ -119,4 +140,31 @@ fn srv_ptr_txt() {
     assert_eq!(ips(&ptr), ["web.test.svc.cluster.local."]);
     let txt = q(&s, "dns-version.cluster.local.", RecordType::TXT);
     assert_eq!(ips(&txt), ["1.1.0"]);
+}
+
+#[test]
+fn dual_stack_answers_one_record_per_family_and_ip6_arpa() {
+    let s = snap();
+    // A dual-stack Service: one A and one AAAA, whatever its primary family.
+    assert_eq!(ips(&q(&s, "dual.test.svc.cluster.local.", RecordType::A)), ["127.1.0.21"]);
+    assert_eq!(ips(&q(&s, "dual.test.svc.cluster.local.", RecordType::AAAA)), ["fd00:10:96:1::15"]);
+    // Headless: the ready pods' addresses of the family asked.
+    assert_eq!(ips(&q(&s, "dual-h.test.svc.cluster.local.", RecordType::A)), ["127.1.128.2", "127.1.128.3"]);
+    assert_eq!(
+        ips(&q(&s, "dual-h.test.svc.cluster.local.", RecordType::AAAA)),
+        ["fd00:10:244:1::8002", "fd00:10:244:1::8003"]
+    );
+    // An endpoint without a hostname is named by its address with dashes, as CoreDNS names it.
+    assert_eq!(
+        ips(&q(&s, "fd00-10-244-1--8003.dual-h.test.svc.cluster.local.", RecordType::AAAA)),
+        ["fd00:10:244:1::8003"]
+    );
+    // PTR of the IPv6 ClusterIP and of a headless pod address, by their 32-nibble ip6.arpa names.
+    let ptr = |ip: &str| {
+        let name = crate::runner::check::reverse_name(ip.parse().unwrap());
+        ips(&q(&s, &name, RecordType::PTR))
+    };
+    assert_eq!(ptr("fd00:10:96:1::15"), ["dual.test.svc.cluster.local."]);
+    assert_eq!(ptr("fd00:10:244:1::8002"), ["fd00-10-244-1--8002.dual-h.test.svc.cluster.local."]);
+    assert_eq!(q(&s, "5.1.0.0.ip6.arpa.", RecordType::PTR).rcode, ResponseCode::NXDomain);
 }

@@ -7,10 +7,17 @@
 //! - `127.S.0.10`: cluster DNS (like kubeadm's `10.96.0.10`);
 //! - `127.S.0.11 – 127.S.127.254`: ClusterIPs, allocated at random like the apiserver does;
 //! - `127.S.128.0 – 127.S.255.254`: pod IPs, allocated in order.
+//!
+//! The cluster is dual-stack, IPv4 first. IPv6 loopback is the one address `::1`, so IPv6 model addresses are
+//! Kubernetes-like ULA addresses that never reach a socket: every one of them listens on a port of `::1` (see
+//! [`super::ports`]). Each IPv4 address of the plan has one IPv6 twin with the same 16-bit offset, in the slot's own
+//! /64 of the range it belongs to: `fd00:10:0:S::/64` nodes and DNS, `fd00:10:96:S::/64` ClusterIPs,
+//! `fd00:10:244:S::/64` pods. A Service's IPv6 ClusterIP is allocated from the same pool of offsets as IPv4 ones,
+//! so no two addresses of a cluster ever share one.
 
 use std::{
     collections::HashSet,
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
 use rand::Rng;
@@ -62,10 +69,28 @@ impl Slot {
         Ipv4Addr::new(127, self.octet, 0, 2 + index.min(MAX_NODES - 1) as u8)
     }
 
+    /// The IPv6 twin of one of this slot's IPv4 addresses (a node's, a pod's, a ClusterIP's).
+    pub fn v6_of(&self, ip: Ipv4Addr) -> Ipv6Addr {
+        v6_twin(ip)
+    }
+
     /// The cluster DNS address of slot `octet`.
     pub fn dns_ip_of(octet: u8) -> Ipv4Addr {
         Ipv4Addr::new(127, octet, 0, 10)
     }
+}
+
+/// The IPv6 twin of a cluster address `127.S.hi.lo`: `fd00:10:<range>:S::<hi lo>`, where the range is the third group
+/// of kubeadm-like prefixes (`0` nodes and DNS, `96` ClusterIPs, `244` pods).
+pub fn v6_twin(ip: Ipv4Addr) -> Ipv6Addr {
+    let [_, slot, hi, lo] = ip.octets();
+    let offset = u32::from(hi) << 8 | u32::from(lo);
+    let range = match offset {
+        o if o >= POD_FIRST - 2 => 0x244,
+        o if o >= SERVICE_FIRST => 0x96,
+        _ => 0,
+    };
+    Ipv6Addr::new(0xfd00, 0x10, range, u16::from(slot), 0, 0, 0, offset as u16)
 }
 
 /// Hands out ClusterIPs, pod IPs and node ports of one slot.
@@ -148,9 +173,17 @@ impl Ipam {
         self.node_ports.remove(&port);
     }
 
-    /// Returns a ClusterIP to the pool.
-    pub fn release_cluster_ip(&mut self, ip: Ipv4Addr) {
-        self.cluster_ips.remove(&ip);
+    /// Returns a ClusterIP (of either family) to the pool.
+    pub fn release_cluster_ip(&mut self, ip: std::net::IpAddr) {
+        let v4 = match ip {
+            std::net::IpAddr::V4(v4) => v4,
+            // The IPv6 twin's last group is the offset it was allocated as.
+            std::net::IpAddr::V6(v6) => {
+                let [hi, lo] = v6.segments()[7].to_be_bytes();
+                Ipv4Addr::new(127, self.octet, hi, lo)
+            }
+        };
+        self.cluster_ips.remove(&v4);
     }
 
     /// Whether `ip` is in this cluster's service range.
@@ -190,6 +223,18 @@ mod tests {
             assert!(!ipam.in_service_range(p));
             assert_eq!(p.octets()[1], a.octet());
         }
+    }
+
+    #[test]
+    fn ipv6_twins_keep_the_ranges_apart() {
+        let slot = Slot::claim(None).unwrap();
+        let mut ipam = Ipam::new(&slot);
+        let (c, p, n) = (ipam.allocate_cluster_ip().unwrap(), ipam.allocate_pod_ip(), slot.node_ip(0));
+        let s = u16::from(slot.octet());
+        assert_eq!(slot.v6_of(c).segments()[..4], [0xfd00, 0x10, 0x96, s]);
+        assert_eq!(slot.v6_of(p).segments()[..4], [0xfd00, 0x10, 0x244, s]);
+        assert_eq!(slot.v6_of(n), Ipv6Addr::new(0xfd00, 0x10, 0, s, 0, 0, 0, 2));
+        assert_eq!(slot.v6_of(c).segments()[7], u16::from_be_bytes([c.octets()[2], c.octets()[3]]));
     }
 
     #[test]

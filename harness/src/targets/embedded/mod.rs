@@ -124,7 +124,8 @@ impl EmbeddedTarget {
                 .find(|(_, p)| p.ip == source)
                 .map(|(k, _)| k.name.clone()),
         };
-        HostsFile::kubelet(IpAddr::V4(source), name.as_deref().unwrap_or("localhost"), None)
+        let ips = [IpAddr::V4(source), IpAddr::V6(ipam::v6_twin(source))];
+        HostsFile::kubelet(&ips, name.as_deref().unwrap_or("localhost"), None)
     }
 
     /// The probe context of `client`: its source address, its resolver configuration, and the proxy view it gets.
@@ -141,7 +142,8 @@ impl EmbeddedTarget {
         }
         Ok(ProbeContext {
             resolv_conf,
-            dialer: Dialer::new(self.cluster.ports().for_client(place), Some(IpAddr::V4(source))),
+            dialer: Dialer::new(self.cluster.ports().for_client(place), Some(IpAddr::V4(source)))
+                .with_other_source(IpAddr::V6(ipam::v6_twin(source))),
             timeout: config.probe_timeout,
             hosts: self.hosts_file(client, source),
             http_pool: self.http_pool.clone(),

@@ -14,6 +14,8 @@ use tokio::{
 };
 use tokio_util::task::TaskTracker;
 
+use super::ports::PortMap;
+
 /// A running pod; dropping it stops its listeners and closes its connections, as a killed container would.
 #[derive(Debug)]
 pub struct PodProcess {
@@ -22,30 +24,38 @@ pub struct PodProcess {
 
 /// Starts serving netexec on every listener and UDP socket, answering as pod `name`. Every task (listener and
 /// connection) is tracked by `tracker`, so the cluster can wait until each of the pod's sockets is closed.
-pub fn start(name: &str, listeners: Vec<TcpListener>, udp: Vec<UdpSocket>, tracker: &TaskTracker) -> PodProcess {
+///
+/// Peers are told apart by their model address (`ports`): an IPv6 client's socket is on `::1`.
+pub fn start(
+    name: &str,
+    listeners: Vec<TcpListener>,
+    udp: Vec<UdpSocket>,
+    ports: &Arc<PortMap>,
+    tracker: &TaskTracker,
+) -> PodProcess {
     let mut tasks = JoinSet::new();
     let name: Arc<str> = Arc::from(name);
     for listener in listeners {
-        tasks.spawn(tracker.track_future(serve(listener, name.clone(), tracker.clone())));
+        tasks.spawn(tracker.track_future(serve(listener, name.clone(), ports.clone(), tracker.clone())));
     }
     for socket in udp {
-        tasks.spawn(tracker.track_future(serve_udp(socket, name.clone())));
+        tasks.spawn(tracker.track_future(serve_udp(socket, name.clone(), ports.clone())));
     }
     PodProcess { _tasks: tasks }
 }
 
-async fn serve_udp(socket: UdpSocket, name: Arc<str>) {
+async fn serve_udp(socket: UdpSocket, name: Arc<str>, ports: Arc<PortMap>) {
     let mut buf = vec![0u8; 2048];
     while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-        if let Some(answer) = crate::netexec::udp_answer(&buf[..n], peer, &name) {
+        if let Some(answer) = crate::netexec::udp_answer(&buf[..n], ports.peer_model(peer), &name) {
             let _ = socket.send_to(answer.as_bytes(), peer).await;
         }
     }
 }
 
-async fn serve(listener: TcpListener, name: Arc<str>, tracker: TaskTracker) {
+async fn serve(listener: TcpListener, name: Arc<str>, ports: Arc<PortMap>, tracker: TaskTracker) {
     serve_http(listener, tracker, move |req, peer| {
-        let (status, body) = crate::netexec::answer(req, peer, &name);
+        let (status, body) = crate::netexec::answer(req, ports.peer_model(peer), &name);
         crate::netexec::text_response(status, body)
     })
     .await;

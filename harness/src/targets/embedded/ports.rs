@@ -5,6 +5,12 @@
 //! high port instead and records the translation here. Everything in the model — ClusterIPs, ports, endpoints, DNS
 //! records — keeps the Kubernetes values; only the socket a client really opens differs, and in-process probes, the
 //! state file's `connect` fields and the proxy's backend dials all apply this map.
+//!
+//! IPv6 model addresses (the cluster is dual-stack) exist on no interface: loopback has only `::1`. Every IPv6
+//! listener therefore binds a port of `::1` and is found through this map, and every IPv6 socket a pod or the proxy
+//! opens binds `::1` and records its port as that pod's address (`bound`), so a server learns who connected
+//! ([`PortMap::peer_model`]): `/clientip`, session affinity and hairpin masquerade see model addresses in both
+//! families.
 
 use std::{
     collections::HashMap,
@@ -38,6 +44,17 @@ pub struct PortMap {
     policy: PortPolicy,
     map: RwLock<HashMap<SocketAddr, SocketAddr>>,
     views: RwLock<HashMap<(View, SocketAddr), SocketAddr>>,
+    /// Local `[::1]:port` of a socket → the IPv6 model address it sends as. Bounded by the port space of `::1`;
+    /// a port reused by a new socket is overwritten when that socket binds.
+    sources: RwLock<HashMap<SocketAddr, IpAddr>>,
+}
+
+/// Where a model address really listens: IPv6 model addresses on `::1`, the rest on themselves.
+pub fn host_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    }
 }
 
 /// Where a client runs, for choosing the proxy view it reaches.
@@ -72,11 +89,29 @@ impl AddressMap for ClientMap {
         drop(views);
         self.ports.resolve(addr)
     }
+
+    fn local_for(&self, source: IpAddr) -> IpAddr {
+        host_ip(source)
+    }
+
+    fn bound(&self, local: SocketAddr, source: IpAddr) {
+        self.ports.bound(local, source);
+    }
 }
 
 impl AddressMap for PortMap {
     fn resolve(&self, addr: SocketAddr) -> SocketAddr {
         self.map.read().expect("port map lock").get(&addr).copied().unwrap_or(addr)
+    }
+
+    fn local_for(&self, source: IpAddr) -> IpAddr {
+        host_ip(source)
+    }
+
+    fn bound(&self, local: SocketAddr, source: IpAddr) {
+        if local.ip() != source {
+            self.sources.write().expect("port map lock").insert(local, source);
+        }
     }
 }
 
@@ -95,11 +130,24 @@ fn listen_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 impl PortMap {
     /// An empty map with `policy`.
     pub fn new(policy: PortPolicy) -> Self {
-        Self { policy, map: RwLock::new(HashMap::new()), views: RwLock::new(HashMap::new()) }
+        Self {
+            policy,
+            map: RwLock::new(HashMap::new()),
+            views: RwLock::new(HashMap::new()),
+            sources: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The model address of a peer a listener accepted: an IPv6 socket's recorded pod address, else itself.
+    pub fn peer_model(&self, peer: SocketAddr) -> SocketAddr {
+        match self.sources.read().expect("port map lock").get(&peer) {
+            Some(ip) => SocketAddr::new(*ip, peer.port()),
+            None => peer,
+        }
     }
 
     fn wants_real(&self, addr: SocketAddr) -> bool {
-        self.policy == PortPolicy::Auto || addr.port() >= 1024
+        host_ip(addr.ip()) == addr.ip() && (self.policy == PortPolicy::Auto || addr.port() >= 1024)
     }
 
     fn record(&self, model: SocketAddr, real: SocketAddr) {
@@ -139,7 +187,7 @@ impl PortMap {
         let previous = self.resolve(model);
         let listener = match (previous != model).then(|| listen(previous)) {
             Some(Ok(l)) => l,
-            _ => listen(SocketAddr::new(model.ip(), 0))?,
+            _ => listen(SocketAddr::new(host_ip(model.ip()), 0))?,
         };
         self.record(model, listener.local_addr()?);
         Ok(listener)
@@ -167,7 +215,7 @@ impl PortMap {
         if previous != model {
             return bind(previous);
         }
-        let socket = bind(SocketAddr::new(model.ip(), 0))?;
+        let socket = bind(SocketAddr::new(host_ip(model.ip()), 0))?;
         self.record(model, socket.local_addr()?);
         Ok(socket)
     }
@@ -186,7 +234,7 @@ impl PortMap {
         }
         let mut last = first.err();
         for _ in 0..16 {
-            let tcp = listen(SocketAddr::new(model.ip(), 0))?;
+            let tcp = listen(SocketAddr::new(host_ip(model.ip()), 0))?;
             let real = tcp.local_addr()?;
             let udp = std::net::UdpSocket::bind(real).and_then(|s| {
                 s.set_nonblocking(true)?;
@@ -213,7 +261,7 @@ impl PortMap {
         if view == View::Shared {
             return self.bind_tcp_backlog(model, backlog);
         }
-        let listener = listen_backlog(SocketAddr::new(model.ip(), 0), backlog)?;
+        let listener = listen_backlog(SocketAddr::new(host_ip(model.ip()), 0), backlog)?;
         self.views.write().expect("port map lock").insert((view, model), listener.local_addr()?);
         Ok(listener)
     }
@@ -255,7 +303,7 @@ impl PortMap {
         }
         let mut last = None;
         for _ in 0..16 {
-            let udp = UdpSocket::bind(SocketAddr::new(model.ip(), 0)).await?;
+            let udp = UdpSocket::bind(SocketAddr::new(host_ip(model.ip()), 0)).await?;
             let real = udp.local_addr()?;
             match listen(real) {
                 Ok(tcp) => {

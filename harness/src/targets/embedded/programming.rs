@@ -19,7 +19,7 @@ use std::{
 
 use super::faults::{Fault, Faults};
 use crate::{
-    scenario::{Exposure, ObjectRef, Protocol, TrafficPolicy},
+    scenario::{Exposure, IpFamily, ObjectRef, Protocol, TrafficPolicy},
     targets::model::{EndpointSliceView, ServicePortView},
 };
 
@@ -90,9 +90,10 @@ struct Endpoint<'a> {
     zones: Option<&'a [String]>,
 }
 
-fn endpoints<'a>(sp: &ServicePortView, slices: &'a [EndpointSliceView]) -> Vec<Endpoint<'a>> {
+fn endpoints<'a>(sp: &ServicePortView, family: IpFamily, slices: &'a [EndpointSliceView]) -> Vec<Endpoint<'a>> {
     let mut out = Vec::new();
-    for slice in slices {
+    // kube-proxy runs one proxier per family: a ClusterIP's backends are the slices of its family.
+    for slice in slices.iter().filter(|s| s.address_type == family) {
         let Some(port) = slice.ports.iter().find(|p| p.name == sp.name && p.protocol == sp.protocol) else {
             continue;
         };
@@ -138,8 +139,8 @@ fn local_endpoints(eps: &[Endpoint], node: &NodeInfo, faults: &Faults) -> Vec<So
 
 /// A Service as the proxy needs it.
 pub struct ProxiedService<'a> {
-    /// The ClusterIP (none: headless, nothing to program).
-    pub cluster_ip: Option<Ipv4Addr>,
+    /// The ClusterIPs, one per family (none: headless, nothing to program).
+    pub cluster_ips: &'a [IpAddr],
     /// `spec.ports` with their node ports.
     pub ports: &'a [ServicePortView],
     /// Type and policies.
@@ -151,13 +152,13 @@ pub struct ProxiedService<'a> {
 }
 
 /// Every TCP listener one service needs, with what it does. `shared_cluster` computes the view-independent backends
-/// of a port (so that thousands of services over the same pods share one list).
+/// of a port and family (so that thousands of services over the same pods share one list).
 pub fn program(
     svc: &ProxiedService,
     slices: &[EndpointSliceView],
     nodes: &[NodeInfo],
     faults: &Faults,
-    shared_cluster: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+    shared_cluster: impl FnMut(&Option<String>, IpFamily, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
 ) -> Vec<(ProxyKey, Programmed)> {
     program_protocol(Protocol::Tcp, svc, slices, nodes, faults, shared_cluster)
 }
@@ -168,7 +169,7 @@ pub fn program_udp(
     slices: &[EndpointSliceView],
     nodes: &[NodeInfo],
     faults: &Faults,
-    shared_cluster: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+    shared_cluster: impl FnMut(&Option<String>, IpFamily, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
 ) -> Vec<(ProxyKey, Programmed)> {
     program_protocol(Protocol::Udp, svc, slices, nodes, faults, shared_cluster)
 }
@@ -179,9 +180,28 @@ fn program_protocol(
     slices: &[EndpointSliceView],
     nodes: &[NodeInfo],
     faults: &Faults,
-    mut shared_cluster: impl FnMut(&Option<String>, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+    mut shared_cluster: impl FnMut(&Option<String>, IpFamily, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
 ) -> Vec<(ProxyKey, Programmed)> {
-    let Some(cip) = svc.cluster_ip else { return Vec::new() };
+    let mut out = Vec::new();
+    for &cip in svc.cluster_ips {
+        program_family(protocol, cip, svc, slices, nodes, faults, &mut shared_cluster, &mut out);
+    }
+    out
+}
+
+/// The listeners of one ClusterIP (and, for the IPv4 one, the node ports: the embedded nodes' addresses are IPv4).
+#[allow(clippy::too_many_arguments)]
+fn program_family(
+    protocol: Protocol,
+    cip: IpAddr,
+    svc: &ProxiedService,
+    slices: &[EndpointSliceView],
+    nodes: &[NodeInfo],
+    faults: &Faults,
+    shared_cluster: &mut impl FnMut(&Option<String>, IpFamily, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
+    out: &mut Vec<(ProxyKey, Programmed)>,
+) {
+    let family = IpFamily::of(cip);
     let affinity = svc.affinity.filter(|_| !faults.has(Fault::ProxyIgnoresSessionAffinity));
     let forward = |backends: Arc<Vec<SocketAddr>>, snat: Option<IpAddr>, empty: Programmed| {
         if backends.is_empty() { empty } else { Programmed::Forward(ProxyEntry { backends, affinity, snat }) }
@@ -190,19 +210,22 @@ fn program_protocol(
         && !faults.has(Fault::ProxyIgnoresInternalTrafficPolicy);
     let etp_local = svc.exposure.external_traffic_policy == TrafficPolicy::Local
         && !faults.has(Fault::ProxyIgnoresExternalTrafficPolicy);
-    let mut out = Vec::new();
     for sp in svc.ports.iter().filter(|p| p.protocol == protocol) {
-        let eps = endpoints(sp, slices);
+        let eps = endpoints(sp, family, slices);
         // kube-proxy drops for "no local endpoints" only when some node has one (measured: with none anywhere a
         // Local node port refuses).
         let no_local =
             if ready_or_terminating(&eps, |_| true, faults).is_empty() { Programmed::Reject } else { Programmed::Drop };
-        let vip = SocketAddr::new(IpAddr::V4(cip), sp.port);
+        let vip = SocketAddr::new(cip, sp.port);
         // A client outside every node (`svcbench up`'s users on the host): no node, no topology, no local endpoints.
         let shared = if itp_local {
             no_local.clone()
         } else {
-            forward(shared_cluster(&sp.name, &|| cluster_endpoints(&eps, None, faults)), None, Programmed::Reject)
+            forward(
+                shared_cluster(&sp.name, family, &|| cluster_endpoints(&eps, None, faults)),
+                None,
+                Programmed::Reject,
+            )
         };
         out.push(((vip, View::Shared), shared));
         if itp_local || svc.exposure.prefer_close {
@@ -215,7 +238,11 @@ fn program_protocol(
                 out.push(((vip, View::Node(i as u32)), programmed));
             }
         }
-        let Some(node_port) = sp.node_port.filter(|_| svc.exposure.service_type.has_node_ports()) else { continue };
+        let Some(node_port) =
+            sp.node_port.filter(|_| svc.exposure.service_type.has_node_ports() && family == IpFamily::IPv4)
+        else {
+            continue;
+        };
         for node in nodes.iter().take(if faults.has(Fault::ProxyNodePortFirstNodeOnly) { 1 } else { nodes.len() }) {
             let addr = SocketAddr::new(IpAddr::V4(node.ip), node_port);
             let node_ip = Some(IpAddr::V4(node.ip));
@@ -232,7 +259,6 @@ fn program_protocol(
             }
         }
     }
-    out
 }
 
 /// The health check node port's answer on every node, for a `LoadBalancer` Service with `externalTrafficPolicy:
@@ -250,9 +276,12 @@ pub fn health_checks(
     nodes
         .iter()
         .map(|node| {
-            // kube-proxy counts the ready endpoints on its node, once per address (not per port).
+            // kube-proxy counts the ready endpoints on its node, once per address (not per port), in the
+            // Service's primary family (a dual-stack pod is one endpoint, not two).
+            let primary = svc.cluster_ips.first().map_or(IpFamily::IPv4, |ip| IpFamily::of(*ip));
             let mut local: Vec<IpAddr> = slices
                 .iter()
+                .filter(|s| s.address_type == primary)
                 .flat_map(|s| &s.endpoints)
                 .filter(|e| e.ready && e.node.as_deref() == Some(node.name.as_str()))
                 .map(|e| e.address)
@@ -291,6 +320,7 @@ mod tests {
     fn slice(eps: &[(u8, u32, bool)], hinted: bool) -> Vec<EndpointSliceView> {
         vec![EndpointSliceView {
             name: "s".into(),
+            address_type: IpFamily::IPv4,
             ports: vec![EndpointPortView { name: None, port: 80, protocol: Protocol::Tcp }],
             endpoints: eps
                 .iter()
@@ -318,13 +348,13 @@ mod tests {
             node_port: Some(30080),
         }];
         let svc = ProxiedService {
-            cluster_ip: Some(Ipv4Addr::new(127, 9, 0, 20)),
+            cluster_ips: &[IpAddr::V4(Ipv4Addr::new(127, 9, 0, 20))],
             ports: &ports,
             exposure: &exposure,
             affinity: None,
             health_check_node_port: None,
         };
-        program(&svc, slices, &nodes(), faults, |_, f| Arc::new(f()))
+        program(&svc, slices, &nodes(), faults, |_, _, f| Arc::new(f()))
     }
 
     fn at(out: &[(ProxyKey, Programmed)], ip: [u8; 4], port: u16, view: View) -> Programmed {

@@ -20,6 +20,8 @@ use tokio::{
 };
 use tokio_util::task::TaskTracker;
 
+use crate::scenario::IpFamily;
+
 use super::{
     faults::Fault,
     ports::PortMap,
@@ -221,6 +223,7 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
+                let peer = ports.peer_model(peer);
                 // Read the endpoints at accept time: a change applies to new connections only, like conntrack.
                 let (entry, snap) = {
                     let snap = snapshots.borrow();
@@ -260,8 +263,12 @@ pub(super) fn hairpin_source(snap: &Snapshot, client: IpAddr, backend: IpAddr) -
     if snap.faults.has(Fault::ProxyNoHairpin) {
         return Some(None);
     }
-    let node = snap.pods.values().find(|p| IpAddr::V4(p.ip) == client).map(|p| p.node)?;
-    Some(snap.nodes.get(node as usize).map(|n| IpAddr::V4(n.ip)))
+    let family = IpFamily::of(client);
+    let node = snap.pods.values().find(|p| p.ip_of(family) == client).map(|p| p.node)?;
+    Some(snap.nodes.get(node as usize).map(|n| match family {
+        IpFamily::IPv4 => IpAddr::V4(n.ip),
+        IpFamily::IPv6 => IpAddr::V6(super::ipam::v6_twin(n.ip)),
+    }))
 }
 
 async fn forward(mut client: TcpStream, source: IpAddr, backend: SocketAddr, ports: Arc<PortMap>) {
@@ -270,8 +277,10 @@ async fn forward(mut client: TcpStream, source: IpAddr, backend: SocketAddr, por
         let socket = if real.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         // The pod sees the client's address (kube-proxy DNATs and does not SNAT in-cluster traffic), or the node's
         // where kube-proxy masquerades.
-        if source.is_ipv4() == real.is_ipv4() {
-            socket.bind(SocketAddr::new(source, 0))?;
+        let local = super::ports::host_ip(source);
+        if local.is_ipv4() == real.is_ipv4() {
+            socket.bind(SocketAddr::new(local, 0))?;
+            crate::probe::AddressMap::bound(ports.as_ref(), socket.local_addr()?, source);
         }
         socket.connect(real).await
     };

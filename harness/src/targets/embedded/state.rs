@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
     time::Duration,
 };
@@ -21,15 +21,17 @@ use super::{
     programming::{self, Programmed, ProxiedService},
 };
 use crate::{
-    scenario::{ContainerPort, Exposure, ObjectRef, TargetPort},
+    scenario::{ContainerPort, Exposure, IpFamily, ObjectRef, TargetPort},
     targets::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
 };
 
 /// A Service object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Service {
-    /// Allocated ClusterIP; `None` when headless.
-    pub cluster_ip: Option<Ipv4Addr>,
+    /// Allocated ClusterIPs, one per family of `families` in its order; empty when headless.
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.ipFamilies` as the API server settled them, primary first (empty for ExternalName).
+    pub families: Vec<IpFamily>,
     /// `spec.selector`.
     pub selector: BTreeMap<String, String>,
     /// `spec.ports`.
@@ -41,7 +43,7 @@ pub struct Service {
     /// `type: ExternalName` target.
     pub external_name: Option<String>,
     /// A virtual IP DNS answers for a headless service under [`Fault::DnsHeadlessAnswersVip`].
-    pub shadow_vip: Option<Ipv4Addr>,
+    pub shadow_vip: Option<IpAddr>,
     /// Type, traffic policies and distribution.
     pub exposure: Exposure,
     /// `spec.healthCheckNodePort`.
@@ -49,9 +51,14 @@ pub struct Service {
 }
 
 impl Service {
+    /// Whether it is headless (or an ExternalName): no ClusterIP.
+    pub fn headless(&self) -> bool {
+        self.cluster_ips.is_empty()
+    }
+
     fn proxied(&self) -> ProxiedService<'_> {
         ProxiedService {
-            cluster_ip: self.cluster_ip,
+            cluster_ips: &self.cluster_ips,
             ports: &self.ports,
             exposure: &self.exposure,
             affinity: self.session_affinity,
@@ -63,8 +70,10 @@ impl Service {
 /// A Pod object (its server runs in [`super::pod`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pod {
-    /// Pod IP.
+    /// Pod IP (`status.podIPs[0]`).
     pub ip: Ipv4Addr,
+    /// Its IPv6 address (`status.podIPs[1]`: the embedded cluster is dual-stack, IPv4 first).
+    pub ip6: Ipv6Addr,
     /// Labels (`app=<deployment>`).
     pub labels: BTreeMap<String, String>,
     /// Owning deployment name.
@@ -83,6 +92,21 @@ pub struct Pod {
     pub subdomain: Option<String>,
     /// Index of the node it runs on.
     pub node: u32,
+}
+
+impl Pod {
+    /// Its address of `family`.
+    pub fn ip_of(&self, family: IpFamily) -> IpAddr {
+        match family {
+            IpFamily::IPv4 => IpAddr::V4(self.ip),
+            IpFamily::IPv6 => IpAddr::V6(self.ip6),
+        }
+    }
+
+    /// Both its addresses, primary first (`status.podIPs`).
+    pub fn ips(&self) -> Vec<IpAddr> {
+        vec![IpAddr::V4(self.ip), IpAddr::V6(self.ip6)]
+    }
 }
 
 /// Everything the data plane (DNS, proxy) needs, frozen at one generation.
@@ -151,7 +175,9 @@ impl Snapshot {
         self.services.get(key).map(|s| ServiceView {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
-            cluster_ip: s.cluster_ip.map(IpAddr::V4),
+            cluster_ip: s.cluster_ips.first().copied(),
+            cluster_ips: s.cluster_ips.clone(),
+            ip_families: s.families.clone(),
             ports: s.ports.clone(),
             health_check_node_port: s.health_check_node_port,
         })
@@ -188,6 +214,7 @@ impl Snapshot {
                 namespace: k.namespace,
                 name: k.name,
                 ip: IpAddr::V4(p.ip),
+                ips: p.ips(),
                 ready: p.ready,
                 terminating: p.terminating,
                 node: self.nodes.get(p.node as usize).map(|n| n.name.clone()),
@@ -246,7 +273,7 @@ impl Snapshot {
         // Slices per everything they depend on but the service's name, and backends per (slices, port): thousands of
         // services over the same pods then hold one copy instead of one each.
         let mut slices_cache: HashMap<SliceKey, Arc<Vec<EndpointSliceView>>> = HashMap::new();
-        let mut backends_cache: HashMap<(usize, Option<String>), Arc<Vec<SocketAddr>>> = HashMap::new();
+        let mut backends_cache: HashMap<(usize, Option<String>, IpFamily), Arc<Vec<SocketAddr>>> = HashMap::new();
         for key in keys {
             // Undo what this service contributed last time, remembering its proxy entries for the faulty proxies.
             let mut previous: HashMap<ProxyKey, ProxyEntry> = HashMap::new();
@@ -279,9 +306,7 @@ impl Snapshot {
                 continue;
             };
             let mut contribution = Contribution::default();
-            if let Some(ip) = svc.cluster_ip {
-                contribution.ips.push(IpAddr::V4(ip));
-            }
+            contribution.ips.extend(svc.cluster_ips.iter().copied());
             if svc.external_name.is_some() {
                 self.slices.remove(&key);
             } else {
@@ -301,6 +326,7 @@ impl Snapshot {
                     publish_not_ready: svc.publish_not_ready,
                     own_name: own.then(|| key.name.clone()),
                     prefer_close: svc.exposure.prefer_close,
+                    families: svc.families.clone(),
                 };
                 let nodes = &self.nodes;
                 let slices = slices_cache
@@ -310,7 +336,7 @@ impl Snapshot {
                     })
                     .clone();
                 // Reverse DNS answers endpoint IPs only for headless services; a ClusterIP service owns its VIP.
-                if svc.cluster_ip.is_none() {
+                if svc.headless() {
                     for ep in slices.iter().flat_map(|s| &s.endpoints) {
                         if !contribution.ips.contains(&ep.address) {
                             contribution.ips.push(ep.address);
@@ -319,9 +345,13 @@ impl Snapshot {
                 }
                 let slices_id = Arc::as_ptr(&slices) as usize;
                 let proxied = svc.proxied();
-                let programmed = programming::program(&proxied, &slices, &self.nodes, &self.faults, |port, compute| {
-                    backends_cache.entry((slices_id, port.clone())).or_insert_with(|| Arc::new(compute())).clone()
-                });
+                let programmed =
+                    programming::program(&proxied, &slices, &self.nodes, &self.faults, |port, family, compute| {
+                        backends_cache
+                            .entry((slices_id, port.clone(), family))
+                            .or_insert_with(|| Arc::new(compute()))
+                            .clone()
+                    });
                 for (k, programmed) in programmed {
                     contribution.keys.push(k);
                     let entry = match programmed {
@@ -341,9 +371,13 @@ impl Snapshot {
                         }
                     }
                 }
-                let udp = programming::program_udp(&proxied, &slices, &self.nodes, &self.faults, |port, compute| {
-                    backends_cache.entry((slices_id, port.clone())).or_insert_with(|| Arc::new(compute())).clone()
-                });
+                let udp =
+                    programming::program_udp(&proxied, &slices, &self.nodes, &self.faults, |port, family, compute| {
+                        backends_cache
+                            .entry((slices_id, port.clone(), family))
+                            .or_insert_with(|| Arc::new(compute()))
+                            .clone()
+                    });
                 for (k, programmed) in udp {
                     contribution.udp.push(k);
                     if let Programmed::Forward(e) = programmed {
@@ -389,8 +423,9 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// The EndpointSlice controller: endpoints for the pods the selector matches, grouped by resolved port set
-/// (a named targetPort may resolve to different numbers on different pods).
+/// The EndpointSlice controller: endpoints for the pods the selector matches, one set of slices per family of the
+/// Service (`addressType`), grouped by resolved port set (a named targetPort may resolve to different numbers on
+/// different pods).
 pub fn endpoint_slices<'a>(
     key: &ObjectRef,
     service: &Service,
@@ -398,7 +433,7 @@ pub fn endpoint_slices<'a>(
     nodes: &[NodeInfo],
     faults: &Faults,
 ) -> Vec<EndpointSliceView> {
-    let mut groups: BTreeMap<Vec<EndpointPortView>, Vec<EndpointView>> = BTreeMap::new();
+    let mut groups: BTreeMap<(IpFamily, Vec<EndpointPortView>), Vec<EndpointView>> = BTreeMap::new();
     let mut matched: Vec<(&ObjectRef, &Pod)> = pods
         .into_iter()
         .filter(|(k, p)| k.namespace == key.namespace && selects(&service.selector, &p.labels))
@@ -427,27 +462,36 @@ pub fn endpoint_slices<'a>(
         };
         let node = nodes.get(pod.node as usize);
         let zone = node.map(|n| n.zone.clone());
-        groups.entry(ports).or_default().push(EndpointView {
-            address: IpAddr::V4(pod.ip),
-            ready: publish_not_ready || (pod_ready && !pod.terminating),
-            serving: pod_ready,
-            terminating: pod.terminating,
-            hostname,
-            pod: Some(pod_key.name.clone()),
-            node: node.map(|n| n.name.clone()),
-            // The EndpointSlice controller's PreferClose heuristic: each endpoint is hinted for its own zone.
-            for_zones: zone.clone().filter(|_| service.exposure.prefer_close).map(|z| vec![z]),
-            zone,
-        });
+        for &family in &service.families {
+            groups.entry((family, ports.clone())).or_default().push(EndpointView {
+                address: pod.ip_of(family),
+                ready: publish_not_ready || (pod_ready && !pod.terminating),
+                serving: pod_ready,
+                terminating: pod.terminating,
+                hostname: hostname.clone(),
+                pod: Some(pod_key.name.clone()),
+                node: node.map(|n| n.name.clone()),
+                // The EndpointSlice controller's PreferClose heuristic: each endpoint is hinted for its own zone.
+                for_zones: zone.clone().filter(|_| service.exposure.prefer_close).map(|z| vec![z]),
+                zone: zone.clone(),
+            });
+        }
     }
-    if groups.is_empty() {
-        // A selector that matches nothing still gets one (empty) slice.
-        groups.insert(Vec::new(), Vec::new());
+    for &family in &service.families {
+        // A selector that matches nothing still gets one (empty) slice per family.
+        if !groups.keys().any(|(f, _)| *f == family) {
+            groups.insert((family, Vec::new()), Vec::new());
+        }
     }
     groups
         .into_iter()
         .enumerate()
-        .map(|(i, (ports, endpoints))| EndpointSliceView { name: slice_name(key, i), ports, endpoints })
+        .map(|(i, ((address_type, ports), endpoints))| EndpointSliceView {
+            name: slice_name(key, i),
+            address_type,
+            ports,
+            endpoints,
+        })
         .collect()
 }
 
@@ -462,6 +506,8 @@ struct SliceKey {
     own_name: Option<String>,
     /// `trafficDistribution: PreferClose` (its endpoints carry zone hints).
     prefer_close: bool,
+    /// The address types of its slices.
+    families: Vec<IpFamily>,
 }
 
 /// The name of a service's slice `index`: `<service>-<stable 5-character suffix>`, like the controller's
@@ -480,7 +526,7 @@ pub fn proxy_table(
         .iter()
         .flat_map(|(k, svc)| {
             let slices = slices.get(k).map(Vec::as_slice).unwrap_or_default();
-            programming::program(&svc.proxied(), slices, &[], faults, |_, compute| Arc::new(compute()))
+            programming::program(&svc.proxied(), slices, &[], faults, |_, _, compute| Arc::new(compute()))
         })
         .filter_map(|(key, p)| match p {
             Programmed::Forward(e) => Some((key, e)),

@@ -86,7 +86,7 @@ pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
             .map(|(k, s)| ServiceEntry {
                 namespace: k.namespace.clone(),
                 name: k.name.clone(),
-                cluster_ip: s.cluster_ip.map(IpAddr::V4),
+                cluster_ip: s.cluster_ips.first().copied(),
                 ports: s
                     .ports
                     .iter()
@@ -95,7 +95,7 @@ pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
                         port: p.port,
                         target_port: p.target_port.clone(),
                         protocol: p.protocol,
-                        connect: s.cluster_ip.map(|ip| ports.resolve(SocketAddr::new(IpAddr::V4(ip), p.port))),
+                        connect: s.cluster_ips.first().map(|ip| ports.resolve(SocketAddr::new(*ip, p.port))),
                     })
                     .collect(),
             })

@@ -6,6 +6,7 @@ use crate::scenario::Protocol;
 fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
     Pod {
         ip: Ipv4Addr::new(127, 1, 128, ip),
+        ip6: super::super::ipam::v6_twin(Ipv4Addr::new(127, 1, 128, ip)),
         labels: [("app".to_owned(), "web".to_owned())].into(),
         deployment: "web".into(),
         ready,
@@ -20,7 +21,8 @@ fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
 
 fn service(cluster_ip: Option<Ipv4Addr>, app: &str, ports: Vec<ServicePortView>) -> Service {
     Service {
-        cluster_ip,
+        cluster_ips: cluster_ip.map(IpAddr::V4).into_iter().collect(),
+        families: vec![IpFamily::IPv4],
         selector: [("app".to_owned(), app.to_owned())].into(),
         ports,
         publish_not_ready: false,

@@ -170,7 +170,7 @@ fn route(
     }
     let entry = entry?;
     let backend = *entry.backends.choose(&mut rand::rng())?;
-    let upstream = Arc::new(open_upstream(snap, entry, client.ip(), backend, ports).ok()?);
+    let upstream = Arc::new(open_upstream(snap, entry, ports.peer_model(client).ip(), backend, ports).ok()?);
     // Weak: the flow owns this task, so a strong reference back would keep the table alive forever.
     let replies = tracker.spawn(relay_replies(upstream.clone(), Arc::downgrade(table), client));
     if flows.len() >= MAX_FLOWS
@@ -199,14 +199,18 @@ fn open_upstream(
         Some(None) => return Err(std::io::Error::other("no hairpin")),
         None => entry.snat.unwrap_or(client),
     };
-    let local = if source.is_ipv4() == real.is_ipv4() {
-        SocketAddr::new(source, 0)
+    let host = super::ports::host_ip(source);
+    let local = if host.is_ipv4() == real.is_ipv4() {
+        SocketAddr::new(host, 0)
     } else if real.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
     } else {
         SocketAddr::from(([0u16; 8], 0))
     };
     let socket = std::net::UdpSocket::bind(local)?;
+    if host.is_ipv4() == real.is_ipv4() {
+        crate::probe::AddressMap::bound(ports, socket.local_addr()?, source);
+    }
     socket.connect(real)?;
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket)

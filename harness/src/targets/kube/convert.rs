@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::names::NamespaceMap;
 use crate::{
+    scenario::IpFamily,
     scenario::{Protocol, TargetPort},
     targets::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
 };
@@ -145,11 +146,15 @@ pub fn slices_by_service(list: SliceList) -> HashMap<String, Vec<EndpointSliceVi
 }
 
 fn slice(s: Slice) -> Option<EndpointSliceView> {
-    if s.address_type == "FQDN" {
-        return None;
-    }
+    let address_type = match s.address_type.as_str() {
+        "IPv4" => IpFamily::IPv4,
+        "IPv6" => IpFamily::IPv6,
+        // FQDN slices (deprecated) name no address a proxy could use.
+        _ => return None,
+    };
     Some(EndpointSliceView {
         name: s.metadata.name,
+        address_type,
         ports: s
             .ports
             .unwrap_or_default()
@@ -213,9 +218,29 @@ pub fn service(svc: &Service, names: &NamespaceMap) -> Option<ServiceView> {
             })
         })
         .collect();
+    let cluster_ips = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .filter(|ip| ip.as_str() != "None")
+        .filter_map(|ip| ip.parse().ok())
+        .collect::<Vec<IpAddr>>();
+    let ip_families = spec
+        .ip_families
+        .iter()
+        .flatten()
+        .filter_map(|f| match f.as_str() {
+            "IPv4" => Some(IpFamily::IPv4),
+            "IPv6" => Some(IpFamily::IPv6),
+            _ => None,
+        })
+        .collect();
     Some(ServiceView {
         namespace: names.logical(svc.metadata.namespace.as_deref().unwrap_or_default()),
         name: svc.metadata.name.clone().unwrap_or_default(),
+        // An API server before clusterIPs (1.20) sets only clusterIP.
+        cluster_ips: if cluster_ips.is_empty() { cluster_ip.into_iter().collect() } else { cluster_ips },
+        ip_families,
         cluster_ip,
         ports,
         health_check_node_port: spec.health_check_node_port.and_then(|n| u16::try_from(n).ok()),
@@ -230,11 +255,13 @@ pub fn pod(p: &Pod, names: &NamespaceMap) -> Option<PodView> {
         return None;
     }
     let ip = status.pod_ip.as_deref()?.parse().ok()?;
+    let ips = status.pod_ips.iter().flatten().filter_map(|p| p.ip.parse().ok()).collect();
     let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
     Some(PodView {
         namespace: names.logical(p.metadata.namespace.as_deref().unwrap_or_default()),
         name: p.metadata.name.clone().unwrap_or_default(),
         ip,
+        ips,
         ready,
         terminating: p.metadata.deletion_timestamp.is_some(),
         node: p.spec.as_ref().and_then(|s| s.node_name.clone()),

@@ -217,6 +217,9 @@ pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
             external_traffic_policy: node_ports.then(|| policy(exposure.external_traffic_policy)),
             traffic_distribution: exposure.prefer_close.then(|| "PreferClose".to_owned()),
             health_check_node_port: exposure.health_check_node_port.map(i32::from),
+            ip_family_policy: exposure.ip_families.policy.map(|p| format!("{p:?}")),
+            ip_families: (!exposure.ip_families.families.is_empty())
+                .then(|| exposure.ip_families.families.iter().map(|f| f.as_str().to_owned()).collect()),
             cluster_ip: spec.headless.then(|| "None".to_owned()),
             selector: Some(spec.selector.clone()),
             ports: Some(ports),
