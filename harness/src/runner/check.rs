@@ -200,7 +200,8 @@ pub async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, 
                         if v.ip_families != *want {
                             problems.push(format!("ipFamilies is {:?}, expected {want:?}", v.ip_families));
                         } else if *has_cluster_ip && of_ips != *want {
-                            problems.push(format!("clusterIPs {:?} are not one of each family {want:?}", v.cluster_ips));
+                            problems
+                                .push(format!("clusterIPs {:?} are not one of each family {want:?}", v.cluster_ips));
                         }
                     }
                     let actual = json!({

@@ -365,4 +365,34 @@ mod tests {
         assert!(matches!(via, Via::NodePort { node: 0, service } if service.namespace == "test"));
         assert!(format!("{answered_by:?}").contains("namespace: \"test\""));
     }
+
+    #[test]
+    fn ip_families_are_checked_as_the_api_server_checks_them() {
+        let expose =
+            |extra: &str| errors(&format!("  - expose: {{namespace: test, deployment: solo, port: 80, {extra}}}\n"));
+        let e = expose("ipFamilyPolicy: DualStack");
+        assert!(e.contains("t.yaml:6:") && e.contains("unknown ipFamilyPolicy `DualStack`"), "{e}");
+        let e = expose("ipFamilies: [IPv4, IPv6]");
+        assert!(e.contains("t.yaml:6:") && e.contains("two ipFamilies need `ipFamilyPolicy: PreferDualStack`"), "{e}");
+        let e = expose("ipFamilyPolicy: SingleStack, ipFamilies: [IPv6, IPv4]");
+        assert!(e.contains("two ipFamilies need"), "{e}");
+        let e = expose("ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv6, IPv6]");
+        assert!(e.contains("ipFamilies lists IPv6 twice"), "{e}");
+        let e = expose("ipFamilies: [ipv6]");
+        assert!(e.contains("unknown ipFamily `ipv6` (IPv4 or IPv6)"), "{e}");
+        let e = expose("ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6, IPv4]");
+        assert!(e.contains("at most two entries"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80, type: NodePort}\n  \
+             - expectConnect: {from: test, namespace: test, service: solo, port: 80, via: {node: 0}, ipFamily: IPv6, result: connected}\n",
+        );
+        assert!(e.contains("t.yaml:7:") && e.contains("no `ipFamily: IPv6` with `via`"), "{e}");
+        let e = errors("  - expectDns: {from: test, name: solo, ipFamily: IPv6}\n");
+        assert!(e.contains("with `name`, give `type: AAAA`"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  \
+             - expectEndpoints: {namespace: test, service: solo, addressType: FQDN, ready: []}\n",
+        );
+        assert!(e.contains("unknown addressType `FQDN`"), "{e}");
+    }
 }

@@ -260,8 +260,7 @@ impl Cluster {
     /// Deletes a pod: at once, or after marking it terminating for its grace period (it keeps serving meanwhile).
     fn delete_pod(self: &Arc<Self>, inner: &mut Inner, key: &ObjectRef, grace: std::time::Duration) {
         if grace.is_zero() {
-            inner.snap.pods.remove(key);
-            inner.processes.remove(key);
+            self.stop_pod(inner, key);
             return;
         }
         let Some(pod) = inner.snap.pods.get_mut(key) else { return };
@@ -285,10 +284,19 @@ impl Cluster {
         let mut inner = self.inner.lock().expect("cluster lock");
         if inner.snap.pods.get(key).is_some_and(|p| p.seq == seq) {
             let before = inner.snap.clone();
-            inner.snap.pods.remove(key);
-            inner.processes.remove(key);
+            self.stop_pod(&mut inner, key);
             self.publish(&mut inner, &before);
         }
+    }
+
+    /// Removes a pod and stops its container, forgetting where its IPv6 listeners were.
+    fn stop_pod(&self, inner: &mut Inner, key: &ObjectRef) {
+        if let Some(pod) = inner.snap.pods.remove(key) {
+            for port in &pod.ports {
+                self.ports.forget(SocketAddr::new(IpAddr::V6(pod.ip6), port.port));
+            }
+        }
+        inner.processes.remove(key);
     }
 
     fn apply_locked(self: &Arc<Self>, inner: &mut Inner, action: &Action) -> Result<(), TargetError> {
@@ -353,8 +361,7 @@ impl Cluster {
                     .remove(deployment)
                     .ok_or_else(|| TargetError::Rejected(format!("deployment `{deployment}` not found")))?;
                 for (key, _) in inner.snap.deployment_pods(deployment) {
-                    inner.snap.pods.remove(&key);
-                    inner.processes.remove(&key);
+                    self.stop_pod(inner, &key);
                 }
                 Ok(())
             }

@@ -74,11 +74,17 @@ pub enum Fault {
     /// A UDP flow keeps going to its backend after that endpoint is removed (kube-proxy's stale UDP conntrack
     /// entries before it flushed them, kubernetes#59368 and kin).
     ProxyStaleUdpConntrack,
+    /// The proxy programs IPv4 ClusterIPs only: a dual-stack Service's IPv6 ClusterIP refuses connections (kube-proxy
+    /// that fell back to single-stack, e.g. without an IPv6 `--cluster-cidr` or without ip6tables).
+    ProxyIgnoresIpv6,
+    /// The EndpointSlice controller publishes slices of the Service's primary family only: a dual-stack Service has
+    /// no endpoints of its second family.
+    EndpointsPrimaryFamilyOnly,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 31] = [
+    pub const ALL: [Fault; 33] = [
         Fault::DnsServesNotReady,
         Fault::DnsHeadlessAnswersVip,
         Fault::DnsNxdomainNodataSwapped,
@@ -110,6 +116,8 @@ impl Fault {
         Fault::DnsSrvOwnerIsPortName,
         Fault::DnsOneRecordPerHostname,
         Fault::ProxyStaleUdpConntrack,
+        Fault::ProxyIgnoresIpv6,
+        Fault::EndpointsPrimaryFamilyOnly,
     ];
 
     /// The kebab-case name used on the command line.

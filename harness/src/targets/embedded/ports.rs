@@ -99,9 +99,15 @@ impl AddressMap for ClientMap {
     }
 }
 
+/// An IPv6 model address nothing listens for: `[::1]:0`, which refuses at once. Dialling the model address itself
+/// would leave loopback (the host routes `fd00::/8` to its interfaces).
+fn unlistened(addr: SocketAddr) -> SocketAddr {
+    if host_ip(addr.ip()) == addr.ip() { addr } else { SocketAddr::new(host_ip(addr.ip()), 0) }
+}
+
 impl AddressMap for PortMap {
     fn resolve(&self, addr: SocketAddr) -> SocketAddr {
-        self.map.read().expect("port map lock").get(&addr).copied().unwrap_or(addr)
+        self.map.read().expect("port map lock").get(&addr).copied().unwrap_or_else(|| unlistened(addr))
     }
 
     fn local_for(&self, source: IpAddr) -> IpAddr {
@@ -146,6 +152,20 @@ impl PortMap {
         }
     }
 
+    /// Forgets where an IPv6 model address listened, once its listener is closed: every IPv6 listener shares `::1`,
+    /// so the port may go to another address's listener next (IPv4 ones keep theirs, to be reused on rebind). A
+    /// Service port of both protocols shares one translation: closing one side forgets it for both until rebound.
+    pub fn forget(&self, model: SocketAddr) {
+        if host_ip(model.ip()) != model.ip() {
+            self.map.write().expect("port map lock").remove(&model);
+        }
+    }
+
+    /// Where `model` listens when that is not `model` itself.
+    fn translation(&self, model: SocketAddr) -> Option<SocketAddr> {
+        self.map.read().expect("port map lock").get(&model).copied()
+    }
+
     fn wants_real(&self, addr: SocketAddr) -> bool {
         host_ip(addr.ip()) == addr.ip() && (self.policy == PortPolicy::Auto || addr.port() >= 1024)
     }
@@ -184,8 +204,7 @@ impl PortMap {
             }
         }
         // Reuse the earlier translation so clients holding it keep working across listener restarts.
-        let previous = self.resolve(model);
-        let listener = match (previous != model).then(|| listen(previous)) {
+        let listener = match self.translation(model).map(listen) {
             Some(Ok(l)) => l,
             _ => listen(SocketAddr::new(host_ip(model.ip()), 0))?,
         };
@@ -211,8 +230,7 @@ impl PortMap {
                 Err(e) => return Err(e),
             }
         }
-        let previous = self.resolve(model);
-        if previous != model {
+        if let Some(previous) = self.translation(model) {
             return bind(previous);
         }
         let socket = bind(SocketAddr::new(host_ip(model.ip()), 0))?;
@@ -228,7 +246,7 @@ impl PortMap {
     pub fn bind_tcp_udp(&self, model: SocketAddr) -> io::Result<(TcpListener, UdpSocket)> {
         let tcp = self.bind_tcp(model)?;
         let first = self.bind_udp(model);
-        if first.is_ok() || self.resolve(model) == model {
+        if first.is_ok() || self.translation(model).is_none() {
             // Bound, or a real-port conflict that another high port cannot fix.
             return first.map(|udp| (tcp, udp));
         }

@@ -183,7 +183,7 @@ fn program_protocol(
     mut shared_cluster: impl FnMut(&Option<String>, IpFamily, &dyn Fn() -> Vec<SocketAddr>) -> Arc<Vec<SocketAddr>>,
 ) -> Vec<(ProxyKey, Programmed)> {
     let mut out = Vec::new();
-    for &cip in svc.cluster_ips {
+    for &cip in svc.cluster_ips.iter().filter(|ip| !(ip.is_ipv6() && faults.has(Fault::ProxyIgnoresIpv6))) {
         program_family(protocol, cip, svc, slices, nodes, faults, &mut shared_cluster, &mut out);
     }
     out

@@ -89,6 +89,9 @@ pub async fn reconcile(
             }
             if listeners.remove(&key).is_some() {
                 ports.forget_view(key);
+                if key.1 == super::state::View::Shared {
+                    ports.forget(key.0);
+                }
             }
             let Some(kind) = want else {
                 // A view with no endpoints must refuse, not fall back to the shared listener: send its clients to

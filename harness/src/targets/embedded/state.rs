@@ -462,7 +462,7 @@ pub fn endpoint_slices<'a>(
         };
         let node = nodes.get(pod.node as usize);
         let zone = node.map(|n| n.zone.clone());
-        for &family in &service.families {
+        for &family in published_families(service, faults) {
             groups.entry((family, ports.clone())).or_default().push(EndpointView {
                 address: pod.ip_of(family),
                 ready: publish_not_ready || (pod_ready && !pod.terminating),
@@ -477,7 +477,7 @@ pub fn endpoint_slices<'a>(
             });
         }
     }
-    for &family in &service.families {
+    for &family in published_families(service, faults) {
         // A selector that matches nothing still gets one (empty) slice per family.
         if !groups.keys().any(|(f, _)| *f == family) {
             groups.insert((family, Vec::new()), Vec::new());
@@ -493,6 +493,12 @@ pub fn endpoint_slices<'a>(
             endpoints,
         })
         .collect()
+}
+
+/// The address types the controller publishes slices for: every family of the Service.
+fn published_families<'a>(service: &'a Service, faults: &Faults) -> &'a [IpFamily] {
+    let all = &service.families;
+    if faults.has(Fault::EndpointsPrimaryFamilyOnly) { &all[..all.len().min(1)] } else { all }
 }
 
 /// Everything a service's slices depend on besides its name (which only names them).

@@ -88,7 +88,9 @@ impl UdpProxy {
         changed.extend(self.unbound.drain());
         for key in changed {
             if !snap.udp.contains_key(&key) {
-                self.sockets.remove(&key);
+                if self.sockets.remove(&key).is_some() && key.1 == super::state::View::Shared {
+                    ports.forget(key.0);
+                }
                 if let Some(table) = self.tables.get(&key) {
                     *table.socket.lock().expect("flow table lock") = None;
                 }
