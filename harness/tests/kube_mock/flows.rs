@@ -350,6 +350,12 @@ fn endpoints_cluster(pods: Value, endpoints: Value) -> impl Fn(&str, &str, &Valu
             ("GET", p) if p.ends_with("/serviceaccounts/default") => (200, default_sa("svcb-t1-test")),
             ("POST", _) => (201, body.clone()),
             ("GET", "/api/v1/namespaces/svcb-t1-test/pods") => (200, pods.clone()),
+            // The check reads the Service for its primary family (the slices it compares).
+            ("GET", "/api/v1/namespaces/svcb-t1-test/services/web") => (
+                200,
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "svcb-t1-test"},
+                    "spec": {"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "ipFamilies": ["IPv4"], "ports": [{"port": 80}]}}),
+            ),
             ("GET", "/apis/discovery.k8s.io/v1/namespaces/svcb-t1-test/endpointslices") => (
                 200,
                 json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": {}, "items": [

@@ -330,4 +330,25 @@ mod tests {
         assert!(super::pod(&pod("Failed"), &NamespaceMap::default()).is_none());
         assert!(super::pod(&pod("Succeeded"), &NamespaceMap::default()).is_none());
     }
+
+    #[test]
+    fn dual_stack_objects_keep_both_families() {
+        let svc: Service = serde_json::from_value(serde_json::json!({"metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"clusterIP": "fd00:10:96::5", "clusterIPs": ["fd00:10:96::5", "10.96.0.5"],
+                     "ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}}))
+        .unwrap();
+        let view = service(&svc, &NamespaceMap::default()).unwrap();
+        assert_eq!(view.ip_families, [IpFamily::IPv6, IpFamily::IPv4]);
+        assert_eq!(view.cluster_ip_of(IpFamily::IPv4), Some("10.96.0.5".parse().unwrap()));
+        assert_eq!(view.primary_family(), IpFamily::IPv6);
+        let pod: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "p"},
+            "status": {"phase": "Running", "podIP": "10.244.0.2", "podIPs": [{"ip": "10.244.0.2"}, {"ip": "fd00:10:244::2"}]}}))
+        .unwrap();
+        let view = super::pod(&pod, &NamespaceMap::default()).unwrap();
+        assert_eq!(view.ip_of(IpFamily::IPv6), Some("fd00:10:244::2".parse().unwrap()));
+        let list: SliceList = serde_json::from_value(serde_json::json!({"items": [
+            {"metadata": {"name": "web-v6"}, "addressType": "IPv6", "endpoints": [{"addresses": ["fd00:10:244::2"]}]}]}))
+        .unwrap();
+        assert_eq!(slices(list)[0].address_type, IpFamily::IPv6);
+    }
 }
