@@ -260,3 +260,30 @@ async fn write_volume(rt: &Runtime, pod: &Pod, ns: &str, volume: &Volume, out: &
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(subdomain: Option<&str>) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-0", "namespace": "ns"},
+            "spec": {"containers": [], "subdomain": subdomain},
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn hosts_has_a_line_per_pod_ip_as_kubelet() {
+        let ips: [IpAddr; 2] = ["10.244.1.5".parse().expect("v4"), "fd00:10:244:1::5".parse().expect("v6")];
+        let plain = hosts(&pod(None), &ips, "cluster.local");
+        assert!(plain.ends_with("fe00::2\tip6-allrouters\n10.244.1.5\tweb-0\nfd00:10:244:1::5\tweb-0\n"), "{plain}");
+        let sub = hosts(&pod(Some("db")), &ips, "cluster.local");
+        assert!(
+            sub.ends_with(
+                "10.244.1.5\tweb-0.db.ns.svc.cluster.local\tweb-0\nfd00:10:244:1::5\tweb-0.db.ns.svc.cluster.local\tweb-0\n"
+            ),
+            "{sub}"
+        );
+    }
+}
