@@ -1,6 +1,8 @@
 //! `svcbench lab cleanup`: removes what labs left behind after a `kill -9` or a crash — their processes (marked
-//! with `SVCBENCH_LAB=<id>`), network namespaces (`svcb-<id>-…`, which takes their veths, routes and nftables/iptables
-//! tables with them) and state directories — for every lab whose owning process is gone. A running lab is left alone.
+//! with `SVCBENCH_LAB=<id>`), network namespaces (`svcb-<id>-…`, which takes their veths, IPv4 and IPv6 addresses and
+//! routes, forwarding sysctls and nftables/iptables/ip6tables tables with them) and state directories — for every lab
+//! whose owning process is gone. A running lab is left alone. The lab changes nothing outside its namespaces (no host
+//! address, route or sysctl of either family), so there is nothing else to undo.
 
 use std::path::PathBuf;
 

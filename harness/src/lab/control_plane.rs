@@ -1,16 +1,19 @@
 //! The control plane processes, as `hack/local-up-cluster.sh` runs them, inside the lab's control-plane network
 //! namespace: etcd, kube-apiserver (TLS from the lab's CA, Node+RBAC authorization, NodeRestriction, service-account
-//! keys, `--service-cluster-ip-range 10.96.0.0/12`), kube-controller-manager (every default controller, node CIDR
-//! allocation from 10.244.0.0/16) and kube-scheduler; and per node, kube-proxy in the chosen mode.
+//! keys, dual-stack `--service-cluster-ip-range 10.96.0.0/12,fd00:10:96::/112`), kube-controller-manager (every
+//! default controller, node CIDR allocation of a /24 and a /64 from `10.244.0.0/16,fd00:10:244::/56`) and
+//! kube-scheduler; and per node, kube-proxy in the chosen mode, dual-stack (both cluster CIDRs). The ranges are
+//! [`super::network`]'s.
 
 use std::{net::Ipv4Addr, path::Path, process::Command};
 
-use super::{install::Installation, pki::Pki, process::Supervised};
+use super::{
+    install::Installation,
+    network::{NODE_CIDR_MASKS, cluster_cidrs, service_cidrs},
+    pki::Pki,
+    process::Supervised,
+};
 
-/// The Service range.
-pub const SERVICE_CIDR: &str = "10.96.0.0/12";
-/// The pod range; each node gets a /24 of it.
-pub const CLUSTER_CIDR: &str = "10.244.0.0/16";
 /// The API server's port inside the control-plane namespace.
 pub const API_PORT: u16 = 6443;
 
@@ -60,7 +63,7 @@ pub fn apiserver(
         "--bind-address=0.0.0.0".into(),
         format!("--secure-port={API_PORT}"),
         "--etcd-servers=http://127.0.0.1:2379".into(),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--service-cluster-ip-range={}", service_cidrs()),
         "--authorization-mode=Node,RBAC".into(),
         "--enable-admission-plugins=NodeRestriction".into(),
         format!("--client-ca-file={}", p(pki.ca_cert_path())),
@@ -103,9 +106,11 @@ pub fn controller_manager(
         "--controllers=*".into(),
         "--leader-elect=false".into(),
         "--allocate-node-cidrs=true".into(),
-        format!("--cluster-cidr={CLUSTER_CIDR}"),
-        "--node-cidr-mask-size=24".into(),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        format!("--cluster-cidr={}", cluster_cidrs()),
+        // With two cluster CIDRs kube-controller-manager refuses the family-less --node-cidr-mask-size.
+        format!("--node-cidr-mask-size-ipv4={}", NODE_CIDR_MASKS[0]),
+        format!("--node-cidr-mask-size-ipv6={}", NODE_CIDR_MASKS[1]),
+        format!("--service-cluster-ip-range={}", service_cidrs()),
         format!("--cert-dir={}", dir.join("kcm-certs").display()),
         "--v=1".into(),
     ]);
@@ -147,11 +152,12 @@ pub struct ProxyNode<'a> {
     pub netns: &'a str,
     /// Node name (`hostnameOverride`).
     pub name: &'a str,
-    /// Node IP.
+    /// Node IP (IPv4, the primary family: kube-proxy takes its primary family from `bindAddress` and the IPv6
+    /// node IP from the Node's addresses).
     pub ip: Ipv4Addr,
 }
 
-/// Starts kube-proxy for `node` (in its namespace) in `mode`, without touching global sysctls.
+/// Starts kube-proxy for `node` (in its namespace) in `mode`, dual-stack, without touching global sysctls.
 ///
 /// # Errors
 /// It cannot be started.
@@ -174,7 +180,7 @@ clientConnection:
   kubeconfig: {kubeconfig}
 hostnameOverride: {node}
 bindAddress: {node_ip}
-clusterCIDR: {CLUSTER_CIDR}
+clusterCIDR: {cluster_cidr}
 mode: {mode}
 oomScoreAdj: 0
 # 0 skips the global conntrack sysctls (hashsize cannot be written from a network namespace), as local-up-cluster.sh.
@@ -189,7 +195,8 @@ nodePortAddresses: [\"primary\"]
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: {node_ip}:10256
 ",
-            kubeconfig = kubeconfig.display()
+            kubeconfig = kubeconfig.display(),
+            cluster_cidr = cluster_cidrs(),
         ),
     )?;
     let mut cmd = in_ns(netns, &bins.binary("kube-proxy"));

@@ -1,12 +1,18 @@
 //! The files kubelet gives a pod, written into its directory: `/etc/resolv.conf` for `dnsPolicy`
-//! ClusterFirst / Default / None with `dnsConfig` merged (pkg/kubelet/network/dns), `/etc/hosts` with the pod's
-//! hostname/subdomain and `hostAliases` (kubelet_pods.go), `/etc/hostname`, and volumes: `configMap`, `emptyDir`
+//! ClusterFirst / Default / None with `dnsConfig` merged (pkg/kubelet/network/dns), `/etc/hosts` with a line per
+//! pod IP (both families, IPv4 first, as kubelet's managedHostsFileContent writes for a dual-stack pod) naming the
+//! hostname/subdomain, and `hostAliases` (kubelet_pods.go), `/etc/hostname`, and volumes: `configMap`, `emptyDir`
 //! and the projected service-account volume (a TokenRequest bound to the pod, `kube-root-ca.crt`, the namespace).
 //!
 //! Mounts under `/etc` go into the pod's `/etc` overlay; mounts under `/run`, `/var/run` and `/tmp` (private tmpfs
 //! in the pod) become bind mounts. Others are refused with a clear reason: the lab has no container filesystem.
 
-use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+    path::Path,
+};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Volume};
@@ -97,21 +103,24 @@ pub fn resolv_conf(pod: &Pod, cluster_dns: Ipv4Addr, domain: &str, upstream: Ipv
     out
 }
 
-/// `/etc/hosts` as kubelet writes it for a pod on the pod network.
-pub fn hosts(pod: &Pod, ip: Ipv4Addr, domain: &str) -> String {
+/// `/etc/hosts` as kubelet writes it for a pod on the pod network with `ips` (status.podIPs, in order).
+pub fn hosts(pod: &Pod, ips: &[IpAddr], domain: &str) -> String {
     let spec = pod.spec.clone().unwrap_or_default();
     let hostname = pod_hostname(pod);
     let mut out = String::from(
         "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
     );
-    match &spec.subdomain {
-        Some(sub) if !sub.is_empty() => {
-            let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            let _ = writeln!(out, "{ip}\t{hostname}.{sub}.{ns}.svc.{domain}\t{hostname}");
-        }
-        _ => {
-            let _ = writeln!(out, "{ip}\t{hostname}");
+    // kubelet writes the hostname line once per pod IP ("host entry generated for all IPs in podIPs").
+    for ip in ips {
+        match &spec.subdomain {
+            Some(sub) if !sub.is_empty() => {
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                let _ = writeln!(out, "{ip}\t{hostname}.{sub}.{ns}.svc.{domain}\t{hostname}");
+            }
+            _ => {
+                let _ = writeln!(out, "{ip}\t{hostname}");
+            }
         }
     }
     let aliases = spec.host_aliases.unwrap_or_default();
@@ -128,11 +137,11 @@ pub fn hosts(pod: &Pod, ip: Ipv4Addr, domain: &str) -> String {
 ///
 /// # Errors
 /// A volume cannot be provided (the pod then waits with this reason).
-pub async fn write_pod_files(rt: &Runtime, pod: &Pod, dir: &Path, ip: Ipv4Addr) -> anyhow::Result<Vec<String>> {
+pub async fn write_pod_files(rt: &Runtime, pod: &Pod, dir: &Path, ips: &[IpAddr]) -> anyhow::Result<Vec<String>> {
     let ctx = &rt.ctx;
     let etc = dir.join("etc-upper");
     std::fs::write(etc.join("resolv.conf"), resolv_conf(pod, ctx.cluster_dns, &ctx.cluster_domain, ctx.upstream_dns))?;
-    std::fs::write(etc.join("hosts"), hosts(pod, ip, &ctx.cluster_domain))?;
+    std::fs::write(etc.join("hosts"), hosts(pod, ips, &ctx.cluster_domain))?;
     std::fs::write(etc.join("hostname"), format!("{}\n", pod_hostname(pod)))?;
     let spec = pod.spec.clone().unwrap_or_default();
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -250,4 +259,31 @@ async fn write_volume(rt: &Runtime, pod: &Pod, ns: &str, volume: &Volume, out: &
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(subdomain: Option<&str>) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-0", "namespace": "ns"},
+            "spec": {"containers": [], "subdomain": subdomain},
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn hosts_has_a_line_per_pod_ip_as_kubelet() {
+        let ips: [IpAddr; 2] = ["10.244.1.5".parse().expect("v4"), "fd00:10:244:1::5".parse().expect("v6")];
+        let plain = hosts(&pod(None), &ips, "cluster.local");
+        assert!(plain.ends_with("fe00::2\tip6-allrouters\n10.244.1.5\tweb-0\nfd00:10:244:1::5\tweb-0\n"), "{plain}");
+        let sub = hosts(&pod(Some("db")), &ips, "cluster.local");
+        assert!(
+            sub.ends_with(
+                "10.244.1.5\tweb-0.db.ns.svc.cluster.local\tweb-0\nfd00:10:244:1::5\tweb-0.db.ns.svc.cluster.local\tweb-0\n"
+            ),
+            "{sub}"
+        );
+    }
 }

@@ -2,11 +2,17 @@
 //! kube-proxy per node and CoreDNS as a Deployment — built from their Go modules and run as processes on this
 //! machine, with pods as processes in their own network namespaces and svcbench's node agent as the kubelet.
 //!
-//! Network (every address exists only inside the lab's namespaces; nothing is routed to or from the host):
-//! - `svcb-<id>-cp`: the control plane; bridge `br0` 172.30.0.1/24 (the API server's advertise address, the
-//!   upstream resolver), routes to each node's podCIDR via the node;
-//! - `svcb-<id>-n<i>`: node *i*, `eth0` 172.30.0.(10+i) on the bridge, kube-proxy, and a routed /32 veth per pod;
-//! - `svcb-<id>-n<i>-p<k>`: a pod (`eth0` 10.244.x.y/32, default via the link-local 169.254.1.1).
+//! The lab is dual-stack, IPv4 primary and IPv6 secondary, as a dual-stack kubeadm or kind cluster: Services
+//! `10.96.0.0/12,fd00:10:96::/112`, pods `10.244.0.0/16,fd00:10:244::/56` (a /24 and a /64 per node), so
+//! `ipFamilyPolicy: PreferDualStack`/`RequireDualStack` and `ipFamilies: [IPv6]` Services work end to end.
+//! Network ([`network`]; every address exists only inside the lab's namespaces, nothing is routed to or from the
+//! host):
+//! - `svcb-<id>-cp`: the control plane; bridge `br0` 172.30.0.1/24 and fd00:172:30::1/64 (the API server's
+//!   advertise address, the upstream resolver), routes to each node's two podCIDRs via the node;
+//! - `svcb-<id>-n<i>`: node *i*, `eth0` 172.30.0.(10+i) and fd00:172:30::(10+i) on the bridge, kube-proxy, and a
+//!   routed veth per pod;
+//! - `svcb-<id>-n<i>-p<k>`: a pod (`eth0` 10.244.x.y/32 and fd00:10:244:x::y/128, default routes via the
+//!   link-local 169.254.1.1 and fe80::1).
 //!
 //! The host reaches the API server only through a forwarder on 127.0.0.1; the kube target uses the kubeconfig the
 //! lab writes like any other cluster's.
@@ -19,6 +25,7 @@ pub mod install;
 pub mod measure;
 pub mod netexec;
 pub mod netns;
+pub mod network;
 pub mod node;
 pub mod nodelocal;
 pub mod pki;
@@ -39,14 +46,14 @@ use kube::{Api, Client, Config, config::KubeConfigOptions};
 
 use self::{
     install::Installation,
-    netns::{Forwarder, Netns, ip_batch},
+    netns::{Forwarder, Netns},
+    network::NodeAddresses,
     node::{NodeAgent, NodeContext, NodeIdentity},
     pki::Pki,
     process::Supervised,
 };
 
-/// The control plane's address on the lab network.
-pub const CONTROL_PLANE_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 1);
+pub use self::network::CONTROL_PLANE_IP;
 
 /// kube-proxy's data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -66,11 +73,12 @@ impl ProxyMode {
         }
     }
 
-    /// The tool kube-proxy calls in this mode.
-    fn tool(self) -> &'static str {
+    /// The tools kube-proxy calls in this mode (dual-stack: iptables mode needs ip6tables for the IPv6 rules, or
+    /// kube-proxy quietly serves IPv4 only).
+    fn tools(self) -> &'static [&'static str] {
         match self {
-            Self::Nftables => "nft",
-            Self::Iptables => "iptables",
+            Self::Nftables => &["nft"],
+            Self::Iptables => &["iptables", "ip6tables"],
         }
     }
 }
@@ -182,23 +190,12 @@ impl Lab {
             started: Duration::ZERO,
         };
         let cp = format!("svcb-{id}-cp");
-        let cp_ns = Netns::create(&cp)?;
-        ip_batch(
-            &cp,
-            &[
-                "link add br0 type bridge".into(),
-                format!("addr add {CONTROL_PLANE_IP}/24 dev br0"),
-                "link set br0 up".into(),
-            ],
-        )?;
-        cp_ns.sysctl("ipv4/ip_forward", "1")?;
-        cp_ns.sysctl("ipv4/conf/all/send_redirects", "0")?;
-        lab.namespaces.push(cp_ns);
+        lab.namespaces.push(network::control_plane(&cp)?);
 
         step("certificates");
         let pki = Pki::create(
             &dir.join("pki"),
-            &[Ipv4Addr::LOCALHOST.into(), CONTROL_PLANE_IP.into(), Ipv4Addr::new(10, 96, 0, 1).into()],
+            &[Ipv4Addr::LOCALHOST.into(), CONTROL_PLANE_IP.into(), network::API_SERVICE_IP.into()],
             &[],
         )?;
         step(&format!("etcd {}, kube-apiserver {}", versions::ETCD, versions::KUBERNETES));
@@ -246,7 +243,7 @@ impl Lab {
             },
             cluster_domain: "cluster.local".into(),
             upstream_dns: CONTROL_PLANE_IP,
-            api_service: (Ipv4Addr::new(10, 96, 0, 1), 443),
+            api_service: (network::API_SERVICE_IP, 443),
         });
         let proxy_cert = pki.client("kube-proxy", "system:kube-proxy", &[])?;
         let proxy_kubeconfig = dir.join("kube-proxy.kubeconfig");
@@ -260,41 +257,24 @@ impl Lab {
             let name = format!("lab-node-{i}");
             step(&format!("node {name}: kube-proxy {} ({})", versions::KUBERNETES, config.proxy_mode.as_str()));
             let ns_name = format!("svcb-{id}-n{i}");
-            let node_ns = Netns::create(&ns_name)?;
-            let node_ip = Ipv4Addr::new(172, 30, 0, 10 + i);
-            ip_batch(
-                &cp,
-                &[
-                    format!("link add n{i} type veth peer name eth0 netns {ns_name}"),
-                    format!("link set n{i} master br0 up"),
-                ],
-            )?;
-            ip_batch(
-                &ns_name,
-                &[
-                    format!("addr add {node_ip}/24 dev eth0"),
-                    "link set eth0 up".into(),
-                    format!("route add default via {CONTROL_PLANE_IP}"),
-                ],
-            )?;
-            node_ns.sysctl("ipv4/ip_forward", "1")?;
-            node_ns.sysctl("ipv4/conf/all/rp_filter", "0")?;
-            node_ns.sysctl("ipv4/conf/default/rp_filter", "0")?;
+            let node_ns = network::node(&cp, i, &ns_name)?;
+            let node_ip = NodeAddresses::of(i);
             let cert = pki.client(&name, &format!("system:node:{name}"), &["system:nodes"])?;
             let kubeconfig = dir.join(format!("{name}.kubeconfig"));
             pki.kubeconfig(&kubeconfig, &server, &cert, "lab")?;
             let identity = NodeIdentity {
                 name: name.clone(),
                 netns: ns_name.clone(),
-                ip: node_ip,
+                ip: node_ip.v4,
+                ip6: node_ip.v6,
                 zone: format!("zone-{}", (i - 1) % 2 + 1),
             };
             lab.namespaces.push(node_ns);
-            let (agent, cidr) = NodeAgent::start(ctx.clone(), identity, client_for(&kubeconfig).await?).await?;
+            let (agent, cidrs) = NodeAgent::start(ctx.clone(), identity, client_for(&kubeconfig).await?).await?;
             lab.agents.push(agent);
-            netns::ip(&["-n", &cp, "route", "replace", &cidr, "via", &node_ip.to_string()])?;
+            network::route_pod_cidrs(&cp, i, &cidrs)?;
             lab.processes.push(control_plane::kube_proxy(
-                control_plane::ProxyNode { netns: &ns_name, name: &name, ip: node_ip },
+                control_plane::ProxyNode { netns: &ns_name, name: &name, ip: node_ip.v4 },
                 &installation,
                 config.proxy_mode.as_str(),
                 &proxy_kubeconfig,
@@ -442,9 +422,13 @@ fn preflight(config: &LabConfig) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the lab needs root (network namespaces, mounts, netfilter): run it as root");
     }
+    // The lab is dual-stack; without IPv6 in the kernel (ipv6.disable=1) kube-proxy would fall back to IPv4 alone.
+    if !Path::new("/proc/net/if_inet6").exists() {
+        bail!("the lab is dual-stack and this kernel has IPv6 disabled (/proc/net/if_inet6 is missing)");
+    }
     // node-cache's rules are iptables rules whatever kube-proxy's mode.
     let cache_tool = (config.dns == DnsMode::Nodelocal).then_some("iptables");
-    for tool in ["ip", config.proxy_mode.tool()].into_iter().chain(cache_tool) {
+    for tool in std::iter::once("ip").chain(config.proxy_mode.tools().iter().copied()).chain(cache_tool) {
         let found =
             std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));
         if !found {

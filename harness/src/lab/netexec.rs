@@ -3,8 +3,18 @@
 //! many seconds after SIGTERM, so terminating endpoints really serve). HTTP: `/hostname`, `/clientip`, `/echo?msg=`,
 //! `/healthz`, `/dial?request=&host=&port=` (this pod makes the request), `/shell?cmd=` (JSON `{"output": …}` or `{"error": …}`, as agnhost answers), `/exit?code=`, and
 //! `NOW: <time>` on any other path. UDP: `hostname`, `echo <text>`, `clientip`.
+//!
+//! Like agnhost (Go's `:port` listeners), it serves both families on one dual-stack socket per protocol (`[::]`,
+//! IPv4 clients arriving as `::ffff:a.b.c.d`, reported as plain IPv4 as Go does); where the kernel has no IPv6 it
+//! falls back to `0.0.0.0`. Lab namespaces keep the kernel's default `net.ipv6.bindv6only=0`, which is what makes
+//! `[::]` dual-stack.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::netexec::query;
 
@@ -36,15 +46,22 @@ pub struct NetexecArgs {
 /// A port cannot be bound.
 pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
     let hostname = Arc::<str>::from(nix::unistd::gethostname()?.to_string_lossy().into_owned());
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", args.http_port)).await?;
+    let listener = match tokio::net::TcpListener::bind((Ipv6Addr::UNSPECIFIED, args.http_port)).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.http_port)).await?,
+    };
     let (exit_tx, mut exit_rx) = tokio::sync::mpsc::channel::<i32>(1);
     if args.udp_port != 0 {
-        let socket = tokio::net::UdpSocket::bind(("0.0.0.0", args.udp_port)).await?;
+        let socket = match tokio::net::UdpSocket::bind((Ipv6Addr::UNSPECIFIED, args.udp_port)).await {
+            Ok(s) => s,
+            Err(_) => tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, args.udp_port)).await?,
+        };
         let hostname = hostname.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-                if let Some(answer) = crate::netexec::udp_answer(&buf[..n], peer, &hostname) {
+                if let Some(answer) = crate::netexec::udp_answer(&buf[..n], canonical(peer), &hostname) {
+                    // The reply goes to the address as the socket saw it (a v4-mapped one on the dual-stack socket).
                     let _ = socket.send_to(answer.as_bytes(), peer).await;
                 }
             }
@@ -57,7 +74,7 @@ pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let (hostname, exit_tx) = (hostname.clone(), exit_tx.clone());
+            let (hostname, exit_tx, peer) = (hostname.clone(), exit_tx.clone(), canonical(peer));
             tokio::spawn(async move {
                 let service = service_fn(move |req| handle(req, peer, hostname.clone(), exit_tx.clone()));
                 let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -74,6 +91,11 @@ pub async fn run(args: NetexecArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// A peer as Go reports it: an IPv4 client of a dual-stack socket (`[::ffff:a.b.c.d]:p`) as `a.b.c.d:p`.
+fn canonical(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
 }
 
 /// agnhost's `/dial?request=PATH&protocol=http&host=H&port=P&tries=N`: this pod GETs `http://H:P/PATH` N times
@@ -94,9 +116,10 @@ async fn dial<B>(req: &Request<B>) -> (StatusCode, String) {
         match tokio::time::timeout(Duration::from_secs(5), get(&host, port, &request)).await {
             Ok(Ok(body)) => responses.push(body),
             Ok(Err(e)) => errors.push(e),
-            Err(_) => {
-                errors.push(format!("Get \"http://{host}:{port}/{request}\": context deadline exceeded (timeout)"))
-            }
+            Err(_) => errors.push(format!(
+                "Get \"http://{}/{request}\": context deadline exceeded (timeout)",
+                authority(&host, port)
+            )),
         }
     }
     let mut answer = serde_json::Map::new();
@@ -109,10 +132,16 @@ async fn dial<B>(req: &Request<B>) -> (StatusCode, String) {
     (StatusCode::OK, serde_json::Value::Object(answer).to_string())
 }
 
+/// `host:port`, an IPv6 literal bracketed, for URLs and Host headers (Go's net.JoinHostPort).
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
 /// One GET over a new connection; the body as text.
 async fn get(host: &str, port: u16, path: &str) -> Result<String, String> {
     use http_body_util::{BodyExt, Empty};
-    let url = format!("http://{host}:{port}/{path}");
+    let authority = authority(host, port);
+    let url = format!("http://{authority}/{path}");
     let stream =
         tokio::net::TcpStream::connect((host, port)).await.map_err(|e| format!("Get \"{url}\": dial tcp: {e}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
@@ -120,7 +149,7 @@ async fn get(host: &str, port: u16, path: &str) -> Result<String, String> {
         .map_err(|e| format!("Get \"{url}\": {e}"))?;
     let driver = tokio::spawn(conn);
     let request = Request::get(format!("/{path}"))
-        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::HOST, authority)
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
     let response = sender.send_request(request).await.map_err(|e| format!("Get \"{url}\": {e}"))?;

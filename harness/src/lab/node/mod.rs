@@ -1,7 +1,8 @@
 //! The node agent: svcbench's kubelet. One per lab node, with the node's own identity (`system:node:<name>`).
 //!
-//! It registers its Node (addresses, capacity, Ready), renews its Lease and heartbeats its status every 10 s, waits
-//! for the podCIDR the controller-manager allocates, then follows the pods bound to it (a list served from the
+//! It registers its Node (both InternalIPs, IPv4 first, as kubelet with `--node-ip=<v4>,<v6>`; capacity; Ready),
+//! renews its Lease and heartbeats its status every 10 s, waits for the two podCIDRs (IPv4, IPv6) the
+//! controller-manager allocates, then follows the pods bound to it (a list served from the
 //! watch cache every 100 ms): each new pod gets a sandbox and its containers ([`pod`]); a pod with a deletion
 //! timestamp is terminated gracefully and then deleted with grace 0 and a UID precondition, as kubelet does.
 
@@ -11,7 +12,7 @@ pub mod probe;
 
 use std::{
     collections::HashMap,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
@@ -66,8 +67,10 @@ pub struct NodeIdentity {
     pub name: String,
     /// Its network namespace.
     pub netns: String,
-    /// Its address on the lab network.
+    /// Its IPv4 address on the lab network (the primary node IP).
     pub ip: Ipv4Addr,
+    /// Its IPv6 address on the lab network (the secondary node IP).
+    pub ip6: Ipv6Addr,
     /// Zone label.
     pub zone: String,
 }
@@ -80,22 +83,23 @@ pub struct NodeAgent {
 }
 
 impl NodeAgent {
-    /// Registers the node and starts following its pods; returns once the node has its podCIDR.
+    /// Registers the node and starts following its pods; returns once the node has its podCIDRs (spec.podCIDRs:
+    /// IPv4, then IPv6).
     ///
     /// # Errors
-    /// Registration failed or no podCIDR came within 60 s.
+    /// Registration failed or no podCIDRs came within 60 s.
     pub async fn start(
         ctx: Arc<NodeContext>,
         identity: NodeIdentity,
         client: Client,
-    ) -> anyhow::Result<(Self, String)> {
+    ) -> anyhow::Result<(Self, Vec<String>)> {
         let nodes: Api<Node> = Api::all(client.clone());
         register(&nodes, &identity).await?;
-        let cidr = wait_for_pod_cidr(&nodes, &identity.name).await?;
+        let cidrs = wait_for_pod_cidrs(&nodes, &identity.name).await?;
         let pods = Arc::new(Mutex::new(HashMap::new()));
-        let runtime = pod::Runtime::new(ctx, identity.clone(), client.clone(), &cidr)?;
+        let runtime = pod::Runtime::new(ctx, identity.clone(), client.clone(), &cidrs)?;
         let task = tokio::spawn(run(Arc::new(runtime), client, identity.clone(), pods.clone()));
-        Ok((Self { identity, task, pods }, cidr))
+        Ok((Self { identity, task, pods }, cidrs))
     }
 
     /// The node's name.
@@ -157,7 +161,12 @@ fn status_body(id: &NodeIdentity) -> serde_json::Value {
     };
     let resources = json!({"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"});
     json!({"status": {
-        "addresses": [{"type": "InternalIP", "address": id.ip.to_string()}, {"type": "Hostname", "address": id.name}],
+        // kubelet's order with two node IPs (pkg/kubelet/nodestatus NodeAddress): primary, secondary, hostname.
+        "addresses": [
+            {"type": "InternalIP", "address": id.ip.to_string()},
+            {"type": "InternalIP", "address": id.ip6.to_string()},
+            {"type": "Hostname", "address": id.name},
+        ],
         "capacity": resources,
         "allocatable": resources,
         "conditions": [
@@ -211,14 +220,18 @@ async fn renew_lease(client: &Client, id: &NodeIdentity, uid: Option<String>) ->
     Ok(())
 }
 
-async fn wait_for_pod_cidr(nodes: &Api<Node>, name: &str) -> anyhow::Result<String> {
+/// The node's podCIDRs once kube-controller-manager has allocated both families (it sets them in one update).
+async fn wait_for_pod_cidrs(nodes: &Api<Node>, name: &str) -> anyhow::Result<Vec<String>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(cidr) = nodes.get(name).await?.spec.and_then(|s| s.pod_cidr) {
-            return Ok(cidr);
+        let cidrs = nodes.get(name).await?.spec.and_then(|s| s.pod_cidrs).unwrap_or_default();
+        if cidrs.len() == 2 {
+            return Ok(cidrs);
         }
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("node {name} got no podCIDR from kube-controller-manager within 60 s");
+            anyhow::bail!(
+                "node {name} got no IPv4 and IPv6 podCIDRs from kube-controller-manager within 60 s: {cidrs:?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

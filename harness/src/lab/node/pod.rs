@@ -1,12 +1,13 @@
-//! One pod on a lab node, from sandbox to deletion: its network namespace wired with a routed /32 veth (the pod's
-//! default route is a link-local gateway the node answers by proxy ARP, so every packet crosses the node's
-//! netfilter), the files kubelet writes (`resolv.conf`, `hosts`, `hostname`, volumes, the service-account token),
+//! One pod on a lab node, from sandbox to deletion: its network namespace wired with a routed veth, dual-stack (an
+//! IPv4 /32 and an IPv6 /128 from the node's two podCIDRs; the pod's default routes go to link-local gateways the
+//! node answers, 169.254.1.1 by proxy ARP and fe80::1 as an address of the node's end, so every packet crosses the
+//! node's netfilter), the files kubelet writes (`resolv.conf`, `hosts`, `hostname`, volumes, the service-account token),
 //! its containers as processes (restarted when they exit), readiness probes driving the Ready condition, and
 //! graceful termination (SIGTERM, the grace period, SIGKILL, then delete with grace 0 and a UID precondition).
 
 use std::{
     collections::HashMap,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     process::Command,
     sync::{
@@ -32,13 +33,18 @@ use crate::lab::{
     process::Supervised,
 };
 
+/// The pods' IPv6 default gateway: a link-local address on the node's end of each pod veth.
+const POD_GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
 /// Node-wide state for starting pods.
 pub struct Runtime {
     pub(crate) ctx: Arc<NodeContext>,
     pub(crate) node: NodeIdentity,
     pub(crate) client: Client,
-    /// The node's pod network (`10.244.N.0/24`): base address and next host number.
+    /// The node's IPv4 pod network (`10.244.N.0/24`): base address and next host number.
     base: Ipv4Addr,
+    /// The node's IPv6 pod network (`fd00:10:244:N::/64`): a pod's IPv6 address has its IPv4 host number.
+    base6: Ipv6Addr,
     next_host: AtomicU32,
     /// Pod IPs held by live sandboxes: allocation wraps around the /24 and must skip them.
     in_use: std::sync::Mutex<std::collections::HashSet<Ipv4Addr>>,
@@ -46,32 +52,41 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// State for a node whose podCIDR is `cidr`.
+    /// State for a node whose podCIDRs are `cidrs` (an IPv4 /24 or wider and an IPv6 /64 or wider, any order).
     ///
     /// # Errors
-    /// `cidr` is not an IPv4 /24 or wider.
-    pub fn new(ctx: Arc<NodeContext>, node: NodeIdentity, client: Client, cidr: &str) -> anyhow::Result<Self> {
-        let base: Ipv4Addr =
-            cidr.split('/').next().unwrap_or_default().parse().with_context(|| format!("podCIDR {cidr}"))?;
+    /// `cidrs` lacks a family or one does not parse.
+    pub fn new(ctx: Arc<NodeContext>, node: NodeIdentity, client: Client, cidrs: &[String]) -> anyhow::Result<Self> {
+        let bases: Vec<IpAddr> = cidrs
+            .iter()
+            .map(|cidr| cidr.split('/').next().unwrap_or_default().parse().with_context(|| format!("podCIDR {cidr}")))
+            .collect::<anyhow::Result<_>>()?;
+        let base = bases.iter().find_map(|b| if let IpAddr::V4(b) = b { Some(*b) } else { None });
+        let base6 = bases.iter().find_map(|b| if let IpAddr::V6(b) = b { Some(*b) } else { None });
+        let (Some(base), Some(base6)) = (base, base6) else {
+            anyhow::bail!("node {} has podCIDRs {cidrs:?}: the lab needs an IPv4 and an IPv6 one", node.name)
+        };
         Ok(Self {
             ctx,
             node,
             client,
             base,
+            base6,
             next_host: AtomicU32::new(0),
             in_use: std::sync::Mutex::new(std::collections::HashSet::new()),
             next_sandbox: AtomicU32::new(0),
         })
     }
 
-    /// The next free pod IP (.2 … .254 of the node's /24, in order, wrapping around past the ones in use).
-    fn allocate_ip(&self) -> anyhow::Result<Ipv4Addr> {
+    /// The next free pod IPs (.2 … .254 of the node's /24, in order, wrapping around past the ones in use; the
+    /// IPv6 one has the same host number in the node's /64, so it is free whenever the IPv4 one is).
+    fn allocate_ip(&self) -> anyhow::Result<(Ipv4Addr, Ipv6Addr)> {
         let mut in_use = self.in_use.lock().expect("ip lock");
         for _ in 0..253 {
-            let host = self.next_host.fetch_add(1, Ordering::Relaxed) % 253;
-            let ip = Ipv4Addr::from(u32::from(self.base) + 2 + host);
+            let host = 2 + self.next_host.fetch_add(1, Ordering::Relaxed) % 253;
+            let ip = Ipv4Addr::from(u32::from(self.base) + host);
             if in_use.insert(ip) {
-                return Ok(ip);
+                return Ok((ip, Ipv6Addr::from(u128::from(self.base6) + u128::from(host))));
             }
         }
         anyhow::bail!("node {} has no free pod IP: 253 pods run on it", self.node.name)
@@ -122,11 +137,14 @@ impl PodHandle {
     }
 }
 
-/// The sandbox: network namespace, address, directory. Removed on drop.
+/// The sandbox: network namespace, addresses, directory. Removed on drop.
 struct Sandbox {
     /// The pod's own namespace; `None` for a `hostNetwork` pod, which runs in the node's.
     own_netns: Option<Netns>,
+    /// The primary pod IP (status.podIP).
     ip: Ipv4Addr,
+    /// The secondary pod IP (status.podIPs[1]).
+    ip6: Ipv6Addr,
     dir: PathBuf,
     runtime: Arc<Runtime>,
 }
@@ -135,6 +153,11 @@ impl Sandbox {
     /// The network namespace its containers join.
     fn netns(&self) -> &str {
         self.own_netns.as_ref().map_or(&self.runtime.node.netns, Netns::name)
+    }
+
+    /// status.podIPs, IPv4 first (kubelet orders them by the node IP's family).
+    fn ips(&self) -> [IpAddr; 2] {
+        [self.ip.into(), self.ip6.into()]
     }
 }
 
@@ -151,11 +174,11 @@ fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         // kubelet gives a host-network pod the node's network namespace and address.
         let dir = pod_dir(rt, pod)?;
-        return Ok(Sandbox { own_netns: None, ip: rt.node.ip, dir, runtime: rt.clone() });
+        return Ok(Sandbox { own_netns: None, ip: rt.node.ip, ip6: rt.node.ip6, dir, runtime: rt.clone() });
     }
-    let ip = rt.allocate_ip()?;
-    match wire_sandbox(rt, pod, ip) {
-        Ok((netns, dir)) => Ok(Sandbox { own_netns: Some(netns), ip, dir, runtime: rt.clone() }),
+    let (ip, ip6) = rt.allocate_ip()?;
+    match wire_sandbox(rt, pod, ip, ip6) {
+        Ok((netns, dir)) => Ok(Sandbox { own_netns: Some(netns), ip, ip6, dir, runtime: rt.clone() }),
         Err(e) => {
             rt.release_ip(ip);
             Err(e)
@@ -164,7 +187,7 @@ fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
 }
 
 /// The pod's namespace, veth, routes and directory.
-fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr) -> anyhow::Result<(Netns, PathBuf)> {
+fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr, ip6: Ipv6Addr) -> anyhow::Result<(Netns, PathBuf)> {
     let seq = rt.next_sandbox.fetch_add(1, Ordering::Relaxed);
     let name = format!("svcb-{}-{}-p{seq}", rt.ctx.lab_id, rt.node.name.rsplit('-').next().unwrap_or("n"));
     let netns = Netns::create(&name)?;
@@ -174,8 +197,12 @@ fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr) -> anyhow::Result<(Netns,
         node_ns,
         &[
             format!("link add {veth} type veth peer name eth0 netns {name}"),
+            // The pod's IPv6 gateway, on the node's end of every pod veth (each is its own link, so the same
+            // link-local address on all of them is no conflict); nodad: usable at once, nothing to collide with.
+            format!("addr add {POD_GATEWAY6}/64 dev {veth} nodad"),
             format!("link set {veth} up"),
             format!("route replace {ip}/32 dev {veth} scope link"),
+            format!("route replace {ip6}/128 dev {veth}"),
         ],
     )?;
     super::super::netns::in_netns(node_ns, {
@@ -186,9 +213,11 @@ fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr) -> anyhow::Result<(Netns,
         &name,
         &[
             format!("addr add {ip}/32 dev eth0"),
+            format!("addr add {ip6}/128 dev eth0 nodad"),
             "link set eth0 up".into(),
             "route add 169.254.1.1 dev eth0 scope link".into(),
             "route add default via 169.254.1.1 dev eth0".into(),
+            format!("route add default via {POD_GATEWAY6} dev eth0"),
         ],
     )?;
     Ok((netns, pod_dir(rt, pod)?))
@@ -229,7 +258,7 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     let spec = pod.spec.clone().unwrap_or_default();
     let sandbox = create_sandbox(&rt, &pod)?;
     let start_time = now();
-    let volumes = files::write_pod_files(&rt, &pod, &sandbox.dir, sandbox.ip).await;
+    let volumes = files::write_pod_files(&rt, &pod, &sandbox.dir, &sandbox.ips()).await;
     let mut containers: Vec<ContainerState> = spec
         .containers
         .iter()
@@ -375,7 +404,9 @@ fn start_container(
                 "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
                 "metadata.namespace" => pod.metadata.namespace.clone().unwrap_or_default(),
                 "status.podIP" => sandbox.ip.to_string(),
+                "status.podIPs" => format!("{},{}", sandbox.ip, sandbox.ip6),
                 "status.hostIP" => rt.node.ip.to_string(),
+                "status.hostIPs" => format!("{},{}", rt.node.ip, rt.node.ip6),
                 "spec.nodeName" => rt.node.name.clone(),
                 _ => String::new(),
             })
@@ -479,8 +510,8 @@ fn status_body(
     let _ = pod;
     json!({"status": {
         "phase": phase,
-        "podIP": sandbox.ip.to_string(), "podIPs": [{"ip": sandbox.ip.to_string()}],
-        "hostIP": rt.node.ip.to_string(), "hostIPs": [{"ip": rt.node.ip.to_string()}],
+        "podIP": sandbox.ip.to_string(), "podIPs": [{"ip": sandbox.ip.to_string()}, {"ip": sandbox.ip6.to_string()}],
+        "hostIP": rt.node.ip.to_string(), "hostIPs": [{"ip": rt.node.ip.to_string()}, {"ip": rt.node.ip6.to_string()}],
         "startTime": start_time,
         "conditions": conditions,
         "containerStatuses": statuses,
