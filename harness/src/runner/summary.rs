@@ -165,7 +165,7 @@ fn other(check: &Check) -> String {
             let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
             format!("from {from}: connect {service}:{port}{via} → {outcome:?}")
         }
-        Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply } => {
+        Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply, .. } => {
             let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
             let flow = flow.as_ref().map(|f| format!(" on flow {f}")).unwrap_or_default();
             let want = match (answered_by, reply) {

@@ -12,11 +12,11 @@ use crate::{
 
 /// Evaluates a [`Check::Udp`].
 pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, TargetError> {
-    let Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply } = check else {
+    let Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply, ip_family } = check else {
         return Err(TargetError::Other("not a UDP check".into()));
     };
     let mut expected = json!({ "result": outcome, "send": send, "flow": flow });
-    let address = match service_address(target, service, *port, *node, None).await? {
+    let address = match service_address(target, service, *port, *node, *ip_family).await? {
         Ok(address) => address,
         Err(why) => return Ok(Evaluation::new(false, expected, json!({}), why)),
     };

@@ -381,6 +381,8 @@ pub enum Check {
         answered_by: Option<PodSet>,
         /// The reply must be exactly this.
         reply: Option<String>,
+        /// The ClusterIP of this family (default IPv4).
+        ip_family: Option<crate::scenario::IpFamily>,
     },
     /// kube-proxy's health check for a `LoadBalancer` Service with `externalTrafficPolicy: Local`, on one node.
     HealthCheck {

@@ -176,6 +176,9 @@ pub struct RawExpectUdp {
     /// `answered` (default), `refused` or `timeout`.
     #[serde(default)]
     pub result: Option<SpannedStr>,
+    /// The ClusterIP of this family (default IPv4).
+    #[serde(default)]
+    pub ip_family: Option<SpannedStr>,
     /// For `send: hostname`: the answering pod is one of these.
     #[serde(default)]
     pub answered_by: Option<Spanned<RawPodSet>>,

@@ -65,6 +65,14 @@ impl Validator {
         {
             return None;
         }
+        let ip_family = self.ip_family(&e.ip_family)?;
+        if node.is_some() && ip_family == Some(super::super::IpFamily::IPv6) {
+            self.err(
+                &e.port.referenced,
+                "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via`",
+            );
+            return None;
+        }
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {
             timeout,
@@ -78,6 +86,7 @@ impl Validator {
                 outcome,
                 answered_by,
                 reply: e.reply.as_ref().map(|r| r.value.clone()),
+                ip_family,
             },
         })
     }
