@@ -157,10 +157,12 @@ impl DnsPortMap {
 
 impl AddressMap for DnsPortMap {
     fn resolve(&self, addr: SocketAddr) -> SocketAddr {
-        if addr.port() == 53 && self.nameservers.contains(&addr.ip()) {
-            SocketAddr::new(addr.ip(), self.port)
-        } else {
-            addr
+        match addr.ip() {
+            ip if addr.port() == 53 && self.nameservers.contains(&ip) => SocketAddr::new(ip, self.port),
+            // Beside an embedded cluster (the only use of `--dns-port`) the IPv6 addresses are models that only
+            // its in-process map translates: never dial them on the host, refuse at once.
+            IpAddr::V6(v6) if !v6.is_loopback() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            _ => addr,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::{
 
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
+use crate::scenario::Protocol;
+
 /// Translates the address a pod dials into the address that actually listens.
 ///
 /// A real cluster needs none (identity). The embedded target uses it when it runs without root: a service port below
@@ -15,14 +17,20 @@ pub trait AddressMap: Send + Sync {
     /// The address to connect to for `addr`.
     fn resolve(&self, addr: SocketAddr) -> SocketAddr;
 
+    /// The address to send UDP to for `addr` (the embedded target translates IPv6 ports per protocol).
+    fn resolve_udp(&self, addr: SocketAddr) -> SocketAddr {
+        self.resolve(addr)
+    }
+
     /// The local address a socket sending as `source` binds (the embedded target binds `::1` for its IPv6 model
     /// addresses, which no interface has).
     fn local_for(&self, source: IpAddr) -> IpAddr {
         source
     }
 
-    /// Notes that the socket bound at `local` sends as `source`, so whoever receives from it can tell who it is.
-    fn bound(&self, _local: SocketAddr, _source: IpAddr) {}
+    /// Notes that the `protocol` socket bound at `local` sends as `source`, so whoever receives from it can tell
+    /// who it is.
+    fn bound(&self, _protocol: Protocol, _local: SocketAddr, _source: IpAddr) {}
 }
 
 /// No translation (inside a real cluster).
@@ -108,7 +116,7 @@ impl Dialer {
         let socket = if real.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         if let Some((local, source)) = self.local(addr, real) {
             socket.bind(local)?;
-            self.map.bound(socket.local_addr()?, source);
+            self.map.bound(Protocol::Tcp, socket.local_addr()?, source);
         }
         let stream = socket.connect(real).await?;
         stream.set_nodelay(true)?;
@@ -120,7 +128,7 @@ impl Dialer {
     /// # Errors
     /// The OS error of `bind` or `connect`.
     pub async fn connect_udp(&self, addr: SocketAddr) -> std::io::Result<UdpSocket> {
-        let real = self.resolve(addr);
+        let real = self.map.resolve_udp(addr);
         let (local, source) = match self.local(addr, real) {
             Some((local, source)) => (local, Some(source)),
             None if real.is_ipv4() => (SocketAddr::from(([0, 0, 0, 0], 0)), None),
@@ -128,7 +136,7 @@ impl Dialer {
         };
         let socket = UdpSocket::bind(local).await?;
         if let Some(source) = source {
-            self.map.bound(socket.local_addr()?, source);
+            self.map.bound(Protocol::Udp, socket.local_addr()?, source);
         }
         socket.connect(real).await?;
         Ok(socket)

@@ -103,6 +103,14 @@ pub async fn resolve_address(
         .map_err(|rcode| HttpFailure::Resolve { rcode }))
 }
 
+/// The Host header for `host`: an IPv6 literal in brackets (RFC 7230 §5.4), anything else as given.
+fn host_header(host: &str) -> String {
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => host.to_owned(),
+    }
+}
+
 /// GETs `path` from `host:port` over a new connection and asks `/hostname` on the same connection.
 ///
 /// # Errors
@@ -162,7 +170,7 @@ async fn send(
     path: &str,
 ) -> Result<(u16, String), HttpFailure> {
     let request = Request::get(path)
-        .header(header::HOST, host)
+        .header(header::HOST, host_header(host))
         .header(header::USER_AGENT, "svcbench")
         .body(Empty::<Bytes>::new())
         .map_err(|e| HttpFailure::Other { message: format!("request: {e}") })?;

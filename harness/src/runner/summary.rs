@@ -110,8 +110,14 @@ pub fn summarize(step: &Step) -> String {
                 let mode =
                     serde_json::to_value(m.mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
                 format!(
-                    "from {}: {} requests to http://{}:{}{} ({mode}, {} connections, {rate})",
-                    m.from, m.requests, m.host, m.port, m.path, m.connections
+                    "from {}: {} requests to http://{}:{}{}{} ({mode}, {} connections, {rate})",
+                    m.from,
+                    m.requests,
+                    m.host,
+                    m.port,
+                    m.path,
+                    over(&m.ip_family),
+                    m.connections
                 )
             }
             Check::MeasureDns(m) => {
@@ -141,12 +147,29 @@ fn record(r: &ExpectedRecord) -> String {
     }
 }
 
+/// ` over IPv6` (or IPv4) when a traffic check names its family.
+fn over(family: &Option<crate::scenario::IpFamily>) -> String {
+    family.map(|f| format!(" over {f}")).unwrap_or_default()
+}
+
 fn other(check: &Check) -> String {
     match check {
         Check::ResolvConf { from, search, ndots } => {
             format!("resolv.conf in {from}: search {} ndots:{ndots}", search.join(" "))
         }
-        Check::Http { from, host, port, path, via, answered_by, reaches_all, reaches_only, source_ip, .. } => {
+        Check::Http {
+            from,
+            host,
+            port,
+            path,
+            via,
+            answered_by,
+            reaches_all,
+            reaches_only,
+            source_ip,
+            ip_family,
+            ..
+        } => {
             let who = match (answered_by, reaches_all, reaches_only) {
                 (_, Some(all), _) => format!(" reaches all {}", pods(all)),
                 (_, None, Some(only)) => format!(" reaches only {}", pods(only)),
@@ -159,14 +182,18 @@ fn other(check: &Check) -> String {
                 Via::NodePort { node, .. } => format!(" via its nodePort on node {node}"),
             };
             let source = source_ip.map(|s| format!(", source IP {s:?}")).unwrap_or_default();
-            format!("from {from}: GET http://{host}:{port}{path}{via}{who}{source}")
+            format!("from {from}: GET http://{host}:{port}{path}{}{via}{who}{source}", over(ip_family))
         }
-        Check::Connect { from, service, port, node, outcome, .. } => {
+        Check::Connect { from, service, port, node, outcome, ip_family } => {
             let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
-            format!("from {from}: connect {service}:{port}{via} → {outcome:?}")
+            format!("from {from}: connect {service}:{port}{}{via} → {outcome:?}", over(ip_family))
         }
-        Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply, .. } => {
-            let via = node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default();
+        Check::Udp { from, service, port, node, send, flow, outcome, answered_by, reply, ip_family } => {
+            let via = format!(
+                "{}{}",
+                over(ip_family),
+                node.map(|n| format!(" via its nodePort on node {n}")).unwrap_or_default()
+            );
             let flow = flow.as_ref().map(|f| format!(" on flow {f}")).unwrap_or_default();
             let want = match (answered_by, reply) {
                 (Some(set), _) => format!("answered by {}", pods(set)),

@@ -325,7 +325,8 @@ pub enum Check {
         source_ip: Option<SourceIp>,
         /// The HTTP client that sends the requests.
         client: HttpClient,
-        /// The family dialled: the host's AAAA or the IPv6 ClusterIP for `IPv6` (default IPv4).
+        /// `IPv6`: the host's AAAA, or the IPv6 ClusterIP; `IPv4`: its A or IPv4 ClusterIP (default: A, or the
+        /// primary ClusterIP).
         ip_family: Option<crate::scenario::IpFamily>,
     },
     /// Every service `<prefix>-i` has `ready_endpoints` ready endpoints, resolves to its ClusterIP, and accepts a
@@ -358,7 +359,7 @@ pub enum Check {
         node: Option<u32>,
         /// What must happen.
         outcome: ConnectOutcome,
-        /// The ClusterIP of this family (default IPv4).
+        /// The ClusterIP of this family (default: the Service's primary ClusterIP).
         ip_family: Option<crate::scenario::IpFamily>,
     },
     /// One UDP datagram to a service's ClusterIP and UDP port (or its nodePort on a node), and the reply.
@@ -381,7 +382,7 @@ pub enum Check {
         answered_by: Option<PodSet>,
         /// The reply must be exactly this.
         reply: Option<String>,
-        /// The ClusterIP of this family (default IPv4).
+        /// The ClusterIP of this family (default: the Service's primary ClusterIP).
         ip_family: Option<crate::scenario::IpFamily>,
     },
     /// kube-proxy's health check for a `LoadBalancer` Service with `externalTrafficPolicy: Local`, on one node.

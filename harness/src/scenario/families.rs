@@ -86,9 +86,6 @@ impl IpFamilies {
             );
         }
         let mut families = self.families.clone();
-        if policy == IpFamilyPolicy::PreferDualStack && !dual_cluster {
-            families.truncate(1);
-        }
         if let Some(missing) = families.iter().find(|f| !cluster.contains(f)) {
             return Err(format!("ipFamilies: {missing} is not configured on this cluster"));
         }
@@ -123,8 +120,9 @@ mod tests {
         assert_eq!(resolve(Some(RequireDualStack), &[IPv6], &dual), Ok(vec![IPv6, IPv4]));
         assert_eq!(resolve(Some(RequireDualStack), &[IPv6, IPv4], &dual), Ok(vec![IPv6, IPv4]));
         assert_eq!(resolve(Some(PreferDualStack), &[], &[IPv6, IPv4]), Ok(vec![IPv6, IPv4]));
-        // A single-stack cluster.
-        assert_eq!(resolve(Some(PreferDualStack), &[IPv4, IPv6], &[IPv4]), Ok(vec![IPv4]));
+        // A single-stack cluster: PreferDualStack gets one family, but two asked for are refused.
+        assert_eq!(resolve(Some(PreferDualStack), &[IPv4], &[IPv4]), Ok(vec![IPv4]));
+        assert!(resolve(Some(PreferDualStack), &[IPv4, IPv6], &[IPv4]).unwrap_err().contains("IPv6 is not configured"));
         assert!(resolve(Some(RequireDualStack), &[], &[IPv4]).unwrap_err().contains("not configured for dual-stack"));
         assert!(resolve(None, &[IPv6], &[IPv4]).unwrap_err().contains("IPv6 is not configured"));
     }

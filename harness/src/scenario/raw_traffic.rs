@@ -121,7 +121,8 @@ pub struct RawExpectHttp {
     /// `plain` (default: a new connection per request) or `reqwest` (the pod's pooled `reqwest::Client`).
     #[serde(default)]
     pub client: Option<SpannedStr>,
-    /// `IPv6`: resolve the host with AAAA (`curl -6`), or dial the Service's IPv6 ClusterIP; default IPv4.
+    /// `IPv6`: resolve the host with AAAA (`curl -6`), or dial the Service's IPv6 ClusterIP (default: A, or the
+    /// primary ClusterIP).
     #[serde(default)]
     pub ip_family: Option<SpannedStr>,
     #[serde(default)]
@@ -148,7 +149,7 @@ pub struct RawExpectConnect {
     pub via: Option<RawNodeVia>,
     /// `connected`, `refused` or `timeout`.
     pub result: SpannedStr,
-    /// The ClusterIP of this family (default IPv4).
+    /// The ClusterIP of this family (default: the Service's primary ClusterIP).
     #[serde(default)]
     pub ip_family: Option<SpannedStr>,
     #[serde(default)]
@@ -176,7 +177,7 @@ pub struct RawExpectUdp {
     /// `answered` (default), `refused` or `timeout`.
     #[serde(default)]
     pub result: Option<SpannedStr>,
-    /// The ClusterIP of this family (default IPv4).
+    /// The ClusterIP of this family (default: the Service's primary ClusterIP).
     #[serde(default)]
     pub ip_family: Option<SpannedStr>,
     /// For `send: hostname`: the answering pod is one of these.

@@ -387,6 +387,16 @@ mod tests {
              - expectConnect: {from: test, namespace: test, service: solo, port: 80, via: {node: 0}, ipFamily: IPv6, result: connected}\n",
         );
         assert!(e.contains("t.yaml:7:") && e.contains("no `ipFamily: IPv6` with `via`"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  \
+             - expectHttp: {from: test, url: http://solo/hostname, client: reqwest, ipFamily: IPv6}\n",
+        );
+        assert!(e.contains("t.yaml:7:") && e.contains("no `ipFamily: IPv6` with `client: reqwest`"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  \
+             - expectHttp: {from: test, url: http://solo/clientip, sourceIP: node, ipFamily: IPv6}\n",
+        );
+        assert!(e.contains("not with `ipFamily: IPv6`"), "{e}");
         let e = errors("  - expectDns: {from: test, name: solo, ipFamily: IPv6}\n");
         assert!(e.contains("with `name`, give `type: AAAA`"), "{e}");
         let e = errors(

@@ -25,6 +25,10 @@ pub const MAX_DNS_QUERIES: u64 = 10_000_000;
 /// A load's send phase when the step gives no `duration`.
 const DEFAULT_LOAD_DURATION: Duration = Duration::from_secs(10);
 
+/// Why `client: reqwest` takes no `ipFamily: IPv6`.
+const REQWEST_IPV4_ONLY: &str =
+    "the pooled `reqwest` client sends from the pod's IPv4 address only: no `ipFamily: IPv6` with `client: reqwest`";
+
 impl Validator {
     /// An open-loop rate: `0` is closed loop (`None`), otherwise [`MIN_RATE`] to `max` per second; `default` when
     /// absent. Below [`MIN_RATE`] the interval between sends no longer fits a `Duration`.
@@ -132,6 +136,10 @@ impl Validator {
             return None;
         }
         let ip_family = self.ip_family(&m.ip_family)?;
+        if ip_family == Some(IpFamily::IPv6) && client == HttpClient::Reqwest {
+            self.err(&m.url.referenced, REQWEST_IPV4_ONLY);
+            return None;
+        }
         let timeout = self.timeout(&m.timeout).max(duration + Duration::from_secs(5));
         Some(Assertion {
             timeout,
@@ -296,6 +304,17 @@ impl Validator {
             None => None,
         };
         let ip_family = self.ip_family(&e.ip_family)?;
+        if ip_family == Some(IpFamily::IPv6) && client == HttpClient::Reqwest {
+            self.err(&e.url.referenced, REQWEST_IPV4_ONLY);
+            return None;
+        }
+        if ip_family == Some(IpFamily::IPv6) && source_ip == Some(SourceIp::Node) {
+            self.err(
+                &e.url.referenced,
+                "`sourceIP: node` compares with the nodes' InternalIPs, which are IPv4: not with `ipFamily: IPv6`",
+            );
+            return None;
+        }
         if let (Some(IpFamily::IPv6), Via::NodePort { .. }) = (ip_family, &via) {
             self.err(
                 &e.url.referenced,

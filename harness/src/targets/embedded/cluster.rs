@@ -293,7 +293,9 @@ impl Cluster {
     fn stop_pod(&self, inner: &mut Inner, key: &ObjectRef) {
         if let Some(pod) = inner.snap.pods.remove(key) {
             for port in &pod.ports {
-                self.ports.forget(SocketAddr::new(IpAddr::V6(pod.ip6), port.port));
+                let model = SocketAddr::new(IpAddr::V6(pod.ip6), port.port);
+                self.ports.forget(Protocol::Tcp, model);
+                self.ports.forget(Protocol::Udp, model);
             }
         }
         inner.processes.remove(key);

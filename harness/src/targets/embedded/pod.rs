@@ -15,6 +15,7 @@ use tokio::{
 use tokio_util::task::TaskTracker;
 
 use super::ports::PortMap;
+use crate::scenario::Protocol;
 
 /// A running pod; dropping it stops its listeners and closes its connections, as a killed container would.
 #[derive(Debug)]
@@ -47,7 +48,7 @@ pub fn start(
 async fn serve_udp(socket: UdpSocket, name: Arc<str>, ports: Arc<PortMap>) {
     let mut buf = vec![0u8; 2048];
     while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-        if let Some(answer) = crate::netexec::udp_answer(&buf[..n], ports.peer_model(peer), &name) {
+        if let Some(answer) = crate::netexec::udp_answer(&buf[..n], ports.peer_model(Protocol::Udp, peer), &name) {
             let _ = socket.send_to(answer.as_bytes(), peer).await;
         }
     }
@@ -55,7 +56,7 @@ async fn serve_udp(socket: UdpSocket, name: Arc<str>, ports: Arc<PortMap>) {
 
 async fn serve(listener: TcpListener, name: Arc<str>, ports: Arc<PortMap>, tracker: TaskTracker) {
     serve_http(listener, tracker, move |req, peer| {
-        let (status, body) = crate::netexec::answer(req, ports.peer_model(peer), &name);
+        let (status, body) = crate::netexec::answer(req, ports.peer_model(Protocol::Tcp, peer), &name);
         crate::netexec::text_response(status, body)
     })
     .await;

@@ -7,10 +7,11 @@
 //! state file's `connect` fields and the proxy's backend dials all apply this map.
 //!
 //! IPv6 model addresses (the cluster is dual-stack) exist on no interface: loopback has only `::1`. Every IPv6
-//! listener therefore binds a port of `::1` and is found through this map, and every IPv6 socket a pod or the proxy
-//! opens binds `::1` and records its port as that pod's address (`bound`), so a server learns who connected
-//! ([`PortMap::peer_model`]): `/clientip`, session affinity and hairpin masquerade see model addresses in both
-//! families.
+//! listener therefore binds a port of `::1` and is found through this map — one translation per protocol, since a
+//! TCP and a UDP socket of different model addresses may share a port number of `::1` —, and every IPv6 socket a pod
+//! or the proxy opens binds `::1` and records its port as that pod's address (`bound`), so a server learns who
+//! connected ([`PortMap::peer_model`]): `/clientip`, session affinity and hairpin masquerade see model addresses in
+//! both families.
 
 use std::{
     collections::HashMap,
@@ -22,7 +23,7 @@ use std::{
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 
 use super::programming::{ProxyKey, View};
-use crate::probe::AddressMap;
+use crate::{probe::AddressMap, scenario::Protocol};
 
 /// Whether to try privileged ports at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -44,9 +45,11 @@ pub struct PortMap {
     policy: PortPolicy,
     map: RwLock<HashMap<SocketAddr, SocketAddr>>,
     views: RwLock<HashMap<(View, SocketAddr), SocketAddr>>,
-    /// Local `[::1]:port` of a socket → the IPv6 model address it sends as. Bounded by the port space of `::1`;
-    /// a port reused by a new socket is overwritten when that socket binds.
-    sources: RwLock<HashMap<SocketAddr, IpAddr>>,
+    /// IPv6 model address → the `::1` port of its UDP socket (IPv4 shares `map` for both protocols).
+    udp6: RwLock<HashMap<SocketAddr, SocketAddr>>,
+    /// Protocol and local `[::1]:port` of a socket → the IPv6 model address it sends as. Bounded by the port space
+    /// of `::1`; a port reused by a new socket is overwritten when that socket binds.
+    sources: RwLock<HashMap<(Protocol, SocketAddr), IpAddr>>,
 }
 
 /// Where a model address really listens: IPv6 model addresses on `::1`, the rest on themselves.
@@ -90,13 +93,23 @@ impl AddressMap for ClientMap {
         self.ports.resolve(addr)
     }
 
+    fn resolve_udp(&self, addr: SocketAddr) -> SocketAddr {
+        // UDP ports have no per-node views (the embedded target refuses UDP with Local policies).
+        self.ports.resolve_udp(addr)
+    }
+
     fn local_for(&self, source: IpAddr) -> IpAddr {
         host_ip(source)
     }
 
-    fn bound(&self, local: SocketAddr, source: IpAddr) {
-        self.ports.bound(local, source);
+    fn bound(&self, protocol: Protocol, local: SocketAddr, source: IpAddr) {
+        self.ports.bound(protocol, local, source);
     }
+}
+
+/// Whether `addr` is an IPv6 model address (translated to `::1`).
+fn is_v6_model(addr: SocketAddr) -> bool {
+    host_ip(addr.ip()) != addr.ip()
 }
 
 /// An IPv6 model address nothing listens for: `[::1]:0`, which refuses at once. Dialling the model address itself
@@ -110,13 +123,20 @@ impl AddressMap for PortMap {
         self.map.read().expect("port map lock").get(&addr).copied().unwrap_or_else(|| unlistened(addr))
     }
 
+    fn resolve_udp(&self, addr: SocketAddr) -> SocketAddr {
+        if !is_v6_model(addr) {
+            return self.resolve(addr);
+        }
+        self.udp6.read().expect("port map lock").get(&addr).copied().unwrap_or_else(|| unlistened(addr))
+    }
+
     fn local_for(&self, source: IpAddr) -> IpAddr {
         host_ip(source)
     }
 
-    fn bound(&self, local: SocketAddr, source: IpAddr) {
+    fn bound(&self, protocol: Protocol, local: SocketAddr, source: IpAddr) {
         if local.ip() != source {
-            self.sources.write().expect("port map lock").insert(local, source);
+            self.sources.write().expect("port map lock").insert((protocol, local), source);
         }
     }
 }
@@ -140,24 +160,27 @@ impl PortMap {
             policy,
             map: RwLock::new(HashMap::new()),
             views: RwLock::new(HashMap::new()),
+            udp6: RwLock::new(HashMap::new()),
             sources: RwLock::new(HashMap::new()),
         }
     }
 
-    /// The model address of a peer a listener accepted: an IPv6 socket's recorded pod address, else itself.
-    pub fn peer_model(&self, peer: SocketAddr) -> SocketAddr {
-        match self.sources.read().expect("port map lock").get(&peer) {
+    /// The model address of a `protocol` peer a socket received from: an IPv6 socket's recorded pod address, else
+    /// itself.
+    pub fn peer_model(&self, protocol: Protocol, peer: SocketAddr) -> SocketAddr {
+        match self.sources.read().expect("port map lock").get(&(protocol, peer)) {
             Some(ip) => SocketAddr::new(*ip, peer.port()),
             None => peer,
         }
     }
 
-    /// Forgets where an IPv6 model address listened, once its listener is closed: every IPv6 listener shares `::1`,
-    /// so the port may go to another address's listener next (IPv4 ones keep theirs, to be reused on rebind). A
-    /// Service port of both protocols shares one translation: closing one side forgets it for both until rebound.
-    pub fn forget(&self, model: SocketAddr) {
-        if host_ip(model.ip()) != model.ip() {
-            self.map.write().expect("port map lock").remove(&model);
+    /// Forgets where an IPv6 model address's `protocol` socket listened, once it is closed: every IPv6 socket
+    /// shares `::1`, so the port may go to another address's socket next (IPv4 ones keep theirs, to be reused on
+    /// rebind).
+    pub fn forget(&self, protocol: Protocol, model: SocketAddr) {
+        if is_v6_model(model) {
+            let map = if protocol == Protocol::Udp { &self.udp6 } else { &self.map };
+            map.write().expect("port map lock").remove(&model);
         }
     }
 
@@ -230,6 +253,12 @@ impl PortMap {
                 Err(e) => return Err(e),
             }
         }
+        if is_v6_model(model) {
+            // A port of its own on `::1`: the TCP side's port may be another socket's for UDP.
+            let socket = bind(SocketAddr::new(host_ip(model.ip()), 0))?;
+            self.udp6.write().expect("port map lock").insert(model, socket.local_addr()?);
+            return Ok(socket);
+        }
         if let Some(previous) = self.translation(model) {
             return bind(previous);
         }
@@ -246,7 +275,7 @@ impl PortMap {
     pub fn bind_tcp_udp(&self, model: SocketAddr) -> io::Result<(TcpListener, UdpSocket)> {
         let tcp = self.bind_tcp(model)?;
         let first = self.bind_udp(model);
-        if first.is_ok() || self.translation(model).is_none() {
+        if first.is_ok() || is_v6_model(model) || self.translation(model).is_none() {
             // Bound, or a real-port conflict that another high port cannot fix.
             return first.map(|udp| (tcp, udp));
         }

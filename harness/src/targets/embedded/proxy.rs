@@ -20,7 +20,7 @@ use tokio::{
 };
 use tokio_util::task::TaskTracker;
 
-use crate::scenario::IpFamily;
+use crate::scenario::{IpFamily, Protocol};
 
 use super::{
     faults::Fault,
@@ -90,7 +90,7 @@ pub async fn reconcile(
             if listeners.remove(&key).is_some() {
                 ports.forget_view(key);
                 if key.1 == super::state::View::Shared {
-                    ports.forget(key.0);
+                    ports.forget(Protocol::Tcp, key.0);
                 }
             }
             let Some(kind) = want else {
@@ -226,7 +226,7 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let peer = ports.peer_model(peer);
+                let peer = ports.peer_model(Protocol::Tcp, peer);
                 // Read the endpoints at accept time: a change applies to new connections only, like conntrack.
                 let (entry, snap) = {
                     let snap = snapshots.borrow();
@@ -283,7 +283,7 @@ async fn forward(mut client: TcpStream, source: IpAddr, backend: SocketAddr, por
         let local = super::ports::host_ip(source);
         if local.is_ipv4() == real.is_ipv4() {
             socket.bind(SocketAddr::new(local, 0))?;
-            crate::probe::AddressMap::bound(ports.as_ref(), socket.local_addr()?, source);
+            crate::probe::AddressMap::bound(ports.as_ref(), Protocol::Tcp, socket.local_addr()?, source);
         }
         socket.connect(real).await
     };

@@ -95,7 +95,10 @@ pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
                         port: p.port,
                         target_port: p.target_port.clone(),
                         protocol: p.protocol,
-                        connect: s.cluster_ips.first().map(|ip| ports.resolve(SocketAddr::new(*ip, p.port))),
+                        connect: s.cluster_ips.first().map(|ip| {
+                            let model = SocketAddr::new(*ip, p.port);
+                            if p.protocol == Protocol::Udp { ports.resolve_udp(model) } else { ports.resolve(model) }
+                        }),
                     })
                     .collect(),
             })

@@ -16,6 +16,8 @@ use rand::seq::IndexedRandom;
 use tokio::{net::UdpSocket, sync::watch, task::JoinHandle};
 use tokio_util::task::TaskTracker;
 
+use crate::scenario::Protocol;
+
 use super::{
     faults::Fault,
     ports::PortMap,
@@ -89,7 +91,7 @@ impl UdpProxy {
         for key in changed {
             if !snap.udp.contains_key(&key) {
                 if self.sockets.remove(&key).is_some() && key.1 == super::state::View::Shared {
-                    ports.forget(key.0);
+                    ports.forget(Protocol::Udp, key.0);
                 }
                 if let Some(table) = self.tables.get(&key) {
                     *table.socket.lock().expect("flow table lock") = None;
@@ -172,7 +174,8 @@ fn route(
     }
     let entry = entry?;
     let backend = *entry.backends.choose(&mut rand::rng())?;
-    let upstream = Arc::new(open_upstream(snap, entry, ports.peer_model(client).ip(), backend, ports).ok()?);
+    let upstream =
+        Arc::new(open_upstream(snap, entry, ports.peer_model(Protocol::Udp, client).ip(), backend, ports).ok()?);
     // Weak: the flow owns this task, so a strong reference back would keep the table alive forever.
     let replies = tracker.spawn(relay_replies(upstream.clone(), Arc::downgrade(table), client));
     if flows.len() >= MAX_FLOWS
@@ -194,7 +197,7 @@ fn open_upstream(
     backend: SocketAddr,
     ports: &PortMap,
 ) -> std::io::Result<UdpSocket> {
-    let real = crate::probe::AddressMap::resolve(ports, backend);
+    let real = crate::probe::AddressMap::resolve_udp(ports, backend);
     // The TCP proxy's rule: a pod reaching itself is masqueraded to its node (or, without hairpin, not forwarded).
     let source = match super::proxy::hairpin_source(snap, client, backend.ip()) {
         Some(Some(node_ip)) => node_ip,
@@ -211,7 +214,7 @@ fn open_upstream(
     };
     let socket = std::net::UdpSocket::bind(local)?;
     if host.is_ipv4() == real.is_ipv4() {
-        crate::probe::AddressMap::bound(ports, socket.local_addr()?, source);
+        crate::probe::AddressMap::bound(ports, Protocol::Udp, socket.local_addr()?, source);
     }
     socket.connect(real)?;
     socket.set_nonblocking(true)?;

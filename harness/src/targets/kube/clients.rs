@@ -135,7 +135,9 @@ impl KubeTarget {
                 let answer: DialAnswer = serde_json::from_slice(&body).map_err(|e| {
                     TargetError::Other(format!("{what}: not a /dial answer ({e}): {}", String::from_utf8_lossy(&body)))
                 })?;
-                Ok(ProbeResponse::Http(dial_result(answer, address, path, target.ip)))
+                // The backend pod dials from its address of the dialled family.
+                let local = target.ip_of(crate::scenario::IpFamily::of(ip)).unwrap_or(target.ip);
+                Ok(ProbeResponse::Http(dial_result(answer, address, path, local)))
             }
         }
     }
