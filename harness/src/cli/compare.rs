@@ -136,11 +136,21 @@ pub struct CompareArgs {
 }
 
 /// The results in `dir` for `implementation` when they are of exactly `plans`, step for step; else why not.
-fn reusable(dir: &Path, implementation: Implementation, plans: &[crate::scenario::Plan]) -> Result<RunResults, String> {
+fn reusable(
+    dir: &Path,
+    implementation: Implementation,
+    nodes: u8,
+    plans: &[crate::scenario::Plan],
+) -> Result<RunResults, String> {
     let path = dir.join(implementation.to_string()).join(files::RESULTS_NAME);
     let results = json::read(&path).map_err(|e| e.to_string())?;
     if results.target.name != implementation.to_string() {
         return Err(format!("{} holds results of {}", path.display(), results.target.name));
+    }
+    // The same components at the same versions, on as many nodes.
+    let wanted = implementation.lab_config(nodes).map(|c| c.description()).unwrap_or_default();
+    if results.target.description != wanted {
+        return Err(format!("{} is of another lab ({})", path.display(), results.target.description));
     }
     if results.scenarios.len() != plans.len() {
         return Err(format!("{} holds {} scenarios, not {}", path.display(), results.scenarios.len(), plans.len()));
@@ -235,7 +245,7 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     let mut inputs = Vec::new();
     for (implementation, profile) in implementations.iter().zip(profiles) {
         let reused = match (&args.reuse, implementation.lab_config(1)) {
-            (Some(dir), Some(_)) => match reusable(dir, *implementation, &plans) {
+            (Some(dir), Some(_)) => match reusable(dir, *implementation, args.nodes, &plans) {
                 Ok(results) => Some(results),
                 Err(why) => {
                     println!("\n{implementation}: not reused ({why}): running it");

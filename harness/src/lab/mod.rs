@@ -118,6 +118,26 @@ impl LabConfig {
         self
     }
 
+    /// The implementation under test, for reports (versions, proxy mode, DNS, nodes).
+    pub fn description(&self) -> String {
+        let dns = match self.dns {
+            DnsMode::Coredns => format!("CoreDNS {} (kubeadm Corefile)", versions::COREDNS),
+            DnsMode::Nodelocal => format!(
+                "NodeLocal DNSCache (node-local-dns add-on Corefile on CoreDNS {0}, per node) in front of CoreDNS {0}",
+                versions::COREDNS
+            ),
+        };
+        format!(
+            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}, \
+             {dns}, etcd {}, {} nodes",
+            versions::KUBERNETES,
+            versions::KUBERNETES,
+            self.proxy_mode.as_str(),
+            versions::ETCD,
+            self.nodes
+        )
+    }
+
     /// The expected-failure profile (a file in `scenarios/profiles/`) of the DNS this lab runs.
     pub fn profile_file(&self) -> String {
         let coredns = versions::COREDNS.trim_start_matches('v');
@@ -340,22 +360,7 @@ impl Lab {
 
     /// The implementation under test, for reports.
     pub fn description(&self) -> String {
-        let dns = match self.config.dns {
-            DnsMode::Coredns => format!("CoreDNS {} (kubeadm Corefile)", versions::COREDNS),
-            DnsMode::Nodelocal => format!(
-                "NodeLocal DNSCache (node-local-dns add-on Corefile on CoreDNS {0}, per node) in front of CoreDNS {0}",
-                versions::COREDNS
-            ),
-        };
-        format!(
-            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}, \
-             {dns}, etcd {}, {} nodes",
-            versions::KUBERNETES,
-            versions::KUBERNETES,
-            self.config.proxy_mode.as_str(),
-            versions::ETCD,
-            self.config.nodes
-        )
+        self.config.description()
     }
 
     /// Copies the kubeconfig to `path`.
