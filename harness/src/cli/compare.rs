@@ -245,6 +245,8 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     let mut inputs = Vec::new();
     for (implementation, profile) in implementations.iter().zip(profiles) {
         let reused = match (&args.reuse, implementation.lab_config(1)) {
+            // Nothing kept for this one (cargo test keeps lab-nftables and lab-iptables): it simply runs.
+            (Some(dir), Some(_)) if !dir.join(implementation.to_string()).join(files::RESULTS_NAME).exists() => None,
             (Some(dir), Some(_)) => match reusable(dir, *implementation, args.nodes, &plans) {
                 Ok(results) => Some(results),
                 Err(why) => {
