@@ -3,8 +3,8 @@
 //! output folder, and `<implementation>/results.json` (with the profile it was judged by) beside them.
 //!
 //! `--reuse <dir>` takes a lab implementation's results from `<dir>/<implementation>/results.json` instead of running
-//! it again, when they hold exactly these scenarios, step for step (what `cargo test` writes with
-//! `SVCBENCH_LAB_RESULTS`); anything else is run.
+//! it again, when they hold exactly these scenarios, step for step, from the same lab (components, versions, node
+//! count) — what `cargo test` writes with `SVCBENCH_LAB_RESULTS`; anything else is run.
 
 use std::{
     fmt,
