@@ -397,6 +397,11 @@ mod tests {
              - expectHttp: {from: test, url: http://solo/clientip, sourceIP: node, ipFamily: IPv6}\n",
         );
         assert!(e.contains("not with `ipFamily: IPv6`"), "{e}");
+        let e = errors(
+            "  - expose: {namespace: test, deployment: solo, port: 80}\n  \
+             - expectService: {namespace: test, name: solo, clusterIP: allocated, ipFamilies: [IPv4, IPv4]}\n",
+        );
+        assert!(e.contains("t.yaml:7:") && e.contains("ipFamilies lists IPv4 twice"), "{e}");
         let e = errors("  - expectDns: {from: test, name: solo, ipFamily: IPv6}\n");
         assert!(e.contains("with `name`, give `type: AAAA`"), "{e}");
         let e = errors(

@@ -111,7 +111,16 @@ impl Validator {
                     Some(list) => {
                         let mut families = Vec::new();
                         for f in list {
-                            families.push(self.choice(&Some(f.clone()), IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?);
+                            let family = self.choice(&Some(f.clone()), IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?;
+                            if families.contains(&family) {
+                                self.err(&f.referenced, format!("ipFamilies lists {family} twice"));
+                                return None;
+                            }
+                            families.push(family);
+                        }
+                        if families.is_empty() {
+                            self.err(&e.name.referenced, "ipFamilies lists one or two families");
+                            return None;
                         }
                         Some(families)
                     }
