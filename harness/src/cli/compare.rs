@@ -135,15 +135,15 @@ pub struct CompareArgs {
     reuse: Option<PathBuf>,
 }
 
-/// The results in `dir` for `implementation` when they are of exactly `plans`, step for step; else why not.
+/// The results at `path` for `implementation` when they are of exactly `plans`, step for step, from the same lab;
+/// else why not.
 fn reusable(
-    dir: &Path,
+    path: &Path,
     implementation: Implementation,
     nodes: u8,
     plans: &[crate::scenario::Plan],
 ) -> Result<RunResults, String> {
-    let path = dir.join(implementation.to_string()).join(files::RESULTS_NAME);
-    let results = json::read(&path).map_err(|e| e.to_string())?;
+    let results = json::read(path).map_err(|e| e.to_string())?;
     if results.target.name != implementation.to_string() {
         return Err(format!("{} holds results of {}", path.display(), results.target.name));
     }
@@ -244,28 +244,25 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     }
     let mut inputs = Vec::new();
     for (implementation, profile) in implementations.iter().zip(profiles) {
-        let reused = match (&args.reuse, implementation.lab_config(1)) {
+        let kept = args
+            .reuse
+            .as_ref()
+            .filter(|_| implementation.lab_config(1).is_some())
+            .map(|dir| dir.join(implementation.to_string()).join(files::RESULTS_NAME))
             // Nothing kept for this one (cargo test keeps lab-nftables and lab-iptables): it simply runs.
-            (Some(dir), Some(_)) if !dir.join(implementation.to_string()).join(files::RESULTS_NAME).exists() => None,
-            (Some(dir), Some(_)) => match reusable(dir, *implementation, args.nodes, &plans) {
-                Ok(results) => Some(results),
-                Err(why) => {
-                    println!("\n{implementation}: not reused ({why}): running it");
-                    None
-                }
-            },
-            _ => None,
-        };
-        if let Some(results) = reused {
-            let source = args.reuse.as_ref().map(|d| d.join(implementation.to_string()).join(files::RESULTS_NAME));
-            println!(
-                "\n== {implementation}: {} scenarios reused from {}",
-                plans.len(),
-                source.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-            );
+            .filter(|path| path.exists());
+        let reused = kept.as_ref().and_then(|path| match reusable(path, *implementation, args.nodes, &plans) {
+            Ok(results) => Some((results, path.display())),
+            Err(why) => {
+                println!("\n{implementation}: not reused ({why}): running it");
+                None
+            }
+        });
+        if let Some((results, source)) = reused {
+            println!("\n== {implementation}: {} scenarios reused from {source}", plans.len());
             notes.push(format!(
-                "{implementation}: the results of an earlier run of the same scenarios on the same lab ({}), not run again",
-                source.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                "{implementation}: the results of an earlier run of the same scenarios on the same lab ({source}), not \
+                 run again"
             ));
             match write_run(&args.output, *implementation, &results, profile.as_ref()) {
                 Ok(path) => inputs.push(RunInput { results, profile, source: Some(path) }),

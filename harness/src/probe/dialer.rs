@@ -128,17 +128,27 @@ impl Dialer {
     /// # Errors
     /// The OS error of `bind` or `connect`.
     pub async fn connect_udp(&self, addr: SocketAddr) -> std::io::Result<UdpSocket> {
+        self.connect_udp_now(addr)
+    }
+
+    /// [`Self::connect_udp`] without awaiting (binding and connecting a UDP socket never block), for callers that
+    /// hold a lock. Needs a tokio runtime.
+    ///
+    /// # Errors
+    /// The OS error of `bind` or `connect`.
+    pub fn connect_udp_now(&self, addr: SocketAddr) -> std::io::Result<UdpSocket> {
         let real = self.map.resolve_udp(addr);
         let (local, source) = match self.local(addr, real) {
             Some((local, source)) => (local, Some(source)),
             None if real.is_ipv4() => (SocketAddr::from(([0, 0, 0, 0], 0)), None),
             None => (SocketAddr::from(([0u16; 8], 0)), None),
         };
-        let socket = UdpSocket::bind(local).await?;
+        let socket = std::net::UdpSocket::bind(local)?;
         if let Some(source) = source {
             self.map.bound(Protocol::Udp, socket.local_addr()?, source);
         }
-        socket.connect(real).await?;
-        Ok(socket)
+        socket.connect(real)?;
+        socket.set_nonblocking(true)?;
+        UdpSocket::from_std(socket)
     }
 }

@@ -76,15 +76,11 @@ async fn expected_records(
             let Some(view) = target.service(service).await? else {
                 return Ok(Err(format!("service {service} has no ClusterIP to expect")));
             };
-            let ips: Vec<IpAddr> = match family {
-                None => view.cluster_ip.into_iter().collect(),
-                Some(f) => view.cluster_ip_of(f).into_iter().collect(),
-            };
-            if ips.is_empty() {
+            let Some(ip) = view.cluster_ip_for(family) else {
                 let which = family.map(|f| format!("{f} ")).unwrap_or_default();
                 return Ok(Err(format!("service {service} has no {which}ClusterIP to expect")));
-            }
-            addresses(ips)
+            };
+            addresses(vec![ip])
         }
         ExpectedRecord::ReadyPodIpsOf { deployment, replicas } => {
             let set = PodSet::ReadyPodsOf { deployment: deployment.clone(), replicas: *replicas };

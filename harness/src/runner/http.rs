@@ -34,10 +34,7 @@ pub(crate) async fn service_address(
     };
     match node {
         None => {
-            let ip = match family {
-                None => view.cluster_ip,
-                Some(f) => view.cluster_ip_of(f),
-            };
+            let ip = view.cluster_ip_for(family);
             let which = family.map(|f| format!("{f} ")).unwrap_or_default();
             Ok(ip.map(|ip| SocketAddr::new(ip, port)).ok_or(format!("service {service} has no {which}ClusterIP")))
         }

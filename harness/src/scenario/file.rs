@@ -356,7 +356,7 @@ pub struct RawExpectService {
     pub cluster_ip: SpannedStr,
     /// Exactly these families, primary first (`spec.ipFamilies`, and one ClusterIP of each).
     #[serde(default, rename = "ipFamilies")]
-    pub ip_families: Option<Vec<SpannedStr>>,
+    pub ip_families: Option<Spanned<Vec<SpannedStr>>>,
     #[serde(default)]
     pub timeout: Option<SpannedStr>,
 }

@@ -101,6 +101,14 @@ impl ServiceView {
         self.cluster_ips.iter().copied().chain(self.cluster_ip).find(|ip| IpFamily::of(*ip) == family)
     }
 
+    /// The ClusterIP of `family`, or the primary ClusterIP when no family is asked.
+    pub fn cluster_ip_for(&self, family: Option<IpFamily>) -> Option<IpAddr> {
+        match family {
+            None => self.cluster_ip,
+            Some(f) => self.cluster_ip_of(f),
+        }
+    }
+
     /// The Service's primary family (`spec.ipFamilies[0]`; IPv4 when the target reports none).
     pub fn primary_family(&self) -> IpFamily {
         self.ip_families.first().copied().unwrap_or(IpFamily::IPv4)

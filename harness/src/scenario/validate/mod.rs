@@ -206,6 +206,37 @@ impl Validator {
         }
     }
 
+    /// An `ipFamilies` list: known families, each at most once.
+    fn family_list(&mut self, list: &Spanned<Vec<SpannedStr>>) -> Option<Vec<super::IpFamily>> {
+        if list.value.len() > 2 {
+            self.err(&list.referenced, "ipFamilies has at most two entries (one per family)");
+            return None;
+        }
+        let mut families = Vec::new();
+        for f in &list.value {
+            let family = self.ip_family(&Some(f.clone()))??;
+            if families.contains(&family) {
+                self.err(&f.referenced, format!("ipFamilies lists {family} twice"));
+                return None;
+            }
+            families.push(family);
+        }
+        Some(families)
+    }
+
+    /// Refuses `ipFamily: IPv6` on a step dialling a node port (`node` given): nodes are dialled at their
+    /// InternalIP, which is IPv4.
+    fn node_port_family(&mut self, at: &Location, node: Option<u32>, family: Option<super::IpFamily>) -> Option<()> {
+        if node.is_some() && family == Some(super::IpFamily::IPv6) {
+            self.err(
+                at,
+                "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via: {node}`",
+            );
+            return None;
+        }
+        Some(())
+    }
+
     fn timeout(&mut self, t: &Option<SpannedStr>) -> Duration {
         match t {
             Some(t) => self.duration(t).unwrap_or(self.default_timeout),

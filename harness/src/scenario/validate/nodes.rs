@@ -146,18 +146,7 @@ impl Validator {
         };
         let mut families = Vec::new();
         if let Some(list) = &e.ip_families {
-            if list.value.len() > 2 {
-                self.err(&list.referenced, "ipFamilies has at most two entries (one per family)");
-                return None;
-            }
-            for f in &list.value {
-                let family = self.choice(&Some(f.clone()), IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?;
-                if families.contains(&family) {
-                    self.err(&f.referenced, format!("ipFamilies lists {family} twice"));
-                    return None;
-                }
-                families.push(family);
-            }
+            families = self.family_list(list)?;
             if families.len() == 2 && matches!(policy, None | Some(IpFamilyPolicy::SingleStack)) {
                 self.err(
                     &list.referenced,
@@ -386,7 +375,7 @@ mod tests {
             "  - expose: {namespace: test, deployment: solo, port: 80, type: NodePort}\n  \
              - expectConnect: {from: test, namespace: test, service: solo, port: 80, via: {node: 0}, ipFamily: IPv6, result: connected}\n",
         );
-        assert!(e.contains("t.yaml:7:") && e.contains("no `ipFamily: IPv6` with `via`"), "{e}");
+        assert!(e.contains("t.yaml:7:") && e.contains("no `ipFamily: IPv6` with `via: {node}`"), "{e}");
         let e = errors(
             "  - expose: {namespace: test, deployment: solo, port: 80}\n  \
              - expectHttp: {from: test, url: http://solo/hostname, client: reqwest, ipFamily: IPv6}\n",

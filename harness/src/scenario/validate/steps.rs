@@ -109,17 +109,9 @@ impl Validator {
                 let ip_families = match &e.ip_families {
                     None => None,
                     Some(list) => {
-                        let mut families = Vec::new();
-                        for f in list {
-                            let family = self.choice(&Some(f.clone()), IpFamily::IPv4, "ipFamily", "IPv4 or IPv6")?;
-                            if families.contains(&family) {
-                                self.err(&f.referenced, format!("ipFamilies lists {family} twice"));
-                                return None;
-                            }
-                            families.push(family);
-                        }
+                        let families = self.family_list(list)?;
                         if families.is_empty() {
-                            self.err(&e.name.referenced, "ipFamilies lists one or two families");
+                            self.err(&list.referenced, "ipFamilies lists one or two families");
                             return None;
                         }
                         Some(families)
@@ -285,13 +277,7 @@ impl Validator {
                 };
                 let node = self.node_via(&e.via, &e.port.referenced, &e.service.referenced, &service)?;
                 let ip_family = self.ip_family(&e.ip_family)?;
-                if node.is_some() && ip_family == Some(IpFamily::IPv6) {
-                    self.err(
-                        &e.port.referenced,
-                        "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via`",
-                    );
-                    return None;
-                }
+                self.node_port_family(&e.port.referenced, node, ip_family)?;
                 let timeout = self.timeout(&e.timeout);
                 StepKind::Assert(Assertion {
                     timeout,

@@ -315,13 +315,8 @@ impl Validator {
             );
             return None;
         }
-        if let (Some(IpFamily::IPv6), Via::NodePort { .. }) = (ip_family, &via) {
-            self.err(
-                &e.url.referenced,
-                "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via: {node}`",
-            );
-            return None;
-        }
+        let node = if let Via::NodePort { node, .. } = &via { Some(*node) } else { None };
+        self.node_port_family(&e.url.referenced, node, ip_family)?;
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {
             timeout,

@@ -66,13 +66,7 @@ impl Validator {
             return None;
         }
         let ip_family = self.ip_family(&e.ip_family)?;
-        if node.is_some() && ip_family == Some(super::super::IpFamily::IPv6) {
-            self.err(
-                &e.port.referenced,
-                "node ports are dialled at the node's InternalIP, which is IPv4: no `ipFamily: IPv6` with `via`",
-            );
-            return None;
-        }
+        self.node_port_family(&e.port.referenced, node, ip_family)?;
         let timeout = self.timeout(&e.timeout);
         Some(Assertion {
             timeout,

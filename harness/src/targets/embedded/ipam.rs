@@ -69,11 +69,6 @@ impl Slot {
         Ipv4Addr::new(127, self.octet, 0, 2 + index.min(MAX_NODES - 1) as u8)
     }
 
-    /// The IPv6 twin of one of this slot's IPv4 addresses (a node's, a pod's, a ClusterIP's).
-    pub fn v6_of(&self, ip: Ipv4Addr) -> Ipv6Addr {
-        v6_twin(ip)
-    }
-
     /// The cluster DNS address of slot `octet`.
     pub fn dns_ip_of(octet: u8) -> Ipv4Addr {
         Ipv4Addr::new(127, octet, 0, 10)
@@ -231,10 +226,10 @@ mod tests {
         let mut ipam = Ipam::new(&slot);
         let (c, p, n) = (ipam.allocate_cluster_ip().unwrap(), ipam.allocate_pod_ip(), slot.node_ip(0));
         let s = u16::from(slot.octet());
-        assert_eq!(slot.v6_of(c).segments()[..4], [0xfd00, 0x10, 0x96, s]);
-        assert_eq!(slot.v6_of(p).segments()[..4], [0xfd00, 0x10, 0x244, s]);
-        assert_eq!(slot.v6_of(n), Ipv6Addr::new(0xfd00, 0x10, 0, s, 0, 0, 0, 2));
-        assert_eq!(slot.v6_of(c).segments()[7], u16::from_be_bytes([c.octets()[2], c.octets()[3]]));
+        assert_eq!(v6_twin(c).segments()[..4], [0xfd00, 0x10, 0x96, s]);
+        assert_eq!(v6_twin(p).segments()[..4], [0xfd00, 0x10, 0x244, s]);
+        assert_eq!(v6_twin(n), Ipv6Addr::new(0xfd00, 0x10, 0, s, 0, 0, 0, 2));
+        assert_eq!(v6_twin(c).segments()[7], u16::from_be_bytes([c.octets()[2], c.octets()[3]]));
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl AddressMap for ClientMap {
     }
 
     fn local_for(&self, source: IpAddr) -> IpAddr {
-        host_ip(source)
+        self.ports.local_for(source)
     }
 
     fn bound(&self, protocol: Protocol, local: SocketAddr, source: IpAddr) {
@@ -115,7 +115,7 @@ fn is_v6_model(addr: SocketAddr) -> bool {
 /// An IPv6 model address nothing listens for: `[::1]:0`, which refuses at once. Dialling the model address itself
 /// would leave loopback (the host routes `fd00::/8` to its interfaces).
 fn unlistened(addr: SocketAddr) -> SocketAddr {
-    if host_ip(addr.ip()) == addr.ip() { addr } else { SocketAddr::new(host_ip(addr.ip()), 0) }
+    if is_v6_model(addr) { SocketAddr::new(host_ip(addr.ip()), 0) } else { addr }
 }
 
 impl AddressMap for PortMap {
@@ -190,7 +190,7 @@ impl PortMap {
     }
 
     fn wants_real(&self, addr: SocketAddr) -> bool {
-        host_ip(addr.ip()) == addr.ip() && (self.policy == PortPolicy::Auto || addr.port() >= 1024)
+        !is_v6_model(addr) && (self.policy == PortPolicy::Auto || addr.port() >= 1024)
     }
 
     fn record(&self, model: SocketAddr, real: SocketAddr) {

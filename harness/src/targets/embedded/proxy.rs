@@ -14,7 +14,7 @@ use std::{
 
 use rand::{Rng, seq::IndexedRandom};
 use tokio::{
-    net::{TcpSocket, TcpStream},
+    net::TcpStream,
     sync::watch,
     task::{JoinHandle, JoinSet},
 };
@@ -275,21 +275,11 @@ pub(super) fn hairpin_source(snap: &Snapshot, client: IpAddr, backend: IpAddr) -
 }
 
 async fn forward(mut client: TcpStream, source: IpAddr, backend: SocketAddr, ports: Arc<PortMap>) {
-    let real = crate::probe::AddressMap::resolve(ports.as_ref(), backend);
-    let connect = async {
-        let socket = if real.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        // The pod sees the client's address (kube-proxy DNATs and does not SNAT in-cluster traffic), or the node's
-        // where kube-proxy masquerades.
-        let local = super::ports::host_ip(source);
-        if local.is_ipv4() == real.is_ipv4() {
-            socket.bind(SocketAddr::new(local, 0))?;
-            crate::probe::AddressMap::bound(ports.as_ref(), Protocol::Tcp, socket.local_addr()?, source);
-        }
-        socket.connect(real).await
-    };
-    match tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect).await {
+    // The pod sees the client's address (kube-proxy DNATs and does not SNAT in-cluster traffic), or the node's
+    // where kube-proxy masquerades: the proxy dials from it as a pod would.
+    let dialer = crate::probe::Dialer::new(ports, Some(source));
+    match tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, dialer.connect_tcp(backend)).await {
         Ok(Ok(mut upstream)) => {
-            let _ = upstream.set_nodelay(true);
             let _ = client.set_nodelay(true);
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         }

@@ -345,13 +345,13 @@ impl Snapshot {
                 }
                 let slices_id = Arc::as_ptr(&slices) as usize;
                 let proxied = svc.proxied();
-                let programmed =
-                    programming::program(&proxied, &slices, &self.nodes, &self.faults, |port, family, compute| {
-                        backends_cache
-                            .entry((slices_id, port.clone(), family))
-                            .or_insert_with(|| Arc::new(compute()))
-                            .clone()
-                    });
+                let mut shared = |port: &Option<String>, family, compute: &dyn Fn() -> Vec<SocketAddr>| {
+                    backends_cache
+                        .entry((slices_id, port.clone(), family))
+                        .or_insert_with(|| Arc::new(compute()))
+                        .clone()
+                };
+                let programmed = programming::program(&proxied, &slices, &self.nodes, &self.faults, &mut shared);
                 for (k, programmed) in programmed {
                     contribution.keys.push(k);
                     let entry = match programmed {
@@ -371,13 +371,7 @@ impl Snapshot {
                         }
                     }
                 }
-                let udp =
-                    programming::program_udp(&proxied, &slices, &self.nodes, &self.faults, |port, family, compute| {
-                        backends_cache
-                            .entry((slices_id, port.clone(), family))
-                            .or_insert_with(|| Arc::new(compute()))
-                            .clone()
-                    });
+                let udp = programming::program_udp(&proxied, &slices, &self.nodes, &self.faults, &mut shared);
                 for (k, programmed) in udp {
                     contribution.udp.push(k);
                     if let Programmed::Forward(e) = programmed {

@@ -195,30 +195,15 @@ fn open_upstream(
     entry: &ProxyEntry,
     client: IpAddr,
     backend: SocketAddr,
-    ports: &PortMap,
+    ports: &Arc<PortMap>,
 ) -> std::io::Result<UdpSocket> {
-    let real = crate::probe::AddressMap::resolve_udp(ports, backend);
     // The TCP proxy's rule: a pod reaching itself is masqueraded to its node (or, without hairpin, not forwarded).
     let source = match super::proxy::hairpin_source(snap, client, backend.ip()) {
         Some(Some(node_ip)) => node_ip,
         Some(None) => return Err(std::io::Error::other("no hairpin")),
         None => entry.snat.unwrap_or(client),
     };
-    let host = super::ports::host_ip(source);
-    let local = if host.is_ipv4() == real.is_ipv4() {
-        SocketAddr::new(host, 0)
-    } else if real.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let socket = std::net::UdpSocket::bind(local)?;
-    if host.is_ipv4() == real.is_ipv4() {
-        crate::probe::AddressMap::bound(ports, Protocol::Udp, socket.local_addr()?, source);
-    }
-    socket.connect(real)?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
+    crate::probe::Dialer::new(ports.clone(), Some(source)).connect_udp_now(backend)
 }
 
 /// Sends the backend's replies to `client` from the Service socket of the moment.
