@@ -283,6 +283,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
         duration: Duration::from_secs(30),
         timeout: Duration::from_secs(2),
         family: None,
+        client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
     };
     match agent.probe(&ProbeRequest::Load(load.clone())).await {
         ProbeResponse::Load(o) => {
@@ -311,6 +312,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
         queries: 500,
         duration: Duration::from_secs(30),
         timeout: Duration::from_secs(2),
+        client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
     };
     match agent.probe(&ProbeRequest::DnsLoad(dns_load.clone())).await {
         ProbeResponse::DnsLoad(o) => {
@@ -382,6 +384,7 @@ async fn agent_refuses_bad_requests_clearly() {
         duration: Duration::from_secs(3600),
         timeout: Duration::from_secs(2),
         family: None,
+        client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
     });
     let capped = agent.refused(&serde_json::to_vec(&endless).unwrap(), 422).await;
     assert!(capped.contains("cap"), "{capped}");
@@ -486,6 +489,7 @@ async fn agent_refuses_unschedulable_rates_and_oversized_lengths_and_bounds_load
         queries: 10_000_000,
         duration: Duration::from_secs(1),
         timeout: Duration::from_secs(2),
+        client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
     });
     let started = std::time::Instant::now();
     let ProbeResponse::DnsLoad(outcome) = agent.probe(&flood).await else { panic!("not a DNS load outcome") };

@@ -111,6 +111,7 @@ fn step(index: usize, summary: &str, outcome: Outcome) -> StepResult {
         expected: None,
         actual: None,
         message: None,
+        note: None,
         measurement: None,
     }
 }
@@ -186,6 +187,7 @@ fn run(target: &str, run_id: &str, variant: u64) -> RunResults {
         fairness: Fairness::of(&counts),
         latency: latency_summary(&histogram(7 + variant, 300.0 + 150.0 * slow, 400, 12.0 + 20.0 * slow)),
         cores: 2,
+        pace: None,
     }));
     let mut dns = step(3, "DNS load nginx.test.svc.cluster.local at 5000/s", Outcome::Passed);
     dns.kind = "measure".into();
@@ -201,6 +203,7 @@ fn run(target: &str, run_id: &str, variant: u64) -> RunResults {
         qps: 4999.0,
         rcodes: [("NOERROR".to_owned(), 25_000 - 10 * variant)].into(),
         latency: latency_summary(&histogram(99 + variant, 90.0 + 60.0 * slow, 1000, 30.0)),
+        pace: None,
     }));
     let mut conv = step(5, "scale test/web to 3 (measure convergence)", Outcome::Passed);
     conv.kind = "measure".into();

@@ -6,6 +6,11 @@
 //! done. Verdicts use the measured profile `scenarios/profiles/coredns-1.12.1.yaml`. Without `svcbench lab install`
 //! (or without root) these trials print `SKIPPED` and pass; `.ci/run` installs the lab, so CI never skips.
 //!
+//! A scenario whose only problem is an inconclusive measurement (the harness's own load generator fell behind, so
+//! its figures say nothing about the target) prints `INCONCLUSIVE` with the reason and passes: it is not a failure
+//! of the target, and a failure elsewhere in it still fails the trial. `SVCBENCH_CONTENTION=<loops>[:<seconds>]`
+//! runs the trials beside that many busy-loop processes, to test exactly that.
+//!
 //! With `SVCBENCH_LAB_RESULTS=<dir>`, a mode whose every scenario ran writes `<dir>/lab-<mode>/results.json`, which
 //! `svcbench compare --reuse <dir>` takes instead of running the same battery on the same lab again (`.ci/run`).
 
@@ -50,12 +55,27 @@ fn run_embedded(plan: &Plan, config: EmbeddedConfig) -> Result<(), Failed> {
             .map_err(|e| Failed::from(format!("cannot start embedded cluster: {e}")))?;
         let result = runner::run_plan(plan, &target, &mut |_| {}).await;
         target.shutdown().await;
+        report_inconclusive(&result);
         match result.first_failure() {
-            None if result.outcome == Outcome::Passed => Ok(()),
+            None if matches!(result.outcome, Outcome::Passed | Outcome::Inconclusive) => Ok(()),
             Some(step) => Err(Failed::from(format_failure(&result, step))),
             None => Err(Failed::from("scenario did not pass")),
         }
     })
+}
+
+/// Prints why each inconclusive step could not be judged.
+fn report_inconclusive(result: &ScenarioResult) {
+    for step in result.steps.iter().filter(|s| s.outcome == Outcome::Inconclusive) {
+        println!(
+            "INCONCLUSIVE: {} step {} (line {}) {}: {}",
+            result.name,
+            step.index,
+            step.line,
+            step.summary,
+            step.message.as_deref().unwrap_or_default()
+        );
+    }
 }
 
 /// The seeded-fault detection matrix, one trial per fault: the whole battery runs with that fault and at least one
@@ -67,6 +87,7 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
         Trial::test("faults::none", move || {
             let results =
                 RUNTIME.block_on(suite::run_embedded(&all, &EmbeddedConfig::default(), SuiteOptions::matrix()));
+            results.iter().for_each(report_inconclusive);
             let failures: Vec<String> = results
                 .iter()
                 .filter_map(|r| r.first_failure().map(|s| format!("{}: {}", r.name, format_failure(r, s))))
@@ -101,6 +122,7 @@ fn run_kube(plan: &Plan) -> Result<(), Failed> {
             KubeTarget::connect(KubeConfig::from_env()).await.map_err(|e| Failed::from(format!("kube target: {e}")))?;
         let result = runner::run_plan(plan, &target, &mut |_| {}).await;
         target.shutdown().await;
+        report_inconclusive(&result);
         match result.first_failure() {
             None => Ok(()),
             Some(step) => Err(Failed::from(format_failure(&result, step))),
@@ -164,8 +186,9 @@ fn run_lab(mode: ProxyMode, index: usize, plan: &Plan, profile: Option<&Profile>
         if let Ok(mut kept) = LAB_RESULTS[lab_slot(mode)].lock() {
             kept.push((index, result.clone()));
         }
+        report_inconclusive(&result);
         match profile::verdict(&result, profile) {
-            Verdict::Passed => Ok(()),
+            Verdict::Passed | Verdict::Inconclusive => Ok(()),
             Verdict::ExpectedFail => {
                 let entry =
                     profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
@@ -217,7 +240,19 @@ fn stop_labs(scenarios: usize) {
 }
 
 fn main() {
+    suite::contention::busy_loop_if_requested();
     let args = Arguments::from_args();
+    let contention = match suite::contention::Contention::from_env() {
+        Ok(Some(c)) => {
+            eprintln!("contention: {} busy-loop processes beside the trials", c.loops());
+            Some(c)
+        }
+        Ok(None) => None,
+        Err(why) => {
+            eprintln!("error: {why}");
+            std::process::exit(2);
+        }
+    };
     let kube = std::env::var("SVCBENCH_TARGET").is_ok_and(|t| t.split(',').any(|t| t.trim() == "kube"));
     let mut trials = Vec::new();
     let mut plans = Vec::new();
@@ -273,5 +308,7 @@ fn main() {
     trials.extend(fault_trials(&plans));
     let conclusion = libtest_mimic::run(&args, trials);
     stop_labs(plans.len());
+    // `exit` runs no destructors: stop the loops first (they would die with this process anyway).
+    drop(contention);
     conclusion.exit();
 }

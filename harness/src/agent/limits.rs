@@ -37,9 +37,18 @@ pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), St
             Ok(())
         }
     };
+    // Below the monitor's 1 ms timer every wake-up is late; above a minute nothing is.
+    let tolerance_ok = |t: Duration| {
+        if (Duration::from_millis(1)..=Duration::from_secs(60)).contains(&t) {
+            Ok(())
+        } else {
+            Err(format!("client_tolerance must be 1 ms to 60 s, not {t:?}"))
+        }
+    };
     match request {
         ProbeRequest::Load(spec) => {
             fits(spec.duration, spec.timeout, "load")?;
+            tolerance_ok(spec.client_tolerance)?;
             if !rate_ok(spec.rate, MAX_LOAD_RATE) {
                 return Err(format!(
                     "load rate must be {MIN_RATE}-{MAX_LOAD_RATE} requests/s, or null for closed loop"
@@ -59,6 +68,7 @@ pub fn check_limits(request: &ProbeRequest, max_time: Duration) -> Result<(), St
         }
         ProbeRequest::DnsLoad(spec) => {
             fits(spec.duration, spec.timeout, "DNS load")?;
+            tolerance_ok(spec.client_tolerance)?;
             if !rate_ok(spec.rate, MAX_DNS_RATE) {
                 return Err(format!(
                     "DNS load rate must be {MIN_RATE}-{MAX_DNS_RATE} queries/s, or null for closed loop"
@@ -129,6 +139,7 @@ mod tests {
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             family: None,
+            client_tolerance: Duration::from_millis(50),
         }
     }
 
@@ -141,6 +152,7 @@ mod tests {
             queries: 10,
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
+            client_tolerance: Duration::from_millis(50),
         }
     }
 
@@ -152,6 +164,11 @@ mod tests {
         let refused = |r: ProbeRequest| check_limits(&r, cap).unwrap_err();
         assert!(refused(ProbeRequest::Load(LoadSpec { duration: Duration::from_secs(119), ..load() })).contains("cap"));
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(0.0), ..load() })).contains("rate"));
+        let tolerance = |t| ProbeRequest::Load(LoadSpec { client_tolerance: t, ..load() });
+        assert!(refused(tolerance(Duration::ZERO)).contains("client_tolerance"));
+        assert!(refused(tolerance(Duration::from_secs(61))).contains("client_tolerance"));
+        let dns_tolerance = ProbeRequest::DnsLoad(DnsLoadSpec { client_tolerance: Duration::ZERO, ..dns_load() });
+        assert!(refused(dns_tolerance).contains("client_tolerance"));
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(f64::NAN), ..load() })).contains("rate"));
         assert!(refused(ProbeRequest::Load(LoadSpec { rate: Some(1e-300), ..load() })).contains("0.001"));
         assert!(refused(ProbeRequest::DnsLoad(DnsLoadSpec { rate: Some(1e-19), ..dns_load() })).contains("0.001"));

@@ -234,6 +234,7 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
         duration,
         timeout: Duration::from_secs(2),
         family: None,
+        client_tolerance: crate::probe::pace::DEFAULT_TOLERANCE,
     };
     let run_load = |spec: LoadSpec| {
         let ctx = ctx.clone();
@@ -285,6 +286,7 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
         queries: u64::MAX,
         duration,
         timeout: Duration::from_secs(2),
+        client_tolerance: crate::probe::pace::DEFAULT_TOLERANCE,
     };
     let ours = probe::dnsload::run(&ctx, &dns_spec).await.ok();
     let dns_addr = ports.resolve(SocketAddr::new(IpAddr::V4(cluster.dns_ip()), 53));

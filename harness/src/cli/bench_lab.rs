@@ -500,6 +500,7 @@ async fn http_load(
         duration: Duration::from_secs(args.seconds),
         timeout: Duration::from_secs(2),
         family: None,
+        client_tolerance: crate::probe::pace::DEFAULT_TOLERANCE,
     };
     let ctx = context(ip);
     let outcome = measure::run_in(node, move || async move { probe::load::run(&ctx, &spec).await }).await.ok()?.ok()?;
@@ -525,6 +526,7 @@ async fn dns_load(node: &str, server: IpAddr, names: &[String], seconds: u64) ->
         queries: u64::MAX,
         duration: Duration::from_secs(seconds),
         timeout: Duration::from_secs(2),
+        client_tolerance: crate::probe::pace::DEFAULT_TOLERANCE,
     };
     let ctx = context(server);
     let o = measure::run_in(node, move || async move { probe::dnsload::run(&ctx, &spec).await }).await.ok()?.ok()?;
@@ -573,6 +575,7 @@ async fn reference_dns(args: &LabBench) {
         queries: u64::MAX,
         duration: Duration::from_secs(args.seconds),
         timeout: Duration::from_secs(2),
+        client_tolerance: crate::probe::pace::DEFAULT_TOLERANCE,
     };
     let ctx = target.probe_context(NS);
     let ours = match ctx {

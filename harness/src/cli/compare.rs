@@ -339,12 +339,14 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
         failed |= n.failed + n.skipped > 0;
         let ran = comparison.scenarios.iter().filter(|s| comparison.result(i, s).is_some()).count();
         println!(
-            "{}: {}/{} passed, {} failed, {} not run, {} expected failures (profile), {} unexpected passes; {:.0} s",
+            "{}: {}/{} passed, {} failed, {} not run, {} inconclusive, {} expected failures (profile), {} unexpected \
+             passes; {:.0} s",
             run.label,
             n.passed + n.unexpected_pass,
             ran,
             n.failed,
             n.skipped,
+            n.inconclusive,
             n.expected_fail,
             n.unexpected_pass,
             run.input.results.duration_ms / 1000.0

@@ -44,8 +44,13 @@ pub async fn faults(args: FaultsArgs) -> ExitCode {
     let started = Instant::now();
     let options = SuiteOptions::matrix();
     let clean = suite::run_embedded(&plans, &EmbeddedConfig::default(), options).await;
-    let clean_failures: Vec<_> =
-        clean.iter().filter(|r| r.outcome != Outcome::Passed).map(|r| r.name.clone()).collect();
+    let clean_failures: Vec<_> = clean
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Skipped))
+        .map(|r| r.name.clone())
+        .collect();
+    let clean_inconclusive: Vec<_> =
+        clean.iter().filter(|r| r.outcome == Outcome::Inconclusive).map(|r| r.name.clone()).collect();
     let faults = if args.faults.is_empty() { Fault::ALL.to_vec() } else { args.faults.clone() };
     let mut rows = Vec::new();
     for fault in faults {
@@ -63,7 +68,7 @@ pub async fn faults(args: FaultsArgs) -> ExitCode {
     let missed: Vec<String> = rows.iter().filter(|r| r.caught_by().is_empty()).map(|r| r.fault.name()).collect();
     println!(
         "\nclean target: {}/{} scenarios passed; {} of {} faults caught; {:.1}s",
-        clean.len() - clean_failures.len(),
+        clean.len() - clean_failures.len() - clean_inconclusive.len(),
         clean.len(),
         rows.len() - missed.len(),
         rows.len(),
@@ -71,6 +76,12 @@ pub async fn faults(args: FaultsArgs) -> ExitCode {
     );
     if !clean_failures.is_empty() {
         println!("clean failures: {}", clean_failures.join(", "));
+    }
+    if !clean_inconclusive.is_empty() {
+        println!(
+            "clean target, inconclusive (the load generator fell behind; `~` in the matrix): {}",
+            clean_inconclusive.join(", ")
+        );
     }
     if !missed.is_empty() {
         println!("missed: {}", missed.join(", "));

@@ -157,6 +157,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
     if counts.unexpected_pass > 0 {
         extra.push_str(&format!(", {} expected to fail but passed (XPASS)", counts.unexpected_pass));
     }
+    if counts.inconclusive > 0 {
+        extra.push_str(&format!(
+            ", {} inconclusive (the load generator fell behind: see the steps' reasons)",
+            counts.inconclusive
+        ));
+    }
     println!(
         "\n{}/{} scenarios passed{extra} in {:.2}s; results: {}\nreport: {}\njunit:  {}",
         counts.passed + counts.unexpected_pass,
@@ -166,7 +172,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
         rendered.html.display(),
         rendered.junit.display()
     );
-    // Expected failures and unexpected passes do not fail the run; unexpected failures (and scenarios not run) do.
+    // Expected failures, unexpected passes and inconclusive measurements do not fail the run; unexpected failures
+    // (and scenarios not run) do.
     if counts.failed + counts.skipped > 0 { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS }
 }
 

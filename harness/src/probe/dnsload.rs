@@ -19,7 +19,11 @@ use hickory_proto::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ProbeContext, ProbeError, schedule};
+use super::{
+    ProbeContext, ProbeError,
+    pace::{ClientPace, PaceMonitor},
+    schedule,
+};
 use crate::stats::latency::{self, LatencySummary};
 
 /// What DNS load to generate.
@@ -39,6 +43,9 @@ pub struct DnsLoadSpec {
     pub duration: Duration,
     /// A query unanswered this long is a timeout.
     pub timeout: Duration,
+    /// Lateness above which the client counts as behind its schedule (see [`super::pace`]).
+    #[serde(default = "super::load::default_tolerance", with = "crate::results::duration_ms")]
+    pub client_tolerance: Duration,
 }
 
 /// What a DNS load run observed.
@@ -65,6 +72,9 @@ pub struct DnsLoadOutcome {
     pub rcodes: BTreeMap<String, u64>,
     /// Latency distribution.
     pub latency: LatencySummary,
+    /// Whether the client kept up, and the run over the part where it did (`None` from an agent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<ClientPace>,
 }
 
 struct Pending {
@@ -123,10 +133,12 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     let pending: Vec<Arc<Mutex<HashMap<u16, Pending>>>> =
         (0..ports).map(|_| Arc::new(Mutex::new(HashMap::new()))).collect();
     let shared = Arc::new(Mutex::new(Shared { histogram: Some(latency::new_histogram()), ..Default::default() }));
+    let started = Instant::now();
+    let pace = Arc::new(PaceMonitor::start(started, spec.client_tolerance));
 
     let mut receivers = tokio::task::JoinSet::new();
     for (socket, pending) in sockets.iter().zip(&pending) {
-        let (socket, pending, shared) = (socket.clone(), pending.clone(), shared.clone());
+        let (socket, pending, shared, pace) = (socket.clone(), pending.clone(), shared.clone(), pace.clone());
         receivers.spawn(async move {
             let mut buf = [0u8; 4096];
             while let Ok(n) = socket.recv(&mut buf).await {
@@ -136,6 +148,7 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
                 let id = u16::from_be_bytes([buf[0], buf[1]]);
                 let Some(p) = pending.lock().expect("pending lock").remove(&id) else { continue };
                 let latency = p.at.elapsed();
+                pace.finished(p.at, latency, false);
                 let mut s = shared.lock().expect("shared lock");
                 if let Some(h) = s.histogram.as_mut() {
                     latency::record(h, latency);
@@ -147,16 +160,15 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     }
     // Expire unanswered queries: they are timeouts, recorded at the time they were given up on.
     let sweeper = {
-        let (pending, shared, timeout) = (pending.clone(), shared.clone(), spec.timeout);
+        let (pending, shared, timeout, pace) = (pending.clone(), shared.clone(), spec.timeout, pace.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                expire(&pending, &shared, timeout);
+                expire(&pending, &shared, &pace, timeout);
             }
         })
     };
 
-    let started = Instant::now();
     // The wall-clock bound: nothing is sent after it, whatever the schedule says.
     let deadline = schedule::after(started, spec.duration);
     let slots = Arc::new(Semaphore::new(spec.max_outstanding.max(1)));
@@ -175,7 +187,9 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
         }
         let slot = match spec.rate {
             Some(_) => {
+                // Nothing in an open-loop DNS run waits for the server: a late send is the client's own delay.
                 tokio::time::sleep_until(at.into()).await;
+                pace.woke(at);
                 None
             }
             // Slots free up only as answers arrive or queries expire: waiting must not outlast the run.
@@ -203,9 +217,16 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     sweeper.abort();
-    expire(&pending, &shared, Duration::ZERO);
+    expire(&pending, &shared, &pace, Duration::ZERO);
     receivers.abort_all();
+    // Aborted tasks drop their handles to the monitor once they are polled again: wait for that.
+    while receivers.join_next().await.is_some() {}
+    let _ = sweeper.await;
     let elapsed = started.elapsed();
+    let pace = match Arc::try_unwrap(pace) {
+        Ok(monitor) => Some(monitor.finish().await),
+        Err(_) => None,
+    };
     let mut s = shared.lock().expect("shared lock");
     let histogram = s.histogram.take().unwrap_or_else(latency::new_histogram);
     Ok(DnsLoadOutcome {
@@ -218,15 +239,22 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
         elapsed,
         rcodes: std::mem::take(&mut s.rcodes),
         latency: latency::summarize(&histogram),
+        pace,
     })
 }
 
-fn expire(pending: &[Arc<Mutex<HashMap<u16, Pending>>>], shared: &Mutex<Shared>, timeout: Duration) {
+fn expire(
+    pending: &[Arc<Mutex<HashMap<u16, Pending>>>],
+    shared: &Mutex<Shared>,
+    pace: &PaceMonitor,
+    timeout: Duration,
+) {
     let mut expired = Vec::new();
     for p in pending {
         p.lock().expect("pending lock").retain(|_, q| {
             let age = q.at.elapsed();
             if age >= timeout {
+                pace.finished(q.at, age, true);
                 expired.push(age);
                 false
             } else {

@@ -32,7 +32,12 @@ use tokio::{
     sync::{Semaphore, mpsc},
 };
 
-use super::{ProbeContext, ProbeError, http::resolve_host, schedule};
+use super::{
+    ProbeContext, ProbeError,
+    http::resolve_host,
+    pace::{ClientPace, PaceMonitor},
+    schedule,
+};
 use crate::stats::latency::{self, LatencySummary};
 
 /// How requests map onto connections.
@@ -71,6 +76,13 @@ pub struct LoadSpec {
     /// Resolve `host` for this family (`AAAA` for IPv6); default IPv4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<crate::scenario::IpFamily>,
+    /// Lateness above which the client counts as behind its schedule (see [`super::pace`]).
+    #[serde(default = "default_tolerance", with = "crate::results::duration_ms")]
+    pub client_tolerance: Duration,
+}
+
+pub(super) fn default_tolerance() -> Duration {
+    super::pace::DEFAULT_TOLERANCE
 }
 
 /// What a load run observed.
@@ -97,6 +109,9 @@ pub struct LoadOutcome {
     pub errors: BTreeMap<String, u64>,
     /// Latency distribution.
     pub latency: LatencySummary,
+    /// Whether the client kept up, and the run over the part where it did (`None` from an agent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<ClientPace>,
 }
 
 /// Why one request failed.
@@ -248,13 +263,18 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
     let address = SocketAddr::new(ip, spec.port);
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
+    let pace = Arc::new(PaceMonitor::start(started, spec.client_tolerance));
+    let run = Run { ctx, spec, address, started, sent: &sent, pace: &pace };
     let tally = match spec.mode {
-        ConnectionMode::NewConnection | ConnectionMode::Reqwest => {
-            new_connection(ctx, spec, address, started, &sent).await
-        }
-        ConnectionMode::KeepAlive => keep_alive(ctx, spec, address, started, &sent).await,
+        ConnectionMode::NewConnection | ConnectionMode::Reqwest => new_connection(&run).await,
+        ConnectionMode::KeepAlive => keep_alive(&run).await,
     };
     let (sent, elapsed) = (sent.load(Ordering::Relaxed), started.elapsed());
+    // Every task holding the monitor has ended (the generators join or drain theirs).
+    let pace = match Arc::try_unwrap(pace) {
+        Ok(monitor) => Some(monitor.finish().await),
+        Err(_) => None,
+    };
     Ok(LoadOutcome {
         address,
         sent,
@@ -265,7 +285,18 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
         per_backend: tally.per_backend,
         errors: tally.errors,
         latency: latency::summarize(&tally.histogram),
+        pace,
     })
+}
+
+/// One load run's fixed inputs, shared by the generator loops.
+struct Run<'a> {
+    ctx: &'a ProbeContext,
+    spec: &'a LoadSpec,
+    address: SocketAddr,
+    started: Instant,
+    sent: &'a Arc<AtomicU64>,
+    pace: &'a Arc<PaceMonitor>,
 }
 
 /// One request as `spec.mode` sends it: over a new connection, or with the pod's pooled reqwest client.
@@ -283,13 +314,8 @@ async fn one_new_connection(ctx: &ProbeContext, address: SocketAddr, request: &[
     read_response(&mut stream, &mut buf).await
 }
 
-async fn new_connection(
-    ctx: &ProbeContext,
-    spec: &LoadSpec,
-    address: SocketAddr,
-    started: Instant,
-    sent: &Arc<AtomicU64>,
-) -> Tally {
+async fn new_connection(run: &Run<'_>) -> Tally {
+    let Run { ctx, spec, address, started, sent, pace } = *run;
     let request = request_bytes(spec, false);
     let shared = Arc::new(spec.clone());
     // The wall-clock bound: nothing is sent after it, whatever the schedule says.
@@ -300,10 +326,12 @@ async fn new_connection(
             // Open loop: the scheduler never waits for answers; in-flight requests are capped at `connections`, and
             // time spent waiting for a slot counts as latency (it is measured from the due time).
             let slots = Arc::new(Semaphore::new(workers as usize));
-            let (tx, mut rx) = mpsc::unbounded_channel::<(Answer, Duration)>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<(Answer, Instant, Duration)>();
+            let collector_pace = Arc::clone(pace);
             let collector = tokio::spawn(async move {
                 let mut tally = Tally::new();
-                while let Some((answer, latency)) = rx.recv().await {
+                while let Some((answer, at, latency)) = rx.recv().await {
+                    collector_pace.finished(at, latency, answer.is_err());
                     tally.record(answer, latency);
                 }
                 tally
@@ -313,7 +341,12 @@ async fn new_connection(
                 if at >= deadline || Instant::now() >= deadline {
                     break;
                 }
-                tokio::time::sleep_until(at.into()).await;
+                // Only a loop that arrived early and woke late was held back by its own process; one that arrived
+                // late was waiting for a slot, i.e. for the target's answers.
+                if Instant::now() < at {
+                    tokio::time::sleep_until(at.into()).await;
+                    pace.woke(at);
+                }
                 // A slot frees up only when a request ends: waiting for one must not outlast the run either.
                 let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await
                 else {
@@ -325,7 +358,7 @@ async fn new_connection(
                     let answer = tokio::time::timeout(spec.timeout, one_request(&ctx, &spec, address, &request))
                         .await
                         .unwrap_or_else(|_| Err("timeout".into()));
-                    let _ = tx.send((answer, at.elapsed()));
+                    let _ = tx.send((answer, at, at.elapsed()));
                     drop(permit);
                 });
             }
@@ -337,13 +370,14 @@ async fn new_connection(
             let mut tasks = tokio::task::JoinSet::new();
             for worker in 0..u64::from(workers) {
                 let (ctx, request, sent, shards) = (ctx.clone(), request.clone(), sent.clone(), shards.clone());
-                let spec = Arc::clone(&shared);
+                let (spec, pace) = (Arc::clone(&shared), Arc::clone(pace));
                 tasks.spawn(async move {
                     while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < spec.requests {
                         let t = Instant::now();
                         let answer = tokio::time::timeout(spec.timeout, one_request(&ctx, &spec, address, &request))
                             .await
                             .unwrap_or_else(|_| Err("timeout".into()));
+                        pace.finished(t, t.elapsed(), answer.is_err());
                         shards.record(worker, answer, t.elapsed());
                     }
                 });
@@ -357,13 +391,8 @@ async fn new_connection(
     }
 }
 
-async fn keep_alive(
-    ctx: &ProbeContext,
-    spec: &LoadSpec,
-    address: SocketAddr,
-    started: Instant,
-    sent: &Arc<AtomicU64>,
-) -> Tally {
+async fn keep_alive(run: &Run<'_>) -> Tally {
+    let Run { ctx, spec, address, started, sent, pace } = *run;
     let request = request_bytes(spec, true);
     // The wall-clock bound: nothing is sent after it, whatever the schedule says.
     let deadline = schedule::after(started, spec.duration);
@@ -371,7 +400,8 @@ async fn keep_alive(
     let shards = Shards::new(spec.connections);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..n {
-        let (ctx, request, sent, shards) = (ctx.clone(), request.clone(), sent.clone(), shards.clone());
+        let (ctx, request, sent, shards, pace) =
+            (ctx.clone(), request.clone(), sent.clone(), shards.clone(), Arc::clone(pace));
         let (rate, requests, timeout) = (spec.rate, spec.requests, spec.timeout);
         tasks.spawn(async move {
             let mut stream: Option<TcpStream> = None;
@@ -389,8 +419,10 @@ async fn keep_alive(
                 if index >= requests || at >= deadline || Instant::now() >= deadline {
                     break;
                 }
-                if rate.is_some() {
+                // As in new-connection mode: arriving late means the previous answer on this connection was slow.
+                if rate.is_some() && Instant::now() < at {
                     tokio::time::sleep_until(at.into()).await;
+                    pace.woke(at);
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
                 let exchange = async {
@@ -406,6 +438,7 @@ async fn keep_alive(
                     // The connection is in an unknown state: start a new one for the next request.
                     stream = None;
                 }
+                pace.finished(at, at.elapsed(), answer.is_err());
                 shards.record(worker, answer, at.elapsed());
                 i += n;
             }

@@ -11,6 +11,7 @@ pub mod hickory;
 pub mod hosts;
 pub mod http;
 pub mod load;
+pub mod pace;
 pub mod pooled;
 pub mod resolv_conf;
 pub mod schedule;

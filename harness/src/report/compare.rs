@@ -39,12 +39,14 @@ pub struct Counts {
     pub unexpected_pass: usize,
     /// Not run.
     pub skipped: usize,
+    /// A measurement could not be judged (the harness's generator fell behind).
+    pub inconclusive: usize,
 }
 
 impl Counts {
     /// All scenarios counted.
     pub fn total(&self) -> usize {
-        self.passed + self.failed + self.expected_fail + self.unexpected_pass + self.skipped
+        self.passed + self.failed + self.expected_fail + self.unexpected_pass + self.skipped + self.inconclusive
     }
 }
 
@@ -122,6 +124,7 @@ impl Comparison {
                 Verdict::ExpectedFail => c.expected_fail += 1,
                 Verdict::UnexpectedPass => c.unexpected_pass += 1,
                 Verdict::Skipped => c.skipped += 1,
+                Verdict::Inconclusive => c.inconclusive += 1,
             }
         }
         c

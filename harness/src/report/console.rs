@@ -60,6 +60,7 @@ pub fn format_scenario(result: &ScenarioResult) -> String {
         Outcome::Passed => "PASS",
         Outcome::Failed => "FAIL",
         Outcome::Skipped => "SKIP",
+        Outcome::Inconclusive => "INCONCLUSIVE",
     };
     let mut s = format!(
         "{tag} {}::{} ({} steps, {:.2}s)\n",
@@ -70,6 +71,20 @@ pub fn format_scenario(result: &ScenarioResult) -> String {
     );
     if let Some(step) = result.first_failure() {
         s.push_str(&format_failure(result, step));
+    }
+    for step in result.steps.iter().filter(|s| s.outcome == Outcome::Inconclusive) {
+        s.push_str(&format!(
+            "  step {} (line {}) {}: {}\n",
+            step.index,
+            step.line,
+            step.summary,
+            step.message.as_deref().unwrap_or("inconclusive")
+        ));
+    }
+    for step in &result.steps {
+        if let Some(note) = &step.note {
+            s.push_str(&format!("  note: step {} (line {}): {note}\n", step.index, step.line));
+        }
     }
     s.push_str(&format_shortfalls(result));
     s

@@ -76,6 +76,26 @@ pub fn render(c: &Comparison) -> Result<String, quick_junit::SerializeError> {
                     st.set_message("not run");
                     st
                 }
+                // JUnit has no third verdict: a skip typed `inconclusive` is neither a pass nor a failure to CI.
+                Verdict::Inconclusive => {
+                    let mut st = TestCaseStatus::skipped();
+                    st.set_type("inconclusive");
+                    match s.first_inconclusive() {
+                        Some(step) => {
+                            st.set_message(format!(
+                                "inconclusive at step {} (line {}): {}",
+                                step.index,
+                                step.line,
+                                step.message.as_deref().unwrap_or_default()
+                            ));
+                            st.set_description(detail(s, step));
+                        }
+                        None => {
+                            st.set_message("inconclusive");
+                        }
+                    }
+                    st
+                }
             };
             let mut case = TestCase::new(s.name.as_str(), status);
             case.set_classname(format!("svcbench.{}", res.target.name));
@@ -218,6 +238,7 @@ mod tests {
                 json!({"records": ["A 10.0.0.2"], "tried": [{"name": "web.test.svc.cluster.local.", "rcode": "NOERROR", "records": ["A 10.0.0.2"]}]}),
             ),
             message: (outcome == Outcome::Failed).then(|| "records: missing A 10.0.0.1".into()),
+            note: None,
             measurement: None,
         }
     }

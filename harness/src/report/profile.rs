@@ -111,6 +111,9 @@ pub enum Verdict {
     UnexpectedPass,
     /// Not run because of an earlier problem.
     Skipped,
+    /// A measurement could not be judged (the harness's own load generator fell behind): neither a pass nor a
+    /// failure of the implementation, and it does not fail the run.
+    Inconclusive,
 }
 
 impl Verdict {
@@ -127,6 +130,7 @@ impl Verdict {
             Verdict::ExpectedFail => "expected fail",
             Verdict::UnexpectedPass => "unexpected pass",
             Verdict::Skipped => "skipped",
+            Verdict::Inconclusive => "inconclusive",
         }
     }
 
@@ -138,6 +142,7 @@ impl Verdict {
             Verdict::ExpectedFail => "expected-fail",
             Verdict::UnexpectedPass => "unexpected-pass",
             Verdict::Skipped => "skipped",
+            Verdict::Inconclusive => "inconclusive",
         }
     }
 }
@@ -242,6 +247,8 @@ pub fn verdict(result: &ScenarioResult, profile: Option<&Profile>) -> Verdict {
         (Outcome::Failed, false) => Verdict::Failed,
         (Outcome::Failed, true) => Verdict::ExpectedFail,
         (Outcome::Skipped, _) => Verdict::Skipped,
+        // Listed or not: what was measured says nothing either way.
+        (Outcome::Inconclusive, _) => Verdict::Inconclusive,
     }
 }
 
@@ -277,6 +284,7 @@ mod tests {
                 expected: None,
                 actual: None,
                 message: None,
+                note: None,
                 measurement: None,
             }],
         };

@@ -43,7 +43,7 @@ pub struct TargetInfo {
     pub description: String,
 }
 
-/// Pass, fail, or could not run.
+/// Pass, fail, could not be judged, or did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -53,6 +53,10 @@ pub enum Outcome {
     Failed,
     /// Not run because an earlier step failed.
     Skipped,
+    /// A measurement could not be judged: the harness's own load generator fell behind (a starved machine), so
+    /// its timeouts and latencies say nothing about the target. Not a pass, not a failure of the target; the step's
+    /// message says why. A scenario is inconclusive when none of its steps failed and one was inconclusive.
+    Inconclusive,
 }
 
 /// One scenario against one target.
@@ -78,6 +82,11 @@ impl ScenarioResult {
     /// The first failed step.
     pub fn first_failure(&self) -> Option<&StepResult> {
         self.steps.iter().find(|s| s.outcome == Outcome::Failed)
+    }
+
+    /// The first inconclusive step.
+    pub fn first_inconclusive(&self) -> Option<&StepResult> {
+        self.steps.iter().find(|s| s.outcome == Outcome::Inconclusive)
     }
 }
 
@@ -106,8 +115,11 @@ pub struct StepResult {
     pub expected: Option<serde_json::Value>,
     /// What the target showed (last attempt).
     pub actual: Option<serde_json::Value>,
-    /// Why it failed, one line.
+    /// Why it failed (or was inconclusive), one line.
     pub message: Option<String>,
+    /// What a step that passed left out of its verdict (a load judged over its on-schedule part only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// What a measuring step measured (load, DNS load, convergence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<Measurement>,
@@ -163,6 +175,9 @@ pub struct HttpLoadReport {
     pub latency: LatencySummary,
     /// Cores the generator shared with the system under test.
     pub cores: usize,
+    /// Whether the generator kept up with its schedule, and the run over the part where it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<crate::probe::pace::ClientPace>,
 }
 
 /// DNS load results.
@@ -192,6 +207,9 @@ pub struct DnsLoadReport {
     pub rcodes: BTreeMap<String, u64>,
     /// Latency from intended send time.
     pub latency: LatencySummary,
+    /// Whether the generator kept up with its schedule, and the run over the part where it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<crate::probe::pace::ClientPace>,
 }
 
 /// How long a change took to be visible in each place.

@@ -31,11 +31,26 @@ pub struct Evaluation {
     pub message: String,
     /// What a measuring check measured.
     pub measurement: Option<crate::results::Measurement>,
+    /// Why the check could not be judged at all (its own client fell behind): neither holds nor fails.
+    pub inconclusive: Option<String>,
+    /// What a verdict that holds left out (a load judged over its on-schedule part only).
+    pub note: Option<String>,
 }
 
 impl Evaluation {
     pub(crate) fn new(holds: bool, expected: Value, actual: Value, message: impl Into<String>) -> Self {
-        Self { holds, expected, actual, message: message.into(), measurement: None }
+        Self { holds, expected, actual, message: message.into(), measurement: None, inconclusive: None, note: None }
+    }
+
+    pub(crate) fn inconclusive(mut self, why: String) -> Self {
+        self.holds = false;
+        self.inconclusive = Some(why);
+        self
+    }
+
+    pub(crate) fn with_note(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
     }
 
     pub(crate) fn with_measurement(mut self, m: crate::results::Measurement) -> Self {

@@ -1,6 +1,11 @@
 //! Measuring checks: HTTP load, DNS load and bulk service checks. Each attempt is a full measurement; the runner
 //! retries a failing one until the step's timeout, so a fair balancer that fails a χ² test at α fails the step with
 //! probability α^attempts while a real skew fails every attempt.
+//!
+//! Timeouts, errors and latency are judged only over what the client sent and read on schedule ([`ClientPace`]): a
+//! load whose own generator fell behind is judged over its on-schedule part when that is at least half the run, and
+//! is otherwise *inconclusive* — never a failure of the target. What does not depend on timing (wrong rcodes, pods
+//! outside the set, pods never reached, the spread) is judged over the whole run either way.
 
 use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
@@ -14,6 +19,7 @@ use crate::{
         dns::DnsRecord,
         dnsload::DnsLoadSpec,
         load::{ConnectionMode, LoadSpec},
+        pace::{ClientPace, DEFAULT_TOLERANCE},
     },
     results::{DnsLoadReport, HttpLoadReport, Measurement},
     scenario::{ConnectOutcome, MeasureDns, MeasureHttp, ObjectRef, QueryType, Rcode, ResolverFlavour, Transport},
@@ -23,6 +29,55 @@ use crate::{
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Least share of a run's requests that must have run on schedule for the run to be judged over them.
+const MIN_ON_SCHEDULE: f64 = 0.5;
+
+/// Below this a stall cannot be told from the 1 ms timer granularity the monitor wakes at.
+const MIN_TOLERANCE: Duration = Duration::from_millis(2);
+
+/// How late the client may be before it counts as behind: [`DEFAULT_TOLERANCE`], or a quarter of a stated p99
+/// bound when that is tighter (a stall of the bound's size would decide it).
+fn client_tolerance(p99_below: Option<Duration>) -> Duration {
+    p99_below.map_or(DEFAULT_TOLERANCE, |b| (b / 4).min(DEFAULT_TOLERANCE)).max(MIN_TOLERANCE)
+}
+
+/// Over which requests a load's timeouts, errors and latency are judged.
+enum Basis<'a> {
+    /// The whole run: the client kept up (or an agent without pacing did not say).
+    Whole,
+    /// The requests whose whole life fell outside the client's stalls.
+    OnSchedule(&'a ClientPace),
+    /// Too little ran on schedule: why the step cannot be judged.
+    Inconclusive(String),
+}
+
+fn basis<'a>(pace: Option<&'a ClientPace>, sent: u64, intended: u64, unit: &str) -> Basis<'a> {
+    let Some(pace) = pace.filter(|p| p.fell_behind()) else { return Basis::Whole };
+    let share = if sent == 0 { 0.0 } else { pace.on_schedule as f64 / sent as f64 };
+    if pace.on_schedule > 0 && share >= MIN_ON_SCHEDULE {
+        Basis::OnSchedule(pace)
+    } else {
+        Basis::Inconclusive(format!(
+            "inconclusive: the load generator fell behind its own schedule ({}); only {} of {sent} {unit} ran while \
+             it kept up, and at least half must to judge the target",
+            pace.describe(sent, intended, unit),
+            pace.on_schedule
+        ))
+    }
+}
+
+/// A note on what a judged-in-part run left out.
+fn basis_note(basis: &Basis<'_>, sent: u64, intended: u64, unit: &str) -> Option<String> {
+    match basis {
+        Basis::OnSchedule(p) => Some(format!(
+            "timeouts and latency judged over the {} of {sent} {unit} sent and read on schedule (the client {})",
+            p.on_schedule,
+            p.describe(sent, intended, unit)
+        )),
+        _ => None,
+    }
 }
 
 /// Runs an HTTP load measurement and judges it.
@@ -41,18 +96,23 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         duration: m.duration,
         timeout: Duration::from_secs(2),
         family: m.ip_family,
+        client_tolerance: client_tolerance(m.p99_below),
     };
     let ProbeResponse::Load(outcome) = target.probe(&m.from, &ProbeRequest::Load(spec)).await? else {
         return Err(TargetError::Other("load probe returned another kind of result".into()));
     };
     let mut problems = Vec::new();
     let mut expected = serde_json::Map::new();
-    let failed: u64 = outcome.errors.values().sum();
-    let error_rate = if outcome.sent == 0 { 1.0 } else { failed as f64 / outcome.sent as f64 };
+    let basis = basis(outcome.pace.as_ref(), outcome.sent, outcome.intended, "requests");
+    let (judged, failed, latency) = match &basis {
+        Basis::OnSchedule(p) => (p.on_schedule, p.on_schedule_failed, &p.on_schedule_latency),
+        _ => (outcome.sent, outcome.errors.values().sum(), &outcome.latency),
+    };
+    let error_rate = if judged == 0 { 1.0 } else { failed as f64 / judged as f64 };
     expected.insert("max_error_rate".into(), json!(m.max_error_rate));
-    if error_rate > m.max_error_rate {
+    if error_rate > m.max_error_rate && !matches!(basis, Basis::Inconclusive(_)) {
         let classes: Vec<String> = outcome.errors.iter().map(|(k, v)| format!("{v}× {k}")).collect();
-        problems.push(format!("{failed} of {} requests failed ({})", outcome.sent, classes.join(", ")));
+        problems.push(format!("{failed} of {judged} requests failed (whole run: {})", classes.join(", ")));
     }
     let mut fairness = None;
     if let Some(set) = &m.backends {
@@ -90,13 +150,18 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
             }
         }
     }
-    if let Some(bound) = m.p99_below {
+    if let Some(bound) = m.p99_below.filter(|_| !matches!(basis, Basis::Inconclusive(_))) {
         expected.insert("p99_below_us".into(), json!(bound.as_micros() as f64));
-        let p99 = Duration::from_micros(outcome.latency.p99_us as u64);
+        let p99 = Duration::from_micros(latency.p99_us as u64);
         if p99 >= bound {
             problems.push(format!("p99 {p99:?} is not below {bound:?}"));
         }
     }
+    let note = basis_note(&basis, outcome.sent, outcome.intended, "requests");
+    let inconclusive = match basis {
+        Basis::Inconclusive(why) => Some(why),
+        _ => None,
+    };
     let report = HttpLoadReport {
         target: format!("http://{}:{}{} from {}", m.host, m.port, m.path, m.from),
         mode: match m.mode {
@@ -117,13 +182,14 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         fairness,
         latency: outcome.latency.clone(),
         cores: cores(),
+        pace: outcome.pace.clone(),
     };
     let actual = json!({
         "sent": report.sent, "intended": report.intended, "achieved_rate": report.achieved_rate, "ok": report.ok, "throughput": report.throughput, "per_backend": report.per_backend,
         "errors": report.errors, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us,
-        "fairness": report.fairness,
+        "fairness": report.fairness, "client": report.pace,
     });
-    Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; "))
+    Ok(judged_load(problems, inconclusive, note, Value::Object(expected), actual)
         .with_measurement(Measurement::HttpLoad(report)))
 }
 
@@ -140,6 +206,7 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         queries: m.queries,
         duration: m.duration,
         timeout: Duration::from_secs(2),
+        client_tolerance: client_tolerance(m.p99_below),
     };
     let ProbeResponse::DnsLoad(outcome) = target.probe(&m.from, &ProbeRequest::DnsLoad(spec)).await? else {
         return Err(TargetError::Other("DNS load probe returned another kind of result".into()));
@@ -156,12 +223,18 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
     if !wrong.is_empty() {
         problems.push(format!("answers other than {want}: {}", wrong.join(", ")));
     }
-    let timeout_rate = if outcome.sent == 0 { 1.0 } else { outcome.timeouts as f64 / outcome.sent as f64 };
-    if timeout_rate > m.max_timeout_rate {
-        problems.push(format!("{} of {} queries timed out", outcome.timeouts, outcome.sent));
+    let basis = basis(outcome.pace.as_ref(), outcome.sent, outcome.intended, "queries");
+    let (judged, timeouts, latency) = match &basis {
+        Basis::OnSchedule(p) => (p.on_schedule, p.on_schedule_failed, &p.on_schedule_latency),
+        _ => (outcome.sent, outcome.timeouts, &outcome.latency),
+    };
+    let conclusive = !matches!(basis, Basis::Inconclusive(_));
+    let timeout_rate = if judged == 0 { 1.0 } else { timeouts as f64 / judged as f64 };
+    if timeout_rate > m.max_timeout_rate && conclusive {
+        problems.push(format!("{timeouts} of {judged} queries timed out"));
     }
-    if let Some(bound) = m.p99_below {
-        let p99 = Duration::from_micros(outcome.latency.p99_us as u64);
+    if let Some(bound) = m.p99_below.filter(|_| conclusive) {
+        let p99 = Duration::from_micros(latency.p99_us as u64);
         if p99 >= bound {
             problems.push(format!("p99 {p99:?} is not below {bound:?}"));
         }
@@ -178,12 +251,36 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         qps: outcome.answered as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
         rcodes: outcome.rcodes.clone(),
         latency: outcome.latency.clone(),
+        pace: outcome.pace.clone(),
+    };
+    let note = basis_note(&basis, outcome.sent, outcome.intended, "queries");
+    let inconclusive = match basis {
+        Basis::Inconclusive(why) => Some(why),
+        _ => None,
     };
     let expected = json!({ "rcode": want, "max_timeout_rate": m.max_timeout_rate, "p99_below_us": m.p99_below.map(|d| d.as_micros() as f64) });
     let actual = json!({ "sent": report.sent, "intended": report.intended, "achieved_rate": report.achieved_rate, "answered": report.answered, "timeouts": report.timeouts, "qps": report.qps,
-        "rcodes": report.rcodes, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us });
-    Ok(Evaluation::new(problems.is_empty(), expected, actual, problems.join("; "))
-        .with_measurement(Measurement::DnsLoad(report)))
+        "rcodes": report.rcodes, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us, "client": report.pace });
+    Ok(judged_load(problems, inconclusive, note, expected, actual).with_measurement(Measurement::DnsLoad(report)))
+}
+
+/// A load's evaluation: a failure when the target showed a problem; otherwise inconclusive when the run could not
+/// be judged, or a pass (saying what was left out when only the on-schedule part was judged).
+fn judged_load(
+    problems: Vec<String>,
+    inconclusive: Option<String>,
+    note: Option<String>,
+    expected: Value,
+    actual: Value,
+) -> Evaluation {
+    if !problems.is_empty() {
+        let message = problems.into_iter().chain(note).collect::<Vec<_>>().join("; ");
+        return Evaluation::new(false, expected, actual, message);
+    }
+    match inconclusive {
+        Some(why) => Evaluation::new(false, expected, actual, why.clone()).inconclusive(why),
+        None => Evaluation::new(true, expected, actual, "").with_note(note),
+    }
 }
 
 /// Probes per batch request of a bulk service check (two per service: a lookup and a connect).

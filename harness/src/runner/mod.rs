@@ -13,6 +13,7 @@ mod udp;
 use std::time::{Duration, Instant};
 
 use crate::{
+    probe::pace::{DEFAULT_TOLERANCE, PaceMonitor},
     results::{Outcome, ScenarioResult, StepResult},
     scenario::{Plan, Step, StepKind},
     targets::Target,
@@ -52,6 +53,17 @@ pub enum RunEvent {
     ScenarioFinished(ScenarioResult),
 }
 
+/// Inconclusive measurements of one step before the step is reported inconclusive.
+pub const INCONCLUSIVE_ATTEMPTS: u32 = 3;
+
+/// How often a polled assertion's watch on the harness wakes: fine enough for stalls over the tolerance.
+const HARNESS_TICK: Duration = Duration::from_millis(10);
+
+/// A duration rounded to whole milliseconds, as text (`1s 420ms`).
+fn whole_ms(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -85,6 +97,7 @@ pub async fn run_plan_with(
     });
     let mut steps = Vec::new();
     let mut failed = false;
+    let mut inconclusive = false;
     for step in &plan.steps {
         let summary = summarize(step);
         let result = if failed {
@@ -97,6 +110,8 @@ pub async fn run_plan_with(
             });
             let r = run_step(step, summary, target, options).await;
             failed = r.outcome == Outcome::Failed;
+            // A step that could not be judged changed nothing the next steps build on: they still run.
+            inconclusive |= r.outcome == Outcome::Inconclusive;
             r
         };
         on_event(RunEvent::StepFinished { scenario: plan.name.clone(), result: Box::new(result.clone()) });
@@ -107,7 +122,11 @@ pub async fn run_plan_with(
         description: plan.description.clone(),
         source: plan.source.display().to_string(),
         target: target.name().to_owned(),
-        outcome: if failed { Outcome::Failed } else { Outcome::Passed },
+        outcome: match (failed, inconclusive) {
+            (true, _) => Outcome::Failed,
+            (false, true) => Outcome::Inconclusive,
+            (false, false) => Outcome::Passed,
+        },
         duration_ms: ms(started.elapsed()),
         steps,
     };
@@ -133,6 +152,7 @@ fn base(step: &Step, summary: String) -> StepResult {
         expected: None,
         actual: None,
         message: None,
+        note: None,
         measurement: None,
     }
 }
@@ -186,6 +206,10 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                 _ => assertion.timeout,
             };
             let deadline = started + timeout;
+            // Time in which the harness itself could not run (a starved machine) does not count against the
+            // target: the deadline moves out by it, up to one more timeout.
+            let harness = PaceMonitor::with_tick(started, DEFAULT_TOLERANCE, HARNESS_TICK);
+            let mut inconclusive = 0;
             loop {
                 result.attempts += 1;
                 let evaluation = check::evaluate(&assertion.check, target).await;
@@ -197,17 +221,47 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                         if e.holds {
                             result.convergence_ms = Some(ms(started.elapsed()));
                             result.message = None;
+                            result.note = e.note;
                             break;
                         }
                         result.message = Some(e.message);
+                        if let Some(why) = e.inconclusive {
+                            // The client, not the target, fell behind: measure again, a bounded number of times
+                            // (past the step's timeout too: each attempt is itself bounded by the load's duration).
+                            inconclusive += 1;
+                            if inconclusive >= INCONCLUSIVE_ATTEMPTS {
+                                result.outcome = Outcome::Inconclusive;
+                                result.message = Some(format!("{why} ({} attempts)", result.attempts));
+                                break;
+                            }
+                            continue;
+                        }
                     }
                     Err(e) => result.message = Some(e.to_string()),
                 }
+                let stalled = harness.stalled();
+                let deadline = deadline + stalled.min(timeout);
                 if Instant::now() >= deadline {
-                    result.outcome = Outcome::Failed;
                     let why = result.message.take().unwrap_or_default();
-                    result.message =
-                        Some(format!("still failing after {timeout:?} ({} attempts): {why}", result.attempts));
+                    let attempts = result.attempts;
+                    if stalled * 2 >= timeout {
+                        result.outcome = Outcome::Inconclusive;
+                        result.message = Some(format!(
+                            "inconclusive: the harness itself could not run for {} of the step's {timeout:?} (a \
+                             starved machine), so the timeout says nothing about the target; last of {attempts} \
+                             attempts: {why}",
+                            whole_ms(stalled)
+                        ));
+                    } else {
+                        result.outcome = Outcome::Failed;
+                        let extra = if stalled.is_zero() {
+                            String::new()
+                        } else {
+                            format!(" (+{} the harness could not run)", whole_ms(stalled))
+                        };
+                        result.message =
+                            Some(format!("still failing after {timeout:?}{extra} ({attempts} attempts): {why}"));
+                    }
                     break;
                 }
                 tokio::time::sleep(target.poll_interval().min(deadline.saturating_duration_since(Instant::now())))

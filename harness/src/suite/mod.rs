@@ -1,6 +1,8 @@
 //! Running a battery: every plan against a fresh embedded cluster, concurrently, and the seeded-fault detection
 //! matrix (the same battery once per fault; a fault no scenario catches is a missing scenario).
 
+pub mod contention;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde::Serialize;
@@ -86,6 +88,7 @@ fn crashed(plan: &Plan, why: &str) -> ScenarioResult {
             expected: None,
             actual: None,
             message: Some(why.to_owned()),
+            note: None,
             measurement: None,
         }],
     }
@@ -105,6 +108,9 @@ pub struct FaultRow {
 pub struct Cell {
     /// The scenario failed: the fault was caught.
     pub caught: bool,
+    /// A measurement of the scenario could not be judged (the generator fell behind), and nothing failed.
+    #[serde(default)]
+    pub inconclusive: bool,
     /// Where and why it failed.
     pub detail: Option<String>,
 }
@@ -126,7 +132,8 @@ pub async fn fault_row(plans: &[Plan], fault: Fault, options: SuiteOptions) -> F
             let detail = r.first_failure().map(|s| {
                 format!("step {} (line {}) {}: {}", s.index, s.line, s.summary, s.message.clone().unwrap_or_default())
             });
-            (r.name.clone(), Cell { caught: r.outcome == Outcome::Failed, detail })
+            let (caught, inconclusive) = (r.outcome == Outcome::Failed, r.outcome == Outcome::Inconclusive);
+            (r.name.clone(), Cell { caught, inconclusive, detail })
         })
         .collect();
     FaultRow { fault, cells }
@@ -150,6 +157,7 @@ pub fn render_matrix(plans: &[Plan], rows: &[FaultRow]) -> String {
         for p in plans {
             let mark = match row.cells.get(&p.name) {
                 Some(c) if c.caught => "  X",
+                Some(c) if c.inconclusive => "  ~",
                 Some(_) => "  .",
                 None => "  ?",
             };

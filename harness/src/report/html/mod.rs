@@ -99,6 +99,7 @@ fn runs_table(out: &mut String, c: &Comparison) {
             (n.expected_fail, "expected fail"),
             (n.unexpected_pass, "unexpected pass"),
             (n.skipped, "skipped"),
+            (n.inconclusive, "inconclusive"),
         ] {
             if k > 0 {
                 push(&mut counts, format_args!(" · {k} {label}"));

@@ -124,13 +124,16 @@ fn differences(out: &mut String, c: &Comparison, name: &str) {
                 Outcome::Passed => "<span class=\"badge v-pass\">held</span>",
                 Outcome::Failed => "<span class=\"badge v-fail\">failed</span>",
                 Outcome::Skipped => "<span class=\"badge v-skipped\">not reached</span>",
+                Outcome::Inconclusive => "<span class=\"badge v-inconclusive\">inconclusive</span>",
             };
             let time =
                 o.convergence_ms.map(|t| format!(" <span class=\"small\">after {}</span>", ms(t))).unwrap_or_default();
             let answer =
                 if o.answer.is_empty() { String::new() } else { format!("<br><code>{}</code>", esc(&o.answer)) };
             let why = match (&o.message, o.outcome) {
-                (Some(m), Outcome::Failed) if !m.is_empty() => format!("<br><span class=\"small\">{}</span>", esc(m)),
+                (Some(m), Outcome::Failed | Outcome::Inconclusive) if !m.is_empty() => {
+                    format!("<br><span class=\"small\">{}</span>", esc(m))
+                }
                 _ => String::new(),
             };
             push(out, format_args!("<td>{outcome}{time}{answer}{why}</td>"));
@@ -271,6 +274,7 @@ fn steps_table(out: &mut String, c: &Comparison, name: &str) {
                 Outcome::Passed => ("pass", "passed"),
                 Outcome::Failed => ("fail", "failed"),
                 Outcome::Skipped => ("skipped", "skipped"),
+                Outcome::Inconclusive => ("inconclusive", "inconclusive"),
             };
             let mut detail = String::new();
             if let Some(conv) = s.convergence_ms {
