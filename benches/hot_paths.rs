@@ -140,6 +140,7 @@ fn proxy(c: &mut Criterion) {
             duration: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             family: None,
+            client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
         };
         g.bench_function(label, |b| {
             b.to_async(&rt).iter(|| async { black_box(load::run(&ctx, &spec).await.unwrap()) })

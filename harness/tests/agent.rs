@@ -295,6 +295,10 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
             assert_eq!(o.latency.count, 200);
             assert!(o.latency.p50_us > 0.0 && o.latency.max_us >= o.latency.p99_us, "{:?}", o.latency);
             assert!(!o.latency.histogram.is_empty() && !o.latency.percentiles.is_empty(), "histogram present");
+            // The agent process watched its own client: how late it ran, the CPU it got, what ran on schedule.
+            let pace = o.pace.expect("the agent reports whether its load client kept up");
+            assert!(pace.cpu_ms.is_some_and(|ms| ms > 0.0), "{pace:?}");
+            assert!(pace.on_schedule <= 200 && (pace.fell_behind() || pace.on_schedule == 200), "{pace:?}");
         }
         other => panic!("expected a load outcome, got {other:?}"),
     }
@@ -320,6 +324,8 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
             assert_eq!((o.sent, o.answered, o.timeouts), (500, 500, 0), "{:?}", o.rcodes);
             assert_eq!(o.rcodes, [("NOERROR".to_owned(), 500)].into());
             assert_eq!(o.latency.count, 500);
+            let pace = o.pace.expect("the agent reports whether its DNS client kept up");
+            assert!(pace.fell_behind() || (pace.on_schedule, pace.on_schedule_failed) == (500, 0), "{pace:?}");
         }
         other => panic!("expected a DNS load outcome, got {other:?}"),
     }

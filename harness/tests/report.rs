@@ -510,6 +510,44 @@ fn run_writes_results_html_and_junit_and_expected_failures_do_not_fail_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL embedded::fail"));
 }
 
+/// A load whose own generator fell behind is inconclusive: its own badge and reason in the report, a JUnit skip of
+/// type `inconclusive`, counted apart on the console — not a pass, and not a failure of the target.
+#[test]
+fn an_inconclusive_scenario_is_neither_a_pass_nor_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut results = run("embedded", "20261127T120000Z-ccccc", 0);
+    let why = "the load generator fell behind its own schedule (stalled 1.42 s in 1 interval over 50 ms)";
+    let story = results.scenarios.iter_mut().find(|s| s.name == "load-story").unwrap();
+    story.outcome = Outcome::Inconclusive;
+    let step = story.steps.iter_mut().find(|s| matches!(s.measurement, Some(Measurement::DnsLoad(_)))).unwrap();
+    step.outcome = Outcome::Inconclusive;
+    step.message = Some(why.into());
+    let Some(Measurement::DnsLoad(dns)) = &mut step.measurement else { unreachable!() };
+    dns.pace = Some(svcbench::probe::pace::ClientPace {
+        tolerance_ms: 50.0,
+        stalls: 1,
+        stalled_ms: 1420.0,
+        worst_stall_ms: 1420.0,
+        wake_lag_p99_ms: 40.0,
+        send_lag_max_ms: 1400.0,
+        cpu_ms: Some(1000.0),
+        cpu_wait_ms: Some(2640.0),
+        on_schedule: 2,
+        on_schedule_failed: 0,
+        on_schedule_latency: latency_summary(&histogram(5, 100.0, 1000, 2.0)),
+    });
+    let input = write(dir.path(), "c/results.json", &serde_json::to_vec_pretty(&results).unwrap());
+    let out = dir.path().join("out");
+    let (html, stdout) = render(&out, &[&input], &[]);
+    assert!(stdout.contains("1 inconclusive"), "{stdout}");
+    assert!(html.contains("v-inconclusive\">inconclusive"), "the step and the matrix say inconclusive");
+    assert!(html.contains("stalled 1.42 s in 1 interval"), "the reason is in the report");
+    assert!(html.contains("behind: 1 stall(s), 1420 ms"), "the load table says the client fell behind");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("type=\"inconclusive\""), "{junit}");
+    assert!(junit.contains("inconclusive at step 3 (line 6): the load generator fell behind"), "{junit}");
+}
+
 #[test]
 fn run_rejects_a_bad_profile_with_its_location() {
     let dir = tempfile::tempdir().unwrap();

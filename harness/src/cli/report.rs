@@ -59,8 +59,10 @@ pub fn report(args: ReportArgs) -> ExitCode {
         Ok(written) => {
             for (i, run) in comparison.runs.iter().enumerate() {
                 let n = comparison.counts(i);
+                let inconclusive =
+                    if n.inconclusive > 0 { format!(", {} inconclusive", n.inconclusive) } else { String::new() };
                 println!(
-                    "{}: {}/{} passed, {} failed, {} expected failures, {} unexpected passes",
+                    "{}: {}/{} passed, {} failed, {} expected failures, {} unexpected passes{inconclusive}",
                     run.label,
                     n.passed,
                     n.total(),

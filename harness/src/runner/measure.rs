@@ -60,7 +60,7 @@ fn basis<'a>(pace: Option<&'a ClientPace>, sent: u64, intended: u64, unit: &str)
         Basis::OnSchedule(pace)
     } else {
         Basis::Inconclusive(format!(
-            "inconclusive: the load generator fell behind its own schedule ({}); only {} of {sent} {unit} ran while \
+            "the load generator fell behind its own schedule ({}); only {} of {sent} {unit} ran while \
              it kept up, and at least half must to judge the target",
             pace.describe(sent, intended, unit),
             pace.on_schedule

@@ -247,7 +247,7 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                     if stalled * 2 >= timeout {
                         result.outcome = Outcome::Inconclusive;
                         result.message = Some(format!(
-                            "inconclusive: the harness itself could not run for {} of the step's {timeout:?} (a \
+                            "the harness itself could not run for {} of the step's {timeout:?} (a \
                              starved machine), so the timeout says nothing about the target; last of {attempts} \
                              attempts: {why}",
                             whole_ms(stalled)

@@ -132,6 +132,24 @@ fn sent_of(sent: u64, intended: u64) -> String {
     }
 }
 
+/// Whether the generator kept up: its stalls, CPU wait, and how much of the run was judged (on schedule).
+fn client_cell(pace: Option<&crate::probe::pace::ClientPace>, sent: u64) -> String {
+    let Some(p) = pace else { return "<span class=\"muted\">not recorded</span>".into() };
+    let cpu = match (p.cpu_ms, p.cpu_wait_ms) {
+        (Some(cpu), Some(wait)) => format!("<br><span class=\"small\">CPU {cpu:.0} ms, waited {wait:.0} ms</span>"),
+        _ => String::new(),
+    };
+    if p.fell_behind() {
+        format!(
+            "<span class=\"shortfall\" title=\"lateness over {:.0} ms: requests living through a stall are not judged\">\
+             behind: {} stall(s), {:.0} ms (worst {:.0} ms)</span><br>judged {} of {sent}{cpu}",
+            p.tolerance_ms, p.stalls, p.stalled_ms, p.worst_stall_ms, p.on_schedule
+        )
+    } else {
+        format!("on schedule (wake lag p99 {:.1} ms){cpu}", p.wake_lag_p99_ms)
+    }
+}
+
 fn by_class(map: &BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "<span class=\"muted\">none</span>".into();
@@ -146,7 +164,7 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
         out,
         format_args!(
             "<table class=\"load\"><thead><tr><th>run</th><th>load</th><th>mode</th><th class=\"num\">sent / intended</th>\
-             <th class=\"num\">sent/s</th><th class=\"num\">ok</th><th class=\"num\">throughput</th><th>errors</th></tr></thead><tbody>"
+             <th class=\"num\">sent/s</th><th class=\"num\">ok</th><th class=\"num\">throughput</th><th>errors</th><th>client</th></tr></thead><tbody>"
         ),
     );
     for (i, r) in runs {
@@ -155,7 +173,7 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
             out,
             format_args!(
                 "<tr><th scope=\"row\">{}{}</th><td><code>{}</code></td><td>{}, {} conn., {rate}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{:.0}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}/s</td><td>{}</td></tr>",
+                 <td class=\"num\">{:.0}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}/s</td><td>{}</td><td>{}</td></tr>",
                 super::swatch(*i),
                 esc(&c.runs[*i].label),
                 esc(&r.target),
@@ -166,6 +184,7 @@ fn http_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &
                 r.ok,
                 r.throughput,
                 by_class(&r.errors),
+                client_cell(r.pace.as_ref(), r.sent),
             ),
         );
     }
@@ -194,7 +213,7 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
         format_args!(
             "<table class=\"load\"><thead><tr><th>run</th><th>names</th><th class=\"num\">rate</th><th class=\"num\">ports</th>\
              <th class=\"num\">sent / intended</th><th class=\"num\">sent/s</th><th class=\"num\">answered</th><th class=\"num\">timeouts</th><th class=\"num\">qps</th>\
-             <th>rcodes</th></tr></thead><tbody>"
+             <th>rcodes</th><th>client</th></tr></thead><tbody>"
         ),
     );
     for (i, r) in runs {
@@ -202,7 +221,7 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
             out,
             format_args!(
                 "<tr><th scope=\"row\">{}{}</th><td>{}</td><td class=\"num\">{:.0}/s</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{:.0}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td>{}</td></tr>",
+                 <td class=\"num\">{:.0}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0}</td><td>{}</td><td>{}</td></tr>",
                 super::swatch(*i),
                 esc(&c.runs[*i].label),
                 r.names.iter().map(|n| format!("<code>{}</code>", esc(n))).collect::<Vec<_>>().join("<br>"),
@@ -214,6 +233,7 @@ fn dns_load(out: &mut String, c: &Comparison, name: &str, index: usize, runs: &[
                 r.timeouts,
                 r.qps,
                 by_class(&r.rcodes),
+                client_cell(r.pace.as_ref(), r.sent),
             ),
         );
     }

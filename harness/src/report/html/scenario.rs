@@ -302,10 +302,16 @@ fn steps_table(out: &mut String, c: &Comparison, name: &str) {
             } else {
                 String::new()
             };
+            // Why a step could not be judged, or what a passing load left out of its verdict.
+            let why = match (s.outcome, &s.message, &s.note) {
+                (Outcome::Inconclusive, Some(m), _) => format!("<br><span class=\"small\">{}</span>", esc(m)),
+                (Outcome::Passed, _, Some(n)) => format!("<br><span class=\"small muted\">note: {}</span>", esc(n)),
+                _ => String::new(),
+            };
             push(
                 out,
                 format_args!(
-                    "<td class=\"st\"><span class=\"badge v-{class}\">{label}</span><span class=\"small\">{}</span>{failed_link}{measured}{data}</td>",
+                    "<td class=\"st\"><span class=\"badge v-{class}\">{label}</span><span class=\"small\">{}</span>{failed_link}{measured}{why}{data}</td>",
                     esc(&detail)
                 ),
             );
