@@ -137,7 +137,7 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     let pace = Arc::new(PaceMonitor::start(started, spec.client_tolerance));
 
     let mut receivers = tokio::task::JoinSet::new();
-    for (socket, pending) in sockets.iter().zip(&pending) {
+    for (port, (socket, pending)) in sockets.iter().zip(&pending).enumerate() {
         let (socket, pending, shared, pace) = (socket.clone(), pending.clone(), shared.clone(), pace.clone());
         receivers.spawn(async move {
             let mut buf = [0u8; 4096];
@@ -148,7 +148,7 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
                 let id = u16::from_be_bytes([buf[0], buf[1]]);
                 let Some(p) = pending.lock().expect("pending lock").remove(&id) else { continue };
                 let latency = p.at.elapsed();
-                pace.finished(p.at, latency, false);
+                pace.finished(port as u64, p.at, latency, false);
                 let mut s = shared.lock().expect("shared lock");
                 if let Some(h) = s.histogram.as_mut() {
                     latency::record(h, latency);
@@ -158,16 +158,18 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
             }
         });
     }
-    // Expire unanswered queries: they are timeouts, recorded at the time they were given up on.
-    let sweeper = {
+    // Expire unanswered queries: they are timeouts, recorded at the time they were given up on. In a JoinSet, so
+    // that a run dropped midway (an agent's caller gone) aborts it, and with it its hold on the pace monitor.
+    let mut sweeper = tokio::task::JoinSet::new();
+    {
         let (pending, shared, timeout, pace) = (pending.clone(), shared.clone(), spec.timeout, pace.clone());
-        tokio::spawn(async move {
+        sweeper.spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 expire(&pending, &shared, &pace, timeout);
             }
-        })
-    };
+        });
+    }
 
     // The wall-clock bound: nothing is sent after it, whatever the schedule says.
     let deadline = schedule::after(started, spec.duration);
@@ -187,9 +189,12 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
         }
         let slot = match spec.rate {
             Some(_) => {
-                // Nothing in an open-loop DNS run waits for the server: a late send is the client's own delay.
-                tokio::time::sleep_until(at.into()).await;
-                pace.woke(at);
+                // Only a loop that arrived early and woke late was held back (its process did not run); one that
+                // is simply behind its rate shows as a shortfall, and its process's stalls in the ticker.
+                if Instant::now() < at {
+                    tokio::time::sleep_until(at.into()).await;
+                    pace.woke(at);
+                }
                 None
             }
             // Slots free up only as answers arrive or queries expire: waiting must not outlast the run.
@@ -216,12 +221,12 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     while Instant::now() < drain_deadline && pending.iter().any(|p| !p.lock().expect("pending lock").is_empty()) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    sweeper.abort();
+    sweeper.abort_all();
     expire(&pending, &shared, &pace, Duration::ZERO);
     receivers.abort_all();
     // Aborted tasks drop their handles to the monitor once they are polled again: wait for that.
     while receivers.join_next().await.is_some() {}
-    let _ = sweeper.await;
+    while sweeper.join_next().await.is_some() {}
     let elapsed = started.elapsed();
     let pace = match Arc::try_unwrap(pace) {
         Ok(monitor) => Some(monitor.finish().await),
@@ -254,7 +259,7 @@ fn expire(
         p.lock().expect("pending lock").retain(|_, q| {
             let age = q.at.elapsed();
             if age >= timeout {
-                pace.finished(q.at, age, true);
+                pace.finished(0, q.at, age, true);
                 expired.push(age);
                 false
             } else {

@@ -331,7 +331,7 @@ async fn new_connection(run: &Run<'_>) -> Tally {
             let collector = tokio::spawn(async move {
                 let mut tally = Tally::new();
                 while let Some((answer, at, latency)) = rx.recv().await {
-                    collector_pace.finished(at, latency, answer.is_err());
+                    collector_pace.finished(0, at, latency, answer.is_err());
                     tally.record(answer, latency);
                 }
                 tally
@@ -377,7 +377,7 @@ async fn new_connection(run: &Run<'_>) -> Tally {
                         let answer = tokio::time::timeout(spec.timeout, one_request(&ctx, &spec, address, &request))
                             .await
                             .unwrap_or_else(|_| Err("timeout".into()));
-                        pace.finished(t, t.elapsed(), answer.is_err());
+                        pace.finished(worker, t, t.elapsed(), answer.is_err());
                         shards.record(worker, answer, t.elapsed());
                     }
                 });
@@ -438,7 +438,7 @@ async fn keep_alive(run: &Run<'_>) -> Tally {
                     // The connection is in an unknown state: start a new one for the next request.
                     stream = None;
                 }
-                pace.finished(at, at.elapsed(), answer.is_err());
+                pace.finished(worker, at, at.elapsed(), answer.is_err());
                 shards.record(worker, answer, at.elapsed());
                 i += n;
             }

@@ -99,7 +99,9 @@ fn observe(step: &StepResult) -> Observation {
 /// What differs between the observations present (at least two runs must have observed the step: one not reached
 /// after an earlier failure observed nothing).
 fn aspects(cells: &[Option<Observation>]) -> Vec<&'static str> {
-    let present: Vec<&Observation> = cells.iter().flatten().filter(|o| o.outcome != Outcome::Skipped).collect();
+    // A step not reached, or one whose measurement could not be judged, observed nothing to compare.
+    let present: Vec<&Observation> =
+        cells.iter().flatten().filter(|o| !matches!(o.outcome, Outcome::Skipped | Outcome::Inconclusive)).collect();
     if present.len() < 2 {
         return Vec::new();
     }

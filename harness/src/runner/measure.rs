@@ -53,10 +53,14 @@ enum Basis<'a> {
     Inconclusive(String),
 }
 
-fn basis<'a>(pace: Option<&'a ClientPace>, sent: u64, intended: u64, unit: &str) -> Basis<'a> {
+/// `max_failed` is the step's tolerated failure share: failures seen while the client was on schedule are the
+/// target's whatever else happened, so once they alone exceed it over everything sent the run is judged (and fails)
+/// however little of it was on schedule.
+fn basis<'a>(pace: Option<&'a ClientPace>, sent: u64, intended: u64, unit: &str, max_failed: f64) -> Basis<'a> {
     let Some(pace) = pace.filter(|p| p.fell_behind()) else { return Basis::Whole };
     let share = if sent == 0 { 0.0 } else { pace.on_schedule as f64 / sent as f64 };
-    if pace.on_schedule > 0 && share >= MIN_ON_SCHEDULE {
+    let failed_anyway = sent > 0 && pace.on_schedule_failed as f64 / sent as f64 > max_failed;
+    if pace.on_schedule > 0 && (share >= MIN_ON_SCHEDULE || failed_anyway) {
         Basis::OnSchedule(pace)
     } else {
         Basis::Inconclusive(format!(
@@ -103,7 +107,7 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
     };
     let mut problems = Vec::new();
     let mut expected = serde_json::Map::new();
-    let basis = basis(outcome.pace.as_ref(), outcome.sent, outcome.intended, "requests");
+    let basis = basis(outcome.pace.as_ref(), outcome.sent, outcome.intended, "requests", m.max_error_rate);
     let (judged, failed, latency) = match &basis {
         Basis::OnSchedule(p) => (p.on_schedule, p.on_schedule_failed, &p.on_schedule_latency),
         _ => (outcome.sent, outcome.errors.values().sum(), &outcome.latency),
@@ -223,7 +227,7 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
     if !wrong.is_empty() {
         problems.push(format!("answers other than {want}: {}", wrong.join(", ")));
     }
-    let basis = basis(outcome.pace.as_ref(), outcome.sent, outcome.intended, "queries");
+    let basis = basis(outcome.pace.as_ref(), outcome.sent, outcome.intended, "queries", m.max_timeout_rate);
     let (judged, timeouts, latency) = match &basis {
         Basis::OnSchedule(p) => (p.on_schedule, p.on_schedule_failed, &p.on_schedule_latency),
         _ => (outcome.sent, outcome.timeouts, &outcome.latency),

@@ -210,6 +210,8 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
             // target: the deadline moves out by it, up to one more timeout.
             let harness = PaceMonitor::with_tick(started, DEFAULT_TOLERANCE, HARNESS_TICK);
             let mut inconclusive = 0;
+            // The last attempt that failed on its own merits: later inconclusive attempts do not hide it.
+            let mut failure: Option<String> = None;
             loop {
                 result.attempts += 1;
                 let evaluation = check::evaluate(&assertion.check, target).await;
@@ -232,10 +234,18 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                             if inconclusive >= INCONCLUSIVE_ATTEMPTS {
                                 result.outcome = Outcome::Inconclusive;
                                 result.message = Some(format!("{why} ({} attempts)", result.attempts));
+                                if let Some(failed) = failure {
+                                    result.outcome = Outcome::Failed;
+                                    result.message = Some(format!(
+                                        "{failed} (an earlier of {} attempts; the later ones were inconclusive)",
+                                        result.attempts
+                                    ));
+                                }
                                 break;
                             }
                             continue;
                         }
+                        failure = result.message.clone();
                     }
                     Err(e) => result.message = Some(e.to_string()),
                 }
@@ -244,7 +254,9 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                 if Instant::now() >= deadline {
                     let why = result.message.take().unwrap_or_default();
                     let attempts = result.attempts;
-                    if stalled * 2 >= timeout {
+                    // The target had its whole timeout of running harness unless the stalls outgrew the one
+                    // timeout of extension.
+                    if stalled > timeout {
                         result.outcome = Outcome::Inconclusive;
                         result.message = Some(format!(
                             "the harness itself could not run for {} of the step's {timeout:?} (a \

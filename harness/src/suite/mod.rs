@@ -120,6 +120,11 @@ impl FaultRow {
     pub fn caught_by(&self) -> Vec<&str> {
         self.cells.iter().filter(|(_, c)| c.caught).map(|(n, _)| n.as_str()).collect()
     }
+
+    /// Scenarios that could not be judged with the fault seeded (their load generator fell behind).
+    pub fn inconclusive_in(&self) -> Vec<&str> {
+        self.cells.iter().filter(|(_, c)| c.inconclusive).map(|(n, _)| n.as_str()).collect()
+    }
 }
 
 /// Runs the battery once per fault.
@@ -164,8 +169,16 @@ pub fn render_matrix(plans: &[Plan], rows: &[FaultRow]) -> String {
             out.push_str(mark);
         }
         let n = row.caught_by().len();
-        out.push_str(&format!("  {}\n", if n == 0 { "MISSED".to_owned() } else { format!("{n}") }));
+        let verdict = match (n, row.inconclusive_in().is_empty()) {
+            (0, true) => "MISSED".to_owned(),
+            (0, false) => "inconclusive".to_owned(),
+            (n, _) => n.to_string(),
+        };
+        out.push_str(&format!("  {verdict}\n"));
     }
-    out.push_str("\nX = the scenario failed with the fault seeded (caught), . = passed (missed)\n");
+    out.push_str(
+        "\nX = the scenario failed with the fault seeded (caught), . = passed (missed), ~ = inconclusive (its load \
+         generator fell behind: neither)\n",
+    );
     out
 }
