@@ -359,7 +359,7 @@ mod tests {
     fn a_stall_takes_out_what_it_delayed() {
         let record = |due_ms: u32, latency_ms: u32, failed: bool| Record {
             due_us: due_ms * 1000,
-            latency_us: latency_ms * 1000 | if failed { FAILED } else { 0 },
+            latency_us: (latency_ms * 1000) | if failed { FAILED } else { 0 },
         };
         let stalls = [(1_000_000, 1_200_000)];
         let records = [
