@@ -57,7 +57,7 @@ pub enum RunEvent {
 pub const INCONCLUSIVE_ATTEMPTS: u32 = 3;
 
 /// How often a polled assertion's watch on the harness wakes: fine enough for stalls over the tolerance.
-const HARNESS_TICK: Duration = Duration::from_millis(10);
+pub(crate) const HARNESS_TICK: Duration = Duration::from_millis(10);
 
 /// A duration rounded to whole milliseconds, as text (`1s 420ms`).
 fn whole_ms(d: Duration) -> humantime::FormattedDuration {
