@@ -56,6 +56,10 @@ pub enum RunEvent {
 /// Inconclusive measurements of one step before the step is reported inconclusive.
 pub const INCONCLUSIVE_ATTEMPTS: u32 = 3;
 
+/// Attempts a polled assertion always gets before it fails: on a starved machine one attempt (52 connections for a
+/// `reachesAll`, say) can take a whole short timeout, and a single sample cannot tell a transient from a fault.
+pub const MIN_ATTEMPTS: u32 = 2;
+
 /// How often a polled assertion's watch on the harness wakes: fine enough for stalls over the tolerance.
 pub(crate) const HARNESS_TICK: Duration = Duration::from_millis(10);
 
@@ -251,7 +255,8 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                 }
                 let stalled = harness.stalled();
                 let deadline = deadline + stalled.min(timeout);
-                if Instant::now() >= deadline {
+                // A deadline that one slow attempt used up entirely still gets a second, whole sample.
+                if Instant::now() >= deadline && result.attempts >= MIN_ATTEMPTS {
                     let why = result.message.take().unwrap_or_default();
                     let attempts = result.attempts;
                     // The target had its whole timeout of running harness unless the stalls outgrew the one
