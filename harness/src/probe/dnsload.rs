@@ -228,10 +228,7 @@ pub async fn run(ctx: &ProbeContext, spec: &DnsLoadSpec) -> Result<DnsLoadOutcom
     while receivers.join_next().await.is_some() {}
     while sweeper.join_next().await.is_some() {}
     let elapsed = started.elapsed();
-    let pace = match Arc::try_unwrap(pace) {
-        Ok(monitor) => Some(monitor.finish().await),
-        Err(_) => None,
-    };
+    let pace = PaceMonitor::finish_shared(pace).await;
     let mut s = shared.lock().expect("shared lock");
     let histogram = s.histogram.take().unwrap_or_else(latency::new_histogram);
     Ok(DnsLoadOutcome {

@@ -271,10 +271,7 @@ pub async fn run(ctx: &ProbeContext, spec: &LoadSpec) -> Result<LoadOutcome, Pro
     };
     let (sent, elapsed) = (sent.load(Ordering::Relaxed), started.elapsed());
     // Every task holding the monitor has ended (the generators join or drain theirs).
-    let pace = match Arc::try_unwrap(pace) {
-        Ok(monitor) => Some(monitor.finish().await),
-        Err(_) => None,
-    };
+    let pace = PaceMonitor::finish_shared(pace).await;
     Ok(LoadOutcome {
         address,
         sent,

@@ -195,6 +195,15 @@ impl PaceMonitor {
         Duration::from_micros(stalls.iter().map(|(a, b)| b - a).sum())
     }
 
+    /// [`finish`](Self::finish) for a monitor the generator's tasks shared: `None` if one of them still holds it
+    /// (a generator must join its tasks first).
+    pub async fn finish_shared(monitor: Arc<Self>) -> Option<ClientPace> {
+        match Arc::try_unwrap(monitor) {
+            Ok(monitor) => Some(monitor.finish().await),
+            Err(_) => None,
+        }
+    }
+
     /// Stops watching and sums up.
     pub async fn finish(mut self) -> ClientPace {
         self.stop.notify_one();

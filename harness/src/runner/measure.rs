@@ -56,6 +56,16 @@ enum Basis<'a> {
 /// `max_failed` is the step's tolerated failure share: failures seen while the client was on schedule are the
 /// target's whatever else happened, so once they alone exceed it over everything sent the run is judged (and fails)
 /// however little of it was on schedule.
+impl Basis<'_> {
+    /// Why the run cannot be judged, if it cannot.
+    fn inconclusive(self) -> Option<String> {
+        match self {
+            Basis::Inconclusive(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
 fn basis<'a>(pace: Option<&'a ClientPace>, sent: u64, intended: u64, unit: &str, max_failed: f64) -> Basis<'a> {
     let Some(pace) = pace.filter(|p| p.fell_behind()) else { return Basis::Whole };
     let share = if sent == 0 { 0.0 } else { pace.on_schedule as f64 / sent as f64 };
@@ -162,10 +172,7 @@ pub async fn http(m: &MeasureHttp, target: &dyn Target) -> Result<Evaluation, Ta
         }
     }
     let note = basis_note(&basis, outcome.sent, outcome.intended, "requests");
-    let inconclusive = match basis {
-        Basis::Inconclusive(why) => Some(why),
-        _ => None,
-    };
+    let inconclusive = basis.inconclusive();
     let report = HttpLoadReport {
         target: format!("http://{}:{}{} from {}", m.host, m.port, m.path, m.from),
         mode: match m.mode {
@@ -258,10 +265,7 @@ pub async fn dns(m: &MeasureDns, target: &dyn Target) -> Result<Evaluation, Targ
         pace: outcome.pace.clone(),
     };
     let note = basis_note(&basis, outcome.sent, outcome.intended, "queries");
-    let inconclusive = match basis {
-        Basis::Inconclusive(why) => Some(why),
-        _ => None,
-    };
+    let inconclusive = basis.inconclusive();
     let expected = json!({ "rcode": want, "max_timeout_rate": m.max_timeout_rate, "p99_below_us": m.p99_below.map(|d| d.as_micros() as f64) });
     let actual = json!({ "sent": report.sent, "intended": report.intended, "achieved_rate": report.achieved_rate, "answered": report.answered, "timeouts": report.timeouts, "qps": report.qps,
         "rcodes": report.rcodes, "p50_us": report.latency.p50_us, "p99_us": report.latency.p99_us, "client": report.pace });
