@@ -14,15 +14,17 @@
 //! With `SVCBENCH_LAB_RESULTS=<dir>`, a mode whose every scenario ran writes `<dir>/lab-<mode>/results.json`, which
 //! `svcbench compare --reuse <dir>` takes instead of running the same battery on the same lab again (`.ci/run`).
 
+#[path = "scenarios/clusters.rs"]
+mod clusters;
+
 use std::{path::PathBuf, sync::LazyLock};
 
+use clusters::Cluster;
+
 use svcbench::{
-    lab::{Lab, LabConfig, ProxyMode},
-    report::{
-        files, json,
-        profile::{self, Profile, Verdict},
-    },
-    results::{RunResults, SCHEMA_VERSION, ScenarioResult, TargetInfo},
+    lab::ProxyMode,
+    report::profile::{self, Profile, Verdict},
+    results::ScenarioResult,
 };
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -35,7 +37,6 @@ use svcbench::{
     targets::{
         Target,
         embedded::{EmbeddedConfig, EmbeddedTarget, Fault, PortPolicy},
-        kube::{KubeConfig, KubeTarget},
     },
 };
 
@@ -123,128 +124,35 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
     trials
 }
 
-/// One scenario against the real cluster of the current kubeconfig context (`SVCBENCH_TARGET=kube`).
-fn run_kube(plan: &Plan) -> Result<(), Failed> {
-    RUNTIME.block_on(async {
-        let target =
-            KubeTarget::connect(KubeConfig::from_env()).await.map_err(|e| Failed::from(format!("kube target: {e}")))?;
-        let result = runner::run_plan(plan, &target, &mut |_| {}).await;
-        target.shutdown().await;
-        report_inconclusive(&result);
-        match result.first_failure() {
-            None => Ok(()),
-            Some(step) => Err(Failed::from(format_failure(&result, step))),
-        }
-    })
-}
-
-/// The lab of each proxy mode, started on first use.
-type SharedLab = (std::sync::Mutex<Option<Lab>>, kube::Client);
-static LABS: [tokio::sync::OnceCell<Result<SharedLab, String>>; 2] =
-    [tokio::sync::OnceCell::const_new(), tokio::sync::OnceCell::const_new()];
-
-/// Lab trials run one at a time: scenarios on one cluster would otherwise measure each other (a 1,000-service
-/// scenario keeps kube-proxy and the EndpointSlice controller busy for the others' whole timeout).
-static LAB_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The measured profile of the lab's real components.
 const LAB_PROFILE: &str = "profiles/coredns-1.12.1.yaml";
 
-fn lab_slot(mode: ProxyMode) -> usize {
-    match mode {
-        ProxyMode::Nftables => 0,
-        ProxyMode::Iptables => 1,
-    }
-}
-
-/// The lab trials' results per mode, with their scenario's index, for `SVCBENCH_LAB_RESULTS`.
-static LAB_RESULTS: [std::sync::Mutex<Vec<(usize, ScenarioResult)>>; 2] =
-    [std::sync::Mutex::new(Vec::new()), std::sync::Mutex::new(Vec::new())];
-
-fn run_lab(mode: ProxyMode, index: usize, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
-    if let Some(why) = svcbench::lab::unavailable() {
+/// One scenario's trial on a real cluster: its result from the cluster's battery, judged by `profile`.
+fn run_on_cluster(cluster: Cluster, index: usize, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
+    if matches!(cluster, Cluster::Lab(_))
+        && let Some(why) = svcbench::lab::unavailable()
+    {
         println!("SKIPPED: {why}");
         return Ok(());
     }
-    RUNTIME.block_on(async {
-        let _turn = LAB_TURN.lock().await;
-        let started = LABS[lab_slot(mode)]
-            .get_or_init(|| async {
-                let config =
-                    LabConfig { svcbench: Some(env!("CARGO_BIN_EXE_svcbench").into()), ..LabConfig::new(mode, 2) };
-                // Started on a runtime worker: the lab's processes die with the thread that started them.
-                let lab = RUNTIME
-                    .spawn(Lab::start(config))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("{e:#}"))?;
-                let client = svcbench::lab::client_for(lab.kubeconfig()).await.map_err(|e| format!("{e:#}"))?;
-                Ok((std::sync::Mutex::new(Some(lab)), client))
-            })
-            .await;
-        let (_, client) =
-            started.as_ref().map_err(|e| Failed::from(format!("lab ({}) did not start: {e}", mode.as_str())))?;
-        let target = KubeTarget::with_client(
-            client.clone(),
-            KubeConfig::from_env(),
-            &svcbench::targets::embedded::names::random(6),
-        );
-        let result = runner::run_plan(plan, &target, &mut |_| {}).await;
-        target.shutdown().await;
-        if let Ok(mut kept) = LAB_RESULTS[lab_slot(mode)].lock() {
-            kept.push((index, result.clone()));
+    let result = clusters::result(cluster, index).map_err(Failed::from)?;
+    report_inconclusive(&result);
+    match profile::verdict(&result, profile) {
+        Verdict::Passed | Verdict::Inconclusive => Ok(()),
+        Verdict::ExpectedFail => {
+            let entry =
+                profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
+            println!("  expected failure ({LAB_PROFILE}): {entry}");
+            Ok(())
         }
-        report_inconclusive(&result);
-        match profile::verdict(&result, profile) {
-            Verdict::Passed | Verdict::Inconclusive => Ok(()),
-            Verdict::ExpectedFail => {
-                let entry =
-                    profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
-                println!("  expected failure ({LAB_PROFILE}): {entry}");
-                Ok(())
-            }
-            Verdict::UnexpectedPass => Err(Failed::from(format!(
-                "passed, but {LAB_PROFILE} lists it as an expected failure: the profile entry is stale"
-            ))),
-            Verdict::Failed | Verdict::Skipped => Err(Failed::from(match result.first_failure() {
-                Some(step) => format_failure(&result, step),
-                None => "scenario did not run".to_owned(),
-            })),
-        }
-    })
-}
-
-/// Stops the labs the trials started, first writing the results of each mode that ran every scenario when
-/// `SVCBENCH_LAB_RESULTS` names a folder.
-fn stop_labs(scenarios: usize) {
-    let keep = std::env::var_os("SVCBENCH_LAB_RESULTS").map(PathBuf::from);
-    RUNTIME.block_on(async {
-        for (slot, kept) in LABS.iter().zip(&LAB_RESULTS) {
-            let lab = slot.get().and_then(|started| started.as_ref().ok()?.0.lock().ok()?.take());
-            let Some(lab) = lab else { continue };
-            let mut results = kept.lock().map(|mut k| std::mem::take(&mut *k)).unwrap_or_default();
-            if let Some(dir) = keep.as_ref().filter(|_| results.len() == scenarios) {
-                results.sort_by_key(|(index, _)| *index);
-                let run = RunResults {
-                    schema_version: SCHEMA_VERSION,
-                    run_id: format!("cargo-test-{}", lab.config().name()),
-                    started_at: jiff::Timestamp::now().to_string(),
-                    duration_ms: results.iter().map(|(_, r)| r.duration_ms).sum(),
-                    target: TargetInfo { name: lab.config().name(), description: lab.description() },
-                    scenarios: results.into_iter().map(|(_, r)| r).collect(),
-                };
-                let path = dir.join(lab.config().name()).join(files::RESULTS_NAME);
-                let written = std::fs::create_dir_all(dir.join(lab.config().name()))
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| json::write(&path, &run).map_err(|e| e.to_string()));
-                match written {
-                    Ok(()) => println!("lab results: {}", path.display()),
-                    Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-                }
-            }
-            lab.stop().await;
-        }
-    });
+        Verdict::UnexpectedPass => Err(Failed::from(format!(
+            "passed, but {LAB_PROFILE} lists it as an expected failure: the profile entry is stale"
+        ))),
+        Verdict::Failed | Verdict::Skipped => Err(Failed::from(match result.first_failure() {
+            Some(step) => format_failure(&result, step),
+            None => "scenario did not run".to_owned(),
+        })),
+    }
 }
 
 fn main() {
@@ -261,8 +169,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Err(why) = clusters::jobs() {
+        eprintln!("error: {why}");
+        std::process::exit(2);
+    }
     let kube = std::env::var("SVCBENCH_TARGET").is_ok_and(|t| t.split(',').any(|t| t.trim() == "kube"));
     let mut trials = Vec::new();
+    let mut cluster_trials = Vec::new();
     let mut plans = Vec::new();
     let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
     let lab_profile = Profile::load(&scenario_dir().join(LAB_PROFILE)).map(std::sync::Arc::new);
@@ -275,9 +188,11 @@ fn main() {
                 plans.push(plan.clone());
                 for mode in [ProxyMode::Nftables, ProxyMode::Iptables] {
                     let (p, profile) = (plan.clone(), lab_profile.clone());
+                    let cluster = Cluster::Lab(mode);
+                    cluster_trials.push((cluster, index, plan.clone()));
                     trials.push(
-                        Trial::test(format!("lab-{}::{}", mode.as_str(), plan.name), move || match &profile {
-                            Ok(profile) => run_lab(mode, index, &p, Some(profile)),
+                        Trial::test(format!("{}::{}", cluster.name(), plan.name), move || match &profile {
+                            Ok(profile) => run_on_cluster(cluster, index, &p, Some(profile)),
                             Err(errors) => {
                                 Err(Failed::from(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
                             }
@@ -287,8 +202,13 @@ fn main() {
                 }
                 if kube {
                     let p = plan.clone();
-                    trials
-                        .push(Trial::test(format!("kube::{}", plan.name), move || run_kube(&p)).with_kind("scenario"));
+                    cluster_trials.push((Cluster::Kube, index, plan.clone()));
+                    trials.push(
+                        Trial::test(format!("kube::{}", plan.name), move || {
+                            run_on_cluster(Cluster::Kube, index, &p, None)
+                        })
+                        .with_kind("scenario"),
+                    );
                 }
                 // The same battery twice: real ports (as root) and the non-root layout, whose meaning must not differ.
                 let unprivileged =
@@ -314,8 +234,16 @@ fn main() {
         }
     }
     trials.extend(fault_trials(&plans));
+    // A cluster's battery runs the scenarios whose trials run: the same filters libtest-mimic applies.
+    let selected = cluster_trials
+        .into_iter()
+        .filter(|(cluster, _, plan)| {
+            let name = format!("{}::{}", cluster.name(), plan.name);
+            trials.iter().any(|t| t.name() == name && !args.is_filtered_out(t) && !t.has_ignored_flag())
+        })
+        .collect();
+    clusters::select(selected, plans.len());
     let conclusion = libtest_mimic::run(&args, trials);
-    stop_labs(plans.len());
     // `exit` runs no destructors: stop the loops first (they would die with this process anyway).
     drop(contention);
     conclusion.exit();

@@ -129,6 +129,10 @@ pub struct CompareArgs {
     /// Print every step.
     #[arg(short, long)]
     verbose: bool,
+    /// Scenarios in flight at once on each implementation (default: each target's; scenarios whose figures
+    /// neighbours would distort still run alone).
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
     /// Take a lab implementation's results from DIR/<implementation>/results.json when they hold exactly these
     /// scenarios, step for step, instead of running them again.
     #[arg(long, value_name = "DIR")]
@@ -300,7 +304,7 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
             }
             Err(code) => return code,
         };
-        let outcome = run_plans(&plans, &factory, args.verbose, profile.as_ref()).await;
+        let outcome = run_plans(&plans, &factory, args.verbose, profile.as_ref(), kind.jobs(args.jobs)).await;
         let name = factory.name();
         factory.stop().await;
         let (scenarios, description) = match outcome {

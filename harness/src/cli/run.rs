@@ -18,6 +18,7 @@ use crate::{
     },
     results::{RunResults, SCHEMA_VERSION, TargetInfo},
     runner,
+    suite::battery::{self, BatteryError, BatteryOptions},
     targets::embedded::{EmbeddedConfig, Fault},
 };
 
@@ -53,6 +54,10 @@ pub struct RunArgs {
     /// Seed a bug into the embedded target (repeatable; see `svcbench faults --list`). Also `SVCBENCH_FAULTS=a,b`.
     #[arg(long = "fault", value_name = "FAULT")]
     faults: Vec<Fault>,
+    /// Scenarios in flight at once (default: the target's; see `svcbench run --help`'s targets). Scenarios whose
+    /// figures neighbours would distort, or that load the whole cluster, still run alone.
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
     /// Expected-failure profile of the implementation under test (see scenarios/profiles/): listed failures do not
     /// fail the run; listed scenarios that pass are flagged. Copied into the run folder.
     #[arg(long, value_name = "FILE")]
@@ -112,13 +117,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let (scenarios, description) = match run_plans(&plans, &factory, args.verbose, profile.as_ref()).await {
-        Ok(r) => r,
-        Err(code) => {
-            factory.stop().await;
-            return code;
-        }
-    };
+    let (scenarios, description) =
+        match run_plans(&plans, &factory, args.verbose, profile.as_ref(), args.target.jobs(args.jobs)).await {
+            Ok(r) => r,
+            Err(code) => {
+                factory.stop().await;
+                return code;
+            }
+        };
     let target_name = factory.name();
     factory.stop().await;
     let results = RunResults {
@@ -200,49 +206,43 @@ pub async fn start_factory(
     })
 }
 
-/// Runs `plans` one after another, each on a fresh target from `factory`, printing PASS/FAIL lines (and progress on
-/// a terminal) as they go. Returns the results and the implementation's description. The factory is left running.
+/// Runs `plans` on fresh targets from `factory`, `jobs` at a time (see [`crate::suite::battery`] for what may
+/// overlap), printing PASS/FAIL lines (and progress on a terminal) as they finish. Returns the results in plan order
+/// and the implementation's description. The factory is left running.
 ///
 /// # Errors
-/// The exit code to end with: interrupted, or a target could not be started.
+/// The exit code to end with: interrupted (every scenario in flight cleaned up), or a target could not be started.
 pub async fn run_plans(
     plans: &[crate::scenario::Plan],
     factory: &TargetFactory,
     verbose: bool,
     profile: Option<&Profile>,
+    jobs: usize,
 ) -> Result<(Vec<crate::results::ScenarioResult>, String), ExitCode> {
-    let mut console = ConsoleReporter::new(std::io::stdout(), verbose).with_profile(profile.cloned());
+    let mut console =
+        ConsoleReporter::new(std::io::stdout(), verbose).with_profile(profile.cloned()).naming_scenarios(jobs > 1);
     let mut progress = Progress::new(plans.len());
-    let mut scenarios = Vec::new();
-    let mut description = factory.description().unwrap_or_default();
-    for plan in plans {
-        let target = match factory.start().await {
-            Ok(t) => t,
-            Err(e) => {
-                progress.finish();
-                eprintln!("error: cannot start target {}: {e}", factory.name());
-                return Err(ExitCode::from(EXIT_INVALID));
-            }
-        };
-        description = factory.description().unwrap_or_else(|| target.description());
-        let mut on_event = |e: runner::RunEvent| {
-            progress.suspend(|| console.on_event(&e));
-            progress.on_event(&e);
-        };
-        let result = tokio::select! {
-            r = runner::run_plan(plan, target.as_ref(), &mut on_event) => r,
-            _ = shutdown_signal() => {
-                progress.finish();
-                target.shutdown().await;
-                eprintln!("interrupted");
-                return Err(ExitCode::from(EXIT_INTERRUPTED));
-            }
-        };
-        target.shutdown().await;
-        scenarios.push(result);
-    }
+    let mut on_event = |e: runner::RunEvent| {
+        progress.suspend(|| console.on_event(&e));
+        progress.on_event(&e);
+    };
+    let options = BatteryOptions { jobs, ..BatteryOptions::default() };
+    let outcome = battery::run_battery(plans, factory, options, &mut on_event, shutdown_signal()).await;
     progress.finish();
-    Ok((scenarios, description))
+    match outcome {
+        Ok(run) => {
+            let description = factory.description().or(run.description).unwrap_or_else(|| factory.name());
+            Ok((run.scenarios, description))
+        }
+        Err(BatteryError::Interrupted) => {
+            eprintln!("interrupted");
+            Err(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -3,10 +3,15 @@
 
 use std::fmt;
 
-use crate::targets::{
-    Target, TargetError,
-    embedded::{EmbeddedConfig, EmbeddedTarget},
-    kube::{KubeConfig, KubeTarget},
+use async_trait::async_trait;
+
+use crate::{
+    suite::battery::{DEFAULT_CLUSTER_JOBS, TargetSource},
+    targets::{
+        Target, TargetError,
+        embedded::{EmbeddedConfig, EmbeddedTarget},
+        kube::{KubeConfig, KubeTarget},
+    },
 };
 
 /// Which implementation to run against.
@@ -28,6 +33,19 @@ impl fmt::Display for TargetKind {
             TargetKind::Kube => "kube",
             TargetKind::Lab => "lab",
         })
+    }
+}
+
+impl TargetKind {
+    /// Scenarios in flight at once: `asked`, or the target's default. The embedded target runs a cluster per
+    /// scenario and is CPU-bound (one per core); on a real cluster scenarios mostly wait for controllers and proxies,
+    /// so several overlap even on two cores.
+    pub fn jobs(self, asked: Option<u16>) -> usize {
+        match (asked, self) {
+            (Some(n), _) => usize::from(n),
+            (None, TargetKind::Embedded) => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            (None, TargetKind::Kube | TargetKind::Lab) => DEFAULT_CLUSTER_JOBS,
+        }
     }
 }
 
@@ -106,5 +124,16 @@ impl TargetFactory {
                 KubeTarget::with_client(client.clone(), config.clone(), &crate::targets::embedded::names::random(6)),
             ),
         })
+    }
+}
+
+#[async_trait]
+impl TargetSource for TargetFactory {
+    fn name(&self) -> String {
+        TargetFactory::name(self)
+    }
+
+    async fn start(&self) -> Result<Box<dyn Target>, TargetError> {
+        TargetFactory::start(self).await
     }
 }

@@ -15,12 +15,19 @@ pub struct ConsoleReporter<W: Write> {
     out: W,
     verbose: bool,
     profile: Option<Profile>,
+    name_scenarios: bool,
 }
 
 impl<W: Write> ConsoleReporter<W> {
     /// A reporter writing to `out`; `verbose` also prints every step.
     pub fn new(out: W, verbose: bool) -> Self {
-        Self { out, verbose, profile: None }
+        Self { out, verbose, profile: None, name_scenarios: false }
+    }
+
+    /// Names the scenario on every step line: several scenarios in flight interleave their steps.
+    pub fn naming_scenarios(mut self, yes: bool) -> Self {
+        self.name_scenarios = yes;
+        self
     }
 
     /// Judges scenarios against an expected-failure profile.
@@ -32,11 +39,12 @@ impl<W: Write> ConsoleReporter<W> {
     /// Handles one event. Write errors are ignored: a closed stdout must not stop the run.
     pub fn on_event(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::StepFinished { result, .. } if self.verbose => {
+            RunEvent::StepFinished { scenario, result } if self.verbose => {
                 let _ = writeln!(
                     self.out,
-                    "    {:>7} {:>3}. {}{}",
+                    "    {:>7} {}{:>3}. {}{}",
                     format!("{:?}", result.outcome).to_lowercase(),
+                    if self.name_scenarios { format!("{scenario} ") } else { String::new() },
                     result.index,
                     result.summary,
                     result.convergence_ms.map(|c| format!(" ({c:.1} ms)")).unwrap_or_default()

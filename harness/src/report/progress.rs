@@ -1,7 +1,8 @@
-//! Live progress of `svcbench run` on a terminal: scenario k of n, the step running now and for how long. Drawn on
-//! stderr with indicatif, and only when stderr is a terminal, so CI logs and pipes get just the PASS/FAIL lines.
+//! Live progress of `svcbench run` on a terminal: scenarios done of n, and every scenario in flight with the step it
+//! is on. Drawn on stderr with indicatif, and only when stderr is a terminal, so CI logs and pipes get just the
+//! PASS/FAIL lines.
 
-use std::{io::IsTerminal, time::Duration};
+use std::{collections::BTreeMap, io::IsTerminal, time::Duration};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -12,8 +13,8 @@ pub struct Progress {
     bar: ProgressBar,
     total: usize,
     started: usize,
-    steps: usize,
-    scenario: String,
+    /// Scenarios in flight: name → (steps, current step, its summary).
+    running: BTreeMap<String, (usize, usize, String)>,
 }
 
 impl Progress {
@@ -35,7 +36,7 @@ impl Progress {
             // Assertions can poll for seconds: keep the spinner and clock moving meanwhile.
             bar.enable_steady_tick(Duration::from_millis(120));
         }
-        Self { bar, total: scenarios, started: 0, steps: 0, scenario: String::new() }
+        Self { bar, total: scenarios, started: 0, running: BTreeMap::new() }
     }
 
     /// Whether anything is drawn.
@@ -48,17 +49,38 @@ impl Progress {
         match event {
             RunEvent::ScenarioStarted { name, steps, .. } => {
                 self.started += 1;
-                self.steps = *steps;
-                self.scenario = name.clone();
-                self.bar.set_prefix(format!("scenario {}/{}", self.started, self.total));
-                self.bar.set_message(name.clone());
+                self.running.insert(name.clone(), (*steps, 0, String::new()));
             }
-            RunEvent::StepStarted { index, summary, .. } => {
-                self.bar.set_message(format!("{} · step {index}/{}: {summary}", self.scenario, self.steps));
+            RunEvent::StepStarted { scenario, index, summary } => {
+                if let Some(at) = self.running.get_mut(scenario) {
+                    (at.1, at.2) = (*index, summary.clone());
+                }
             }
-            RunEvent::ScenarioFinished(_) => self.bar.inc(1),
-            RunEvent::StepFinished { .. } => {}
+            RunEvent::ScenarioFinished(result) => {
+                self.running.remove(&result.name);
+                self.bar.inc(1);
+            }
+            RunEvent::StepFinished { .. } => return,
         }
+        self.redraw();
+    }
+
+    fn redraw(&self) {
+        self.bar.set_prefix(match self.running.len() {
+            0 | 1 => format!("scenario {}/{}", self.started, self.total),
+            n => format!("scenarios {}/{} ({n} running)", self.started, self.total),
+        });
+        let message = match self.running.iter().collect::<Vec<_>>().as_slice() {
+            [] => String::new(),
+            [(name, (steps, 0, _))] => format!("{name} · {steps} steps"),
+            [(name, (steps, index, summary))] => format!("{name} · step {index}/{steps}: {summary}"),
+            several => several
+                .iter()
+                .map(|(name, (steps, index, _))| format!("{name} {index}/{steps}"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        };
+        self.bar.set_message(message);
     }
 
     /// Runs `f` (which prints) with the progress line cleared, then redraws it.
@@ -113,5 +135,16 @@ mod tests {
         p.on_event(&RunEvent::ScenarioStarted { name: "readiness".into(), target: "t".into(), steps: 4 });
         assert_eq!((p.prefix().as_str(), p.finished()), ("scenario 2/2", 1));
         assert_eq!(p.suspend(|| 7), 7);
+    }
+
+    #[test]
+    fn names_every_scenario_in_flight() {
+        let mut p = Progress::with_target(3, ProgressDrawTarget::hidden());
+        for (name, steps) in [("dns-basics", 12), ("readiness", 4)] {
+            p.on_event(&RunEvent::ScenarioStarted { name: name.into(), target: "t".into(), steps });
+        }
+        p.on_event(&RunEvent::StepStarted { scenario: "readiness".into(), index: 2, summary: "scale".into() });
+        assert_eq!(p.prefix(), "scenarios 2/3 (2 running)");
+        assert_eq!(p.message(), "dns-basics 0/12 · readiness 2/4");
     }
 }

@@ -6,6 +6,7 @@ pub mod checks;
 pub mod error;
 pub mod families;
 pub mod file;
+pub mod isolation;
 pub mod names;
 pub mod nodes;
 pub mod plan;
@@ -15,6 +16,7 @@ pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};
 pub use families::{IpFamilies, IpFamily, IpFamilyPolicy};
+pub use isolation::{Isolation, isolation};
 pub use plan::*;
 pub use validate::{CLUSTER_NAMESPACES, DEFAULT_TIMEOUT, load, parse};
 

@@ -1,6 +1,7 @@
 //! Running a battery: every plan against a fresh embedded cluster, concurrently, and the seeded-fault detection
 //! matrix (the same battery once per fault; a fault no scenario catches is a missing scenario).
 
+pub mod battery;
 pub mod contention;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -52,7 +53,11 @@ pub async fn run_embedded(plans: &[Plan], config: &EmbeddedConfig, options: Suit
             results[i] = Some(r);
         }
     }
-    results.into_iter().zip(plans).map(|(r, p)| r.unwrap_or_else(|| crashed(p, "scenario task panicked"))).collect()
+    results
+        .into_iter()
+        .zip(plans)
+        .map(|(r, p)| r.unwrap_or_else(|| crashed(p, "embedded", "scenario task panicked")))
+        .collect()
 }
 
 /// One plan against a fresh embedded cluster.
@@ -63,16 +68,17 @@ pub async fn run_one(plan: &Plan, config: EmbeddedConfig, options: RunOptions) -
             target.shutdown().await;
             result
         }
-        Err(e) => crashed(plan, &format!("cannot start the embedded cluster: {e}")),
+        Err(e) => crashed(plan, "embedded", &format!("cannot start the embedded cluster: {e}")),
     }
 }
 
-fn crashed(plan: &Plan, why: &str) -> ScenarioResult {
+/// A scenario that could not run: one failed setup step saying why.
+pub(crate) fn crashed(plan: &Plan, target: &str, why: &str) -> ScenarioResult {
     ScenarioResult {
         name: plan.name.clone(),
         description: plan.description.clone(),
         source: plan.source.display().to_string(),
-        target: "embedded".into(),
+        target: target.into(),
         outcome: Outcome::Failed,
         duration_ms: 0.0,
         steps: vec![crate::results::StepResult {
