@@ -231,6 +231,15 @@ pub async fn run_plans(
     progress.finish();
     match outcome {
         Ok(run) => {
+            if jobs > 1 {
+                println!(
+                    "{} scenarios, up to {jobs} in flight (peak {}); {} ran alone, holding the cluster for {:.1} s",
+                    plans.len(),
+                    run.peak_in_flight(),
+                    run.spans.iter().filter(|s| s.alone).count(),
+                    run.alone_seconds()
+                );
+            }
             let description = factory.description().or(run.description).unwrap_or_else(|| factory.name());
             Ok((run.scenarios, description))
         }

@@ -74,6 +74,41 @@ pub struct BatteryResults {
     pub scenarios: Vec<ScenarioResult>,
     /// The first target's description of the implementation (`None` when no scenario started).
     pub description: Option<String>,
+    /// When each scenario started, finished and was gone, from the battery's start; in plan order.
+    pub spans: Vec<Span>,
+}
+
+/// One scenario's life in a battery, in seconds from the battery's start.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Span {
+    /// Its target started.
+    pub started: f64,
+    /// Its last step ended.
+    pub finished: f64,
+    /// Its teardown ended (its namespaces are gone).
+    pub gone: f64,
+    /// It ran alone.
+    pub alone: bool,
+}
+
+impl BatteryResults {
+    /// The most scenarios running at once (teardowns not counted).
+    pub fn peak_in_flight(&self) -> usize {
+        let mut edges: Vec<(f64, i32)> = self.spans.iter().flat_map(|s| [(s.started, 1), (s.finished, -1)]).collect();
+        // Ends before starts at the same instant: a slot handed on is not two at once.
+        edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let (mut now, mut peak) = (0i32, 0i32);
+        for (_, d) in edges {
+            now += d;
+            peak = peak.max(now);
+        }
+        usize::try_from(peak).unwrap_or_default()
+    }
+
+    /// Seconds the scenarios that run alone held the cluster, start to gone.
+    pub fn alone_seconds(&self) -> f64 {
+        self.spans.iter().filter(|s| s.alone).map(|s| s.gone - s.started).sum()
+    }
 }
 
 /// Which scenario may start next.
@@ -154,6 +189,8 @@ pub async fn run_battery(
     cancel: impl Future<Output = ()>,
 ) -> Result<BatteryResults, BatteryError> {
     let mut description = None;
+    let clock = std::time::Instant::now();
+    let mut spans: Vec<Span> = vec![Span::default(); plans.len()];
     let mut scheduler = Scheduler::new(plans.iter().map(isolation).collect(), options.jobs);
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let mut tasks: JoinSet<(usize, ScenarioResult)> = JoinSet::new();
@@ -168,6 +205,8 @@ pub async fn run_battery(
             && let Some(i) = scheduler.next()
         {
             scheduler.start(i);
+            spans[i].started = clock.elapsed().as_secs_f64();
+            spans[i].alone = scheduler.isolation[i].is_alone();
             let target: Arc<dyn Target> = match source.start().await {
                 Ok(t) => Arc::from(t),
                 Err(error) => {
@@ -206,6 +245,8 @@ pub async fn run_battery(
                     }
                 };
                 scheduler.finished(i);
+                spans[i].finished = clock.elapsed().as_secs_f64();
+                spans[i].gone = spans[i].finished;
                 results[i] = Some(result);
                 match targets.remove(&i) {
                     Some(target) => {
@@ -220,6 +261,7 @@ pub async fn run_battery(
             Some(gone) = teardowns.join_next() => {
                 if let Ok(i) = gone {
                     scheduler.gone(i);
+                    spans[i].gone = clock.elapsed().as_secs_f64();
                 }
             }
             () = &mut cancel, if failure.is_none() => failure = Some(BatteryError::Interrupted),
@@ -237,6 +279,7 @@ pub async fn run_battery(
                 .map(|(r, p)| r.unwrap_or_else(|| super::crashed(p, &source.name(), "scenario did not run")))
                 .collect(),
             description,
+            spans,
         }),
     }
 }
@@ -335,6 +378,23 @@ mod tests {
         assert_eq!(s.next(), None, "held until the holder's namespaces are gone");
         s.gone(0);
         assert_eq!(s.next(), Some(1));
+    }
+
+    #[test]
+    fn peak_counts_running_scenarios_only() {
+        let span = |started, finished, gone| Span { started, finished, gone, alone: false };
+        let run = BatteryResults {
+            scenarios: Vec::new(),
+            description: None,
+            spans: vec![
+                span(0.0, 2.0, 9.0),
+                span(2.0, 3.0, 3.5),
+                span(2.5, 4.0, 4.0),
+                Span { alone: true, ..span(5.0, 6.0, 7.5) },
+            ],
+        };
+        assert_eq!(run.peak_in_flight(), 2, "a slot handed on at 2.0 is not two at once; teardowns do not count");
+        assert!((run.alone_seconds() - 2.5).abs() < 1e-9);
     }
 
     #[test]

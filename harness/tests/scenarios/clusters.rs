@@ -139,10 +139,14 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
     let wall = started.elapsed();
     let outcome = outcome.map_err(|e| format!("{}: {e}", cluster.name())).map(|run| {
         println!(
-            "{}: {} scenarios, {jobs} in flight, {:.1} s wall time (sum of scenario times {:.1} s)",
+            "{}: {} scenarios in {:.1} s wall time, up to {jobs} in flight (peak {}); {} alone for {:.1} s; sum of \
+             scenario times {:.1} s",
             cluster.name(),
             plans.len(),
             wall.as_secs_f64(),
+            run.peak_in_flight(),
+            run.spans.iter().filter(|s| s.alone).count(),
+            run.alone_seconds(),
             run.scenarios.iter().map(|r| r.duration_ms).sum::<f64>() / 1000.0
         );
         run
