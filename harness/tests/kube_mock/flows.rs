@@ -195,11 +195,15 @@ async fn a_new_namespace_waits_for_its_default_service_account() {
     task.abort();
     let log = log.lock().unwrap();
     let calls: Vec<(&str, &str)> =
-        log.iter().rev().take(2).map(|s| (s.method.as_str(), s.path.split('?').next().unwrap())).collect();
+        log.iter().rev().take(3).map(|s| (s.method.as_str(), s.path.split('?').next().unwrap())).collect();
     assert_eq!(
         calls,
-        [("GET", "/api/v1/namespaces/svcb-t1-test"), ("DELETE", "/api/v1/namespaces/svcb-t1-test")],
-        "deleted, then waited for"
+        [
+            ("GET", "/api/v1/namespaces/svcb-t1-test"),
+            ("GET", "/api/v1/namespaces/svcb-t1-test/pods"),
+            ("DELETE", "/api/v1/namespaces/svcb-t1-test")
+        ],
+        "deleted, its pods listed to be deleted at once, then waited for"
     );
 }
 
@@ -224,11 +228,18 @@ async fn a_literal_namespace_keeps_its_name_and_waits_out_an_earlier_run() {
     assert_eq!(body["metadata"]["name"], "dns-version", "not renamed");
     assert_eq!(body["metadata"]["labels"]["svcbench.io/run"], "t1", "labelled as this run's, so cleanup finds it");
     assert_eq!(body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "svcbench");
-    // Names in it are not rewritten either way, and shutdown deletes it.
-    let ((), _) = tokio::join!(t.shutdown(), async {
+    // Names in it are not rewritten either way, and shutdown deletes it, its pods at once (no grace period to wait
+    // out: a scenario waiting for this teardown would wait with it).
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+        "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "dns-version"}}]});
+    let ((), pod_delete) = tokio::join!(t.shutdown(), async {
         expect(&mut h, "DELETE", "/api/v1/namespaces/dns-version", 200, ns_object("dns-version")).await;
-        expect(&mut h, "GET", "/api/v1/namespaces/dns-version", 404, not_found("namespaces \"dns-version\"")).await
+        expect(&mut h, "GET", "/api/v1/namespaces/dns-version/pods", 200, pods).await;
+        let options = expect(&mut h, "DELETE", "/api/v1/namespaces/dns-version/pods/web-0", 200, json!({})).await;
+        expect(&mut h, "GET", "/api/v1/namespaces/dns-version", 404, not_found("namespaces \"dns-version\"")).await;
+        options
     });
+    assert_eq!(pod_delete["gracePeriodSeconds"], 0, "{pod_delete}");
 
     // Someone else's namespace of that name is not taken over.
     let (t, mut h) = target();

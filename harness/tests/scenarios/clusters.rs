@@ -149,6 +149,14 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
             run.alone_seconds(),
             run.scenarios.iter().map(|r| r.duration_ms).sum::<f64>() / 1000.0
         );
+        if let Some(path) = std::env::var_os("SVCBENCH_BATTERY_SPANS") {
+            let lines: String = plans
+                .iter()
+                .zip(&run.spans)
+                .map(|(p, s)| format!("{:8.1} {:8.1} {:8.1} {} {}\n", s.started, s.finished, s.gone, s.alone, p.name))
+                .collect();
+            let _ = std::fs::write(path, lines);
+        }
         run
     });
     if let (Some(lab), Ok(run)) = (&lab, &outcome)

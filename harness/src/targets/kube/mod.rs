@@ -498,6 +498,19 @@ impl Target for KubeTarget {
                 tracing::warn!(namespace = %ns, error = %e, "cannot delete namespace; `svcbench cleanup` removes leftovers");
             }
         }
+        // A finished scenario's pods need no graceful end, and a long grace period (terminating-endpoints asks 120 s)
+        // would hold the namespace, and with it the scenarios waiting for its teardown. The namespace is terminating
+        // first, so no controller makes new pods.
+        for ns in &namespaces {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let Ok(list) = pods.list(&ListParams::default()).await else { continue };
+            let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+            for pod in list.items.iter().filter_map(|p| p.metadata.name.as_deref()) {
+                if let Err(e) = pods.delete(pod, &now).await {
+                    tracing::debug!(pod = %format!("{ns}/{pod}"), error = %e, "cannot delete pod at once");
+                }
+            }
+        }
         // Wait until they are gone (as the e2e framework does): the next scenario must not measure the proxy and the
         // EndpointSlice controller still tearing this one down (1,000 services take kube-proxy a while).
         let deadline = tokio::time::Instant::now() + NAMESPACE_GONE_TIMEOUT;
