@@ -1,7 +1,8 @@
 //! The trials on real clusters (`lab-<mode>::…`, `kube::…`): each cluster runs its selected scenarios as one
 //! battery, `SVCBENCH_JOBS` in flight (default: the CLI's for a cluster), started by the first of its trials; every
 //! trial then reads its own scenario's result. One battery at a time: a battery's scenarios that run alone must not
-//! have another cluster's battery beside them either. A lab is started for its battery and stopped after it.
+//! have another cluster's battery beside them either. A lab is started for its battery and stopped after it; with
+//! `SVCBENCH_LAB_LOGS=<dir>`, a battery where something failed first copies the components' logs to `<dir>/<lab>/`.
 
 use std::{collections::BTreeMap, path::PathBuf, sync::OnceLock, time::Instant};
 
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use svcbench::{
     lab::{Lab, LabConfig, ProxyMode},
     report::{files, json},
-    results::{RunResults, SCHEMA_VERSION, ScenarioResult, TargetInfo},
+    results::{Outcome, RunResults, SCHEMA_VERSION, ScenarioResult, TargetInfo},
     scenario::Plan,
     suite::battery::{self, BatteryOptions, DEFAULT_CLUSTER_JOBS, TargetSource},
     targets::{
@@ -166,10 +167,38 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
         keep_results(&dir, lab, run.scenarios.clone(), wall.as_secs_f64() * 1000.0);
     }
     if let Some(lab) = lab {
+        // The components' logs go with the lab: keep them where asked when something failed, to read why.
+        let failed = outcome.as_ref().map_or(true, |run| run.scenarios.iter().any(|r| r.outcome == Outcome::Failed));
+        if failed && let Some(dir) = std::env::var_os("SVCBENCH_LAB_LOGS").map(PathBuf::from) {
+            let into = dir.join(lab.config().name());
+            let copied = copy_logs(lab.state_dir(), &into);
+            println!("lab logs ({copied} files): {}", into.display());
+        }
         lab.stop().await;
     }
     let run = outcome?;
     Ok(selected.into_iter().map(|(i, _)| i).zip(run.scenarios).collect())
+}
+
+/// Copies every `*.log` under `from` to the same place under `into`; returns how many.
+fn copy_logs(from: &std::path::Path, into: &std::path::Path) -> usize {
+    let mut copied = 0;
+    let mut dirs = vec![from.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "log")
+                && let Ok(relative) = path.strip_prefix(from)
+            {
+                let to = into.join(relative);
+                let ok = to.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok());
+                copied += usize::from(ok && std::fs::copy(&path, &to).is_ok());
+            }
+        }
+    }
+    copied
 }
 
 /// Writes a lab's results for `svcbench compare --reuse`.
