@@ -138,7 +138,7 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
     let options = BatteryOptions { jobs, ..BatteryOptions::default() };
     let outcome = battery::run_battery(&plans, &source, options, &mut |_| {}, std::future::pending()).await;
     let wall = started.elapsed();
-    let outcome = outcome.map_err(|e| format!("{}: {e}", cluster.name())).map(|run| {
+    let outcome = outcome.map_err(|e| format!("{}: {e}", cluster.name())).inspect(|run| {
         println!(
             "{}: {} scenarios in {:.1} s wall time, up to {jobs} in flight (peak {}); {} alone for {:.1} s; sum of \
              scenario times {:.1} s",
@@ -158,7 +158,6 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
                 .collect();
             let _ = std::fs::write(path, lines);
         }
-        run
     });
     if let (Some(lab), Ok(run)) = (&lab, &outcome)
         && Some(&plans.len()) == SUITE_SIZE.get()
