@@ -196,6 +196,7 @@ pub async fn run_battery(
     let mut tasks: JoinSet<(usize, ScenarioResult)> = JoinSet::new();
     let mut task_index = HashMap::new();
     let mut teardowns: JoinSet<usize> = JoinSet::new();
+    let mut teardown_index = HashMap::new();
     let mut targets: HashMap<usize, Arc<dyn Target>> = HashMap::new();
     let mut results: Vec<Option<ScenarioResult>> = vec![None; plans.len()];
     let mut failure = None;
@@ -207,7 +208,17 @@ pub async fn run_battery(
             scheduler.start(i);
             spans[i].started = clock.elapsed().as_secs_f64();
             spans[i].alone = scheduler.isolation[i].is_alone();
-            let target: Arc<dyn Target> = match source.start().await {
+            // Raced against the cancel: a Ctrl-C while clusters start is seen (and its handler installed) at once.
+            let started = tokio::select! {
+                started = source.start() => started,
+                () = &mut cancel => {
+                    scheduler.finished(i);
+                    scheduler.gone(i);
+                    failure = Some(BatteryError::Interrupted);
+                    break;
+                }
+            };
+            let target: Arc<dyn Target> = match started {
                 Ok(t) => Arc::from(t),
                 Err(error) => {
                     scheduler.finished(i);
@@ -241,7 +252,10 @@ pub async fn run_battery(
                     Ok((_, (i, result))) => (i, result),
                     Err(e) => {
                         let i = task_index.get(&e.id()).copied().unwrap_or_default();
-                        (i, super::crashed(&plans[i], &source.name(), "scenario task panicked"))
+                        let crashed = super::crashed(&plans[i], &source.name(), "scenario task panicked");
+                        // Reporters still see it end.
+                        on_event(RunEvent::ScenarioFinished(crashed.clone()));
+                        (i, crashed)
                     }
                 };
                 scheduler.finished(i);
@@ -250,24 +264,28 @@ pub async fn run_battery(
                 results[i] = Some(result);
                 match targets.remove(&i) {
                     Some(target) => {
-                        teardowns.spawn(async move {
+                        let handle = teardowns.spawn(async move {
                             target.shutdown().await;
                             i
                         });
+                        teardown_index.insert(handle.id(), i);
                     }
                     None => scheduler.gone(i),
                 }
             }
-            Some(gone) = teardowns.join_next() => {
-                if let Ok(i) = gone {
-                    scheduler.gone(i);
-                    spans[i].gone = clock.elapsed().as_secs_f64();
-                }
+            Some(gone) = teardowns.join_next_with_id() => {
+                // A teardown that panicked is over too: its scenario must not stay terminating forever.
+                let i = match gone {
+                    Ok((_, i)) => i,
+                    Err(e) => teardown_index.get(&e.id()).copied().unwrap_or_default(),
+                };
+                scheduler.gone(i);
+                spans[i].gone = clock.elapsed().as_secs_f64();
             }
             () = &mut cancel, if failure.is_none() => failure = Some(BatteryError::Interrupted),
         }
         if failure.is_some() && !tasks.is_empty() {
-            abandon(&mut tasks, &mut rx, &mut targets, &mut teardowns, on_event).await;
+            abandon(&mut tasks, &mut rx, &mut targets, &mut teardowns, &mut teardown_index, on_event).await;
         }
     }
     match failure {
@@ -290,6 +308,7 @@ async fn abandon(
     rx: &mut mpsc::UnboundedReceiver<RunEvent>,
     targets: &mut HashMap<usize, Arc<dyn Target>>,
     teardowns: &mut JoinSet<usize>,
+    teardown_index: &mut HashMap<tokio::task::Id, usize>,
     on_event: &mut (dyn FnMut(RunEvent) + Send),
 ) {
     tasks.abort_all();
@@ -298,10 +317,11 @@ async fn abandon(
         on_event(event);
     }
     for (i, target) in targets.drain() {
-        teardowns.spawn(async move {
+        let handle = teardowns.spawn(async move {
             target.shutdown().await;
             i
         });
+        teardown_index.insert(handle.id(), i);
     }
 }
 

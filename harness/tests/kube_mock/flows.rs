@@ -228,8 +228,8 @@ async fn a_literal_namespace_keeps_its_name_and_waits_out_an_earlier_run() {
     assert_eq!(body["metadata"]["name"], "dns-version", "not renamed");
     assert_eq!(body["metadata"]["labels"]["svcbench.io/run"], "t1", "labelled as this run's, so cleanup finds it");
     assert_eq!(body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "svcbench");
-    // Names in it are not rewritten either way, and shutdown deletes it, its pods at once (no grace period to wait
-    // out: a scenario waiting for this teardown would wait with it).
+    // Names in it are not rewritten either way, and shutdown deletes it, its pods with a 1 s grace period (not the
+    // pod's own: a scenario waiting for this teardown would wait with it).
     let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
         "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "dns-version"}}]});
     let ((), pod_delete) = tokio::join!(t.shutdown(), async {
@@ -239,7 +239,7 @@ async fn a_literal_namespace_keeps_its_name_and_waits_out_an_earlier_run() {
         expect(&mut h, "GET", "/api/v1/namespaces/dns-version", 404, not_found("namespaces \"dns-version\"")).await;
         options
     });
-    assert_eq!(pod_delete["gracePeriodSeconds"], 0, "{pod_delete}");
+    assert_eq!(pod_delete["gracePeriodSeconds"], 1, "{pod_delete}");
 
     // Someone else's namespace of that name is not taken over.
     let (t, mut h) = target();

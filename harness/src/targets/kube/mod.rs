@@ -485,9 +485,9 @@ impl Target for KubeTarget {
     async fn shutdown(&self) {
         // Agents of clients in the cluster's own namespaces do not go with the run's namespaces.
         let outside = std::mem::take(&mut *self.agents_outside_runs.lock().expect("agents lock"));
-        for (ns, name) in outside {
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-            if let Err(e) = api.delete(&name, &DeleteParams::background()).await {
+        for (ns, name) in &outside {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            if let Err(e) = api.delete(name, &DeleteParams::background()).await {
                 tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "cannot delete agent; `svcbench cleanup` removes leftovers");
             }
         }
@@ -498,13 +498,15 @@ impl Target for KubeTarget {
                 tracing::warn!(namespace = %ns, error = %e, "cannot delete namespace; `svcbench cleanup` removes leftovers");
             }
         }
-        // A finished scenario's pods need no graceful end, and a long grace period (terminating-endpoints asks 120 s)
+        // A finished scenario's pods need no long graceful end, and a long grace period (terminating-endpoints asks 120 s)
         // would hold the namespace, and with it the scenarios waiting for its teardown. The namespace is terminating
         // first, so no controller makes new pods.
         for ns in &namespaces {
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
             let Ok(list) = pods.list(&ListParams::default()).await else { continue };
-            let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+            // One second, not zero: zero removes the pod from the API before its node has stopped it, and "gone"
+            // must mean stopped (a host-network agent's port, a neighbour waiting for a quiet cluster).
+            let now = DeleteParams { grace_period_seconds: Some(1), ..DeleteParams::background() };
             for pod in list.items.iter().filter_map(|p| p.metadata.name.as_deref()) {
                 if let Err(e) = pods.delete(pod, &now).await {
                     tracing::debug!(pod = %format!("{ns}/{pod}"), error = %e, "cannot delete pod at once");
@@ -526,8 +528,22 @@ impl Target for KubeTarget {
                 }
             }
         }
+        // The agents in the cluster's own namespaces too: the next run's agent of the same name waits for them.
+        for (ns, name) in &outside {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            while tokio::time::Instant::now() < deadline {
+                match api.get_opt(name).await {
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    _ => break,
+                }
+            }
+        }
         if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(?namespaces, "namespaces still terminating after {NAMESPACE_GONE_TIMEOUT:?}");
+            tracing::warn!(
+                ?namespaces,
+                ?outside,
+                "namespaces or agents still terminating after {NAMESPACE_GONE_TIMEOUT:?}"
+            );
         }
     }
 }
