@@ -238,6 +238,9 @@ pub async fn run_battery(
             });
             task_index.insert(handle.id(), i);
         }
+        if failure.is_some() && !tasks.is_empty() {
+            abandon(&mut tasks, &mut rx, &mut targets, &mut teardowns, &mut teardown_index, on_event).await;
+        }
         if scheduler.done() || (failure.is_some() && tasks.is_empty() && teardowns.is_empty()) {
             break;
         }
@@ -283,9 +286,6 @@ pub async fn run_battery(
                 spans[i].gone = clock.elapsed().as_secs_f64();
             }
             () = &mut cancel, if failure.is_none() => failure = Some(BatteryError::Interrupted),
-        }
-        if failure.is_some() && !tasks.is_empty() {
-            abandon(&mut tasks, &mut rx, &mut targets, &mut teardowns, &mut teardown_index, on_event).await;
         }
     }
     match failure {
