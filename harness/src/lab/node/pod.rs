@@ -337,7 +337,7 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
         .deletion_grace_period_seconds
         .or(spec.termination_grace_period_seconds)
         .map_or(Duration::from_secs(30), |s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
-    let deadline = Instant::now() + grace;
+    let mut deadline = Instant::now() + grace;
     for c in &containers {
         if let Some(p) = &c.process {
             p.terminate();
@@ -346,6 +346,10 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     while Instant::now() < deadline
         && containers.iter_mut().any(|c| c.process.as_mut().is_some_and(|p| p.exited().is_none()))
     {
+        // A later delete with a shorter grace period shortens this one, as kubelet does.
+        if let Some(shorter) = rx.borrow().metadata.deletion_grace_period_seconds {
+            deadline = deadline.min(Instant::now() + Duration::from_secs(u64::try_from(shorter).unwrap_or(0)));
+        }
         probe_all(&rt, &sandbox, &mut containers).await;
         let status = status_body(&rt, &pod, &sandbox, &start_time, &containers, &mut transitions, false);
         if status != last_status
