@@ -107,7 +107,7 @@ impl BatteryResults {
 
     /// Seconds the scenarios that run alone held the cluster, start to gone.
     pub fn alone_seconds(&self) -> f64 {
-        self.spans.iter().filter(|s| s.alone).map(|s| s.gone - s.started).sum()
+        self.spans.iter().filter(|s| s.alone).map(|s| s.gone - s.started).fold(0.0, |sum, s| sum + s)
     }
 }
 
