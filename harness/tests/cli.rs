@@ -19,7 +19,7 @@ fn malformed_scenarios_report_file_line_column_and_exit_2() {
     let head = "name: bad\ndescription: d\nsteps:\n  - createNamespace: test\n";
     let cases: &[(&str, Vec<u8>, &str, &str)] = &[
         ("unknown-field.yaml", format!("{head}  - createDeployment: {{namespace: test, name: nginx, replicaz: 2}}\n").into(), ":5:", "unknown field `replicaz`"),
-        ("wrong-type.yaml", format!("{head}  - createDeployment: {{namespace: test, name: nginx, replicas: two}}\n").into(), ":5:", "u32"),
+        ("wrong-type.yaml", format!("{head}  - createDeployment: {{namespace: test, name: nginx, replicas: two}}\n").into(), ":5:", "expected a whole number from 0 to 4294967295"),
         ("bad-name.yaml", format!("{head}  - createDeployment: {{namespace: test, name: Nginx}}\n").into(), ":5:", "`Nginx`"),
         ("service-name.yaml", format!("{head}  - createDeployment: {{namespace: test, name: web}}\n  - expose: {{namespace: test, deployment: web, name: 1web, port: 80}}\n").into(), ":6:", "DNS-1035"),
         ("undeclared-ns.yaml", format!("{head}  - createDeployment: {{namespace: prod, name: nginx}}\n").into(), ":5:", "namespace `prod` is not created"),
@@ -62,8 +62,8 @@ fn malformed_scenarios_report_file_line_column_and_exit_2() {
 #[test]
 fn validate_accepts_the_shipped_scenarios() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    // Only the scenario files: `profiles/` (expected-failure profiles) lives beside them.
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    // Only the scenario files: `profiles/`, the schema and the reference live beside them.
+    let files = svcbench::scenario::discover(&dir).unwrap();
     let out = svcbench().arg("validate").args(&files).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("ok ")).count(), files.len());

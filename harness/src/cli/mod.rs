@@ -6,6 +6,7 @@ mod bench;
 mod bench_lab;
 mod cleanup;
 mod compare;
+mod explain;
 mod faults;
 mod lab;
 mod report;
@@ -37,6 +38,10 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the JSON Schema (draft 2020-12) of scenario files, for editors and validators.
+    Schema,
+    /// Describe a step or a step's field: what it does, its type, and an example from the shipped scenarios.
+    Explain(explain::ExplainArgs),
     /// Run a scenario's steps on the embedded cluster, then keep it serving until Ctrl-C / SIGTERM.
     Up(up::UpArgs),
     /// Run the scenarios on several implementations (the embedded reference, lab kube-proxy iptables/nftables with
@@ -78,6 +83,11 @@ pub fn main() -> ExitCode {
     crate::scenario::validate::capacity::raise_open_file_limit();
     match cli.command {
         Command::Validate { files } => validate(&files),
+        Command::Schema => {
+            println!("{:#}", scenario::schema::scenario_schema());
+            ExitCode::SUCCESS
+        }
+        Command::Explain(args) => explain::explain(args),
         Command::Run(args) => with_runtime(run::run(args)),
         Command::Compare(args) => with_runtime(compare::compare(args)),
         Command::Up(args) => with_runtime(up::up(args)),

@@ -71,7 +71,7 @@ pub enum DnsQueryName {
 }
 
 /// What a resolver library does with search domains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResolverFlavour {
     /// glibc `getaddrinfo` (curl on Debian).
@@ -90,7 +90,7 @@ pub enum ResolverFlavour {
 }
 
 /// DNS response codes an assertion can name; `NoData` is NOERROR with an empty answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Rcode {
     /// NOERROR with at least one answer of the asked type.
@@ -106,7 +106,7 @@ pub enum Rcode {
 }
 
 /// DNS transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// UDP, retrying over TCP when truncated.
@@ -116,7 +116,7 @@ pub enum Transport {
 }
 
 /// The record types scenarios can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum QueryType {
     /// IPv4 address.
@@ -196,7 +196,7 @@ pub struct MeasureDns {
 }
 
 /// Expected result of a TCP connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectOutcome {
     /// The three-way handshake completed.
@@ -208,7 +208,7 @@ pub enum ConnectOutcome {
 }
 
 /// The HTTP client a probe sends with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HttpClient {
     /// A new connection per request (what `curl` does, and what balancing checks need).
@@ -220,7 +220,7 @@ pub enum HttpClient {
 }
 
 /// Expected result of a UDP exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UdpOutcome {
     /// A reply came back.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// An address family, spelled as the Kubernetes API spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum IpFamily {
     /// IPv4 (`A` records, `in-addr.arpa`).
     IPv4,
@@ -44,7 +44,7 @@ impl std::fmt::Display for IpFamily {
 }
 
 /// `spec.ipFamilyPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum IpFamilyPolicy {
     /// One family (the default).
     #[default]

@@ -4,10 +4,22 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::{
+    families::{IpFamily, IpFamilyPolicy},
+    nodes::{ServiceType, TrafficPolicy},
+    plan::Protocol,
+    schema::{DurationText, HeadlessName, SessionAffinityName, TrafficDistributionName},
+};
+
 pub use super::{
+    raw_checks::{
+        RawEndpointPort, RawExpectDns, RawExpectEndpoints, RawExpectResolvConf, RawExpectService, RawOneOrMany,
+        RawPodIndex, RawPodSet, RawPodSetOrEmpty, RawRecord, RawSrv,
+    },
     raw_nodes::{RawClient, RawExpectHealthCheck, RawNodeVia, RawVia},
     raw_traffic::{RawExpectConnect, RawExpectHttp, RawExpectUdp, RawFair, RawMeasureDns, RawMeasureHttp},
 };
@@ -16,28 +28,31 @@ pub use super::{
 pub type SpannedStr = Spanned<String>;
 
 /// Top level of `scenarios/*.yaml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScenarioFile {
     /// Scenario name: a DNS-1035 label, unique in the suite.
+    #[schemars(with = "String")]
     pub name: SpannedStr,
     /// One or two sentences saying what the scenario proves.
     pub description: String,
     /// Default per-assertion timeout (`"10s"`, `"500ms"`).
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     pub timeout: Option<SpannedStr>,
     /// Ordered actions and assertions.
+    #[schemars(with = "Vec<RawStep>")]
     pub steps: Vec<Spanned<RawStep>>,
 }
 
 /// One step: exactly one of these keys.
 // Parse-time only and short-lived: boxing variants would only add noise.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum RawStep {
     /// `createNamespace: test`, or `createNamespace: {name: dns-version, literal: true}`.
-    CreateNamespace(Spanned<RawNamespace>),
+    CreateNamespace(#[schemars(with = "RawNamespace")] Spanned<RawNamespace>),
     /// Create a Deployment of netexec pods.
     CreateDeployment(RawDeployment),
     /// Create a StatefulSet: pods `<name>-0…`, each with hostname = pod name and subdomain = `serviceName`.
@@ -83,15 +98,19 @@ pub enum RawStep {
 }
 
 /// `createNamespace`: a name, or a map with the name and whether it is literal.
-#[derive(Debug)]
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
 pub enum RawNamespace {
     /// `createNamespace: test` — a target may give it a run-unique real name (and rewrites DNS names to match).
     Name(String),
     /// `createNamespace: {name: dns-version, literal: true}`.
+    #[schemars(transform = super::schema::deny_unknown_fields)]
     Spec {
         /// The namespace name.
+        #[schemars(with = "String")]
         name: SpannedStr,
         /// Keep exactly this name on every target (for names that only work as written, like `dns-version`).
+        #[schemars(default)]
         literal: bool,
     },
 }
@@ -131,54 +150,88 @@ impl<'de> Deserialize<'de> for RawNamespace {
 }
 
 /// `createServices`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCreateServices {
+    /// Namespace the Services are created in.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// The workload every Service selects (`app=<deployment>`).
+    #[schemars(with = "String")]
     pub deployment: SpannedStr,
+    /// Services are named `<prefix>-0` … `<prefix>-<count-1>`.
+    #[schemars(with = "String")]
     pub prefix: SpannedStr,
+    /// How many Services (1–20000).
+    #[schemars(with = "u32")]
     pub count: Spanned<u32>,
+    /// The port of each Service (target port: the same number).
+    #[schemars(with = "u16")]
     pub port: Spanned<u16>,
 }
 
 /// `expectServices`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExpectServices {
+    /// Namespace of the pod the probe runs in (its resolver configuration and network).
+    #[schemars(with = "String")]
     pub from: SpannedStr,
+    /// Namespace of the Services.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// The `prefix` given to `createServices`.
+    #[schemars(with = "String")]
     pub prefix: SpannedStr,
+    /// How many Services, `<prefix>-0` onward.
+    #[schemars(with = "u32")]
     pub count: Spanned<u32>,
     /// Ready endpoints each service must have.
     pub ready_endpoints: u32,
+    /// How long the assertion may take to hold (it is retried until then); default: the scenario's `timeout`, else 10s.
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     pub timeout: Option<SpannedStr>,
 }
 
 /// `converge`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConverge {
     /// The change: one action step (`{scale: {...}}`, `{setPodReady: {...}}`, …).
+    #[schemars(with = "Box<RawStep>")]
     pub action: Box<Spanned<RawStep>>,
+    /// Namespace of the service and workload.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
     /// The service whose endpoints, DNS and traffic are watched.
+    #[schemars(with = "String")]
     pub service: SpannedStr,
     /// The workload behind it.
+    #[schemars(with = "String")]
     pub deployment: SpannedStr,
     /// Where DNS and traffic are probed from.
+    #[schemars(with = "String")]
     pub from: SpannedStr,
+    /// How long each of the API, DNS and data path may take to show the change; default: the scenario's `timeout`, else 10s.
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     pub timeout: Option<SpannedStr>,
 }
 
 /// `createDeployment`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDeployment {
+    /// Namespace the Deployment is created in.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// Deployment name; its pods carry `app=<name>`.
+    #[schemars(with = "String")]
     pub name: SpannedStr,
+    /// Pod count (0–1000); default 1.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub replicas: Option<Spanned<u32>>,
     /// Container ports the pods serve HTTP on; default one unnamed port 80.
     #[serde(default)]
@@ -188,351 +241,229 @@ pub struct RawDeployment {
     pub labels: Option<BTreeMap<String, String>>,
     /// Pod `spec.hostname`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub hostname: Option<SpannedStr>,
     /// Pod `spec.subdomain`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub subdomain: Option<SpannedStr>,
     /// How long a deleted pod stays terminating (and serving) before it is gone; default 0.
     #[serde(default)]
     pub termination_grace_period_seconds: Option<u32>,
     /// Run every pod on this node (by index).
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub node: Option<Spanned<u32>>,
 }
 
 /// `createStatefulSet`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawStatefulSet {
+    /// Namespace the StatefulSet is created in.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// StatefulSet name; pods are `<name>-0`, `<name>-1`, …
+    #[schemars(with = "String")]
     pub name: SpannedStr,
+    /// Pod count (0–1000); default 1.
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub replicas: Option<Spanned<u32>>,
     /// The governing (headless) service name: every pod's subdomain.
+    #[schemars(with = "String")]
     pub service_name: SpannedStr,
+    /// Container ports the pods serve HTTP on; default one unnamed port 80.
     #[serde(default)]
     pub ports: Option<Vec<RawContainerPort>>,
 }
 
 /// `createExternalName`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExternalName {
+    /// Namespace of the Service.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// Service name.
+    #[schemars(with = "String")]
     pub name: SpannedStr,
+    /// The DNS name the Service is an alias of (`spec.externalName`).
+    #[schemars(with = "String")]
     pub external_name: SpannedStr,
 }
 
 /// A container port of the pod template.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawContainerPort {
+    /// Port name, for a Service's named `targetPort`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub name: Option<SpannedStr>,
+    /// Port number the pod serves HTTP (and netexec's UDP) on.
+    #[schemars(with = "u16")]
     pub container_port: Spanned<u16>,
 }
 
 /// `expose`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExpose {
+    /// Namespace of the workload and the Service.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
     /// The workload whose `app` label the service selects (unless `selector` is given).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub deployment: Option<SpannedStr>,
     /// An explicit label selector instead of `app=<deployment>`.
     #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub selector: Option<Spanned<BTreeMap<String, String>>>,
     /// `publishNotReadyAddresses`.
     #[serde(default)]
     pub publish_not_ready_addresses: bool,
     /// `None` (default) or `ClientIP`.
     #[serde(default)]
+    #[schemars(with = "Option<SessionAffinityName>")]
     pub session_affinity: Option<SpannedStr>,
     /// `sessionAffinityConfig.clientIP.timeoutSeconds` (default 10800).
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub session_affinity_timeout_seconds: Option<Spanned<u32>>,
     /// Service name; defaults to the deployment name.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub name: Option<SpannedStr>,
     /// Single-port shorthand (as `kubectl expose --port --target-port`).
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub port: Option<Spanned<u16>>,
+    /// Single-port shorthand: the container port (number or name); default: `port`.
     #[serde(default)]
+    #[schemars(with = "Option<RawTargetPort>")]
     pub target_port: Option<Spanned<RawTargetPort>>,
+    /// Single-port shorthand: the port's name.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub port_name: Option<SpannedStr>,
     /// Several ports; exclusive with `port`.
     #[serde(default)]
     pub ports: Option<Vec<RawServicePort>>,
     /// `None` makes the Service headless.
     #[serde(default, rename = "clusterIP")]
+    #[schemars(with = "Option<HeadlessName>")]
     pub cluster_ip: Option<SpannedStr>,
     /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
     #[serde(default, rename = "type")]
+    #[schemars(with = "Option<ServiceType>")]
     pub service_type: Option<SpannedStr>,
     /// The single port's nodePort (allocated from 30000-32767 when absent).
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub node_port: Option<Spanned<u16>>,
     /// `Cluster` (default) or `Local`.
     #[serde(default)]
+    #[schemars(with = "Option<TrafficPolicy>")]
     pub internal_traffic_policy: Option<SpannedStr>,
     /// `Cluster` (default) or `Local` (node ports only).
     #[serde(default)]
+    #[schemars(with = "Option<TrafficPolicy>")]
     pub external_traffic_policy: Option<SpannedStr>,
     /// `PreferClose`.
     #[serde(default)]
+    #[schemars(with = "Option<TrafficDistributionName>")]
     pub traffic_distribution: Option<SpannedStr>,
     /// The health check port (LoadBalancer with `externalTrafficPolicy: Local`; allocated when absent).
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub health_check_node_port: Option<Spanned<u16>>,
     /// `SingleStack` (default), `PreferDualStack` or `RequireDualStack`.
     #[serde(default)]
+    #[schemars(with = "Option<IpFamilyPolicy>")]
     pub ip_family_policy: Option<SpannedStr>,
     /// `[IPv4]`, `[IPv6]`, `[IPv4, IPv6]` or `[IPv6, IPv4]`: primary first.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<IpFamily>>")]
     pub ip_families: Option<Spanned<Vec<SpannedStr>>>,
 }
 
 /// A Service port.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawServicePort {
+    /// Port name (required by Kubernetes when a Service has several ports).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub name: Option<SpannedStr>,
+    /// The Service port.
+    #[schemars(with = "u16")]
     pub port: Spanned<u16>,
+    /// The container port, by number or name; default: `port`.
     #[serde(default)]
+    #[schemars(with = "Option<RawTargetPort>")]
     pub target_port: Option<Spanned<RawTargetPort>>,
+    /// `TCP` (default) or `UDP`.
     #[serde(default)]
+    #[schemars(with = "Option<Protocol>")]
     pub protocol: Option<SpannedStr>,
     /// The nodePort (allocated from 30000-32767 when absent).
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub node_port: Option<Spanned<u16>>,
 }
 
 /// `targetPort`: a number or a container port name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawTargetPort {
+    /// A container port number.
     Number(u16),
+    /// A container port's name.
     Name(String),
 }
 
 /// `scale`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawScale {
+    /// Namespace of the Deployment.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// The Deployment to scale.
+    #[schemars(with = "String")]
     pub deployment: SpannedStr,
+    /// The new replica count (0–1000).
+    #[schemars(with = "u32")]
     pub replicas: Spanned<u32>,
 }
 
 /// `setPodReady`: pods are named by deployment and creation index, since their names are generated.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSetPodReady {
+    /// Namespace of the Deployment.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// The Deployment the pod belongs to.
+    #[schemars(with = "String")]
     pub deployment: SpannedStr,
+    /// The pod by creation order, from 0.
+    #[schemars(with = "u32")]
     pub index: Spanned<u32>,
+    /// The readiness the pod reports from now on.
     pub ready: bool,
 }
 
 /// A namespaced object by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawObject {
+    /// Namespace of the object.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
+    /// Object name.
+    #[schemars(with = "String")]
     pub name: SpannedStr,
-}
-
-/// `expectService`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawExpectService {
-    pub namespace: SpannedStr,
-    pub name: SpannedStr,
-    /// `allocated` (an address from the service range) or `None` (headless).
-    #[serde(rename = "clusterIP")]
-    pub cluster_ip: SpannedStr,
-    /// Exactly these families, primary first (`spec.ipFamilies`, and one ClusterIP of each).
-    #[serde(default, rename = "ipFamilies")]
-    pub ip_families: Option<Spanned<Vec<SpannedStr>>>,
-    #[serde(default)]
-    pub timeout: Option<SpannedStr>,
-}
-
-/// A set of pods, written symbolically so that one file runs on any target.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawPodSet {
-    /// The ready pods of this deployment (in the step's namespace).
-    #[serde(default)]
-    pub ready_pods_of: Option<SpannedStr>,
-    /// Every live (not terminating) pod of this deployment, ready or not.
-    #[serde(default)]
-    pub pods_of: Option<SpannedStr>,
-    /// The terminating pods of this deployment.
-    #[serde(default)]
-    pub terminating_pods_of: Option<SpannedStr>,
-    /// Only those of the pods above that run on this node (by index).
-    #[serde(default)]
-    pub on_node: Option<u32>,
-}
-
-/// `expectEndpoints`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawExpectEndpoints {
-    pub namespace: SpannedStr,
-    pub service: SpannedStr,
-    /// Exactly these addresses are ready endpoints (`[]`, or a pod set).
-    #[serde(default)]
-    pub ready: Option<Spanned<RawPodSetOrEmpty>>,
-    /// Exactly these addresses are present but not ready.
-    #[serde(default)]
-    pub not_ready: Option<Spanned<RawPodSetOrEmpty>>,
-    /// Exactly these addresses have `serving: true`.
-    #[serde(default)]
-    pub serving: Option<Spanned<RawPodSetOrEmpty>>,
-    /// Exactly these addresses have `terminating: true`.
-    #[serde(default)]
-    pub terminating: Option<Spanned<RawPodSetOrEmpty>>,
-    /// The slice ports, exactly.
-    #[serde(default)]
-    pub ports: Option<Vec<RawEndpointPort>>,
-    /// Which slices: `IPv4` or `IPv6` (default: the Service's primary family).
-    #[serde(default)]
-    pub address_type: Option<SpannedStr>,
-    #[serde(default)]
-    pub timeout: Option<SpannedStr>,
-}
-
-/// A pod set, or `[]` for none.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawPodSetOrEmpty {
-    // `Empty` first: serde lets a struct of optional fields deserialize from `[]`.
-    Empty(Vec<serde::de::IgnoredAny>),
-    Set(RawPodSet),
-}
-
-/// An EndpointSlice port.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawEndpointPort {
-    #[serde(default)]
-    pub name: Option<String>,
-    pub port: u16,
-}
-
-/// `expectDns`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawExpectDns {
-    /// Namespace the querying pod lives in (its resolver config).
-    pub from: SpannedStr,
-    /// The name as a program would pass it (or give `reverseOf`).
-    #[serde(default)]
-    pub name: Option<SpannedStr>,
-    /// Ask the PTR name of this address (`in-addr.arpa`) instead of `name`.
-    #[serde(default)]
-    pub reverse_of: Option<Spanned<RawRecord>>,
-    /// The family of the address `reverseOf` reverses: `IPv4` (default, `in-addr.arpa`) or `IPv6` (`ip6.arpa`).
-    #[serde(default)]
-    pub ip_family: Option<SpannedStr>,
-    /// Every answer record has at least this TTL.
-    #[serde(default)]
-    pub min_ttl: Option<u32>,
-    /// Negative answers (NXDOMAIN, NODATA) carry the zone's SOA in the authority section.
-    #[serde(default)]
-    pub authority_soa: bool,
-    /// Record type; default `A`.
-    #[serde(default, rename = "type")]
-    pub record_type: Option<SpannedStr>,
-    /// Resolver flavour; default `glibc`.
-    #[serde(default)]
-    pub resolver: Option<SpannedStr>,
-    /// `udp` (default) or `tcp`.
-    #[serde(default)]
-    pub transport: Option<SpannedStr>,
-    /// Final rcode, or a list of acceptable ones. `NODATA` means NOERROR with no answer.
-    #[serde(default)]
-    pub rcode: Option<Spanned<RawOneOrMany>>,
-    /// The exact record set of the final answer.
-    #[serde(default)]
-    pub records: Option<Vec<Spanned<RawRecord>>>,
-    /// The exact address records of the final answer's additional section (SRV and NS targets' addresses).
-    #[serde(default)]
-    pub additional: Option<Vec<Spanned<RawRecord>>>,
-    /// The exact list of names the resolver tried, in order.
-    #[serde(default)]
-    pub candidates: Option<Vec<String>>,
-    #[serde(default)]
-    pub timeout: Option<SpannedStr>,
-}
-
-/// One value or a list of them.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawOneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// An expected record, symbolic or literal.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawRecord {
-    /// A record holding the ClusterIP of this service (in the query's target namespace, or `ns/name`).
-    #[serde(default, rename = "clusterIPOf")]
-    pub cluster_ip_of: Option<SpannedStr>,
-    /// One A record per ready pod of this deployment (`name` or `ns/name`).
-    #[serde(default, rename = "readyPodIPsOf")]
-    pub ready_pod_ips_of: Option<SpannedStr>,
-    /// A literal address.
-    #[serde(default)]
-    pub ip: Option<SpannedStr>,
-    /// A TXT record with this text.
-    #[serde(default)]
-    pub txt: Option<String>,
-    /// The IP of one pod of a workload.
-    #[serde(default, rename = "podIPOf")]
-    pub pod_ip_of: Option<Spanned<RawPodIndex>>,
-    /// An SRV record; a target whose first label is `*` matches any one label.
-    #[serde(default)]
-    pub srv: Option<RawSrv>,
-    /// A PTR record to this name.
-    #[serde(default)]
-    pub ptr: Option<String>,
-    /// A CNAME record to this name.
-    #[serde(default)]
-    pub cname: Option<String>,
-}
-
-/// One pod of a workload by creation index.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawPodIndex {
-    pub deployment: SpannedStr,
-    pub index: u32,
-}
-
-/// An expected SRV record (priority and weight are not compared).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawSrv {
-    pub port: u16,
-    pub target: String,
-}
-
-/// `expectResolvConf`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawExpectResolvConf {
-    pub from: SpannedStr,
-    pub search: Vec<String>,
-    pub ndots: u8,
-    #[serde(default)]
-    pub timeout: Option<SpannedStr>,
 }

@@ -10,8 +10,11 @@ pub mod isolation;
 pub mod names;
 pub mod nodes;
 pub mod plan;
+pub mod raw_checks;
 pub mod raw_nodes;
 pub mod raw_traffic;
+pub mod reference;
+pub mod schema;
 pub mod validate;
 
 pub use error::{ScenarioError, ScenarioErrors};

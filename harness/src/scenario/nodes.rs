@@ -84,7 +84,7 @@ pub enum Via {
 }
 
 /// What source address the backend must see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceIp {
     /// The client's own address (no SNAT).
@@ -94,7 +94,7 @@ pub enum SourceIp {
 }
 
 /// `spec.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub enum ServiceType {
     /// A virtual IP inside the cluster.
     #[default]
@@ -113,7 +113,7 @@ impl ServiceType {
 }
 
 /// `internalTrafficPolicy` / `externalTrafficPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub enum TrafficPolicy {
     /// Any ready endpoint in the cluster.
     #[default]

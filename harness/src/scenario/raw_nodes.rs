@@ -2,9 +2,12 @@
 //!
 //! Each accepts a short form (a string) and a map, deserialized by hand so that unknown keys are named.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, de};
 
-use super::file::{RawPodIndex, SpannedStr};
+use super::schema::{DurationText, ViaName};
+
+use super::{file::SpannedStr, raw_checks::RawPodIndex};
 
 /// `from:` — a namespace, or `{namespace, node}`, `{node}`, `{pod: {deployment, index}}`.
 #[derive(Debug, Default)]
@@ -15,6 +18,35 @@ pub struct RawClient {
     pub node: Option<u32>,
     /// A backend pod.
     pub pod: Option<RawPodIndex>,
+}
+
+/// The forms `from:` takes, for the schema (the parser reads them by hand, above).
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)] // schema only
+enum ClientForm {
+    /// A pod in this namespace.
+    Namespace(String),
+    /// A pod in `namespace` on node `node`; `{node: N}` alone: node N's host network; `pod`: that backend pod.
+    #[schemars(transform = super::schema::deny_unknown_fields)]
+    Map {
+        /// The namespace (alone, or with `node`).
+        namespace: Option<String>,
+        /// A node index.
+        node: Option<u32>,
+        /// A backend pod.
+        pod: Option<RawPodIndex>,
+    },
+}
+
+impl JsonSchema for RawClient {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Client".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        ClientForm::json_schema(generator)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawClient {
@@ -54,11 +86,13 @@ impl<'de> Deserialize<'de> for RawClient {
 }
 
 /// `via:` — `clusterIP`, or `{node: N}` for the Service port's nodePort on node N.
-#[derive(Debug)]
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
 pub enum RawVia {
     /// `via: clusterIP` (or `dns`, the default).
-    Named(String),
+    Named(#[schemars(with = "ViaName")] String),
     /// `via: {node: N}`.
+    #[schemars(transform = super::schema::deny_unknown_fields)]
     NodePort {
         /// Node index.
         node: u32,
@@ -96,7 +130,7 @@ impl<'de> Deserialize<'de> for RawVia {
 }
 
 /// `via: {node: N}` on `expectConnect`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawNodeVia {
     /// Node index.
@@ -104,22 +138,29 @@ pub struct RawNodeVia {
 }
 
 /// `expectHealthCheck`: the answer of kube-proxy's health check node port on one node.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawExpectHealthCheck {
     /// The client.
+    #[schemars(with = "RawClient")]
     pub from: serde_saphyr::Spanned<RawClient>,
     /// The Service's namespace.
+    #[schemars(with = "String")]
     pub namespace: SpannedStr,
     /// A `LoadBalancer` Service with `externalTrafficPolicy: Local`.
+    #[schemars(with = "String")]
     pub service: SpannedStr,
     /// Node index.
+    #[schemars(with = "u32")]
     pub node: serde_saphyr::Spanned<u32>,
     /// 200 (the node has local endpoints) or 503 (it has none).
+    #[schemars(with = "u16")]
     pub status: serde_saphyr::Spanned<u16>,
     /// The `localEndpoints` count the answer reports.
     #[serde(default)]
     pub local_endpoints: Option<u32>,
+    /// How long the assertion may take to hold (it is retried until then); default: the scenario's `timeout`, else 10s.
     #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
     pub timeout: Option<SpannedStr>,
 }

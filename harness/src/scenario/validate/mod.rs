@@ -8,7 +8,7 @@
 pub mod capacity;
 mod dns;
 mod nodes;
-mod source;
+pub(crate) mod source;
 mod steps;
 mod traffic;
 mod udp;

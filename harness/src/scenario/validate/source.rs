@@ -91,5 +91,57 @@ pub(crate) fn yaml_reason(e: &serde_saphyr::Error) -> String {
         Some(i) if reason[i..].contains("column") => &reason[..i],
         _ => reason,
     };
-    reason.to_owned()
+    match reason {
+        // serde-saphyr names the Rust type only; say what may be written.
+        "invalid u8" => format!("expected a whole number from 0 to {}", u8::MAX),
+        "invalid u16" => format!("expected a whole number from 0 to {}", u16::MAX),
+        "invalid u32" => format!("expected a whole number from 0 to {}", u32::MAX),
+        "invalid u64" => format!("expected a whole number from 0 to {}", u64::MAX),
+        _ => with_suggestion(reason),
+    }
+}
+
+/// serde's "unknown field/variant `x`, expected one of a, b" becomes "…, did you mean `b`?" when one expected name
+/// is close to what was written (a typo), and stays as it is otherwise.
+fn with_suggestion(reason: &str) -> String {
+    let Some((head, expected)) = reason.split_once(", expected ") else { return reason.to_owned() };
+    let Some(written) = head.split('`').nth(1).filter(|_| head.starts_with("unknown ")) else {
+        return reason.to_owned();
+    };
+    let names = expected.strip_prefix("one of ").unwrap_or(expected);
+    let best = names
+        .split(", ")
+        .flat_map(|n| n.split(" or "))
+        .map(|n| n.trim().trim_matches('`'))
+        .filter(|n| !n.is_empty())
+        .map(|n| (strsim::damerau_levenshtein(&written.to_lowercase(), &n.to_lowercase()), n))
+        .min_by_key(|(distance, _)| *distance);
+    match best {
+        // A typo is a letter or two, or a third of a long name: beyond that a guess misleads more than it helps.
+        Some((distance, name)) if distance <= 2.max(written.len() / 3) => {
+            format!("{head}, did you mean `{name}`? (expected {expected})")
+        }
+        _ => reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_suggestion;
+
+    #[test]
+    fn a_typo_gets_the_nearest_name_and_a_stranger_gets_the_list() {
+        let typo = "unknown field `protocl`, expected one of name, port, targetPort, protocol, nodePort";
+        assert_eq!(
+            with_suggestion(typo),
+            "unknown field `protocl`, did you mean `protocol`? (expected one of name, port, targetPort, protocol, nodePort)"
+        );
+        let variant = "unknown variant `expectDnss`, expected one of expectService, expectDns, expectUdp";
+        assert!(with_suggestion(variant).contains("did you mean `expectDns`?"));
+        let two = "unknown field `literl`, expected `name` or `literal`";
+        assert!(with_suggestion(two).contains("did you mean `literal`?"), "{}", with_suggestion(two));
+        let far = "unknown field `colour`, expected one of name, port";
+        assert_eq!(with_suggestion(far), far);
+        assert_eq!(with_suggestion("invalid type: string, expected u16"), "invalid type: string, expected u16");
+    }
 }
