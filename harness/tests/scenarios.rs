@@ -104,7 +104,8 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
                 let row = RUNTIME.block_on(suite::fault_row(&plans, fault, SuiteOptions::matrix()));
                 let (caught, inconclusive) = (row.caught_by(), row.inconclusive_in());
                 if caught.is_empty() && !inconclusive.is_empty() {
-                    // Not missed, not caught: the scenarios that could have told were not judged (see README).
+                    // Not missed, not caught: the scenarios that could have told were not judged (see
+                    // harness/doc/measurements.md).
                     println!(
                         "INCONCLUSIVE: no scenario caught `{}`, and {} could not be judged (load generator behind)",
                         fault.name(),

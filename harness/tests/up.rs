@@ -44,6 +44,8 @@ steps:
   - createDeployment: {namespace: test, name: nginx, replicas: 2}
   - expose: {namespace: test, deployment: nginx, port: 80}
   - expose: {namespace: test, deployment: nginx, name: nginx-headless, port: 80, clusterIP: None}
+  - expose: {namespace: test, deployment: nginx, name: nginx-ds, port: 80, ipFamilyPolicy: RequireDualStack}
+  - createExternalName: {namespace: test, name: ext, externalName: example.com}
   - expectEndpoints: {namespace: test, service: nginx, ready: {readyPodsOf: nginx}}
 ";
 
@@ -118,17 +120,38 @@ fn check_state(state: &serde_json::Value, unprivileged: bool) {
     // As root the real port is used; with the unprivileged layout a high port stands in for it.
     assert_eq!(port_is_real, !unprivileged && nix::unistd::geteuid().is_root(), "dns {dns}");
     assert_eq!(state["cluster_domain"], "cluster.local");
+    assert_eq!(state["schema_version"], 2);
     let services = state["services"].as_array().unwrap();
-    assert_eq!(services.len(), 2);
-    let nginx = services.iter().find(|s| s["name"] == "nginx").unwrap();
+    assert_eq!(services.len(), 4);
+    let service = |name: &str| services.iter().find(|s| s["name"] == name).unwrap();
+    let nginx = service("nginx");
+    assert_eq!(nginx["type"], "ClusterIP");
     assert!(nginx["cluster_ip"].is_string());
     assert_eq!(nginx["ports"][0]["port"], 80);
     assert!(nginx["ports"][0]["connect"].is_string());
-    let headless = services.iter().find(|s| s["name"] == "nginx-headless").unwrap();
-    assert!(headless["cluster_ip"].is_null());
+    let headless = service("nginx-headless");
+    assert_eq!(headless["type"], "Headless");
+    assert!(headless["cluster_ip"].is_null() && headless["cluster_ips"] == serde_json::json!([]));
+    // A dual-stack user finds the AAAA side: both ClusterIPs, both connect addresses, primary first.
+    let dual = service("nginx-ds");
+    assert_eq!(dual["ip_families"], serde_json::json!(["IPv4", "IPv6"]));
+    let ips: Vec<std::net::IpAddr> =
+        dual["cluster_ips"].as_array().unwrap().iter().map(|ip| ip.as_str().unwrap().parse().unwrap()).collect();
+    assert!(ips.len() == 2 && ips[0].is_ipv4() && ips[1].is_ipv6(), "{ips:?}");
+    assert_eq!(dual["cluster_ip"], dual["cluster_ips"][0]);
+    assert_eq!(dual["ports"][0]["connect_all"].as_array().unwrap().len(), 2);
+    let ext = service("ext");
+    assert_eq!((ext["type"].as_str(), ext["external_name"].as_str()), (Some("ExternalName"), Some("example.com")));
     let pods = state["pods"].as_array().unwrap();
     assert_eq!(pods.len(), 2);
     assert!(pods.iter().all(|p| p["ready"] == true && p["connect"].is_string() && p["ip"].is_string()));
+    assert!(pods.iter().all(|p| p["ips"].as_array().unwrap().len() == 2 && p["ips"][0] == p["ip"]));
+    // And the file is what `svcbench schema --state` says it is.
+    let schema = Command::new(env!("CARGO_BIN_EXE_svcbench")).args(["schema", "--state"]).output().unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(state).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 fn run_tools(state: &serde_json::Value) {

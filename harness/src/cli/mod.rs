@@ -38,8 +38,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print the JSON Schema (draft 2020-12) of scenario files, for editors and validators.
-    Schema,
+    /// Print the JSON Schema (draft 2020-12) of scenario files, for editors and validators (or of the files svcbench
+    /// writes: `--results`, `--state`).
+    Schema {
+        /// The schema of `results.json` instead.
+        #[arg(long, conflicts_with = "state")]
+        results: bool,
+        /// The schema of `svcbench up`'s state file instead.
+        #[arg(long)]
+        state: bool,
+    },
     /// Describe a step or a step's field: what it does, its type, and an example from the shipped scenarios.
     Explain(explain::ExplainArgs),
     /// Run a scenario's steps on the embedded cluster, then keep it serving until Ctrl-C / SIGTERM.
@@ -83,8 +91,15 @@ pub fn main() -> ExitCode {
     crate::scenario::validate::capacity::raise_open_file_limit();
     match cli.command {
         Command::Validate { files } => validate(&files),
-        Command::Schema => {
-            println!("{:#}", scenario::schema::scenario_schema());
+        Command::Schema { results, state } => {
+            let schema = match (results, state) {
+                (true, _) => scenario::schema::schema_of::<crate::results::RunResults>("svcbench results.json"),
+                (_, true) => scenario::schema::schema_of::<crate::targets::embedded::state_file::StateFile>(
+                    "svcbench up state file",
+                ),
+                _ => scenario::schema::scenario_schema(),
+            };
+            println!("{schema:#}");
             ExitCode::SUCCESS
         }
         Command::Explain(args) => explain::explain(args),

@@ -41,7 +41,7 @@ const RECORD_SHARDS: usize = 16;
 const TICK: Duration = Duration::from_millis(1);
 
 /// What a load generator's client did while it ran: how late it was, and the run judged over its on-schedule part.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClientPace {
     /// Lateness above which the client counted as behind, ms.
     pub tolerance_ms: f64,

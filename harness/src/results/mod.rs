@@ -11,7 +11,7 @@ pub use crate::stats::latency::{LatencySummary, PercentilePoint};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One run: scenarios × one target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResults {
     /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
@@ -35,7 +35,7 @@ impl RunResults {
 }
 
 /// Which target ran.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetInfo {
     /// Short name (`embedded`).
     pub name: String,
@@ -44,7 +44,7 @@ pub struct TargetInfo {
 }
 
 /// Pass, fail, could not be judged, or did not run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Everything held.
@@ -60,7 +60,7 @@ pub enum Outcome {
 }
 
 /// One scenario against one target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioResult {
     /// Scenario name.
     pub name: String,
@@ -91,7 +91,7 @@ impl ScenarioResult {
 }
 
 /// One step's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepResult {
     /// 1-based position.
     pub index: usize,
@@ -126,7 +126,7 @@ pub struct StepResult {
 }
 
 /// A measurement attached to a step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Measurement {
     /// HTTP load through a service.
@@ -138,7 +138,7 @@ pub enum Measurement {
 }
 
 /// HTTP load results.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HttpLoadReport {
     /// What was loaded (`http://nginx:80/hostname` from namespace `test`).
     pub target: String,
@@ -181,7 +181,7 @@ pub struct HttpLoadReport {
 }
 
 /// DNS load results.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DnsLoadReport {
     /// Names queried (round robin).
     pub names: Vec<String>,
@@ -213,7 +213,7 @@ pub struct DnsLoadReport {
 }
 
 /// How long a change took to be visible in each place.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConvergenceReport {
     /// The change (`scale test/nginx to 2`).
     pub change: String,

@@ -1,7 +1,8 @@
 //! What a scenario shares with the others running on the same cluster, read from its plan: the cluster-wide things
 //! it holds (a literal namespace, a node port asked by number, an agent in a cluster namespace or on a node's own
 //! network), which no two scenarios in flight may hold at once, and why it must run alone (figures neighbours would
-//! distort, or load that every neighbour would feel). The battery's scheduler acts on it; the README lists the rules.
+//! distort, or load that every neighbour would feel). The battery's scheduler acts on it;
+//! harness/doc/writing-scenarios.md lists the rules.
 
 use std::{collections::BTreeSet, ops::RangeInclusive};
 

@@ -271,7 +271,7 @@ pub struct ServicePortSpec {
 }
 
 /// `targetPort`: a number, or the name of a container port resolved per pod.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum TargetPort {
     /// A port number.

@@ -12,9 +12,13 @@ use super::file::ScenarioFile;
 
 /// The schema of `scenarios/*.yaml`, draft 2020-12.
 pub fn scenario_schema() -> serde_json::Value {
-    let generator = SchemaSettings::draft2020_12().into_generator();
-    let mut schema = generator.into_root_schema_for::<ScenarioFile>();
-    schema.insert("title".into(), "svcbench scenario".into());
+    schema_of::<ScenarioFile>("svcbench scenario")
+}
+
+/// The draft 2020-12 schema of any type svcbench reads or writes (scenario, `results.json`, state file).
+pub fn schema_of<T: JsonSchema>(title: &str) -> serde_json::Value {
+    let mut schema = SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    schema.insert("title".into(), title.into());
     schema.to_value()
 }
 

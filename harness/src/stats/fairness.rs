@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// Fairness statistics of per-backend counts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fairness {
     /// Number of backends.
     pub backends: usize,
@@ -27,6 +27,7 @@ pub struct Fairness {
     pub cv: f64,
     /// Largest count over smallest (infinite when a backend got nothing; `null` in JSON, which has no infinity).
     #[serde(with = "infinite_as_null")]
+    #[schemars(with = "Option<f64>")]
     pub max_min_ratio: f64,
     /// Largest share of all requests.
     pub max_share: f64,

@@ -9,7 +9,7 @@ use hdrhistogram::{
 use serde::{Deserialize, Serialize};
 
 /// A latency distribution: summary numbers, the percentile curve to plot, and the full histogram to merge.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LatencySummary {
     /// Samples recorded.
     pub count: u64,
@@ -34,7 +34,7 @@ pub struct LatencySummary {
 }
 
 /// One point of a percentile distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PercentilePoint {
     /// Quantile in [0, 1].
     pub quantile: f64,

@@ -2,7 +2,7 @@
 //! not overlap (each plan's [`Isolation`]), teardown in the background, every scenario's events in one stream, results
 //! in plan order, and on cancellation every target in flight shut down before returning.
 //!
-//! Scheduling rules (the README's "Parallel scenarios" lists them for authors):
+//! Scheduling rules ("Parallel scenarios on one cluster" in harness/doc/writing-scenarios.md lists them for authors):
 //! - at most `jobs` scenarios run at once; a scenario being torn down does not count, so deleting a finished
 //!   scenario's namespaces never blocks the next one;
 //! - a scenario that holds something (a literal namespace, a node port by number, a node's host-network agent)
@@ -22,8 +22,9 @@ use crate::{
     targets::{Target, TargetError},
 };
 
-/// Scenarios in flight on a real cluster unless asked otherwise (measured on two cores: see the README). There
-/// scenarios mostly wait for controllers and proxies, so several overlap even on two cores.
+/// Scenarios in flight on a real cluster unless asked otherwise (measured on two cores: see
+/// harness/doc/writing-scenarios.md). There scenarios mostly wait for controllers and proxies, so several overlap
+/// even on two cores.
 pub const DEFAULT_CLUSTER_JOBS: usize = 4;
 
 /// Starts a fresh target for each scenario (new namespaces on a cluster, or a new embedded cluster).

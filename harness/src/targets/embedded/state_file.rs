@@ -12,12 +12,18 @@ use serde::Serialize;
 use super::{ports::PortMap, state::Snapshot};
 use crate::{
     probe::AddressMap,
-    scenario::{Protocol, TargetPort},
+    scenario::{IpFamily, Protocol, TargetPort, nodes::ServiceType},
 };
 
+/// The state file's format version: scripts check it; it changes when a field changes meaning or goes away.
+pub const STATE_SCHEMA_VERSION: u32 = 2;
+
 /// Top level of the state file.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct StateFile {
+    /// [`STATE_SCHEMA_VERSION`]: 2 added every address of both families, the Service type and the ExternalName
+    /// target.
+    pub schema_version: u32,
     /// Where to send DNS queries (`dig @ip -p port`).
     pub dns: SocketAddr,
     /// Cluster domain.
@@ -31,20 +37,44 @@ pub struct StateFile {
 }
 
 /// A service.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ServiceEntry {
     /// Namespace.
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// ClusterIP, null when headless.
+    /// `ClusterIP`, `Headless`, `NodePort`, `LoadBalancer` or `ExternalName`.
+    #[serde(rename = "type")]
+    pub service_type: ServiceKind,
+    /// The DNS name an `ExternalName` Service is an alias of; null for other types.
+    pub external_name: Option<String>,
+    /// The primary ClusterIP (`cluster_ips[0]`), null when headless or ExternalName.
     pub cluster_ip: Option<IpAddr>,
+    /// Every ClusterIP, one per family, primary first (`spec.clusterIPs`).
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.ipFamilies`, primary first.
+    pub ip_families: Vec<IpFamily>,
     /// Ports.
     pub ports: Vec<PortEntry>,
 }
 
+/// What a Service is, as a script needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub enum ServiceKind {
+    /// A virtual IP inside the cluster.
+    ClusterIP,
+    /// No ClusterIP: DNS answers with the endpoints.
+    Headless,
+    /// A ClusterIP plus a port on every node.
+    NodePort,
+    /// A NodePort plus the (absent here) load balancer's health check.
+    LoadBalancer,
+    /// A DNS alias (`external_name`).
+    ExternalName,
+}
+
 /// A service port.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct PortEntry {
     /// Port name.
     pub name: Option<String>,
@@ -54,19 +84,23 @@ pub struct PortEntry {
     pub target_port: TargetPort,
     /// Protocol.
     pub protocol: Protocol,
-    /// `ip:port` an external client connects to (null when headless).
+    /// `ip:port` an external client connects to for the primary ClusterIP (null when headless).
     pub connect: Option<SocketAddr>,
+    /// `ip:port` an external client connects to for each ClusterIP, in `cluster_ips` order.
+    pub connect_all: Vec<SocketAddr>,
 }
 
 /// A pod.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct PodEntry {
     /// Namespace.
     pub namespace: String,
     /// Name.
     pub name: String,
-    /// Pod IP.
+    /// Pod IP (the IPv4 one, `ips[0]`).
     pub ip: IpAddr,
+    /// Every pod IP, IPv4 first (`status.podIPs`).
+    pub ips: Vec<IpAddr>,
     /// Ready condition.
     pub ready: bool,
     /// `ip:port` of the pod's first container port as a client reaches it.
@@ -77,6 +111,7 @@ pub struct PodEntry {
 pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
     let dns_ip = IpAddr::V4(snap.dns_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST));
     StateFile {
+        schema_version: STATE_SCHEMA_VERSION,
         dns: ports.resolve(SocketAddr::new(dns_ip, 53)),
         cluster_domain: snap.cluster_domain.clone(),
         generation: snap.generation,
@@ -86,19 +121,27 @@ pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
             .map(|(k, s)| ServiceEntry {
                 namespace: k.namespace.clone(),
                 name: k.name.clone(),
+                service_type: kind_of(s),
+                external_name: s.external_name.clone(),
                 cluster_ip: s.cluster_ips.first().copied(),
+                cluster_ips: s.cluster_ips.clone(),
+                ip_families: s.families.clone(),
                 ports: s
                     .ports
                     .iter()
-                    .map(|p| PortEntry {
-                        name: p.name.clone(),
-                        port: p.port,
-                        target_port: p.target_port.clone(),
-                        protocol: p.protocol,
-                        connect: s.cluster_ips.first().map(|ip| {
+                    .map(|p| {
+                        let connect = |ip: &IpAddr| {
                             let model = SocketAddr::new(*ip, p.port);
                             if p.protocol == Protocol::Udp { ports.resolve_udp(model) } else { ports.resolve(model) }
-                        }),
+                        };
+                        PortEntry {
+                            name: p.name.clone(),
+                            port: p.port,
+                            target_port: p.target_port.clone(),
+                            protocol: p.protocol,
+                            connect: s.cluster_ips.first().map(connect),
+                            connect_all: s.cluster_ips.iter().map(connect).collect(),
+                        }
                     })
                     .collect(),
             })
@@ -112,11 +155,23 @@ pub fn build(snap: &Snapshot, ports: &PortMap) -> StateFile {
                     namespace: k.namespace.clone(),
                     name: k.name.clone(),
                     ip: IpAddr::V4(p.ip),
+                    ips: vec![IpAddr::V4(p.ip), IpAddr::V6(p.ip6)],
                     ready: p.ready,
                     connect: ports.resolve(SocketAddr::new(IpAddr::V4(p.ip), port)),
                 }
             })
             .collect(),
+    }
+}
+
+/// The type a script sees: ExternalName and headless first, then the exposure's type.
+fn kind_of(service: &super::state::Service) -> ServiceKind {
+    match (&service.external_name, service.cluster_ips.is_empty(), service.exposure.service_type) {
+        (Some(_), _, _) => ServiceKind::ExternalName,
+        (None, true, _) => ServiceKind::Headless,
+        (None, false, ServiceType::ClusterIP) => ServiceKind::ClusterIP,
+        (None, false, ServiceType::NodePort) => ServiceKind::NodePort,
+        (None, false, ServiceType::LoadBalancer) => ServiceKind::LoadBalancer,
     }
 }
 
