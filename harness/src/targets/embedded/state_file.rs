@@ -232,6 +232,7 @@ mod tests {
 
     fn state(generation: u64) -> StateFile {
         StateFile {
+            schema_version: STATE_SCHEMA_VERSION,
             dns: "127.0.0.1:53".parse().unwrap(),
             cluster_domain: "cluster.local".into(),
             generation,
