@@ -334,7 +334,7 @@ async fn probes_from_inside_the_namespace(policy: PortPolicy) {
     let slow = DnsLoadSpec { rate: Some(500.0), queries: 750, ..dns_load };
     let body = serde_json::to_vec(&ProbeRequest::DnsLoad(slow)).unwrap();
     let addr = agent.addr;
-    let in_flight = tokio::spawn(async move { call(addr, "POST", "/probe", &body).await });
+    let in_flight = tokio::spawn(async move { call(addr, "POST", "/probe", &body, Some(process::TOKEN)).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     agent.stop().await;
     let (status, body) = in_flight.await.unwrap();
@@ -432,12 +432,115 @@ async fn agent_refuses_bad_requests_clearly() {
     agent.stop().await;
 }
 
+/// Issue #24: a stranger who reaches the agent (anything that can reach its pod IP) gets 401 and causes no traffic.
+#[tokio::test]
+async fn agent_answers_only_requests_with_its_token_and_strangers_cause_no_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(&conf, "nameserver 127.0.0.1\n").unwrap();
+    let agent = Agent::start(&conf, None).await;
+    // The address a stranger wants probed: a listener that counts the connections it gets.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let accept_loop = tokio::spawn(async move {
+        while let Ok((_stream, _)) = target.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let connect = serde_json::to_vec(&ProbeRequest::Connect { address: target_addr }).unwrap();
+    let load = serde_json::to_vec(&ProbeRequest::Load(LoadSpec {
+        host: target_addr.ip().to_string(),
+        port: target_addr.port(),
+        path: "/".into(),
+        mode: ConnectionMode::NewConnection,
+        connections: 4,
+        rate: Some(100.0),
+        requests: 100,
+        duration: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        family: None,
+        client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
+    }))
+    .unwrap();
+    let batch = serde_json::to_vec(&ProbeRequest::Batch(BatchSpec {
+        concurrency: 2,
+        probes: vec![ProbeRequest::Connect { address: target_addr }],
+    }))
+    .unwrap();
+    for (token, who) in [
+        (None, "no token"),
+        (Some("0123456789abcdef-WRONG-run-tokn"), "a wrong token of the same length"),
+        (Some("x"), "a short token"),
+    ] {
+        for (method, path, body) in [
+            ("POST", "/probe", connect.as_slice()),
+            ("POST", "/probe", &load),
+            ("POST", "/probe", &batch),
+            ("GET", "/info", b""),
+        ] {
+            let (status, text) = call(agent.addr, method, path, body, token).await;
+            assert_eq!(status, 401, "{who}: {method} {path} → {text}");
+            let message = status_message(&text, 401);
+            assert!(message.contains("answers only its harness") && !message.contains("127.0.0.1"), "{message}");
+        }
+        // Even an oversized or malformed body is refused for the token first, unread.
+        let (status, _) = call(agent.addr, "POST", "/probe", &vec![b'{'; 2 * 1024 * 1024], token).await;
+        assert_eq!(status, 401, "{who}: a huge body");
+    }
+    // The kubelet's readiness probe carries no token and runs nothing: it stays open.
+    let (status, body) = call(agent.addr, "GET", "/healthz", b"", None).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0, "a refused request made the agent dial out");
+    // With the token the same probe runs: the listener sees the agent.
+    match agent.probe(&ProbeRequest::Connect { address: target_addr }).await {
+        ProbeResponse::Connect(c) => assert_eq!(c.outcome, Some(ConnectOutcome::Connected)),
+        other => panic!("expected a connect result, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "the harness's own probe reached the target");
+    accept_loop.abort();
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_needs_a_token_or_an_explicit_no_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(&conf, "nameserver 127.0.0.1\n").unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_svcbench"))
+            .args(["agent", "--listen", "127.0.0.1:0", "--resolv-conf"])
+            .arg(&conf)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"), "{}", String::from_utf8_lossy(&out.stderr));
+    let short = dir.path().join("short.token");
+    std::fs::write(&short, "abc\n").unwrap();
+    let out = run(&["--token-file", short.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["--token-file", dir.path().join("absent").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the token file"));
+}
+
 #[tokio::test]
 async fn agent_without_its_resolv_conf_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("absent.conf");
     let out = Command::new(env!("CARGO_BIN_EXE_svcbench"))
-        .args(["agent", "--listen", "127.0.0.1:0", "--resolv-conf"])
+        .args(["agent", "--no-auth", "--listen", "127.0.0.1:0", "--resolv-conf"])
         .arg(&missing)
         .output()
         .await
@@ -476,7 +579,14 @@ async fn agent_refuses_unschedulable_rates_and_oversized_lengths_and_bounds_load
     let started = std::time::Instant::now();
     let mut stream = TcpStream::connect(agent.addr).await.unwrap();
     stream
-        .write_all(b"POST /probe HTTP/1.1\r\nHost: agent\r\nContent-Length: 1000000000000\r\n\r\n{\"probe\": \"dns\"}")
+        .write_all(
+            format!(
+                "POST /probe HTTP/1.1\r\nHost: agent\r\nX-Svcbench-Token: {}\r\nContent-Length: 1000000000000\r\n\r\n\
+                 {{\"probe\": \"dns\"}}",
+                process::TOKEN
+            )
+            .as_bytes(),
+        )
         .await
         .unwrap();
     let mut answer = Vec::new();

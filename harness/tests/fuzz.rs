@@ -339,3 +339,43 @@ fn fuzz_dns_answer() {
     });
     println!("fuzz dns: {names} well-formed names answered");
 }
+
+/// The agent's request parser and its limits (issue #24): whatever bytes reach `POST /probe`, parsing and the limit
+/// check never panic, and what passes both stays inside the agent's caps.
+#[test]
+fn fuzz_agent_request_parser_and_limits() {
+    use svcbench::agent::{MAX_PROBE_TIME, check_limits, parse_request};
+    let corpus: Vec<Vec<u8>> = [
+        r#"{"probe": "dns", "name": "nginx.test", "query_type": "A", "flavour": "glibc", "transport": "udp"}"#,
+        r#"{"probe": "http", "host": "nginx", "port": 80, "path": "/hostname"}"#,
+        r#"{"probe": "connect", "address": "10.96.0.10:80"}"#,
+        r#"{"probe": "udp", "address": "10.96.0.10:53", "payload": "hostname", "flow": null}"#,
+        r#"{"probe": "resolv_conf"}"#,
+        r#"{"probe": "dns_load", "names": ["a.test.svc.cluster.local."], "rate": 100.0, "max_outstanding": 8,
+            "source_ports": 4, "queries": 100, "duration": {"secs": 1, "nanos": 0}, "timeout": {"secs": 1, "nanos": 0}}"#,
+        r#"{"probe": "batch", "concurrency": 2, "probes": [{"probe": "connect", "address": "10.96.0.10:80"}]}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    fuzz("agent request", |rng, _| {
+        let base = corpus.choose(rng).unwrap();
+        let input = mutate(rng, base);
+        match parse_request(&input) {
+            Ok(request) => match check_limits(&request, MAX_PROBE_TIME) {
+                Ok(()) => accepted += 1,
+                Err(reason) => {
+                    assert!(!reason.is_empty(), "a refusal says why");
+                    refused += 1;
+                }
+            },
+            Err(message) => {
+                assert!(!message.is_empty() && message.len() < 4096, "a parse error is one bounded message");
+                refused += 1;
+            }
+        }
+        Some(input)
+    });
+    println!("fuzz agent request: {accepted} accepted, {refused} refused");
+}

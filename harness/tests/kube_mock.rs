@@ -273,12 +273,27 @@ async fn probes_go_through_the_agent_with_names_rewritten_both_ways() {
                    "authoritative": true, "soa_in_authority": false, "ttls": [30], "transport": "udp"}]});
     let ready_pod = mock::ready_agent("svcb-t1-test");
     let server = async {
+        let token = mock::expect_agent_token(&mut h, "svcb-t1-test").await;
         let body = expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 201, ready_pod.clone()).await;
         assert!(body["spec"]["containers"][0]["image"].as_str().unwrap().contains("svcbench-agent"));
+        // The agent reads the token from the Secret, mounted read-only.
+        assert_eq!(body["spec"]["volumes"][0]["secret"]["secretName"], "svcbench-agent-token", "{body}");
+        let args = body["spec"]["containers"][0]["args"].to_string();
+        assert!(args.contains("--token-file") && args.contains("/var/run/svcbench-agent/token"), "{args}");
         expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent", 200, ready_pod).await;
-        let sent =
-            expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent:8080/proxy/probe", 200, answer)
-                .await;
+        let (sent, headers) = mock::expect_with_headers(
+            &mut h,
+            "POST",
+            "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent:8080/proxy/probe",
+            200,
+            answer,
+        )
+        .await;
+        assert_eq!(
+            headers.get("x-svcbench-token").map(|v| v.as_bytes()),
+            Some(token.as_bytes()),
+            "every call carries it"
+        );
         assert_eq!(sent["name"], "nginx.svcb-t1-test", "namespace label rewritten to the real namespace");
     };
     let (r, ()) = tokio::join!(t.probe("test", &request), server);
@@ -315,6 +330,7 @@ async fn image_pull_failure_of_the_agent_is_explained() {
         "status": {"phase": "Pending", "containerStatuses": [{"name": "agent", "image": "svcbench-agent:dev", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied for svcbench-agent"}}}]}});
     let server = async {
+        mock::expect_agent_token(&mut h, "svcb-t1-test").await;
         expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 201, pulling.clone()).await;
         expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent", 200, pulling).await;
     };
@@ -332,6 +348,7 @@ async fn pods_never_ready_show_their_conditions() {
         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": "0/1 nodes are available: 1 node(s) had untolerated taint"}]}});
     let server = async {
+        mock::expect_agent_token(&mut h, "svcb-t1-test").await;
         expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 201, stuck.clone()).await;
         // The target polls once a second until its (3 s) agent timeout.
         while let Ok(Some((_, send))) = tokio::time::timeout(Duration::from_millis(1500), h.next_request()).await {

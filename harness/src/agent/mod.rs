@@ -7,6 +7,10 @@
 //! time), and draining in-flight probes on shutdown. Not responsible for: how the harness reaches the pod (the kube
 //! target goes through the API server's pod proxy) or what a probe's result means (the runner judges that).
 //!
+//! Only its harness may use it: with a token (the kube target mounts a per-run Secret), every request but
+//! `GET /healthz` (the kubelet's readiness probe, which runs nothing) must carry it in [`TOKEN_HEADER`], compared in
+//! constant time; without it the answer is 401 and nothing is read, parsed or run.
+//!
 //! API (every error body is a `metav1.Status`, see [`reply`]):
 //! - `POST /probe`, body a JSON [`ProbeRequest`] (`{"probe": "dns", ...}`) → 200 with the JSON
 //!   [`ProbeResponse`](probe::ProbeResponse); 400 malformed JSON or an unknown probe; 408 the body did not arrive
@@ -47,6 +51,11 @@ use crate::probe::{
     hosts::{HostsFile, MAX_HOSTS_FILE},
 };
 
+/// The header that carries the run's token (not `Authorization`: the API server's pod proxy consumes that one).
+pub const TOKEN_HEADER: &str = "x-svcbench-token";
+/// The shortest token an agent accepts: a guessable one would be no guard.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 /// Largest request body accepted (a probe request is a few hundred bytes; a DNS load name list stays far below).
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Longest a probe may take end to end; load specs whose own bounds exceed it are refused up front.
@@ -76,6 +85,8 @@ pub struct AgentConfig {
     pub max_probe_time: Duration,
     /// How long shutdown waits for in-flight probes.
     pub shutdown_grace: Duration,
+    /// The token every request but `GET /healthz` must carry; `None` serves anyone (a local agent for debugging).
+    pub token: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -89,6 +100,7 @@ impl Default for AgentConfig {
             max_concurrent: 8,
             max_probe_time: MAX_PROBE_TIME,
             shutdown_grace: SHUTDOWN_GRACE,
+            token: None,
         }
     }
 }
@@ -194,6 +206,7 @@ struct State {
     info: AgentInfo,
     slots: Arc<Semaphore>,
     max_probe_time: Duration,
+    token: Option<Vec<u8>>,
 }
 
 impl Agent {
@@ -207,6 +220,9 @@ impl Agent {
         }
         if config.probe_timeout.is_zero() || config.max_probe_time.is_zero() {
             return Err(AgentError::Config("probe timeouts must be positive".into()));
+        }
+        if config.token.as_ref().is_some_and(|t| t.len() < MIN_TOKEN_BYTES) {
+            return Err(AgentError::Config(format!("the token must be at least {MIN_TOKEN_BYTES} bytes")));
         }
         let resolv_conf = read_resolv_conf(&config.resolv_conf).await?;
         let hosts = read_hosts(&config.hosts).await;
@@ -228,6 +244,7 @@ impl Agent {
             info,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             max_probe_time: config.max_probe_time,
+            token: config.token.as_ref().map(|t| t.as_bytes().to_vec()),
         };
         Ok(Self { listener, state: Arc::new(state), shutdown_grace: config.shutdown_grace })
     }
@@ -352,8 +369,21 @@ async fn connection(
 
 async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_owned();
+    if (req.method(), path.as_str()) == (&Method::GET, "/healthz") {
+        return reply(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok"));
+    }
+    // Before anything else is looked at: a stranger learns only that a token is needed.
+    if let Some(expected) = &state.token {
+        let given = req.headers().get(TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given, expected.as_slice())) {
+            tracing::info!(%peer, %path, "agent: refused a request without the run's token");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                format!("this agent answers only its harness: no valid {TOKEN_HEADER}"),
+            );
+        }
+    }
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok")),
         (&Method::GET, "/info") => json(StatusCode::OK, &state.info),
         (&Method::POST, "/probe") => probe(state, req, peer).await,
         (_, "/healthz" | "/info") => method_not_allowed("GET"),

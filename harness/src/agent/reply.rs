@@ -31,6 +31,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
 pub fn reason(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "BadRequest",
+        401 => "Unauthorized",
         404 => "NotFound",
         405 => "MethodNotAllowed",
         408 | 504 => "Timeout",

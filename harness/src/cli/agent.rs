@@ -29,6 +29,26 @@ pub struct AgentArgs {
     /// Probes run at once; more wait for a free slot (then 503).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent: u16,
+    /// File holding the token every request must carry in `X-Svcbench-Token` (the kube target mounts a per-run
+    /// Secret here). One of this or `--no-auth` is required.
+    #[arg(long, required_unless_present = "no_auth")]
+    token_file: Option<PathBuf>,
+    /// Serve anyone: only for an agent on your own machine, never in a shared cluster.
+    #[arg(long, conflicts_with = "token_file")]
+    no_auth: bool,
+}
+
+/// Longest token file read (a token is a few dozen bytes).
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// The token in `path`, trimmed; errors name the file.
+fn read_token(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TOKEN_FILE).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    Ok(text.trim().to_owned())
 }
 
 /// Runs the agent until Ctrl-C or SIGTERM; exit 0 after a clean shutdown, 2 when it cannot start.
@@ -42,6 +62,16 @@ pub async fn agent(args: AgentArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    let token = match &args.token_file {
+        Some(path) => match read_token(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => None,
+    };
     let config = AgentConfig {
         listen: args.listen,
         resolv_conf: args.resolv_conf,
@@ -49,6 +79,7 @@ pub async fn agent(args: AgentArgs) -> ExitCode {
         dns_port: args.dns_port,
         probe_timeout: args.probe_timeout,
         max_concurrent: usize::from(args.max_concurrent),
+        token,
         ..AgentConfig::default()
     };
     let agent = match Agent::bind(&config).await {

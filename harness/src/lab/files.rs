@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Volume};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume};
 use kube::Api;
 use serde_json::json;
 
@@ -214,16 +214,35 @@ async fn config_map_files(
     Ok(())
 }
 
+/// A Secret volume's files, readable by the owner only (the processes run as root, as a pod's would).
+async fn secret_files(rt: &Runtime, ns: &str, name: &str, out: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = Api::<Secret>::namespaced(rt.client.clone(), ns)
+        .get(name)
+        .await
+        .with_context(|| format!("secret {ns}/{name}"))?;
+    for (key, value) in secret.data.unwrap_or_default() {
+        let file = in_dir(out, &key);
+        std::fs::write(&file, &value.0)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400))?;
+    }
+    Ok(())
+}
+
 async fn write_volume(rt: &Runtime, pod: &Pod, ns: &str, volume: &Volume, out: &Path) -> anyhow::Result<()> {
     if volume.empty_dir.is_some() {
         return Ok(());
+    }
+    if let Some(secret) = &volume.secret {
+        let name = secret.secret_name.as_deref().context("a secret volume without secretName")?;
+        return secret_files(rt, ns, name, out).await;
     }
     if let Some(cm) = &volume.config_map {
         let items = cm.items.as_ref().map(|i| i.iter().map(|k| (k.key.clone(), k.path.clone())).collect());
         return config_map_files(rt, ns, &cm.name, items, out).await;
     }
     let Some(projected) = &volume.projected else {
-        bail!("only configMap, emptyDir and projected volumes are supported by the lab");
+        bail!("only configMap, secret, emptyDir and projected volumes are supported by the lab");
     };
     for source in projected.sources.iter().flatten() {
         if let Some(token) = &source.service_account_token {

@@ -13,6 +13,9 @@ use tokio::{
     process::{Child, Command},
 };
 
+/// The token the test agents are started with (what a run's Secret would hold).
+pub const TOKEN: &str = "0123456789abcdef-test-run-token";
+
 /// A running `svcbench agent`; dropping it (e.g. when an assertion fails) kills the process.
 pub struct Agent {
     child: Child,
@@ -31,7 +34,11 @@ impl Agent {
     /// Starts the agent on an ephemeral loopback port and waits for its `listening:` line.
     pub async fn start(resolv_conf: &Path, dns_port: Option<u16>) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_svcbench"));
+        // The token file as the kube target mounts it: the Secret's one key.
+        let token_file = resolv_conf.with_extension("token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write the token file");
         cmd.args(["agent", "--listen", "127.0.0.1:0", "--resolv-conf"]).arg(resolv_conf);
+        cmd.arg("--token-file").arg(&token_file);
         if let Some(port) = dns_port {
             cmd.args(["--dns-port", &port.to_string()]);
         }
@@ -50,9 +57,9 @@ impl Agent {
         agent
     }
 
-    /// One HTTP/1.1 exchange (its own connection): status and body.
+    /// One HTTP/1.1 exchange (its own connection) with the run's token: status and body.
     pub async fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        call(self.addr, method, path, body).await
+        call(self.addr, method, path, body, Some(TOKEN)).await
     }
 
     /// Runs a probe that must succeed.
@@ -103,11 +110,12 @@ pub fn status_message(text: &str, status: u16) -> String {
     v["message"].as_str().unwrap_or_else(|| panic!("no `message` string: {text}")).to_owned()
 }
 
-/// One HTTP/1.1 exchange with `addr` on its own connection: status and body.
-pub async fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+/// One HTTP/1.1 exchange with `addr` on its own connection, with `token` in `X-Svcbench-Token`: status and body.
+pub async fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
+    let token = token.map(|t| format!("X-Svcbench-Token: {t}\r\n")).unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         {token}Content-Length: {}\r\n\r\n",
         body.len()
     );
     let mut request = head.into_bytes();

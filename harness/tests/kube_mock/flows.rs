@@ -119,6 +119,7 @@ async fn agent_errors_reach_the_user() {
     let probe_path = "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent:8080/proxy/probe";
     // The agent's own Status body (422), exactly as it sends it.
     let server = async {
+        super::mock::expect_agent_token(&mut h, "svcb-t1-test").await;
         expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 201, ready_agent("svcb-t1-test")).await;
         expect(&mut h, "GET", "/api/v1/namespaces/svcb-t1-test/pods/svcbench-agent", 200, ready_agent("svcb-t1-test"))
             .await;
@@ -174,10 +175,10 @@ async fn a_new_namespace_waits_for_its_default_service_account() {
     // Pods created before it anyway are refused with a 403 that is not about RBAC.
     let race = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
         "message": "pods \"svcbench-agent\" is forbidden: error looking up service account svcb-t1-test/default: serviceaccount \"default\" not found"});
-    let (r, _) = tokio::join!(
-        t.probe("test", &ProbeRequest::ResolvConf),
-        expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 403, race)
-    );
+    let (r, _) = tokio::join!(t.probe("test", &ProbeRequest::ResolvConf), async {
+        super::mock::expect_agent_token(&mut h, "svcb-t1-test").await;
+        expect(&mut h, "POST", "/api/v1/namespaces/svcb-t1-test/pods", 403, race).await
+    });
     let msg = r.unwrap_err().to_string();
     assert!(msg.contains("not an RBAC problem") && !msg.contains("RBAC forbidden"), "{msg}");
 
@@ -297,6 +298,9 @@ fn bulk_cluster(method: &str, path: &str, body: &Value) -> (u16, Value) {
                 json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": {}, "items": items}),
             )
         }
+        ("POST", "/api/v1/namespaces/svcb-t1-scale/secrets") => {
+            (201, json!({"metadata": {"name": "svcbench-agent-token"}}))
+        }
         ("POST", "/api/v1/namespaces/svcb-t1-scale/pods")
         | ("GET", "/api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent") => (200, ready_agent(ns)),
         ("POST", "/api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent:8080/proxy/probe") => {
@@ -339,6 +343,7 @@ async fn expect_services_is_two_lists_and_one_batch() {
         [
             "GET /api/v1/namespaces/svcb-t1-scale/services",
             "GET /apis/discovery.k8s.io/v1/namespaces/svcb-t1-scale/endpointslices",
+            "POST /api/v1/namespaces/svcb-t1-scale/secrets",
             "POST /api/v1/namespaces/svcb-t1-scale/pods",
             "GET /api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent",
             "POST /api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent:8080/proxy/probe",

@@ -45,6 +45,29 @@ async fn body_json(request: Request<Body>) -> Value {
 
 /// Takes the next request, checks method and path (+query), answers `status` with `body`; returns the request body.
 pub async fn expect(handle: &mut ApiHandle, method: &str, path: &str, status: u16, body: Value) -> Value {
+    expect_with_headers(handle, method, path, status, body).await.0
+}
+
+/// The agent token Secret the target creates before an agent pod in `ns`: checks it and returns the token.
+pub async fn expect_agent_token(handle: &mut ApiHandle, ns: &str) -> String {
+    let path = format!("/api/v1/namespaces/{ns}/secrets");
+    let sent =
+        expect(handle, "POST", &path, 201, serde_json::json!({"metadata": {"name": "svcbench-agent-token"}})).await;
+    assert_eq!(sent["metadata"]["name"], "svcbench-agent-token", "{sent}");
+    assert_eq!(sent["metadata"]["labels"]["app.kubernetes.io/managed-by"], "svcbench", "{sent}");
+    let token = sent["stringData"]["token"].as_str().unwrap_or_default().to_owned();
+    assert!(token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()), "a 32-byte random token: {sent}");
+    token
+}
+
+/// As [`expect`], also returning the request's headers.
+pub async fn expect_with_headers(
+    handle: &mut ApiHandle,
+    method: &str,
+    path: &str,
+    status: u16,
+    body: Value,
+) -> (Value, http::HeaderMap) {
     let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
         .await
         .unwrap_or_else(|_| panic!("no request arrived; expected {method} {path}"))
@@ -52,9 +75,10 @@ pub async fn expect(handle: &mut ApiHandle, method: &str, path: &str, status: u1
     assert_eq!(request.method().as_str(), method, "method of {}", request.uri());
     let got = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     assert!(got.starts_with(path), "expected {method} {path}, got {got}");
+    let headers = request.headers().clone();
     let sent = body_json(request).await;
     send.send_response(respond(status, &body));
-    sent
+    (sent, headers)
 }
 
 /// One request the mock served: method, path with query, JSON body (`null` when empty).

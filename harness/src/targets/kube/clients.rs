@@ -67,7 +67,7 @@ impl KubeTarget {
             serde_json::to_vec(&names.request_to_real(request)).map_err(|e| TargetError::Other(e.to_string()))?;
         let path = format!("/api/v1/namespaces/{ns}/pods/{}:{}/proxy/probe", placement.name, placement.port());
         let what = format!("run a probe from {ns}/{}", placement.name);
-        let answer = proxy::post_json(&self.client, &path, body, &what).await?;
+        let answer = proxy::post_to_agent(&self.client, &path, body, &self.agent_token, &what).await?;
         let response: ProbeResponse = serde_json::from_slice(&answer).map_err(|e| {
             TargetError::Other(format!("{what}: not a probe answer ({e}): {}", String::from_utf8_lossy(&answer)))
         })?;

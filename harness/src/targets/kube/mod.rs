@@ -106,6 +106,8 @@ pub struct KubeTarget {
     agents: Mutex<Vec<String>>,
     /// Agents this run created in the cluster's own namespaces (`default`, `kube-system`), as (namespace, name).
     agents_outside_runs: Mutex<Vec<(String, String)>>,
+    /// This run's agent token: its agents answer only requests that carry it.
+    agent_token: String,
 }
 
 /// Turns a kube error into a message a user can act on.
@@ -187,6 +189,7 @@ impl KubeTarget {
             workloads: Mutex::new(HashMap::new()),
             agents: Mutex::new(Vec::new()),
             agents_outside_runs: Mutex::new(Vec::new()),
+            agent_token: new_agent_token(),
         }
     }
 
@@ -279,6 +282,27 @@ impl KubeTarget {
     }
 }
 
+/// Deletes the token Secret of agent pod `name` (by name: the harness may not list Secrets).
+async fn delete_agent_token(client: &Client, ns: &str, name: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let secret = objects::agent_token_secret_name(&objects::AgentPlacement {
+        name: name.to_owned(),
+        ..objects::AgentPlacement::anywhere()
+    });
+    match api.delete(&secret, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(secret = %format!("{ns}/{secret}"), error = %e, "cannot delete an agent token; `svcbench cleanup` retries")
+        }
+    }
+}
+
+/// A fresh random token for a run's agents: 32 bytes from the OS's generator, hex.
+fn new_agent_token() -> String {
+    rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Deletes the pods matching `selector` (svcbench's agents) in the namespaces every cluster has, which no run
 /// deletes; returns them as `namespace/name`.
 async fn delete_agents_outside_runs(client: &Client, selector: &str) -> Result<Vec<String>, TargetError> {
@@ -299,6 +323,7 @@ async fn delete_agents_outside_runs(client: &Client, selector: &str) -> Result<V
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(explain(e, &format!("delete agent {ns}/{name}"))),
             }
+            delete_agent_token(client, ns, &name).await;
         }
     }
     Ok(deleted)
@@ -490,6 +515,7 @@ impl Target for KubeTarget {
             if let Err(e) = api.delete(name, &DeleteParams::background()).await {
                 tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "cannot delete agent; `svcbench cleanup` removes leftovers");
             }
+            delete_agent_token(&self.client, ns, name).await;
         }
         let api: Api<Namespace> = Api::all(self.client.clone());
         let namespaces: Vec<String> = self.names().reals().into_iter().collect();

@@ -12,7 +12,8 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec as K8sDeploymentSpec, StatefulSet, StatefulSetSpec},
         core::v1::{
             ClientIPConfig, Container, ContainerPort as K8sContainerPort, ExecAction, Namespace, Pod, PodSpec,
-            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec as K8sServiceSpec, SessionAffinityConfig,
+            PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec as K8sServiceSpec,
+            SessionAffinityConfig, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -261,6 +262,31 @@ impl AgentPlacement {
     }
 }
 
+/// Where the agent pod mounts its token Secret.
+pub const AGENT_TOKEN_DIR: &str = "/var/run/svcbench-agent";
+/// The Secret's key (and so the file name) holding the token.
+pub const AGENT_TOKEN_KEY: &str = "token";
+
+/// The name of the Secret holding an agent pod's token.
+pub fn agent_token_secret_name(placement: &AgentPlacement) -> String {
+    format!("{}-token", placement.name)
+}
+
+/// The Secret an agent pod reads its run's token from (only the harness, which has it, gets answers).
+pub fn agent_token_secret(ns: &str, run: &str, placement: &AgentPlacement, token: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(agent_token_secret_name(placement)),
+            namespace: Some(ns.into()),
+            labels: Some(labels(run, &BTreeMap::from([("app".to_owned(), AGENT_NAME.to_owned())]))),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([(AGENT_TOKEN_KEY.to_owned(), token.to_owned())])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
 /// The agent pod of a namespace.
 pub fn agent_pod(ns: &str, run: &str, images: &Images, placement: &AgentPlacement) -> Pod {
     let port = placement.port();
@@ -276,7 +302,19 @@ pub fn agent_pod(ns: &str, run: &str, images: &Images, placement: &AgentPlacemen
                 name: "agent".into(),
                 image: Some(images.agent.clone()),
                 image_pull_policy: Some("IfNotPresent".into()),
-                args: Some(vec!["agent".into(), "--listen".into(), format!("0.0.0.0:{port}")]),
+                args: Some(vec![
+                    "agent".into(),
+                    "--listen".into(),
+                    format!("0.0.0.0:{port}"),
+                    "--token-file".into(),
+                    format!("{AGENT_TOKEN_DIR}/{AGENT_TOKEN_KEY}"),
+                ]),
+                volume_mounts: Some(vec![VolumeMount {
+                    name: "token".into(),
+                    mount_path: AGENT_TOKEN_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
                 ports: Some(vec![K8sContainerPort { container_port: i32::from(port), ..Default::default() }]),
                 readiness_probe: Some(Probe {
                     http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
@@ -292,6 +330,15 @@ pub fn agent_pod(ns: &str, run: &str, images: &Images, placement: &AgentPlacemen
             // The agent stops at once when no probe runs; a long grace period only slows namespace deletion, which
             // the target waits for between scenarios.
             termination_grace_period_seconds: Some(AGENT_GRACE_SECONDS),
+            volumes: Some(vec![Volume {
+                name: "token".into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(agent_token_secret_name(placement)),
+                    default_mode: Some(0o400),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
             node_name: placement.node.clone(),
             host_network: placement.host_network.then_some(true),
             // A host-network pod still resolves cluster names, as a node-level agent would.

@@ -44,13 +44,20 @@ pub async fn get(client: &Client, path: &str, what: &str) -> Result<Bytes, Targe
     call(client, request, what).await
 }
 
-/// `POST path` with a JSON body through the pod proxy.
+/// `POST path` with a JSON body through the pod proxy to an agent, with the run's token.
 ///
 /// # Errors
 /// As [`call`].
-pub async fn post_json(client: &Client, path: &str, body: Vec<u8>, what: &str) -> Result<Bytes, TargetError> {
+pub async fn post_to_agent(
+    client: &Client,
+    path: &str,
+    body: Vec<u8>,
+    token: &str,
+    what: &str,
+) -> Result<Bytes, TargetError> {
     let request = http::Request::post(path)
         .header(http::header::CONTENT_TYPE, "application/json")
+        .header(crate::agent::TOKEN_HEADER, token)
         .body(body)
         .map_err(|e| TargetError::Other(format!("{what}: {e}")))?;
     call(client, request, what).await

@@ -5,8 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use kube::{Api, api::PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+};
 
 use super::{KubeTarget, convert, explain, names::NamespaceMap, objects, proxy};
 use crate::{scenario::PodRef, targets::TargetError};
@@ -145,12 +148,29 @@ impl KubeTarget {
             .map_err(|e| TargetError::Other(format!("{what}: `{cmd}` in the container: {e}")))
     }
 
+    /// Puts this run's token in the Secret the agent pod mounts (replacing a leftover's).
+    async fn ensure_agent_token(&self, ns: &str, placement: &objects::AgentPlacement) -> Result<(), TargetError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let secret = objects::agent_token_secret(ns, &self.run, placement, &self.agent_token);
+        let name = objects::agent_token_secret_name(placement);
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&secret))
+                .await
+                .map(|_| ())
+                .map_err(|e| explain(e, &format!("update the agent token Secret {ns}/{name}"))),
+            Err(e) => Err(explain(e, &format!("create the agent token Secret {ns}/{name}"))),
+        }
+    }
+
     /// Makes sure the namespace's agent pod exists and is ready; explains image pull failures and stuck pods.
     pub(super) async fn ensure_agent(&self, ns: &str, placement: &objects::AgentPlacement) -> Result<(), TargetError> {
         let key = format!("{ns}/{}", placement.name);
         if self.agents.lock().expect("agents lock").contains(&key) {
             return Ok(());
         }
+        self.ensure_agent_token(ns, placement).await?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let pod = objects::agent_pod(ns, &self.run, &self.config.images, placement);
         match api.create(&PostParams::default(), &pod).await {
