@@ -143,3 +143,18 @@ fn compare_rejects_unknown_and_unavailable_implementations() {
         assert!(stderr.contains(message), "{list}: {stderr}");
     }
 }
+
+/// `sameBackend` alone used to send one request, which is always "the same backend": it must catch a Service without
+/// affinity (found by a newcomer writing their first scenarios, issue #23).
+#[test]
+fn same_backend_without_a_count_catches_a_service_without_affinity() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "  - createNamespace: test\n  - createDeployment: {namespace: test, name: web, replicas: 3}\n";
+    let sticky = write(dir.path(), "sticky.yaml", format!("name: sticky\ndescription: d\nsteps:\n{steps}  - expose: {{namespace: test, deployment: web, port: 80, sessionAffinity: ClientIP}}\n  - expectHttp: {{from: test, url: \"http://web/hostname\", sameBackend: true}}\n").as_bytes());
+    let loose = write(dir.path(), "loose.yaml", format!("name: loose\ndescription: d\nsteps:\n{steps}  - expose: {{namespace: test, deployment: web, port: 80}}\n  - expectHttp: {{from: test, url: \"http://web/hostname\", sameBackend: true, timeout: 2s}}\n").as_bytes());
+    let reports = dir.path().join("reports");
+    let out = svcbench().arg("run").arg(&sticky).arg(&loose).arg("--reports-dir").arg(&reports).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("PASS embedded::sticky") && stdout.contains("FAIL embedded::loose"), "{stdout}");
+}

@@ -123,7 +123,8 @@ fn invalid_files_are_refused_by_the_parser_and_where_it_can_say_so_by_the_schema
 fn explain_covers_every_step_with_its_fields_and_a_shipped_example() {
     let (ok, list, err) = svcbench(&["explain"]);
     assert!(ok, "{err}");
-    let steps: Vec<&str> = list.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    let steps: Vec<&str> =
+        list.lines().skip(1).take_while(|l| !l.trim().is_empty()).filter_map(|l| l.split_whitespace().next()).collect();
     assert!(steps.len() >= 20 && steps.contains(&"expectUdp") && steps.contains(&"converge"), "{list}");
     for step in steps {
         let (ok, text, err) = svcbench(&["explain", step]);
@@ -137,4 +138,10 @@ fn explain_covers_every_step_with_its_fields_and_a_shipped_example() {
     assert!(!ok && err.contains("no field `protocl`"), "{err}");
     let (ok, _, err) = svcbench(&["explain", "expectUpd"]);
     assert!(!ok && err.contains("did you mean `expectUdp`?"), "{err}");
+    // Into list items and shared types, as a newcomer asks (`expose.ports.targetPort`, `PodSet`).
+    let (ok, text, err) = svcbench(&["explain", "expose.ports.targetPort"]);
+    assert!(ok && text.contains("integer 0–65535 | string"), "{text}{err}");
+    let (ok, text, err) = svcbench(&["explain", "PodSet"]);
+    assert!(ok && text.starts_with("TYPE: PodSet") && text.contains("readyPodsOf"), "{text}{err}");
+    assert!(list.contains("TYPES") && list.contains("PodSet"), "{list}");
 }

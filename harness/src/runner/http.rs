@@ -68,6 +68,10 @@ fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     names.into_iter().map(|s| s.as_ref().to_owned()).collect::<Vec<_>>().join(", ")
 }
 
+/// Requests `sameBackend` sends when no count is given: a random balancer over two or more pods sends all 31 to one
+/// pod with probability at most 2 · 2⁻³¹ < 1e-9, so a Service without affinity fails.
+pub const SAME_BACKEND_REQUESTS: u32 = 31;
+
 /// Evaluates an [`Check::Http`].
 pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evaluation, TargetError> {
     let Check::Http {
@@ -135,6 +139,8 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
     let n = match (requests, must_reach.as_ref().or(only.as_ref())) {
         (Some(n), _) => *n,
         (None, Some(names)) => requests_to_reach_all(names.len()),
+        // One request is always "the same backend": enough that a balancer without affinity is caught.
+        (None, None) if *same_backend => SAME_BACKEND_REQUESTS,
         (None, None) => 1,
     };
     expected.insert("requests".into(), json!(n));

@@ -324,7 +324,7 @@ pub struct RawExpose {
     /// `publishNotReadyAddresses`.
     #[serde(default)]
     pub publish_not_ready_addresses: bool,
-    /// `None` (default) or `ClientIP`.
+    /// `None` (default) or `ClientIP`. The embedded target serves UDP ports only without affinity.
     #[serde(default)]
     #[schemars(with = "Option<SessionAffinityName>")]
     pub session_affinity: Option<SpannedStr>,

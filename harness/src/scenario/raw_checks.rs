@@ -40,11 +40,13 @@ pub struct RawExpectService {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPodSet {
-    /// The ready pods of this deployment (in the step's namespace).
+    /// The ready pods of this deployment: a name in the step's namespace (`namespace` for `expectEndpoints`, the
+    /// client's for traffic steps), or `namespace/deployment`.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub ready_pods_of: Option<SpannedStr>,
-    /// Every live (not terminating) pod of this deployment, ready or not.
+    /// Every live (not terminating) pod of this deployment, ready or not; exactly the replica count the steps so far
+    /// asked for, so `podsOf` after a scale to 1 is one pod.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub pods_of: Option<SpannedStr>,
@@ -126,7 +128,9 @@ pub struct RawExpectDns {
     /// Namespace the querying pod lives in (its resolver config).
     #[schemars(with = "String")]
     pub from: SpannedStr,
-    /// The name as a program would pass it (or give `reverseOf`).
+    /// The name as a program would pass it (or give `reverseOf`): relative names go through the pod's search list;
+    /// an SRV name is `_<port-name>._<tcp|udp>.<service>.<namespace>.svc.cluster.local.`. A namespace the scenario
+    /// created may get another real name on a cluster; names inside DNS names are rewritten to match.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub name: Option<SpannedStr>,
@@ -191,11 +195,12 @@ pub enum RawOneOrMany {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRecord {
-    /// A record holding the ClusterIP of this service (in the query's target namespace, or `ns/name`).
+    /// A record holding the ClusterIP of this service: a name in the querying pod's namespace (`from`), or
+    /// `namespace/name` for another one (`clusterIPOf: shop/cart`).
     #[serde(default, rename = "clusterIPOf")]
     #[schemars(with = "Option<String>")]
     pub cluster_ip_of: Option<SpannedStr>,
-    /// One A record per ready pod of this deployment (`name` or `ns/name`).
+    /// One A record per ready pod of this deployment: in `from`'s namespace, or `namespace/name`.
     #[serde(default, rename = "readyPodIPsOf")]
     #[schemars(with = "Option<String>")]
     pub ready_pod_ips_of: Option<SpannedStr>,

@@ -146,11 +146,14 @@ pub struct RawExpectHttp {
     #[serde(default)]
     #[schemars(with = "Option<RawPodSet>")]
     pub reaches_all: Option<Spanned<RawPodSet>>,
-    /// How many new connections for `reachesAll` (default: enough that a fair random balancer misses a pod with
-    /// probability below 1e-9, and a stale extra backend goes unnoticed with probability below 1e-9).
+    /// How many requests, each on a new connection (1–100000). Default: for `reachesAll`/`reachesOnly`, enough that
+    /// a fair random balancer misses a pod, or a stale extra backend goes unnoticed, with probability below 1e-9;
+    /// for `sameBackend`, 31; otherwise 1.
     #[serde(default)]
     pub requests: Option<u32>,
-    /// Every request is answered by the same pod (session affinity).
+    /// Every request is answered by the same pod (session affinity); without `requests` (or a pod set giving the
+    /// count) 31 requests are sent, so a balancer without affinity over two or more pods fails with probability
+    /// above 1 - 1e-9.
     #[serde(default)]
     pub same_backend: bool,
     /// The spread over `reachesAll` pods is not significantly unfair: χ² test against uniform at this α.

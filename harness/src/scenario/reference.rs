@@ -95,11 +95,24 @@ impl Reference {
         let mut parts = path.split('.');
         let step = parts.next().unwrap_or_default();
         let steps = self.steps();
-        let Some((_, step_description)) = steps.iter().find(|(n, _)| n == step) else {
-            return Err(ExplainError::UnknownStep(step.into(), nearest(step, steps.iter().map(|(n, _)| n.as_str()))));
+        // A step, or a shared type by the name the reference gives it (`PodSet`, `ServicePort`).
+        let (mut schema, mut description) = match steps.iter().find(|(n, _)| n == step) {
+            Some((_, description)) => (self.step_schema(step), description.clone()),
+            None => match self.type_named(step) {
+                Some(def) => (
+                    reference_to(&def),
+                    self.schema["$defs"][&def]["description"].as_str().unwrap_or_default().to_owned(),
+                ),
+                None => {
+                    let known = steps.iter().map(|(n, _)| n.clone()).chain(self.type_names());
+                    let known: Vec<String> = known.collect();
+                    return Err(ExplainError::UnknownStep(
+                        step.into(),
+                        nearest(step, known.iter().map(String::as_str)),
+                    ));
+                }
+            },
         };
-        let mut schema = self.step_schema(step);
-        let mut description = step_description.clone();
         let mut walked = vec![step.to_owned()];
         for field in parts {
             let fields = self.fields(&schema);
@@ -112,7 +125,12 @@ impl Reference {
             walked.push(field.to_owned());
         }
         let mut out = String::new();
-        let _ = writeln!(out, "{}: {}", if walked.len() == 1 { "STEP" } else { "FIELD" }, walked.join("."));
+        let heading = match (walked.len(), steps.iter().any(|(n, _)| *n == walked[0])) {
+            (1, true) => "STEP",
+            (1, false) => "TYPE",
+            _ => "FIELD",
+        };
+        let _ = writeln!(out, "{heading}: {}", walked.join("."));
         let _ = writeln!(out, "TYPE: {}\n", self.type_name(&schema));
         let _ = writeln!(out, "DESCRIPTION:\n{}\n", indent(&description, 4));
         let values = self.values(&schema);
@@ -141,6 +159,13 @@ impl Reference {
         match self.example(&walked) {
             Some(e) => {
                 let _ = writeln!(out, "EXAMPLE ({}:{}):\n{}", e.file.display(), e.line, indent(&e.text, 4));
+            }
+            None if self.examples.is_empty() => {
+                let _ = writeln!(
+                    out,
+                    "EXAMPLE: no scenarios found to take one from (run from the repository root, or pass \
+                     --scenarios-dir)"
+                );
             }
             None => {
                 let _ = writeln!(out, "EXAMPLE: none in the shipped scenarios");
@@ -185,17 +210,13 @@ impl Reference {
             }
         }
         out.push_str("\n## Types\n\nThe maps several steps share (named in the tables above).\n");
-        let defs = self.schema["$defs"].as_object().cloned().unwrap_or_default();
-        let step_defs: Vec<Value> = self.steps().iter().map(|(n, _)| self.step_schema(n)).collect();
-        for (def, schema) in &defs {
-            // Steps have their own section; enumerations and unions are spelled out where they are used.
-            if !schema["properties"].is_object() || step_defs.contains(&reference_to(def)) {
-                continue;
-            }
+        // Steps have their own section; enumerations and unions are spelled out where they are used.
+        for def in self.shared_types() {
+            let schema = &self.schema["$defs"][&def];
             let _ = writeln!(
                 out,
                 "\n### {}\n\n{}\n",
-                display_name(def),
+                display_name(&def),
                 schema["description"].as_str().unwrap_or_default()
             );
             self.field_table(&mut out, schema);
@@ -203,11 +224,32 @@ impl Reference {
         out
     }
 
+    /// The shared types' names as the reference shows them.
+    fn type_names(&self) -> Vec<String> {
+        self.shared_types().iter().map(|def| display_name(def)).collect()
+    }
+
+    /// The `$defs` keys of the maps several steps share (not a step's own value).
+    fn shared_types(&self) -> Vec<String> {
+        let step_defs: Vec<Value> = self.steps().iter().map(|(n, _)| self.step_schema(n)).collect();
+        let defs = self.schema["$defs"].as_object().cloned().unwrap_or_default();
+        defs.iter()
+            .filter(|(def, d)| d["properties"].is_object() && !step_defs.contains(&reference_to(def)))
+            .map(|(def, _)| def.clone())
+            .collect()
+    }
+
+    /// The `$defs` key of a shared type named as the reference shows it.
+    fn type_named(&self, name: &str) -> Option<String> {
+        self.shared_types().into_iter().find(|def| display_name(def) == name)
+    }
+
     fn step_list(&self) -> String {
         let mut out = String::from("STEPS (svcbench explain STEP[.FIELD] for one of them):\n");
         for (name, description) in self.steps() {
             let _ = writeln!(out, "    {name:<20} {description}");
         }
+        let _ = writeln!(out, "\nTYPES (svcbench explain TYPE[.FIELD]): {}", self.type_names().join(", "));
         out
     }
 
@@ -253,7 +295,13 @@ impl Reference {
     /// The fields of an object schema (every object alternative's, for a field that takes several forms).
     fn fields(&self, schema: &Value) -> Vec<Field> {
         let mut out: Vec<Field> = Vec::new();
-        for alt in self.alternatives(schema) {
+        // A list's fields are its items' (`expose.ports.targetPort`).
+        let alts: Vec<&Value> = self
+            .alternatives(schema)
+            .into_iter()
+            .flat_map(|a| if a["items"].is_object() { self.alternatives(&a["items"]) } else { vec![a] })
+            .collect();
+        for alt in alts {
             let required: Vec<&str> =
                 alt["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
             for (name, field) in alt["properties"].as_object().into_iter().flatten() {

@@ -97,6 +97,12 @@ pub(crate) fn yaml_reason(e: &serde_saphyr::Error) -> String {
         "invalid u16" => format!("expected a whole number from 0 to {}", u16::MAX),
         "invalid u32" => format!("expected a whole number from 0 to {}", u32::MAX),
         "invalid u64" => format!("expected a whole number from 0 to {}", u64::MAX),
+        // serde names the Rust type of an untagged enum; say what its forms are instead.
+        r if r.ends_with("untagged enum RawPodSetOrEmpty") => "expected `[]` or a pod set: a map of `readyPodsOf`, \
+             `podsOf` or `terminatingPodsOf` (a deployment, or `namespace/deployment`) and optionally `onNode`"
+            .into(),
+        r if r.ends_with("untagged enum RawTargetPort") => "expected a port number or a container port's name".into(),
+        r if r.ends_with("untagged enum RawOneOrMany") => "expected an rcode or a list of rcodes".into(),
         _ => with_suggestion(reason),
     }
 }
