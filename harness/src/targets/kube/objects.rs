@@ -11,9 +11,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec as K8sDeploymentSpec, StatefulSet, StatefulSetSpec},
         core::v1::{
-            ClientIPConfig, Container, ContainerPort as K8sContainerPort, ExecAction, Namespace, Pod, PodSpec,
-            PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec as K8sServiceSpec,
-            SessionAffinityConfig, Volume, VolumeMount,
+            ClientIPConfig, Container, ContainerPort as K8sContainerPort, ExecAction, Namespace, Pod,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service, ServicePort,
+            ServiceSpec as K8sServiceSpec, SessionAffinityConfig, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
@@ -264,6 +264,8 @@ impl AgentPlacement {
 
 /// Where the agent pod mounts its token Secret.
 pub const AGENT_TOKEN_DIR: &str = "/var/run/svcbench-agent";
+/// The user and group the agent image runs as (`harness/Dockerfile`): the token file is readable by that group.
+pub const AGENT_GID: i64 = 10001;
 /// The Secret's key (and so the file name) holding the token.
 pub const AGENT_TOKEN_KEY: &str = "token";
 
@@ -330,11 +332,13 @@ pub fn agent_pod(ns: &str, run: &str, images: &Images, placement: &AgentPlacemen
             // The agent stops at once when no probe runs; a long grace period only slows namespace deletion, which
             // the target waits for between scenarios.
             termination_grace_period_seconds: Some(AGENT_GRACE_SECONDS),
+            security_context: Some(PodSecurityContext { fs_group: Some(AGENT_GID), ..Default::default() }),
             volumes: Some(vec![Volume {
                 name: "token".into(),
                 secret: Some(SecretVolumeSource {
                     secret_name: Some(agent_token_secret_name(placement)),
-                    default_mode: Some(0o400),
+                    // Owner root, group the pod's fsGroup: the agent (gid 10001) reads it, nobody else.
+                    default_mode: Some(0o440),
                     ..Default::default()
                 }),
                 ..Default::default()
