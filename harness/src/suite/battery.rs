@@ -170,6 +170,12 @@ impl Scheduler {
         self.terminating.retain(|&t| t != i);
     }
 
+    /// A scenario whose target never came up: it ran, and nothing of it is left.
+    fn never_came_up(&mut self, i: usize) {
+        self.finished(i);
+        self.gone(i);
+    }
+
     fn done(&self) -> bool {
         self.started.iter().all(|s| *s) && self.running.is_empty() && self.terminating.is_empty()
     }
@@ -196,8 +202,7 @@ pub async fn run_battery(
     let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
     let mut tasks: JoinSet<(usize, ScenarioResult)> = JoinSet::new();
     let mut task_index = HashMap::new();
-    let mut teardowns: JoinSet<usize> = JoinSet::new();
-    let mut teardown_index = HashMap::new();
+    let mut teardowns = Teardowns::default();
     let mut targets: HashMap<usize, Arc<dyn Target>> = HashMap::new();
     let mut results: Vec<Option<ScenarioResult>> = vec![None; plans.len()];
     let mut failure = None;
@@ -213,8 +218,7 @@ pub async fn run_battery(
             let started = tokio::select! {
                 started = source.start() => started,
                 () = &mut cancel => {
-                    scheduler.finished(i);
-                    scheduler.gone(i);
+                    scheduler.never_came_up(i);
                     failure = Some(BatteryError::Interrupted);
                     break;
                 }
@@ -222,8 +226,7 @@ pub async fn run_battery(
             let target: Arc<dyn Target> = match started {
                 Ok(t) => Arc::from(t),
                 Err(error) => {
-                    scheduler.finished(i);
-                    scheduler.gone(i);
+                    scheduler.never_came_up(i);
                     failure = Some(BatteryError::Start { target: source.name(), error });
                     break;
                 }
@@ -240,7 +243,7 @@ pub async fn run_battery(
             task_index.insert(handle.id(), i);
         }
         if failure.is_some() && !tasks.is_empty() {
-            abandon(&mut tasks, &mut rx, &mut targets, &mut teardowns, &mut teardown_index, on_event).await;
+            abandon(&mut tasks, &mut rx, &mut targets, &mut teardowns, on_event).await;
         }
         if scheduler.done() || (failure.is_some() && tasks.is_empty() && teardowns.is_empty()) {
             break;
@@ -267,22 +270,11 @@ pub async fn run_battery(
                 spans[i].gone = spans[i].finished;
                 results[i] = Some(result);
                 match targets.remove(&i) {
-                    Some(target) => {
-                        let handle = teardowns.spawn(async move {
-                            target.shutdown().await;
-                            i
-                        });
-                        teardown_index.insert(handle.id(), i);
-                    }
+                    Some(target) => teardowns.start(i, target),
                     None => scheduler.gone(i),
                 }
             }
-            Some(gone) = teardowns.join_next_with_id() => {
-                // A teardown that panicked is over too: its scenario must not stay terminating forever.
-                let i = match gone {
-                    Ok((_, i)) => i,
-                    Err(e) => teardown_index.get(&e.id()).copied().unwrap_or_default(),
-                };
+            Some(i) = teardowns.next() => {
                 scheduler.gone(i);
                 spans[i].gone = clock.elapsed().as_secs_f64();
             }
@@ -303,13 +295,44 @@ pub async fn run_battery(
     }
 }
 
+/// Targets being shut down in the background, each known by its scenario's index.
+#[derive(Default)]
+struct Teardowns {
+    set: JoinSet<usize>,
+    index: HashMap<tokio::task::Id, usize>,
+}
+
+impl Teardowns {
+    /// Shuts `target` (scenario `i`'s) down in the background.
+    fn start(&mut self, i: usize, target: Arc<dyn Target>) {
+        let handle = self.set.spawn(async move {
+            target.shutdown().await;
+            i
+        });
+        self.index.insert(handle.id(), i);
+    }
+
+    /// The scenario whose teardown ended next; `None` when none is running.
+    async fn next(&mut self) -> Option<usize> {
+        let ended = self.set.join_next_with_id().await?;
+        // A teardown that panicked is over too: its scenario must not stay terminating forever.
+        Some(match ended {
+            Ok((_, i)) => i,
+            Err(e) => self.index.get(&e.id()).copied().unwrap_or_default(),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
 /// Stops every running scenario and queues the shutdown of every target they started.
 async fn abandon(
     tasks: &mut JoinSet<(usize, ScenarioResult)>,
     rx: &mut mpsc::UnboundedReceiver<RunEvent>,
     targets: &mut HashMap<usize, Arc<dyn Target>>,
-    teardowns: &mut JoinSet<usize>,
-    teardown_index: &mut HashMap<tokio::task::Id, usize>,
+    teardowns: &mut Teardowns,
     on_event: &mut (dyn FnMut(RunEvent) + Send),
 ) {
     tasks.abort_all();
@@ -318,11 +341,7 @@ async fn abandon(
         on_event(event);
     }
     for (i, target) in targets.drain() {
-        let handle = teardowns.spawn(async move {
-            target.shutdown().await;
-            i
-        });
-        teardown_index.insert(handle.id(), i);
+        teardowns.start(i, target);
     }
 }
 
