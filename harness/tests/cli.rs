@@ -158,3 +158,22 @@ fn same_backend_without_a_count_catches_a_service_without_affinity() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("PASS embedded::sticky") && stdout.contains("FAIL embedded::loose"), "{stdout}");
 }
+
+/// When the wrong pods answer, the failure shows what the proxy had to choose from: every endpoint with its
+/// conditions, zone and hints (what the nftables prefer-close flake of issue #20 needs to be told apart).
+#[test]
+fn wrong_pods_answering_shows_the_endpoint_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: wrong\ndescription: d\nsteps:\n  - createNamespace: test\n  - createDeployment: {namespace: test, name: a, replicas: 2, labels: {tier: be}}\n  - createDeployment: {namespace: test, name: b, replicas: 2, labels: {tier: be}}\n  - expose: {namespace: test, name: be, selector: {tier: be}, port: 80}\n  - expectHttp: {from: test, url: \"http://be/hostname\", reachesAll: {readyPodsOf: a}, timeout: 1s}\n";
+    let file = write(dir.path(), "wrong.yaml", text.as_bytes());
+    let reports = dir.path().join("reports");
+    let out = svcbench().arg("run").arg(&file).arg("--reports-dir").arg(&reports).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let run_dir = std::fs::read_dir(&reports).unwrap().next().unwrap().unwrap().path();
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("results.json")).unwrap()).unwrap();
+    let step = &results["scenarios"][0]["steps"][4];
+    let endpoints = step["actual"]["endpoint_slices"].as_array().unwrap_or_else(|| panic!("no slices in {step}"));
+    assert_eq!(endpoints.len(), 4, "{step}");
+    assert!(endpoints.iter().all(|e| e["pod"].is_string() && e["ready"] == true && e.get("for_zones").is_some()));
+}

@@ -15,9 +15,9 @@ use super::{
 };
 use crate::{
     probe::{ProbeRequest, ProbeResponse},
-    scenario::{Check, IpFamily, ObjectRef, PodSet, SourceIp, Via},
+    scenario::{Check, Client, IpFamily, ObjectRef, PodSet, SourceIp, Via},
     stats::Fairness,
-    targets::{Target, TargetError},
+    targets::{Target, TargetError, model::EndpointSliceView},
 };
 
 /// Where a Service port is dialled: its ClusterIP (of `family`, else the primary one), or node `node`'s address at
@@ -242,7 +242,45 @@ pub(crate) async fn evaluate(check: &Check, target: &dyn Target) -> Result<Evalu
     if source_ip.is_some() {
         actual["sources"] = json!(sources);
     }
+    // The wrong pods answered: what the proxy was given to choose from says whether it or the control plane erred.
+    let wrong_pods =
+        [&allowed, &only, &must_reach].iter().any(|set| set.as_ref().is_some_and(|s| !answered.is_subset(s)));
+    if wrong_pods
+        && let Some(service) = service_of(host, via, from)
+        && let Ok(slices) = target.endpoint_slices(&service).await
+    {
+        actual["endpoint_slices"] = slice_summary(&slices);
+    }
     Ok(Evaluation::new(problems.is_empty(), Value::Object(expected), actual, problems.join("; ")))
+}
+
+/// The Service a request goes to: the one `via` names, or the one the host names (`svc`, `svc.ns`, `svc.ns.svc…`,
+/// relative to the client's namespace).
+fn service_of(host: &str, via: &Via, from: &Client) -> Option<ObjectRef> {
+    match via {
+        Via::ClusterIp { service } | Via::NodePort { service, .. } => Some(service.clone()),
+        Via::Dns => {
+            let mut labels = host.trim_end_matches('.').split('.');
+            let name = labels.next().filter(|n| !n.is_empty() && n.parse::<u8>().is_err())?;
+            let namespace = labels.next().map(str::to_owned).or_else(|| from.namespace_name().map(str::to_owned))?;
+            Some(ObjectRef { namespace, name: name.to_owned() })
+        }
+    }
+}
+
+/// Each endpoint as the proxy sees it: pod, conditions, zone and topology hints.
+fn slice_summary(slices: &[EndpointSliceView]) -> Value {
+    let endpoints: Vec<Value> = slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter().map(move |e| (s, e)))
+        .map(|(s, e)| {
+            json!({
+                "slice": s.name, "pod": e.pod, "address": e.address, "ready": e.ready, "serving": e.serving,
+                "terminating": e.terminating, "node": e.node, "zone": e.zone, "for_zones": e.for_zones,
+            })
+        })
+        .collect();
+    json!(endpoints)
 }
 
 /// Evaluates a [`Check::HealthCheck`]: GET `/` on the node's health check node port.
