@@ -200,6 +200,8 @@ healthzBindAddress: {node_ip}:10256
         ),
     )?;
     let mut cmd = in_ns(netns, &bins.binary("kube-proxy"));
-    cmd.arg(format!("--config={}", config.display())).arg("--v=1");
+    // -v=2: kube-proxy then says why it ignores topology hints ("no hints were provided for zone", "node is missing
+    // label"), which a failing PreferClose step needs (issue #20's nftables prefer-close flake).
+    cmd.arg(format!("--config={}", config.display())).arg("--v=2");
     Supervised::spawn("kube-proxy", cmd, &dir.join(format!("kube-proxy-{node}.log")), lab)
 }
