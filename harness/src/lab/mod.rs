@@ -21,6 +21,7 @@ pub mod addons;
 pub mod cleanup;
 pub mod control_plane;
 pub mod files;
+pub mod identity;
 pub mod install;
 pub mod measure;
 pub mod netexec;
