@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Requests/s of the open-loop HTTP measurement of `--target lab`.
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
+    /// Releases of `--target lab`.
+    #[command(flatten)]
+    releases: super::lab::ReleaseArgs,
 }
 
 /// What `svcbench bench` measures.
@@ -161,6 +164,10 @@ fn tempfile_dir() -> Option<std::path::PathBuf> {
 }
 
 pub async fn bench(args: BenchArgs) -> ExitCode {
+    if args.target != BenchTarget::Lab && (args.releases.kubernetes.is_some() || args.releases.coredns.is_some()) {
+        eprintln!("error: --kubernetes and --coredns choose the releases of `--target lab`");
+        return ExitCode::from(EXIT_INVALID);
+    }
     if args.target == BenchTarget::Lab {
         if !(args.rate.is_finite() && (1.0..=1e6).contains(&args.rate)) {
             eprintln!("error: --rate must be between 1 and 1000000 requests/s");
@@ -182,6 +189,7 @@ pub async fn bench(args: BenchArgs) -> ExitCode {
             services,
             changes: args.changes.unwrap_or(20),
             modes: args.proxy_modes.clone(),
+            versions: args.releases.versions(),
         })
         .await;
     }

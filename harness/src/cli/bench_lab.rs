@@ -60,6 +60,8 @@ pub struct LabBench {
     pub changes: u32,
     /// kube-proxy modes.
     pub modes: Vec<ProxyMode>,
+    /// The lab's releases.
+    pub versions: crate::lab::versions::LabVersions,
 }
 
 const NS: &str = "bench";
@@ -82,7 +84,12 @@ pub async fn bench_lab(args: LabBench) -> ExitCode {
     services.dedup();
     let mut modes = Vec::new();
     for mode in &args.modes {
-        println!("\n=== kube-proxy {} · NodeLocal DNSCache + CoreDNS (lab, 1 node)", mode.as_str());
+        println!(
+            "\n=== kube-proxy {} {} · NodeLocal DNSCache + CoreDNS {} (lab, 1 node)",
+            args.versions.kube_proxy,
+            mode.as_str(),
+            args.versions.coredns
+        );
         match bench_mode(*mode, &args, &services).await {
             Ok(figures) => modes.push(figures),
             Err(e) if e.to_string() == "interrupted" => {
@@ -124,7 +131,7 @@ struct LevelFigures {
 async fn bench_mode(mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyhow::Result<ModeFigures> {
     // Ctrl-C / SIGTERM: dropping the start future or stopping the lab removes everything it made.
     let lab = tokio::select! {
-        lab = Lab::start(LabConfig::new(mode, 1).with_dns(DnsMode::Nodelocal)) => lab?,
+        lab = Lab::start(LabConfig::new(mode, 1).with_dns(DnsMode::Nodelocal).with_versions(args.versions)) => lab?,
         _ = super::run::shutdown_signal() => bail!("interrupted"),
     };
     let result = tokio::select! {

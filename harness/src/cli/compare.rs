@@ -22,7 +22,10 @@ use super::{
     targets::TargetKind,
 };
 use crate::{
-    lab::{DnsMode, LabConfig, ProxyMode},
+    lab::{
+        DnsMode, LabConfig, ProxyMode,
+        versions::{LabVersions, PINNED},
+    },
     report::{
         compare::{Comparison, RunInput},
         files, json,
@@ -37,32 +40,34 @@ use crate::{
 pub enum Implementation {
     /// svcbench's embedded reference (user-space proxy, reference DNS).
     Embedded,
-    /// A lab: kube-proxy in a mode, with a cluster DNS.
-    Lab(ProxyMode, DnsMode),
+    /// A lab: kube-proxy in a mode, with a cluster DNS, at some releases.
+    Lab(ProxyMode, DnsMode, LabVersions),
 }
 
 impl Implementation {
     /// Every implementation the lab and the embedded target provide.
     pub const ALL: [Implementation; 5] = [
         Implementation::Embedded,
-        Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns),
-        Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns),
-        Implementation::Lab(ProxyMode::Iptables, DnsMode::Nodelocal),
-        Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal),
+        Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns, PINNED),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns, PINNED),
+        Implementation::Lab(ProxyMode::Iptables, DnsMode::Nodelocal, PINNED),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal, PINNED),
     ];
 
     /// The default set: the reference, both proxy modes with CoreDNS, and NodeLocal DNSCache on nftables.
     const DEFAULT: [Implementation; 4] = [
         Implementation::Embedded,
-        Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns),
-        Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns),
-        Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal),
+        Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns, PINNED),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns, PINNED),
+        Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal, PINNED),
     ];
 
     fn lab_config(self, nodes: u8) -> Option<LabConfig> {
         match self {
             Implementation::Embedded => None,
-            Implementation::Lab(mode, dns) => Some(LabConfig::new(mode, nodes).with_dns(dns)),
+            Implementation::Lab(mode, dns, versions) => {
+                Some(LabConfig::new(mode, nodes).with_dns(dns).with_versions(versions))
+            }
         }
     }
 
@@ -85,6 +90,16 @@ impl FromStr for Implementation {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((base, suffix)) = s.split_once('@') {
+            return match base.parse::<Implementation>()? {
+                Implementation::Lab(mode, dns, _) => {
+                    LabVersions::from_suffix(suffix).map(|versions| Implementation::Lab(mode, dns, versions)).map_err(
+                        |e| format!("`{s}`: {e} (releases: `@1.33.5`, `@coredns-1.10.1`, `@1.37.2+coredns-1.15.0`)"),
+                    )
+                }
+                Implementation::Embedded => Err(format!("`{s}`: the embedded target has no releases to choose")),
+            };
+        }
         if let Some(found) = Self::ALL.iter().find(|i| i.to_string() == s) {
             return Ok(*found);
         }
@@ -133,6 +148,9 @@ pub struct CompareArgs {
     /// neighbours would distort still run alone).
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: Option<u16>,
+    /// Releases of every lab implementation not named with its own (`lab-nftables@1.33.5`).
+    #[command(flatten)]
+    releases: super::lab::ReleaseArgs,
     /// Take a lab implementation's results from DIR/<implementation>/results.json when they hold exactly these
     /// scenarios, step for step, instead of running them again.
     #[arg(long, value_name = "DIR")]
@@ -218,7 +236,25 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
         }
         unique
     };
-    if implementations.iter().any(|i| matches!(i, Implementation::Lab(_, DnsMode::Nodelocal))) {
+    // `--kubernetes`/`--coredns` move every lab implementation not named with releases of its own.
+    let chosen = args.releases.versions();
+    let implementations: Vec<Implementation> = implementations
+        .into_iter()
+        .map(|i| match i {
+            Implementation::Lab(mode, dns, versions) if versions.is_default() => Implementation::Lab(mode, dns, chosen),
+            other => other,
+        })
+        .collect();
+    if let Some(missing) = implementations.iter().find_map(|i| {
+        let config = i.lab_config(1)?;
+        crate::lab::install::Installation::find(&config.versions)
+            .is_none()
+            .then(|| crate::lab::install::Installation::install_command(&config.versions))
+    }) {
+        eprintln!("error: the lab is not installed for these releases: run `{missing}`");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    if implementations.iter().any(|i| matches!(i, Implementation::Lab(_, DnsMode::Nodelocal, _))) {
         notes.push(
             "NodeLocal DNSCache: k8s.io/dns (node-cache) is not served by the Go module proxy here, so its binary \
              cannot be built; the lab runs its data path instead — the add-on's Corefile on CoreDNS, node-cache's \
@@ -232,6 +268,16 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     for implementation in &implementations {
         let profile = match implementation.profile_file() {
             None => None,
+            // Releases nobody has measured yet: judged without a profile, and the report says so.
+            Some(file)
+                if !matches!(implementation, Implementation::Lab(_, _, v) if v.is_default())
+                    && !args.scenarios_dir.join("profiles").join(&file).exists() =>
+            {
+                notes.push(format!(
+                    "{implementation}: no measured profile (profiles/{file}), so every failure counts as a failure"
+                ));
+                None
+            }
             Some(file) => match Profile::load(&args.scenarios_dir.join("profiles").join(&file)) {
                 Ok(p) => Some(p),
                 Err(errors) => {

@@ -6,7 +6,10 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand};
 
 use super::{EXIT_INTERRUPTED, EXIT_INVALID, run::shutdown_signal};
-use crate::lab::{self, Lab, LabConfig, ProxyMode};
+use crate::lab::{
+    self, Lab, LabConfig, ProxyMode,
+    versions::{LabVersions, Release},
+};
 
 /// Arguments of `svcbench lab`.
 #[derive(Debug, Args)]
@@ -17,8 +20,9 @@ pub struct LabArgs {
 
 #[derive(Debug, Subcommand)]
 enum LabCommand {
-    /// Build the pinned Kubernetes, etcd and CoreDNS from their Go modules into ~/.cache/svcbench/lab.
-    Install,
+    /// Build the pinned Kubernetes, etcd and CoreDNS (and any other releases named) from their Go modules into
+    /// ~/.cache/svcbench/lab.
+    Install(InstallArgs),
     /// Start a lab, write its kubeconfig once it is ready, serve until Ctrl-C / SIGTERM, then tear it down.
     Up(UpArgs),
     /// Remove processes, network namespaces and files of labs whose owner is gone (after a kill -9).
@@ -29,6 +33,38 @@ enum LabCommand {
     /// (internal) agnhost netexec, as the lab runs it for backend pods.
     #[command(hide = true)]
     Netexec(lab::netexec::NetexecArgs),
+}
+
+/// Arguments of `svcbench lab install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Also build this Kubernetes release's kube-proxy (and its control plane when it is newer than the pinned
+    /// one, or older than the version skew policy allows); repeatable.
+    #[arg(long, value_name = "RELEASE")]
+    pub kubernetes: Vec<Release>,
+    /// Also build this CoreDNS release; repeatable.
+    #[arg(long, value_name = "RELEASE")]
+    pub coredns: Vec<Release>,
+}
+
+/// The releases a lab runs (`--kubernetes`, `--coredns`), shared by every command that starts one.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReleaseArgs {
+    /// Kubernetes release of the lab's kube-proxy, e.g. 1.33.5 (default: the pinned one); the control plane stays
+    /// pinned unless kube-proxy is newer, or older than the version skew policy allows (`svcbench lab install
+    /// --kubernetes` builds it).
+    #[arg(long, value_name = "RELEASE")]
+    pub kubernetes: Option<Release>,
+    /// CoreDNS release of the lab's cluster DNS, e.g. 1.10.1 (default: the pinned one).
+    #[arg(long, value_name = "RELEASE")]
+    pub coredns: Option<Release>,
+}
+
+impl ReleaseArgs {
+    /// The lab's releases.
+    pub fn versions(self) -> LabVersions {
+        LabVersions::new(self.kubernetes, self.coredns)
+    }
 }
 
 /// Arguments of `svcbench lab up`.
@@ -46,6 +82,8 @@ pub struct UpArgs {
     /// Where to write the kubeconfig (once the cluster is ready).
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    #[command(flatten)]
+    releases: ReleaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -88,16 +126,24 @@ pub fn lab(args: LabArgs) -> ExitCode {
                 }
             }
         }
-        LabCommand::Install => match lab::install::install() {
-            Ok(i) => {
-                println!("{}", i.bin_dir.display());
-                ExitCode::SUCCESS
+        LabCommand::Install(a) => {
+            let extra: Vec<LabVersions> = a
+                .kubernetes
+                .iter()
+                .map(|k| LabVersions::new(Some(*k), None))
+                .chain(a.coredns.iter().map(|c| LabVersions::new(None, Some(*c))))
+                .collect();
+            match lab::install::install(&extra) {
+                Ok(_) => {
+                    println!("{}", lab::install::cache_root().join("bin").display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: lab install: {e}");
+                    ExitCode::from(EXIT_INVALID)
+                }
             }
-            Err(e) => {
-                eprintln!("error: lab install: {e}");
-                ExitCode::from(EXIT_INVALID)
-            }
-        },
+        }
         LabCommand::Cleanup => {
             let r = lab::cleanup::cleanup_dead();
             println!(
@@ -120,7 +166,7 @@ pub fn lab(args: LabArgs) -> ExitCode {
 }
 
 async fn up(args: UpArgs) -> ExitCode {
-    let config = LabConfig::new(args.proxy_mode, args.nodes).with_dns(args.dns);
+    let config = LabConfig::new(args.proxy_mode, args.nodes).with_dns(args.dns).with_versions(args.releases.versions());
     let lab = tokio::select! {
         lab = Lab::start(config) => lab,
         _ = shutdown_signal() => {

@@ -9,6 +9,7 @@ mod compare;
 mod explain;
 mod faults;
 mod lab;
+mod real_bugs;
 mod report;
 mod run;
 mod targets;
@@ -64,6 +65,8 @@ enum Command {
     Cleanup(cleanup::CleanupArgs),
     /// Seeded-fault detection matrix: run the scenarios once per fault and show which scenarios catch which fault.
     Faults(faults::FaultsArgs),
+    /// The real-bug matrix: each bug's scenario on the last broken and the first fixed release, in the lab.
+    RealBugs(real_bugs::RealBugsArgs),
     /// In-cluster probe server: runs probes with this host's resolv.conf and network and answers JSON over HTTP.
     Agent(agent::AgentArgs),
     /// The lab: real Kubernetes components (kube-apiserver, controller-manager, scheduler, kube-proxy, CoreDNS) on
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Up(args) => with_runtime(up::up(args)),
         Command::Report(args) => report::report(args),
         Command::Faults(args) => with_runtime(faults::faults(args)),
+        Command::RealBugs(args) => with_runtime(real_bugs::real_bugs(args)),
         Command::Bench(args) => with_runtime(bench::bench(args)),
         Command::Agent(args) => with_runtime(agent::agent(args)),
         Command::Cleanup(args) => with_runtime(cleanup::cleanup(args)),

@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Nodes of `--target lab`.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
     nodes: u8,
+    /// Releases of `--target lab`.
+    #[command(flatten)]
+    releases: super::lab::ReleaseArgs,
     /// Seed a bug into the embedded target (repeatable; see `svcbench faults --list`). Also `SVCBENCH_FAULTS=a,b`.
     #[arg(long = "fault", value_name = "FAULT")]
     faults: Vec<Fault>,
@@ -112,7 +115,13 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     config.faults.0.extend(args.faults.iter().copied());
-    let lab = crate::lab::LabConfig::new(args.proxy_mode, args.nodes).with_dns(args.dns);
+    if args.target != TargetKind::Lab && (args.releases.kubernetes.is_some() || args.releases.coredns.is_some()) {
+        eprintln!("error: --kubernetes and --coredns choose the releases of `--target lab`");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let lab = crate::lab::LabConfig::new(args.proxy_mode, args.nodes)
+        .with_dns(args.dns)
+        .with_versions(args.releases.versions());
     let factory = match start_factory(args.target, config, args.context.clone(), lab).await {
         Ok(f) => f,
         Err(code) => return code,

@@ -17,7 +17,9 @@ use std::{
     time::Instant,
 };
 
-use super::versions::{self, COMPONENTS, Component};
+use super::versions::{
+    self, CONTROL_PLANE, COREDNS_COMPONENT, Component, ETCD_COMPONENT, KUBE_PROXY, LabVersions, Release,
+};
 
 /// What went wrong, as one line for the user.
 #[derive(Debug, thiserror::Error)]
@@ -50,23 +52,82 @@ pub enum InstallError {
     Io(String),
 }
 
-/// Where the lab's binaries are.
+/// Where one lab's binaries are: each component at the release [`LabVersions`] gives it.
 #[derive(Debug, Clone)]
 pub struct Installation {
-    /// The directory holding every binary of [`COMPONENTS`].
-    pub bin_dir: PathBuf,
+    /// The releases these binaries are.
+    pub versions: LabVersions,
+    root: PathBuf,
+}
+
+/// Every binary a lab runs.
+const COMPONENTS: [Component; 6] =
+    [ETCD_COMPONENT, CONTROL_PLANE[0], CONTROL_PLANE[1], CONTROL_PLANE[2], KUBE_PROXY, COREDNS_COMPONENT];
+
+/// Where `component` at the release `versions` gives it lives under `bin/`: `kubernetes-v1.34.4/kube-proxy`,
+/// `etcd-v3.6.5/etcd`, `coredns-v1.12.1/coredns`.
+fn bin_path(root: &Path, component: &Component, versions: &LabVersions) -> PathBuf {
+    let dir = match component.binary {
+        "etcd" => format!("etcd-{}", versions::ETCD),
+        "coredns" => format!("coredns-{}", versions.coredns),
+        "kube-proxy" => format!("kubernetes-{}", versions.kube_proxy),
+        _ => format!("kubernetes-{}", versions.control_plane),
+    };
+    root.join("bin").join(dir).join(component.binary)
 }
 
 impl Installation {
     /// Path of one binary.
     pub fn binary(&self, name: &str) -> PathBuf {
-        self.bin_dir.join(name)
+        let component = COMPONENTS.iter().find(|c| c.binary == name).unwrap_or(&COREDNS_COMPONENT);
+        bin_path(&self.root, component, &self.versions)
     }
 
-    /// The installation for the pinned versions if every binary is built, else `None`.
-    pub fn find() -> Option<Self> {
-        let bin_dir = cache_root().join("bin").join(versions::bundle_name());
-        COMPONENTS.iter().all(|c| bin_dir.join(c.binary).is_file()).then_some(Self { bin_dir })
+    /// The pinned CoreDNS, which plays the lab's upstream resolver whatever CoreDNS the cluster runs.
+    pub fn upstream_dns(&self) -> PathBuf {
+        bin_path(&self.root, &COREDNS_COMPONENT, &LabVersions::default())
+    }
+
+    /// The installation of `versions` if every binary it needs is built, else `None`.
+    pub fn find(versions: &LabVersions) -> Option<Self> {
+        let root = cache_root();
+        adopt_legacy_bundle(&root);
+        let found = Self { versions: *versions, root };
+        let upstream = found.upstream_dns();
+        (upstream.is_file() && COMPONENTS.iter().all(|c| found.binary(c.binary).is_file())).then_some(found)
+    }
+
+    /// What `svcbench lab install` would have to be told to build what is missing (for error messages).
+    pub fn install_command(versions: &LabVersions) -> String {
+        let mut cmd = String::from("svcbench lab install");
+        if versions.kube_proxy != versions::KUBERNETES {
+            cmd.push_str(&format!(" --kubernetes {}", versions.kube_proxy.bare()));
+        }
+        if versions.coredns != versions::COREDNS {
+            cmd.push_str(&format!(" --coredns {}", versions.coredns.bare()));
+        }
+        cmd
+    }
+}
+
+/// Before releases could be chosen, every binary lived in one `bin/k8s-…_etcd-…_coredns-…` bundle: link its
+/// binaries where [`bin_path`] looks, so a warm cache stays warm (the bundle stays for older svcbench checkouts).
+fn adopt_legacy_bundle(root: &Path) {
+    let pinned = LabVersions::default();
+    let legacy = root.join("bin").join(format!(
+        "k8s-{}_etcd-{}_coredns-{}",
+        versions::KUBERNETES,
+        versions::ETCD,
+        versions::COREDNS
+    ));
+    if !legacy.is_dir() {
+        return;
+    }
+    for component in &COMPONENTS {
+        let (old, new) = (legacy.join(component.binary), bin_path(root, component, &pinned));
+        if old.is_file() && !new.exists() && new.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok()) {
+            let _ = std::fs::hard_link(&old, &new).or_else(|_| std::fs::copy(&old, &new).map(drop));
+        }
     }
 }
 
@@ -82,50 +143,106 @@ pub fn cache_root() -> PathBuf {
     base.join("svcbench").join("lab")
 }
 
-/// Builds whatever is missing, printing one line per component to stderr.
+/// Builds whatever the pinned releases and each of `extra` need and is missing, printing one line per component
+/// to stderr; each release is built once and kept beside the others.
 ///
 /// # Errors
 /// See [`InstallError`].
-pub fn install() -> Result<Installation, InstallError> {
+pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError> {
     let go = Go::new()?;
-    let bin_dir = go.root.join("bin").join(versions::bundle_name());
-    mkdir(&bin_dir)?;
+    adopt_legacy_bundle(&go.root);
     let started = Instant::now();
-    let missing: Vec<&Component> = COMPONENTS.iter().filter(|c| !bin_dir.join(c.binary).is_file()).collect();
-    for c in COMPONENTS.iter().filter(|c| !missing.contains(c)) {
-        eprintln!("lab install: {} {} cached", c.binary, c.version);
+    let mut wanted = vec![LabVersions::default()];
+    wanted.extend(extra.iter().filter(|v| !v.is_default()));
+    // (binary, release) pairs to build, once each.
+    let mut kubernetes: Vec<(Release, Vec<&Component>)> = Vec::new();
+    let mut coredns: Vec<Release> = Vec::new();
+    let mut etcd = false;
+    let mut built_any = false;
+    for versions in &wanted {
+        for component in &COMPONENTS {
+            let path = bin_path(&go.root, component, versions);
+            let release = match component.binary {
+                "etcd" => versions::ETCD,
+                "coredns" => versions.coredns,
+                "kube-proxy" => versions.kube_proxy,
+                _ => versions.control_plane,
+            };
+            if path.is_file() {
+                continue;
+            }
+            built_any = true;
+            eprintln!("lab install: {} {release} missing", component.binary);
+            match component.binary {
+                "etcd" => etcd = true,
+                "coredns" if !coredns.contains(&release) => coredns.push(release),
+                "coredns" => {}
+                _ => match kubernetes.iter_mut().find(|(r, _)| *r == release) {
+                    Some((_, list)) if list.contains(&component) => {}
+                    Some((_, list)) => list.push(component),
+                    None => kubernetes.push((release, vec![component])),
+                },
+            }
+        }
     }
-    let k8s: Vec<&Component> = missing.iter().copied().filter(|c| c.version == versions::KUBERNETES).collect();
-    if missing.iter().any(|c| c.binary == "etcd") {
+    if etcd {
         let src = go.wrapper(
             "etcd",
             &format!("require go.etcd.io/etcd/server/v3 {}\n", versions::ETCD),
             &["go.etcd.io/etcd/server/v3"],
         )?;
-        go.build("etcd", &src, &bin_dir, &["go.etcd.io/etcd/server/v3"], versions::ETCD)?;
+        let out = bin_path(&go.root, &ETCD_COMPONENT, &LabVersions::default());
+        go.build("etcd", &src, out.parent().unwrap_or(&go.root), &[ETCD_COMPONENT.package], versions::ETCD)?;
     }
-    if missing.iter().any(|c| c.binary == "coredns") {
-        go.install_module("coredns", &format!("github.com/coredns/coredns@{}", versions::COREDNS), &bin_dir)?;
+    for release in coredns {
+        let out = bin_path(&go.root, &COREDNS_COMPONENT, &LabVersions::new(None, Some(release)));
+        let dir = out.parent().unwrap_or(&go.root).to_path_buf();
+        mkdir(&dir)?;
+        go.install_module("coredns", &format!("{}@{release}", COREDNS_COMPONENT.package), &dir)?;
     }
-    if !k8s.is_empty() {
-        let requires = go.kubernetes_requires()?;
-        let packages: Vec<&str> = k8s.iter().map(|c| c.package).collect();
-        let names: Vec<&str> = k8s.iter().map(|c| c.binary).collect();
-        let all: Vec<&str> =
-            COMPONENTS.iter().filter(|c| c.version == versions::KUBERNETES).map(|c| c.package).collect();
-        let src = go.wrapper("kubernetes", &requires, &all)?;
-        go.build(&names.join(", "), &src, &bin_dir, &packages, versions::KUBERNETES)?;
+    for (release, components) in kubernetes {
+        let requires = go.kubernetes_requires(release)?;
+        let all: Vec<&str> = CONTROL_PLANE.iter().chain([&KUBE_PROXY]).map(|c| c.package).collect();
+        let src = go.wrapper(&format!("kubernetes-{release}"), &requires, &all)?;
+        let packages: Vec<&str> = components.iter().map(|c| c.package).collect();
+        let names: Vec<&str> = components.iter().map(|c| c.binary).collect();
+        let out = go.root.join("bin").join(format!("kubernetes-{release}"));
+        mkdir(&out)?;
+        go.build(&names.join(", "), &src, &out, &packages, release)?;
     }
-    if !missing.is_empty() {
-        eprintln!("lab install: done in {:.0?} → {}", started.elapsed(), bin_dir.display());
+    if built_any {
+        eprintln!("lab install: done in {:.0?} → {}", started.elapsed(), go.root.join("bin").display());
     }
-    Installation::find()
-        .ok_or_else(|| InstallError::Io(format!("binaries missing from {} after the build", bin_dir.display())))
+    wanted
+        .iter()
+        .map(|versions| {
+            let found = Installation::find(versions).ok_or_else(|| {
+                InstallError::Io(format!("binaries of {} missing after the build", describe(versions)))
+            })?;
+            eprintln!("lab install: {} ready", describe(versions));
+            Ok(found)
+        })
+        .collect()
+}
+
+/// `Kubernetes v1.34.4 (kube-proxy v1.33.5), etcd v3.6.5, CoreDNS v1.12.1`.
+fn describe(versions: &LabVersions) -> String {
+    let proxy = if versions.kube_proxy == versions.control_plane {
+        String::new()
+    } else {
+        format!(" (kube-proxy {})", versions.kube_proxy)
+    };
+    format!("Kubernetes {}{proxy}, etcd {}, CoreDNS {}", versions.control_plane, versions::ETCD, versions.coredns)
 }
 
 fn mkdir(dir: &Path) -> Result<(), InstallError> {
     std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(format!("cannot create {}: {e}", dir.display())))
 }
+
+/// Stripped binaries; `-checklinkname=0` because older releases pin `golang.org/x/net` versions that `go:linkname`
+/// into the runtime, which Go 1.23+ refuses to link by default (CoreDNS 1.10: "invalid reference to
+/// syscall.recvmsg").
+const LDFLAGS: &str = "-ldflags=-s -checklinkname=0";
 
 /// The go command with the lab's caches.
 struct Go {
@@ -218,11 +335,18 @@ impl Go {
         Ok(dir)
     }
 
-    fn build(&self, what: &str, dir: &Path, out: &Path, packages: &[&str], version: &str) -> Result<(), InstallError> {
+    fn build(
+        &self,
+        what: &str,
+        dir: &Path,
+        out: &Path,
+        packages: &[&str],
+        version: Release,
+    ) -> Result<(), InstallError> {
         eprintln!("lab install: building {what} {version} (minutes on a cold cache) …");
         let started = Instant::now();
         let mut cmd = self.command(dir);
-        cmd.args(["build", "-trimpath", "-ldflags=-s"]).arg("-o");
+        cmd.args(["build", "-trimpath", LDFLAGS]).arg("-o");
         if packages.len() == 1 {
             cmd.arg(out.join(what));
         } else {
@@ -238,18 +362,18 @@ impl Go {
         eprintln!("lab install: building {module} (minutes on a cold cache) …");
         let started = Instant::now();
         let mut cmd = self.command(&self.root);
-        cmd.env("GOBIN", out).env("GOFLAGS", "").args(["install", "-trimpath", "-ldflags=-s", module]);
+        cmd.env("GOBIN", out).env("GOFLAGS", "").args(["install", "-trimpath", LDFLAGS, module]);
         self.run(cmd, what, what)?;
         eprintln!("lab install: built {what} in {:.0?}", started.elapsed());
         Ok(())
     }
 
     /// `require k8s.io/kubernetes vX` plus a `replace` of every staging module its go.mod requires at `v0.0.0`.
-    fn kubernetes_requires(&self) -> Result<String, InstallError> {
-        let module = format!("k8s.io/kubernetes@{}", versions::KUBERNETES);
+    fn kubernetes_requires(&self, release: Release) -> Result<String, InstallError> {
+        let module = format!("k8s.io/kubernetes@{release}");
         let mut cmd = self.command(&self.root);
         cmd.args(["mod", "download", "-json", &module]);
-        let log = self.root.join("logs").join("kubernetes-download.log");
+        let log = self.root.join("logs").join(format!("kubernetes-{release}-download.log"));
         let output = cmd.output().map_err(|e| InstallError::Io(format!("cannot run go: {e}")))?;
         let _ = std::fs::write(&log, [&output.stdout[..], &output.stderr[..]].concat());
         let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
@@ -265,9 +389,11 @@ impl Go {
         };
         let text =
             std::fs::read_to_string(&go_mod).map_err(|e| InstallError::Io(format!("cannot read {go_mod}: {e}")))?;
-        let mut out = format!("require k8s.io/kubernetes {}\n\n", versions::KUBERNETES);
+        let mut out = format!("require k8s.io/kubernetes {release}\n\n");
+        // The staging modules are published as v0.MINOR.PATCH of Kubernetes 1.MINOR.PATCH.
+        let staging_release = format!("v0.{}.{}", release.minor, release.patch);
         for staging in staging_modules(&text) {
-            let _ = writeln!(out, "replace {staging} => {staging} {}", versions::KUBERNETES_STAGING);
+            let _ = writeln!(out, "replace {staging} => {staging} {staging_release}");
         }
         Ok(out)
     }

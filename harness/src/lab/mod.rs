@@ -52,6 +52,7 @@ use self::{
     node::{NodeAgent, NodeContext, NodeIdentity},
     pki::Pki,
     process::Supervised,
+    versions::LabVersions,
 };
 
 pub use self::network::CONTROL_PLANE_IP;
@@ -105,12 +106,20 @@ pub struct LabConfig {
     pub nodes: u8,
     /// The svcbench executable pods run (`lab pod-exec`, `lab netexec`, `agent`); `None`: this executable.
     pub svcbench: Option<PathBuf>,
+    /// The components' releases.
+    pub versions: LabVersions,
 }
 
 impl LabConfig {
     /// `nodes` nodes in `mode`, pods run by this executable.
     pub fn new(proxy_mode: ProxyMode, nodes: u8) -> Self {
-        Self { proxy_mode, dns: DnsMode::Coredns, nodes, svcbench: None }
+        Self { proxy_mode, dns: DnsMode::Coredns, nodes, svcbench: None, versions: LabVersions::default() }
+    }
+
+    /// Running the components at `versions`.
+    pub fn with_versions(mut self, versions: LabVersions) -> Self {
+        self.versions = versions;
+        self
     }
 
     /// With cluster DNS `dns`.
@@ -121,38 +130,48 @@ impl LabConfig {
 
     /// The implementation under test, for reports (versions, proxy mode, DNS, nodes).
     pub fn description(&self) -> String {
+        let v = &self.versions;
         let dns = match self.dns {
-            DnsMode::Coredns => format!("CoreDNS {} (kubeadm Corefile)", versions::COREDNS),
+            DnsMode::Coredns => format!("CoreDNS {} (kubeadm Corefile)", v.coredns),
             DnsMode::Nodelocal => format!(
                 "NodeLocal DNSCache (node-local-dns add-on Corefile on CoreDNS {0}, per node) in front of CoreDNS {0}",
-                versions::COREDNS
+                v.coredns
             ),
         };
         format!(
             "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}, \
              {dns}, etcd {}, {} nodes",
-            versions::KUBERNETES,
-            versions::KUBERNETES,
+            v.control_plane,
+            v.kube_proxy,
             self.proxy_mode.as_str(),
             versions::ETCD,
             self.nodes
         )
     }
 
-    /// The expected-failure profile (a file in `scenarios/profiles/`) of the DNS this lab runs.
+    /// The expected-failure profile (a file in `scenarios/profiles/`) of the releases this lab runs:
+    /// `coredns-1.12.1.yaml`, `nodelocal-dnscache-coredns-1.12.1.yaml`, and with another kube-proxy than the pinned
+    /// one `kube-proxy-1.33.5_coredns-1.12.1.yaml` (each measured set of releases has its own).
     pub fn profile_file(&self) -> String {
-        let coredns = versions::COREDNS.trim_start_matches('v');
+        let coredns = self.versions.coredns.bare();
+        let proxy = if self.versions.kube_proxy == versions::KUBERNETES {
+            String::new()
+        } else {
+            format!("kube-proxy-{}_", self.versions.kube_proxy.bare())
+        };
         match self.dns {
-            DnsMode::Coredns => format!("coredns-{coredns}.yaml"),
-            DnsMode::Nodelocal => format!("nodelocal-dnscache-coredns-{coredns}.yaml"),
+            DnsMode::Coredns => format!("{proxy}coredns-{coredns}.yaml"),
+            DnsMode::Nodelocal => format!("{proxy}nodelocal-dnscache-coredns-{coredns}.yaml"),
         }
     }
 
-    /// The implementation's short name in results and trial names: `lab-nftables`, `lab-iptables-nodelocal`.
+    /// The implementation's short name in results and trial names: `lab-nftables`, `lab-iptables-nodelocal`,
+    /// `lab-nftables@1.33.5`, `lab-iptables@coredns-1.15.0`.
     pub fn name(&self) -> String {
+        let suffix = self.versions.name_suffix();
         match self.dns {
-            DnsMode::Coredns => format!("lab-{}", self.proxy_mode.as_str()),
-            DnsMode::Nodelocal => format!("lab-{}-nodelocal", self.proxy_mode.as_str()),
+            DnsMode::Coredns => format!("lab-{}{suffix}", self.proxy_mode.as_str()),
+            DnsMode::Nodelocal => format!("lab-{}-nodelocal{suffix}", self.proxy_mode.as_str()),
         }
     }
 }
@@ -191,7 +210,12 @@ impl Lab {
     /// Not root, not installed, a tool missing, or a component failed to start (with its log's last lines).
     pub async fn start(config: LabConfig) -> anyhow::Result<Self> {
         preflight(&config)?;
-        let installation = Installation::find().context("the lab is not installed: run `svcbench lab install`")?;
+        let installation = Installation::find(&config.versions).with_context(|| {
+            format!(
+                "the lab is not installed for these releases: run `{}`",
+                Installation::install_command(&config.versions)
+            )
+        })?;
         let begun = Instant::now();
         let id = format!("{:x}{:02x}", std::process::id(), rand::random::<u8>());
         let dir = state_root().join(format!("svcbench-lab-{id}"));
@@ -219,7 +243,7 @@ impl Lab {
             &[Ipv4Addr::LOCALHOST.into(), CONTROL_PLANE_IP.into(), network::API_SERVICE_IP.into()],
             &[],
         )?;
-        step(&format!("etcd {}, kube-apiserver {}", versions::ETCD, versions::KUBERNETES));
+        step(&format!("etcd {}, kube-apiserver {}", versions::ETCD, config.versions.control_plane));
         lab.processes.push(control_plane::etcd(&cp, &installation, &dir, &id)?);
         lab.processes.push(control_plane::apiserver(&cp, &installation, &pki, CONTROL_PLANE_IP, &dir, &id)?);
         let forwarder = Forwarder::start(&cp, SocketAddr::from((CONTROL_PLANE_IP, control_plane::API_PORT))).await?;
@@ -249,7 +273,7 @@ impl Lab {
 
         let upstream_conf = dir.join("upstream.Corefile");
         std::fs::write(&upstream_conf, addons::upstream_corefile(&CONTROL_PLANE_IP.to_string()))?;
-        let mut cmd = control_plane::in_ns(&cp, &installation.binary("coredns"));
+        let mut cmd = control_plane::in_ns(&cp, &installation.upstream_dns());
         cmd.arg("-conf").arg(&upstream_conf);
         lab.processes.push(Supervised::spawn("upstream-dns", cmd, &dir.join("upstream-dns.log"), &id)?);
 
@@ -276,7 +300,7 @@ impl Lab {
         )?;
         for i in 1..=config.nodes {
             let name = format!("lab-node-{i}");
-            step(&format!("node {name}: kube-proxy {} ({})", versions::KUBERNETES, config.proxy_mode.as_str()));
+            step(&format!("node {name}: kube-proxy {} ({})", config.versions.kube_proxy, config.proxy_mode.as_str()));
             let ns_name = format!("svcb-{id}-n{i}");
             let node_ns = network::node(&cp, i, &ns_name)?;
             let node_ip = NodeAddresses::of(i);
@@ -303,8 +327,12 @@ impl Lab {
                 &id,
             )?);
         }
-        step(&format!("CoreDNS {} (kube-system/coredns, Service kube-dns {})", versions::COREDNS, addons::CLUSTER_DNS));
-        addons::apply_dns(&client, versions::COREDNS).await?;
+        step(&format!(
+            "CoreDNS {} (kube-system/coredns, Service kube-dns {})",
+            config.versions.coredns,
+            addons::CLUSTER_DNS
+        ));
+        addons::apply_dns(&client, &config.versions.coredns.to_string()).await?;
         wait_coredns(&client, &mut lab.processes, &dir).await?;
         if config.dns == DnsMode::Nodelocal {
             step("NodeLocal DNSCache on every node (169.254.20.10, Service kube-dns-upstream)");
@@ -451,7 +479,9 @@ pub fn unavailable() -> Option<&'static str> {
     if !nix::unistd::geteuid().is_root() {
         return Some("the lab needs root");
     }
-    install::Installation::find().is_none().then_some("the lab is not installed (svcbench lab install)")
+    install::Installation::find(&LabVersions::default())
+        .is_none()
+        .then_some("the lab is not installed (svcbench lab install)")
 }
 
 /// A client for a kubeconfig file (the lab's own, or a node's).

@@ -119,17 +119,18 @@ async fn expected_records(
     }))
 }
 
-/// Whether an observed record satisfies an expected one: SRV priority and weight are not compared, and an SRV
-/// target starting with `*.` matches any single first label (implementation-chosen endpoint hostnames).
+/// Whether an observed record satisfies an expected one: SRV priority and weight are not compared, and an SRV or
+/// PTR target starting with `*.` matches any single first label (implementation-chosen endpoint hostnames).
 fn record_matches(expected: &DnsRecord, actual: &DnsRecord) -> bool {
+    let target_matches = |et: &str, at: &str| match et.strip_prefix("*.") {
+        Some(rest) => at.split_once('.').is_some_and(|(first, tail)| !first.is_empty() && tail == rest),
+        None => et == at,
+    };
     match (expected, actual) {
         (DnsRecord::Srv { port: ep, target: et, .. }, DnsRecord::Srv { port: ap, target: at, .. }) => {
-            ep == ap
-                && match et.strip_prefix("*.") {
-                    Some(rest) => at.split_once('.').is_some_and(|(first, tail)| !first.is_empty() && tail == rest),
-                    None => et == at,
-                }
+            ep == ap && target_matches(et, at)
         }
+        (DnsRecord::Ptr { target: et }, DnsRecord::Ptr { target: at }) => target_matches(et, at),
         _ => expected == actual,
     }
 }
@@ -140,7 +141,9 @@ fn match_records(expected: &[DnsRecord], actual: &[DnsRecord]) -> (Vec<String>, 
     let mut missing = Vec::new();
     // Exact expectations first, so a wildcard does not take a record an exact one needs.
     let mut ordered: Vec<&DnsRecord> = expected.iter().collect();
-    ordered.sort_by_key(|r| matches!(r, DnsRecord::Srv { target, .. } if target.starts_with("*.")));
+    ordered.sort_by_key(
+        |r| matches!(r, DnsRecord::Srv { target, .. } | DnsRecord::Ptr { target } if target.starts_with("*.")),
+    );
     for e in ordered {
         match remaining.iter().position(|a| record_matches(e, a)) {
             Some(i) => {
@@ -554,6 +557,9 @@ mod tests {
             match_records(&[srv(80, "*.web.ns.svc.cluster.local.")], &[srv(8080, "a.web.ns.svc.cluster.local.")]);
         assert_eq!((missing.len(), unexpected.len()), (1, 1));
         assert!(!record_matches(&srv(80, "*.web.ns.svc.cluster.local."), &srv(80, "a.b.web.ns.svc.cluster.local.")));
+        let ptr = |t: &str| DnsRecord::Ptr { target: t.into() };
+        assert!(record_matches(&ptr("*.web.ns.svc.cluster.local."), &ptr("10-244-1-7.web.ns.svc.cluster.local.")));
+        assert!(!record_matches(&ptr("*.web.ns.svc.cluster.local."), &ptr("web.ns.svc.cluster.local.")));
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub struct RawRecord {
     /// An SRV record; a target whose first label is `*` matches any one label.
     #[serde(default)]
     pub srv: Option<RawSrv>,
-    /// A PTR record to this name.
+    /// A PTR record to this name; a name whose first label is `*` matches any one label.
     #[serde(default)]
     pub ptr: Option<String>,
     /// A CNAME record to this name.

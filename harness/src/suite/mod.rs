@@ -3,6 +3,7 @@
 
 pub mod battery;
 pub mod contention;
+pub mod real_bugs;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

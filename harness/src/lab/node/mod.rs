@@ -177,7 +177,7 @@ fn status_body(id: &NodeIdentity) -> serde_json::Value {
         ],
         "nodeInfo": {
             "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "svcbench lab",
-            "containerRuntimeVersion": "svcbench-lab://0.1", "kubeletVersion": super::versions::KUBERNETES,
+            "containerRuntimeVersion": "svcbench-lab://0.1", "kubeletVersion": super::versions::KUBERNETES.to_string(),
             "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64",
         },
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},

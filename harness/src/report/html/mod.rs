@@ -8,7 +8,7 @@
 
 mod charts;
 mod diff;
-mod markup;
+pub mod markup;
 mod perf;
 mod scenario;
 
