@@ -45,6 +45,12 @@ pub struct InstallArgs {
     /// Also build this CoreDNS release; repeatable.
     #[arg(long, value_name = "RELEASE")]
     pub coredns: Vec<Release>,
+    /// Also build every release the real-bug matrix needs (`<scenarios-dir>/real-bugs/bugs.yaml`).
+    #[arg(long)]
+    pub real_bugs: bool,
+    /// Where the scenarios are (for `--real-bugs`).
+    #[arg(long, default_value = "scenarios")]
+    pub scenarios_dir: PathBuf,
 }
 
 /// The releases a lab runs (`--kubernetes`, `--coredns`), shared by every command that starts one.
@@ -127,12 +133,29 @@ pub fn lab(args: LabArgs) -> ExitCode {
             }
         }
         LabCommand::Install(a) => {
-            let extra: Vec<LabVersions> = a
+            let mut extra: Vec<LabVersions> = a
                 .kubernetes
                 .iter()
                 .map(|k| LabVersions::new(Some(*k), None))
                 .chain(a.coredns.iter().map(|c| LabVersions::new(None, Some(*c))))
                 .collect();
+            if a.real_bugs {
+                match crate::suite::real_bugs::load(&crate::suite::real_bugs::catalogue_path(&a.scenarios_dir)) {
+                    Ok(bugs) => extra
+                        .extend(bugs.iter().flat_map(|b| [b.lab(b.broken, 1).versions, b.lab(b.fixed, 1).versions])),
+                    Err(errors) => {
+                        errors.iter().for_each(|e| eprintln!("{e}"));
+                        return ExitCode::from(EXIT_INVALID);
+                    }
+                }
+            }
+            let mut unique: Vec<LabVersions> = Vec::new();
+            for versions in extra {
+                if !unique.contains(&versions) {
+                    unique.push(versions);
+                }
+            }
+            let extra = unique;
             match lab::install::install(&extra) {
                 Ok(_) => {
                     println!("{}", lab::install::cache_root().join("bin").display());

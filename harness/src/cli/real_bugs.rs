@@ -1,16 +1,16 @@
 //! `svcbench real-bugs`: the real-bug matrix. For each bug of `scenarios/real-bugs/bugs.yaml`, its scenario runs on
 //! a lab at the last broken release of the component and on one at the first fixed release (everything else
 //! pinned); a bug is caught when the first run fails (at the pinned step) and the second passes. Labs of the same
-//! releases are started once for every bug that needs them. Writes `index.html` and `matrix.txt`.
+//! releases are started once for every bug that needs them. Writes `index.html`, `matrix.txt` and `matrix.json`.
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::Args;
 
 use super::{
-    EXIT_FAILED, EXIT_INVALID,
-    run::{run_plans, start_factory},
-    targets::TargetKind,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID,
+    run::{run_plans, shutdown_signal},
+    targets::{TargetFactory, TargetKind},
 };
 use crate::{
     lab::install::Installation,
@@ -96,7 +96,7 @@ pub async fn real_bugs(args: RealBugsArgs) -> ExitCode {
                 );
                 return ExitCode::from(EXIT_INVALID);
             }
-            labs.entry(config.name()).or_insert_with(|| (config, Vec::new())).1.push((i, side));
+            labs.entry(config.description()).or_insert_with(|| (config, Vec::new())).1.push((i, side));
         }
     }
     if let Err(e) = std::fs::create_dir_all(&args.output) {
@@ -106,14 +106,38 @@ pub async fn real_bugs(args: RealBugsArgs) -> ExitCode {
     let started = Instant::now();
     let mut rows: Vec<Row> = bugs.iter().map(|b| Row { bug: b.clone(), broken: None, fixed: None }).collect();
     let embedded = EmbeddedConfig::default();
-    for (name, (config, uses)) in &labs {
+    for (config, uses) in labs.values() {
+        let name = config.name();
         let mut wanted: Vec<_> =
             plans.iter().filter(|p| uses.iter().any(|(i, _)| bugs[*i].scenario == p.name)).cloned().collect();
         wanted.dedup_by(|a, b| a.name == b.name);
         println!("\n== {name}: {}", wanted.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "));
-        let factory = match start_factory(TargetKind::Lab, embedded.clone(), None, config.clone()).await {
+        let started = tokio::select! {
+            f = TargetFactory::new(TargetKind::Lab, embedded.clone(), None, config.clone()) => f,
+            _ = shutdown_signal() => {
+                eprintln!("interrupted");
+                return ExitCode::from(EXIT_INTERRUPTED);
+            }
+        };
+        let factory = match started {
             Ok(f) => f,
-            Err(code) => return code,
+            // A broken release can break the cluster itself (no Service reachable, so CoreDNS never gets ready):
+            // that fails the broken side of bugs whose entry pins no step; anything else is an error.
+            Err(e) if uses.iter().all(|(i, side)| *side == Side::Broken && bugs[*i].step.is_none()) => {
+                let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+                println!("{name}: the lab did not become ready: {e:#}");
+                for (i, _) in uses {
+                    rows[*i].broken = Some(real_bugs::SideVerdict {
+                        as_expected: true,
+                        detail: format!("the lab never became ready with this release: {first}"),
+                    });
+                }
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
         };
         let outcome = run_plans(&wanted, &factory, args.verbose, None, TargetKind::Lab.jobs(None)).await;
         factory.stop().await;
@@ -140,7 +164,8 @@ pub async fn real_bugs(args: RealBugsArgs) -> ExitCode {
         }
     }
     let html = real_bugs::render_html(&rows, &jiff::Timestamp::now().to_string());
-    for (file, body) in [("matrix.txt", text.as_str()), ("index.html", html.as_str())] {
+    let json = serde_json::to_string_pretty(&real_bugs::rows_json(&rows)).unwrap_or_default();
+    for (file, body) in [("matrix.txt", text.as_str()), ("index.html", html.as_str()), ("matrix.json", json.as_str())] {
         if let Err(e) = std::fs::write(args.output.join(file), body) {
             eprintln!("error: cannot write {}: {e}", args.output.join(file).display());
             return ExitCode::from(EXIT_INVALID);

@@ -165,6 +165,7 @@ pub fn kube_proxy(
     node: ProxyNode<'_>,
     bins: &Installation,
     mode: &str,
+    local_traffic: super::LocalTraffic,
     kubeconfig: &Path,
     dir: &Path,
     lab: &str,
@@ -182,7 +183,7 @@ hostnameOverride: {node}
 bindAddress: {node_ip}
 clusterCIDR: {cluster_cidr}
 mode: {mode}
-oomScoreAdj: 0
+{detect_local}oomScoreAdj: 0
 # 0 skips the global conntrack sysctls (hashsize cannot be written from a network namespace), as local-up-cluster.sh.
 conntrack:
   maxPerCore: 0
@@ -197,6 +198,13 @@ healthzBindAddress: {node_ip}:10256
 ",
             kubeconfig = kubeconfig.display(),
             cluster_cidr = cluster_cidrs(),
+            detect_local = match local_traffic {
+                super::LocalTraffic::ClusterCidr => String::new(),
+                // The node's end of every pod veth is `vp<n>` (node/pod.rs).
+                super::LocalTraffic::InterfaceNamePrefix => {
+                    "detectLocalMode: InterfaceNamePrefix\ndetectLocal:\n  interfaceNamePrefix: vp\n".to_owned()
+                }
+            },
         ),
     )?;
     let mut cmd = in_ns(netns, &bins.binary("kube-proxy"));

@@ -368,6 +368,13 @@ impl Go {
         Ok(())
     }
 
+    /// Whether the module proxy serves `module` at `version`.
+    fn serves(&self, module: &str, version: &str) -> bool {
+        let mut cmd = self.command(&self.root);
+        cmd.args(["mod", "download", "-json", &format!("{module}@{version}")]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    }
+
     /// `require k8s.io/kubernetes vX` plus a `replace` of every staging module its go.mod requires at `v0.0.0`.
     fn kubernetes_requires(&self, release: Release) -> Result<String, InstallError> {
         let module = format!("k8s.io/kubernetes@{release}");
@@ -390,10 +397,24 @@ impl Go {
         let text =
             std::fs::read_to_string(&go_mod).map_err(|e| InstallError::Io(format!("cannot read {go_mod}: {e}")))?;
         let mut out = format!("require k8s.io/kubernetes {release}\n\n");
-        // The staging modules are published as v0.MINOR.PATCH of Kubernetes 1.MINOR.PATCH.
-        let staging_release = format!("v0.{}.{}", release.minor, release.patch);
+        // The staging modules are published as v0.MINOR.PATCH of Kubernetes 1.MINOR.PATCH. Where the proxy does
+        // not serve one at that patch (k8s.io/kube-proxy v0.33.6 here), the nearest earlier patch of the same minor
+        // stands in: staging modules hold API types and libraries, the Service code under test is in the main module.
         for staging in staging_modules(&text) {
-            let _ = writeln!(out, "replace {staging} => {staging} {staging_release}");
+            let wanted = format!("v0.{}.{}", release.minor, release.patch);
+            let served = (0..=release.patch)
+                .rev()
+                .map(|patch| format!("v0.{}.{patch}", release.minor))
+                .find(|version| self.serves(staging, version))
+                .ok_or_else(|| InstallError::Build {
+                    what: format!("Kubernetes {release}"),
+                    detail: format!("{staging} is not served at any v0.{}.x up to {wanted}", release.minor),
+                    log: log.display().to_string(),
+                })?;
+            if served != wanted {
+                eprintln!("lab install: {staging} {wanted} is not served by the module proxy: using {served}");
+            }
+            let _ = writeln!(out, "replace {staging} => {staging} {served}");
         }
         Ok(out)
     }

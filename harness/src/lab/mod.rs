@@ -32,6 +32,7 @@ pub mod nodelocal;
 pub mod pki;
 pub mod podexec;
 pub mod process;
+mod readiness;
 pub mod versions;
 
 use std::{
@@ -42,8 +43,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::{Api, Client, Config, config::KubeConfigOptions};
+use kube::{Client, Config, config::KubeConfigOptions};
 
 use self::{
     install::Installation,
@@ -95,6 +95,16 @@ pub enum DnsMode {
     Nodelocal,
 }
 
+/// How kube-proxy tells traffic from the node's pods apart (`detectLocalMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum LocalTraffic {
+    /// From a source address in the cluster CIDRs (kube-proxy's default).
+    #[default]
+    ClusterCidr,
+    /// From an interface whose name starts with the pods' veth prefix.
+    InterfaceNamePrefix,
+}
+
 /// How to start a lab.
 #[derive(Debug, Clone)]
 pub struct LabConfig {
@@ -108,12 +118,21 @@ pub struct LabConfig {
     pub svcbench: Option<PathBuf>,
     /// The components' releases.
     pub versions: LabVersions,
+    /// kube-proxy's local-traffic detection.
+    pub local_traffic: LocalTraffic,
 }
 
 impl LabConfig {
     /// `nodes` nodes in `mode`, pods run by this executable.
     pub fn new(proxy_mode: ProxyMode, nodes: u8) -> Self {
-        Self { proxy_mode, dns: DnsMode::Coredns, nodes, svcbench: None, versions: LabVersions::default() }
+        Self {
+            proxy_mode,
+            dns: DnsMode::Coredns,
+            nodes,
+            svcbench: None,
+            versions: LabVersions::default(),
+            local_traffic: LocalTraffic::ClusterCidr,
+        }
     }
 
     /// Running the components at `versions`.
@@ -139,11 +158,15 @@ impl LabConfig {
             ),
         };
         format!(
-            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}, \
+            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}{}, \
              {dns}, etcd {}, {} nodes",
             v.control_plane,
             v.kube_proxy,
             self.proxy_mode.as_str(),
+            match self.local_traffic {
+                LocalTraffic::ClusterCidr => "",
+                LocalTraffic::InterfaceNamePrefix => " (detectLocalMode InterfaceNamePrefix)",
+            },
             versions::ETCD,
             self.nodes
         )
@@ -253,7 +276,7 @@ impl Lab {
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         pki.kubeconfig(&admin_kubeconfig, &server, &admin, "svcbench-lab")?;
         let client = client_for(&admin_kubeconfig).await?;
-        wait_ready(&client, &mut lab.processes).await?;
+        readiness::wait_ready(&client, &mut lab.processes).await?;
 
         step("kube-controller-manager, kube-scheduler");
         let internal = format!("https://127.0.0.1:{}", control_plane::API_PORT);
@@ -322,6 +345,7 @@ impl Lab {
                 control_plane::ProxyNode { netns: &ns_name, name: &name, ip: node_ip.v4 },
                 &installation,
                 config.proxy_mode.as_str(),
+                config.local_traffic,
                 &proxy_kubeconfig,
                 &dir,
                 &id,
@@ -333,7 +357,7 @@ impl Lab {
             addons::CLUSTER_DNS
         ));
         addons::apply_dns(&client, &config.versions.coredns.to_string()).await?;
-        wait_coredns(&client, &mut lab.processes, &dir).await?;
+        readiness::wait_coredns(&client, &mut lab.processes, &dir).await?;
         if config.dns == DnsMode::Nodelocal {
             step("NodeLocal DNSCache on every node (169.254.20.10, Service kube-dns-upstream)");
             let upstream = nodelocal::apply_upstream_service(&client).await?;
@@ -492,99 +516,4 @@ pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
-}
-
-fn check_alive(processes: &mut [Supervised]) -> anyhow::Result<()> {
-    for p in processes.iter_mut() {
-        if let Some(status) = p.exited() {
-            bail!("{} exited ({status}); last lines of {}:\n{}", p.log().display(), p.log().display(), p.log_tail(15));
-        }
-    }
-    Ok(())
-}
-
-async fn wait_ready(client: &Client, processes: &mut [Supervised]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        check_alive(processes)?;
-        let request = http::Request::get("/readyz").body(Vec::new())?;
-        if client.request_text(request).await.is_ok_and(|t| t.trim() == "ok") {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("kube-apiserver not ready within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// What the CoreDNS pods are doing, for an error message: their phase and conditions, and their logs' last lines
-/// (the state directory is removed with the failed lab).
-async fn dns_diagnosis(client: &Client, dir: &Path) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "kube-system");
-    let listed = tokio::time::timeout(
-        Duration::from_secs(5),
-        pods.list(&kube::api::ListParams::default().labels("k8s-app=kube-dns")),
-    )
-    .await;
-    if listed.is_err() {
-        out.push_str("(the API server did not list the CoreDNS pods within 5 s)\n");
-    }
-    if let Ok(Ok(list)) = listed {
-        for pod in list.items {
-            let status = pod.status.unwrap_or_default();
-            let conditions: Vec<String> = status
-                .conditions
-                .unwrap_or_default()
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}={}{}",
-                        c.type_,
-                        c.status,
-                        c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "pod {} on {}: {} {} [{}]",
-                pod.metadata.name.unwrap_or_default(),
-                pod.spec.and_then(|s| s.node_name).unwrap_or_else(|| "no node".into()),
-                status.phase.unwrap_or_default(),
-                status.pod_ip.unwrap_or_default(),
-                conditions.join(", ")
-            );
-        }
-    }
-    // Pod directories (`pods/<uid>`) hold `logs/<container>.log`.
-    let logs =
-        std::fs::read_dir(dir.join("pods")).into_iter().flatten().flatten().map(|e| e.path().join("logs/coredns.log"));
-    for log in logs.filter(|p| p.is_file()) {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(8).collect();
-        let _ = writeln!(out, "{}:", log.display());
-        for line in tail.iter().rev() {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    out
-}
-
-async fn wait_coredns(client: &Client, processes: &mut [Supervised], dir: &Path) -> anyhow::Result<()> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        check_alive(processes)?;
-        let ready = deployments.get("coredns").await.ok().and_then(|d| d.status?.ready_replicas).unwrap_or(0);
-        if ready >= 2 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("CoreDNS not ready within 120 s ({ready} of 2 replicas ready)\n{}", dns_diagnosis(client, dir).await);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }

@@ -15,6 +15,7 @@
 //!     scenario: externalname-like-namespace
 //!     step: 12                         # optional: the scenario line that must fail on `broken`
 //!     proxyMode: nftables              # optional (default nftables): the kube-proxy mode of both labs
+//!     detectLocalMode: InterfaceNamePrefix  # optional (default ClusterCidr): kube-proxy's detectLocalMode
 //! ```
 
 use std::{
@@ -27,7 +28,7 @@ use serde_saphyr::{Location, Spanned};
 
 use crate::{
     lab::{
-        DnsMode, LabConfig, ProxyMode,
+        DnsMode, LabConfig, LocalTraffic, ProxyMode,
         versions::{LabVersions, Release},
     },
     report::{html::markup::esc, profile::ProfileError},
@@ -69,6 +70,8 @@ pub struct RealBug {
     pub step: Option<u64>,
     /// The kube-proxy mode of both labs.
     pub proxy_mode: ProxyMode,
+    /// kube-proxy's local-traffic detection in both labs.
+    pub local_traffic: LocalTraffic,
     /// Where the entry starts in the catalogue.
     pub line: u64,
 }
@@ -80,7 +83,9 @@ impl RealBug {
             BuggyComponent::Coredns => LabVersions::new(None, Some(release)),
             BuggyComponent::KubeProxy => LabVersions::new(Some(release), None),
         };
-        LabConfig::new(self.proxy_mode, nodes).with_dns(DnsMode::Coredns).with_versions(versions)
+        LabConfig { local_traffic: self.local_traffic, ..LabConfig::new(self.proxy_mode, nodes) }
+            .with_dns(DnsMode::Coredns)
+            .with_versions(versions)
     }
 }
 
@@ -104,6 +109,8 @@ struct RawBug {
     step: Option<u64>,
     #[serde(default)]
     proxy_mode: Option<Spanned<String>>,
+    #[serde(default)]
+    detect_local_mode: LocalTraffic,
 }
 
 /// Reads and validates the catalogue at `path`.
@@ -184,6 +191,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<RealBug>, Vec<ProfileError>>
             scenario: b.scenario.value.clone(),
             step: b.step,
             proxy_mode,
+            local_traffic: b.detect_local_mode,
             line: entry.referenced.line(),
         });
     }
@@ -337,6 +345,24 @@ pub fn render_html(rows: &[Row], generated_at: &str) -> String {
     }
     out.push_str("</tbody></table></body></html>\n");
     out
+}
+
+/// The matrix as JSON: per bug, its releases and each side's verdict (`null`: not run).
+pub fn rows_json(rows: &[Row]) -> serde_json::Value {
+    let side = |v: &Option<SideVerdict>| {
+        v.as_ref().map(|v| serde_json::json!({"as_expected": v.as_expected, "detail": v.detail}))
+    };
+    serde_json::Value::Array(
+        rows.iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.bug.id, "scenario": r.bug.scenario, "broken_release": r.bug.broken.bare(),
+                    "fixed_release": r.bug.fixed.bare(), "caught": r.caught(),
+                    "broken": side(&r.broken), "fixed": side(&r.fixed),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The catalogue path for a scenarios directory.

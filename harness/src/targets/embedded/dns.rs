@@ -41,8 +41,9 @@ struct Ctx<'a> {
     depth: u8,
 }
 
-/// Most in-zone ExternalName CNAMEs one answer follows (a loop of ExternalNames ends here).
-const MAX_CNAME_DEPTH: u8 = 8;
+/// Most in-zone ExternalName CNAMEs one answer follows (a loop of ExternalNames ends here): ten, as CoreDNS since
+/// 1.12.1 (`maxCnameChainLength`; 1.12.0 stopped after seven, coredns/coredns#7125).
+const MAX_CNAME_DEPTH: u8 = 10;
 
 impl Ctx<'_> {
     fn ttl(&self) -> u32 {
