@@ -71,9 +71,9 @@ impl Implementation {
         }
     }
 
-    /// The expected-failure profile file (in `profiles/`) of what this implementation runs.
-    pub fn profile_file(self) -> Option<String> {
-        self.lab_config(1).map(|c| c.profile_file())
+    /// The profile files that may describe it, most specific first (see [`LabConfig::profile_files`]).
+    fn profile_files(self) -> Vec<String> {
+        self.lab_config(1).map(|c| c.profile_files()).unwrap_or_default()
     }
 }
 
@@ -266,25 +266,38 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
     // Every profile is read before the first lab starts: a typo should not cost a lab run.
     let mut profiles = Vec::new();
     for implementation in &implementations {
-        let profile = match implementation.profile_file() {
-            None => None,
+        let dir = args.scenarios_dir.join("profiles");
+        let candidates = implementation.profile_files();
+        let found = candidates.iter().find(|f| dir.join(f).exists());
+        let pinned = matches!(implementation, Implementation::Lab(_, _, v) if v.is_default());
+        let chosen = match (found, candidates.first()) {
+            (_, None) => None,
+            // The pinned releases' profile must be there (loading it reports its absence): a broken checkout.
+            (None, Some(first)) if pinned => Some(first),
             // Releases nobody has measured yet: judged without a profile, and the report says so.
-            Some(file)
-                if !matches!(implementation, Implementation::Lab(_, _, v) if v.is_default())
-                    && !args.scenarios_dir.join("profiles").join(&file).exists() =>
-            {
+            (None, Some(_)) => {
                 notes.push(format!(
-                    "{implementation}: no measured profile (profiles/{file}), so every failure counts as a failure"
+                    "{implementation}: no measured profile (profiles/{}), so every failure counts as a failure",
+                    candidates.join(" or profiles/")
                 ));
                 None
             }
-            Some(file) => match Profile::load(&args.scenarios_dir.join("profiles").join(&file)) {
-                Ok(p) => Some(p),
-                Err(errors) => {
-                    errors.iter().for_each(|e| eprintln!("{e}"));
-                    return ExitCode::from(EXIT_INVALID);
+            (Some(file), Some(first)) => {
+                if file != first {
+                    notes.push(format!(
+                        "{implementation}: judged by profiles/{file} (its cluster DNS's); its kube-proxy release has no \
+                         differences of its own on record (profiles/{first})"
+                    ));
                 }
-            },
+                Some(file)
+            }
+        };
+        let profile = match chosen.map(|file| Profile::load(&dir.join(file))).transpose() {
+            Ok(p) => p,
+            Err(errors) => {
+                errors.iter().for_each(|e| eprintln!("{e}"));
+                return ExitCode::from(EXIT_INVALID);
+            }
         };
         profiles.push(profile);
     }

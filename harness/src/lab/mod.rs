@@ -173,18 +173,25 @@ impl LabConfig {
     }
 
     /// The expected-failure profile (a file in `scenarios/profiles/`) of the releases this lab runs:
-    /// `coredns-1.12.1.yaml`, `nodelocal-dnscache-coredns-1.12.1.yaml`, and with another kube-proxy than the pinned
-    /// one `kube-proxy-1.33.5_coredns-1.12.1.yaml` (each measured set of releases has its own).
+    /// `coredns-1.12.1.yaml`, `nodelocal-dnscache-coredns-1.12.1.yaml`; with another kube-proxy than the pinned one,
+    /// `kube-proxy-1.33.5_coredns-1.12.1.yaml` when that release has differences of its own (see
+    /// [`LabConfig::profile_files`]).
     pub fn profile_file(&self) -> String {
+        self.profile_files().remove(0)
+    }
+
+    /// The profiles that may describe this lab, most specific first: the kube-proxy release's own (when it is not
+    /// the pinned one), then the cluster DNS's, which every kube-proxy shares.
+    pub fn profile_files(&self) -> Vec<String> {
         let coredns = self.versions.coredns.bare();
-        let proxy = if self.versions.kube_proxy == versions::KUBERNETES {
-            String::new()
-        } else {
-            format!("kube-proxy-{}_", self.versions.kube_proxy.bare())
+        let dns = match self.dns {
+            DnsMode::Coredns => format!("coredns-{coredns}.yaml"),
+            DnsMode::Nodelocal => format!("nodelocal-dnscache-coredns-{coredns}.yaml"),
         };
-        match self.dns {
-            DnsMode::Coredns => format!("{proxy}coredns-{coredns}.yaml"),
-            DnsMode::Nodelocal => format!("{proxy}nodelocal-dnscache-coredns-{coredns}.yaml"),
+        if self.versions.kube_proxy == versions::KUBERNETES {
+            vec![dns]
+        } else {
+            vec![format!("kube-proxy-{}_{dns}", self.versions.kube_proxy.bare()), dns]
         }
     }
 
