@@ -66,26 +66,25 @@ const COMPONENTS: [Component; 6] =
 
 /// Where `component` at the release `versions` gives it lives under `bin/`: `kubernetes-v1.34.4/kube-proxy`,
 /// `etcd-v3.6.5/etcd`, `coredns-v1.12.1/coredns`.
-fn bin_path(root: &Path, component: &Component, versions: &LabVersions) -> PathBuf {
-    let dir = match component.binary {
+fn bin_path(root: &Path, binary: &str, versions: &LabVersions) -> PathBuf {
+    let dir = match binary {
         "etcd" => format!("etcd-{}", versions::ETCD),
         "coredns" => format!("coredns-{}", versions.coredns),
         "kube-proxy" => format!("kubernetes-{}", versions.kube_proxy),
         _ => format!("kubernetes-{}", versions.control_plane),
     };
-    root.join("bin").join(dir).join(component.binary)
+    root.join("bin").join(dir).join(binary)
 }
 
 impl Installation {
     /// Path of one binary.
     pub fn binary(&self, name: &str) -> PathBuf {
-        let component = COMPONENTS.iter().find(|c| c.binary == name).unwrap_or(&COREDNS_COMPONENT);
-        bin_path(&self.root, component, &self.versions)
+        bin_path(&self.root, name, &self.versions)
     }
 
     /// The pinned CoreDNS, which plays the lab's upstream resolver whatever CoreDNS the cluster runs.
     pub fn upstream_dns(&self) -> PathBuf {
-        bin_path(&self.root, &COREDNS_COMPONENT, &LabVersions::default())
+        bin_path(&self.root, COREDNS_COMPONENT.binary, &LabVersions::default())
     }
 
     /// The installation of `versions` if every binary it needs is built, else `None`.
@@ -124,7 +123,7 @@ fn adopt_legacy_bundle(root: &Path) {
         return;
     }
     for component in &COMPONENTS {
-        let (old, new) = (legacy.join(component.binary), bin_path(root, component, &pinned));
+        let (old, new) = (legacy.join(component.binary), bin_path(root, component.binary, &pinned));
         if old.is_file() && !new.exists() && new.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok()) {
             let _ = std::fs::hard_link(&old, &new).or_else(|_| std::fs::copy(&old, &new).map(drop));
         }
@@ -161,7 +160,7 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
     let mut built_any = false;
     for versions in &wanted {
         for component in &COMPONENTS {
-            let path = bin_path(&go.root, component, versions);
+            let path = bin_path(&go.root, component.binary, versions);
             let release = match component.binary {
                 "etcd" => versions::ETCD,
                 "coredns" => versions.coredns,
@@ -191,11 +190,11 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
             &format!("require go.etcd.io/etcd/server/v3 {}\n", versions::ETCD),
             &["go.etcd.io/etcd/server/v3"],
         )?;
-        let out = bin_path(&go.root, &ETCD_COMPONENT, &LabVersions::default());
+        let out = bin_path(&go.root, ETCD_COMPONENT.binary, &LabVersions::default());
         go.build("etcd", &src, out.parent().unwrap_or(&go.root), &[ETCD_COMPONENT.package], versions::ETCD)?;
     }
     for release in coredns {
-        let out = bin_path(&go.root, &COREDNS_COMPONENT, &LabVersions::new(None, Some(release)));
+        let out = bin_path(&go.root, COREDNS_COMPONENT.binary, &LabVersions::new(None, Some(release)));
         let dir = out.parent().unwrap_or(&go.root).to_path_buf();
         mkdir(&dir)?;
         go.install_module("coredns", &format!("{}@{release}", COREDNS_COMPONENT.package), &dir)?;
