@@ -153,8 +153,10 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
     let started = Instant::now();
     let mut wanted = vec![LabVersions::default()];
     wanted.extend(extra.iter().filter(|v| !v.is_default()));
-    // (binary, release) pairs to build, once each.
+    // What to build, each binary once per release: Kubernetes binaries grouped by release (one go build each),
+    // CoreDNS releases, etcd.
     let mut kubernetes: Vec<(Release, Vec<&Component>)> = Vec::new();
+    let mut missing: Vec<PathBuf> = Vec::new();
     let mut coredns: Vec<Release> = Vec::new();
     let mut etcd = false;
     let mut built_any = false;
@@ -167,11 +169,12 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
                 "kube-proxy" => versions.kube_proxy,
                 _ => versions.control_plane,
             };
-            if path.is_file() {
+            if path.is_file() || missing.contains(&path) {
                 continue;
             }
             built_any = true;
             eprintln!("lab install: {} {release} missing", component.binary);
+            missing.push(path);
             match component.binary {
                 "etcd" => etcd = true,
                 "coredns" if !coredns.contains(&release) => coredns.push(release),
