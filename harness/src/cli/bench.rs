@@ -164,7 +164,7 @@ fn tempfile_dir() -> Option<std::path::PathBuf> {
 }
 
 pub async fn bench(args: BenchArgs) -> ExitCode {
-    if args.target != BenchTarget::Lab && (args.releases.kubernetes.is_some() || args.releases.coredns.is_some()) {
+    if args.target != BenchTarget::Lab && args.releases.given() {
         eprintln!("error: --kubernetes and --coredns choose the releases of `--target lab`");
         return ExitCode::from(EXIT_INVALID);
     }

@@ -67,6 +67,11 @@ pub struct ReleaseArgs {
 }
 
 impl ReleaseArgs {
+    /// Whether either release was given (they mean something only where a lab starts).
+    pub fn given(self) -> bool {
+        self.kubernetes.is_some() || self.coredns.is_some()
+    }
+
     /// The lab's releases.
     pub fn versions(self) -> LabVersions {
         LabVersions::new(self.kubernetes, self.coredns)

@@ -108,9 +108,8 @@ pub async fn real_bugs(args: RealBugsArgs) -> ExitCode {
     let embedded = EmbeddedConfig::default();
     for (config, uses) in labs.values() {
         let name = config.name();
-        let mut wanted: Vec<_> =
+        let wanted: Vec<_> =
             plans.iter().filter(|p| uses.iter().any(|(i, _)| bugs[*i].scenario == p.name)).cloned().collect();
-        wanted.dedup_by(|a, b| a.name == b.name);
         println!("\n== {name}: {}", wanted.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "));
         let started = tokio::select! {
             f = TargetFactory::new(TargetKind::Lab, embedded.clone(), None, config.clone()) => f,

@@ -115,7 +115,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
     };
     config.faults.0.extend(args.faults.iter().copied());
-    if args.target != TargetKind::Lab && (args.releases.kubernetes.is_some() || args.releases.coredns.is_some()) {
+    if args.target != TargetKind::Lab && args.releases.given() {
         eprintln!("error: --kubernetes and --coredns choose the releases of `--target lab`");
         return ExitCode::from(EXIT_INVALID);
     }

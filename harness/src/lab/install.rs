@@ -64,16 +64,21 @@ pub struct Installation {
 const COMPONENTS: [Component; 6] =
     [ETCD_COMPONENT, CONTROL_PLANE[0], CONTROL_PLANE[1], CONTROL_PLANE[2], KUBE_PROXY, COREDNS_COMPONENT];
 
-/// Where `component` at the release `versions` gives it lives under `bin/`: `kubernetes-v1.34.4/kube-proxy`,
+/// The release `versions` gives a binary, and the `bin/` directory its builds go to (etcd, CoreDNS, Kubernetes).
+fn release_of(binary: &str, versions: &LabVersions) -> (Release, &'static str) {
+    match binary {
+        "etcd" => (versions::ETCD, "etcd"),
+        "coredns" => (versions.coredns, "coredns"),
+        "kube-proxy" => (versions.kube_proxy, "kubernetes"),
+        _ => (versions.control_plane, "kubernetes"),
+    }
+}
+
+/// Where a binary at the release `versions` gives it lives under `bin/`: `kubernetes-v1.34.4/kube-proxy`,
 /// `etcd-v3.6.5/etcd`, `coredns-v1.12.1/coredns`.
 fn bin_path(root: &Path, binary: &str, versions: &LabVersions) -> PathBuf {
-    let dir = match binary {
-        "etcd" => format!("etcd-{}", versions::ETCD),
-        "coredns" => format!("coredns-{}", versions.coredns),
-        "kube-proxy" => format!("kubernetes-{}", versions.kube_proxy),
-        _ => format!("kubernetes-{}", versions.control_plane),
-    };
-    root.join("bin").join(dir).join(binary)
+    let (release, family) = release_of(binary, versions);
+    root.join("bin").join(format!("{family}-{release}")).join(binary)
 }
 
 impl Installation {
@@ -163,12 +168,7 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
     for versions in &wanted {
         for component in &COMPONENTS {
             let path = bin_path(&go.root, component.binary, versions);
-            let release = match component.binary {
-                "etcd" => versions::ETCD,
-                "coredns" => versions.coredns,
-                "kube-proxy" => versions.kube_proxy,
-                _ => versions.control_plane,
-            };
+            let (release, _) = release_of(component.binary, versions);
             if path.is_file() || missing.contains(&path) {
                 continue;
             }

@@ -172,16 +172,10 @@ impl LabConfig {
         )
     }
 
-    /// The expected-failure profile (a file in `scenarios/profiles/`) of the releases this lab runs:
-    /// `coredns-1.12.1.yaml`, `nodelocal-dnscache-coredns-1.12.1.yaml`; with another kube-proxy than the pinned one,
-    /// `kube-proxy-1.33.5_coredns-1.12.1.yaml` when that release has differences of its own (see
-    /// [`LabConfig::profile_files`]).
-    pub fn profile_file(&self) -> String {
-        self.profile_files().remove(0)
-    }
-
-    /// The profiles that may describe this lab, most specific first: the kube-proxy release's own (when it is not
-    /// the pinned one), then the cluster DNS's, which every kube-proxy shares.
+    /// The expected-failure profiles (files in `scenarios/profiles/`) that may describe this lab, most specific
+    /// first: the kube-proxy release's own when it is not the pinned one (`kube-proxy-1.33.5_coredns-1.12.1.yaml`),
+    /// then the cluster DNS's, which every kube-proxy shares (`coredns-1.12.1.yaml`,
+    /// `nodelocal-dnscache-coredns-1.12.1.yaml`).
     pub fn profile_files(&self) -> Vec<String> {
         let coredns = self.versions.coredns.bare();
         let dns = match self.dns {

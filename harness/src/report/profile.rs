@@ -147,15 +147,35 @@ impl Verdict {
     }
 }
 
+/// Reads a YAML file of the harness's own (a profile, the real-bug catalogue) with bounded size, or says where
+/// it could not.
+///
+/// # Errors
+/// Unreadable, too large or not UTF-8, located at `path`.
+pub fn read(path: &Path) -> Result<String, Vec<ProfileError>> {
+    crate::scenario::validate::read_source(path)
+        .map_err(|(line, column, reason)| vec![ProfileError { path: path.to_owned(), line, column, reason }])
+}
+
+/// Deserializes such a file's text with the scenario parser's YAML options, a syntax or shape error located at
+/// its `file:line:column`.
+///
+/// # Errors
+/// The YAML does not parse into `T`.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, Vec<ProfileError>> {
+    serde_saphyr::from_str_with_options(text, crate::scenario::validate::yaml_options()).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        vec![ProfileError { path: path.to_owned(), line, column, reason: crate::scenario::validate::yaml_reason(&e) }]
+    })
+}
+
 impl Profile {
     /// Reads and validates a profile.
     ///
     /// # Errors
     /// Every problem found, each with `file:line:column`.
     pub fn load(path: &Path) -> Result<Self, Vec<ProfileError>> {
-        let text = crate::scenario::validate::read_source(path)
-            .map_err(|(line, column, reason)| vec![ProfileError { path: path.to_owned(), line, column, reason }])?;
-        Self::parse(path, &text)
+        Self::parse(path, &read(path)?)
     }
 
     /// Parses and validates profile text read from `path`.
@@ -163,16 +183,7 @@ impl Profile {
     /// # Errors
     /// Every problem found, each with `file:line:column`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, Vec<ProfileError>> {
-        let raw: RawProfile = serde_saphyr::from_str_with_options(text, crate::scenario::validate::yaml_options())
-            .map_err(|e| {
-                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-                vec![ProfileError {
-                    path: path.to_owned(),
-                    line,
-                    column,
-                    reason: crate::scenario::validate::yaml_reason(&e),
-                }]
-            })?;
+        let raw: RawProfile = from_yaml(path, text)?;
         let mut errors = Vec::new();
         let mut err = |at: &Location, reason: String| {
             errors.push(ProfileError { path: path.to_owned(), line: at.line(), column: at.column(), reason });

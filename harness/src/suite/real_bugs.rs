@@ -31,7 +31,10 @@ use crate::{
         DnsMode, LabConfig, LocalTraffic, ProxyMode,
         versions::{LabVersions, Release},
     },
-    report::{html::markup::esc, profile::ProfileError},
+    report::{
+        html::markup::esc,
+        profile::{self, ProfileError},
+    },
     results::{Outcome, ScenarioResult},
     scenario::names,
 };
@@ -118,9 +121,7 @@ struct RawBug {
 /// # Errors
 /// Every problem found, each with `file:line:column`.
 pub fn load(path: &Path) -> Result<Vec<RealBug>, Vec<ProfileError>> {
-    let text = crate::scenario::validate::read_source(path)
-        .map_err(|(line, column, reason)| vec![ProfileError { path: path.to_owned(), line, column, reason }])?;
-    parse(path, &text)
+    parse(path, &profile::read(path)?)
 }
 
 /// Parses catalogue text read from `path`.
@@ -128,16 +129,7 @@ pub fn load(path: &Path) -> Result<Vec<RealBug>, Vec<ProfileError>> {
 /// # Errors
 /// Every problem found, each with `file:line:column`.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<RealBug>, Vec<ProfileError>> {
-    let raw: RawCatalogue = serde_saphyr::from_str_with_options(text, crate::scenario::validate::yaml_options())
-        .map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            vec![ProfileError {
-                path: path.to_owned(),
-                line,
-                column,
-                reason: crate::scenario::validate::yaml_reason(&e),
-            }]
-        })?;
+    let raw: RawCatalogue = profile::from_yaml(path, text)?;
     let mut errors = Vec::new();
     let mut err = |at: &Location, reason: String| {
         errors.push(ProfileError { path: path.to_owned(), line: at.line(), column: at.column(), reason });
