@@ -29,7 +29,7 @@ use crate::{
     report::{
         compare::{Comparison, RunInput},
         files, json,
-        profile::Profile,
+        profile::{Profile, Verdict, verdict},
     },
     results::{RunResults, SCHEMA_VERSION, TargetInfo},
     targets::embedded::EmbeddedConfig,
@@ -365,6 +365,21 @@ pub async fn compare(args: CompareArgs) -> ExitCode {
         };
         let outcome = run_plans(&plans, &factory, args.verbose, profile.as_ref(), kind.jobs(args.jobs)).await;
         let name = factory.name();
+        // The lab goes with its logs: when a verdict is a failure the profile does not expect, keep the components'
+        // logs beside the report, to read what they did (kube-proxy runs at -v=2 and says why it chose endpoints).
+        let unexpected = outcome
+            .as_ref()
+            .is_ok_and(|(scenarios, _)| scenarios.iter().any(|s| verdict(s, profile.as_ref()) == Verdict::Failed));
+        if unexpected {
+            let into = args.output.join(implementation.to_string()).join("logs");
+            if let Some(copied) = factory.copy_logs(&into) {
+                println!(
+                    "{implementation}: a failure the profile does not expect; lab logs ({copied} files): {}",
+                    into.display()
+                );
+                notes.push(format!("{implementation}: the lab's component logs are kept in {}", into.display()));
+            }
+        }
         factory.stop().await;
         let (scenarios, description) = match outcome {
             Ok(r) => r,

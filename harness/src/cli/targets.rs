@@ -106,6 +106,15 @@ impl TargetFactory {
         }
     }
 
+    /// Copies the lab's component logs under `into` (see [`crate::lab::Lab::copy_logs`]); `None` when the factory
+    /// started no lab.
+    pub fn copy_logs(&self, into: &std::path::Path) -> Option<usize> {
+        match self {
+            TargetFactory::Lab(lab, ..) => Some(lab.copy_logs(into)),
+            _ => None,
+        }
+    }
+
     /// Stops what the factory started (the lab).
     pub async fn stop(self) {
         if let TargetFactory::Lab(lab, ..) = self {

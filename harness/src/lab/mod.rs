@@ -417,6 +417,28 @@ impl Lab {
         self.config.description()
     }
 
+    /// Copies the components' logs (every `*.log` under the state directory) to the same places under `into`, to
+    /// read after the lab is gone; returns how many were copied.
+    pub fn copy_logs(&self, into: &Path) -> usize {
+        let mut copied = 0;
+        let mut dirs = vec![self.dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() && !path.is_symlink() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "log")
+                    && let Ok(relative) = path.strip_prefix(&self.dir)
+                {
+                    let to = into.join(relative);
+                    let ok = to.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok());
+                    copied += usize::from(ok && std::fs::copy(&path, &to).is_ok());
+                }
+            }
+        }
+        copied
+    }
+
     /// Copies the kubeconfig to `path`.
     ///
     /// # Errors

@@ -170,34 +170,13 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
         let failed = outcome.as_ref().map_or(true, |run| run.scenarios.iter().any(|r| r.outcome == Outcome::Failed));
         if failed && let Some(dir) = std::env::var_os("SVCBENCH_LAB_LOGS").map(PathBuf::from) {
             let into = dir.join(lab.config().name());
-            let copied = copy_logs(lab.state_dir(), &into);
+            let copied = lab.copy_logs(&into);
             println!("lab logs ({copied} files): {}", into.display());
         }
         lab.stop().await;
     }
     let run = outcome?;
     Ok(selected.into_iter().map(|(i, _)| i).zip(run.scenarios).collect())
-}
-
-/// Copies every `*.log` under `from` to the same place under `into`; returns how many.
-fn copy_logs(from: &std::path::Path, into: &std::path::Path) -> usize {
-    let mut copied = 0;
-    let mut dirs = vec![from.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.is_symlink() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "log")
-                && let Ok(relative) = path.strip_prefix(from)
-            {
-                let to = into.join(relative);
-                let ok = to.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok());
-                copied += usize::from(ok && std::fs::copy(&path, &to).is_ok());
-            }
-        }
-    }
-    copied
 }
 
 /// Writes a lab's results for `svcbench compare --reuse`.
