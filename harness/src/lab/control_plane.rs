@@ -209,7 +209,8 @@ healthzBindAddress: {node_ip}:10256
     )?;
     let mut cmd = in_ns(netns, &bins.binary("kube-proxy"));
     // -v=2: kube-proxy then says why it ignores topology hints ("no hints were provided for zone", "node is missing
-    // label"), which a failing PreferClose step needs (issue #20's nftables prefer-close flake).
-    cmd.arg(format!("--config={}", config.display())).arg("--v=2");
+    // label"), which a failing PreferClose step needs (issue #20's nftables prefer-close flake); topology.go at 7
+    // adds the one case it logs only there, "one or more endpoints is missing a zone hint".
+    cmd.arg(format!("--config={}", config.display())).args(["--v=2", "--vmodule=topology=7"]);
     Supervised::spawn("kube-proxy", cmd, &dir.join(format!("kube-proxy-{node}.log")), lab)
 }

@@ -277,6 +277,7 @@ fn slice_summary(slices: &[EndpointSliceView]) -> Value {
             json!({
                 "slice": s.name, "pod": e.pod, "address": e.address, "ready": e.ready, "serving": e.serving,
                 "terminating": e.terminating, "node": e.node, "zone": e.zone, "for_zones": e.for_zones,
+                "slice_written": s.last_written,
             })
         })
         .collect();

@@ -89,6 +89,10 @@ pub struct EndpointSliceView {
     pub ports: Vec<EndpointPortView>,
     /// Endpoints.
     pub endpoints: Vec<EndpointView>,
+    /// When the API server last stored it (the latest `managedFields` time, to the second), for diagnostics:
+    /// with the step's times it says whether a proxy had the slice for long. `None` where no API server keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_written: Option<String>,
 }
 
 fn ipv4() -> IpFamily {

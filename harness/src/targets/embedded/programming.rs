@@ -336,6 +336,7 @@ mod tests {
                     for_zones: hinted.then(|| vec![format!("zone-{}", node + 1)]),
                 })
                 .collect(),
+            last_written: None,
         }]
     }
 

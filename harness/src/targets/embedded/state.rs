@@ -485,6 +485,7 @@ pub fn endpoint_slices<'a>(
             address_type,
             ports,
             endpoints,
+            last_written: None,
         })
         .collect()
 }

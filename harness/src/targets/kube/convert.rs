@@ -29,7 +29,7 @@ pub struct SliceList {
 #[derive(Debug, Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Slice {
-    /// Metadata (name only).
+    /// Metadata (name, labels, write times).
     pub metadata: SliceMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
     pub address_type: String,
@@ -47,6 +47,17 @@ pub struct SliceMeta {
     pub name: String,
     /// Labels (`kubernetes.io/service-name` names the slice's service).
     pub labels: Option<BTreeMap<String, String>>,
+    /// Who wrote the slice and when (`managedFields[].time`).
+    #[serde(rename = "managedFields")]
+    pub managed_fields: Option<Vec<ManagedField>>,
+}
+
+/// One `managedFields` entry, for its time.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct ManagedField {
+    /// RFC 3339, to the second.
+    pub time: Option<String>,
 }
 
 /// The label naming an EndpointSlice's service.
@@ -152,8 +163,11 @@ fn slice(s: Slice) -> Option<EndpointSliceView> {
         // FQDN slices (deprecated) name no address a proxy could use.
         _ => return None,
     };
+    // RFC 3339 times of one precision order as text: the latest is the slice's last write.
+    let last_written = s.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|f| f.time).max();
     Some(EndpointSliceView {
         name: s.metadata.name,
+        last_written,
         address_type,
         ports: s
             .ports
