@@ -70,16 +70,19 @@ impl TargetFactory {
         context: Option<String>,
         lab: crate::lab::LabConfig,
     ) -> Result<Self, TargetError> {
+        // Checked before a lab starts: a bad setting is the user's to fix at once.
+        let kube_config = KubeConfig::try_from_env().map_err(TargetError::Other);
         Ok(match kind {
             TargetKind::Lab => {
+                let config = kube_config?;
                 let lab = crate::lab::Lab::start(lab).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
                 let client =
                     crate::lab::client_for(lab.kubeconfig()).await.map_err(|e| TargetError::Other(format!("{e:#}")))?;
-                TargetFactory::Lab(Box::new(lab), client, KubeConfig::from_env())
+                TargetFactory::Lab(Box::new(lab), client, config)
             }
             TargetKind::Embedded => TargetFactory::Embedded(embedded),
             TargetKind::Kube => {
-                let mut config = KubeConfig::from_env();
+                let mut config = kube_config?;
                 if context.is_some() {
                     config.context = context;
                 }

@@ -51,7 +51,7 @@ pub enum Outcome {
     Passed,
     /// An assertion did not hold in time, or an action was rejected.
     Failed,
-    /// Not run because an earlier step failed.
+    /// Not run: an earlier step failed, or the harness's identity may not do it (the step's message says which).
     Skipped,
     /// A measurement could not be judged: the harness's own load generator fell behind (a starved machine), so
     /// its timeouts and latencies say nothing about the target. Not a pass, not a failure of the target; the step's

@@ -16,7 +16,7 @@ use crate::{
     probe::pace::{DEFAULT_TOLERANCE, PaceMonitor},
     results::{Outcome, ScenarioResult, StepResult},
     scenario::{Plan, Step, StepKind},
-    targets::Target,
+    targets::{Target, TargetError},
 };
 
 pub use summary::summarize;
@@ -102,9 +102,11 @@ pub async fn run_plan_with(
     let mut steps = Vec::new();
     let mut failed = false;
     let mut inconclusive = false;
+    // A step the harness's identity may not run (HTTP 403): it and every later step are not run.
+    let mut not_permitted = false;
     for step in &plan.steps {
         let summary = summarize(step);
-        let result = if failed {
+        let result = if failed || not_permitted {
             skipped(step, summary)
         } else {
             on_event(RunEvent::StepStarted {
@@ -114,6 +116,7 @@ pub async fn run_plan_with(
             });
             let r = run_step(step, summary, target, options).await;
             failed = r.outcome == Outcome::Failed;
+            not_permitted = r.outcome == Outcome::Skipped;
             // A step that could not be judged changed nothing the next steps build on: they still run.
             inconclusive |= r.outcome == Outcome::Inconclusive;
             r
@@ -126,10 +129,11 @@ pub async fn run_plan_with(
         description: plan.description.clone(),
         source: plan.source.display().to_string(),
         target: target.name().to_owned(),
-        outcome: match (failed, inconclusive) {
-            (true, _) => Outcome::Failed,
-            (false, true) => Outcome::Inconclusive,
-            (false, false) => Outcome::Passed,
+        outcome: match (failed, not_permitted, inconclusive) {
+            (true, ..) => Outcome::Failed,
+            (false, true, _) => Outcome::Skipped,
+            (false, false, true) => Outcome::Inconclusive,
+            (false, false, false) => Outcome::Passed,
         },
         duration_ms: ms(started.elapsed()),
         steps,
@@ -165,6 +169,17 @@ fn skipped(step: &Step, summary: String) -> StepResult {
     StepResult { outcome: Outcome::Skipped, ..base(step, summary) }
 }
 
+/// A step that failed with `e`: rejected, or not run when the harness's identity may not do it.
+fn refused(result: &mut StepResult, e: &TargetError) {
+    if matches!(e, TargetError::NotPermitted(_)) {
+        result.outcome = Outcome::Skipped;
+        result.message = Some(format!("not run: the harness's identity may not do this: {e}"));
+    } else {
+        result.outcome = Outcome::Failed;
+        result.message = Some(format!("action rejected: {e}"));
+    }
+}
+
 async fn run_step(step: &Step, summary: String, target: &dyn Target, options: RunOptions) -> StepResult {
     let started = Instant::now();
     let mut result = base(step, summary);
@@ -172,15 +187,13 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
         StepKind::Action(action) => {
             result.attempts = 1;
             if let Err(e) = target.apply(action).await {
-                result.outcome = Outcome::Failed;
-                result.message = Some(format!("action rejected: {e}"));
+                refused(&mut result, &e);
             }
         }
         StepKind::LiteralNamespace { name } => {
             result.attempts = 1;
             if let Err(e) = target.create_literal_namespace(name).await {
-                result.outcome = Outcome::Failed;
-                result.message = Some(format!("action rejected: {e}"));
+                refused(&mut result, &e);
             }
         }
         StepKind::Converge(c) => {
@@ -198,8 +211,7 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                     }
                 }
                 Err(e) => {
-                    result.outcome = Outcome::Failed;
-                    result.message = Some(format!("action rejected: {e}"));
+                    refused(&mut result, &e);
                 }
             }
         }
@@ -250,6 +262,10 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                             continue;
                         }
                         failure = result.message.clone();
+                    }
+                    Err(e @ TargetError::NotPermitted(_)) => {
+                        refused(&mut result, &e);
+                        break;
                     }
                     Err(e) => result.message = Some(e.to_string()),
                 }

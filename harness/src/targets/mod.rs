@@ -27,6 +27,10 @@ pub enum TargetError {
     /// A probe could not run.
     #[error("probe: {0}")]
     Probe(#[from] crate::probe::ProbeError),
+    /// The harness's identity may not do this (HTTP 403: RBAC, or an admission policy): a limit of who runs the
+    /// scenario, not a verdict on the implementation, so the step is reported as not run.
+    #[error("{0}")]
+    NotPermitted(String),
     /// Anything else (I/O, API errors).
     #[error("{0}")]
     Other(String),

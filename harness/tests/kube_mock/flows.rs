@@ -148,7 +148,7 @@ async fn agent_errors_reach_the_user() {
     let (r, _) =
         tokio::join!(t.probe("test", &ProbeRequest::ResolvConf), expect(&mut h, "POST", probe_path, 403, forbidden));
     let msg = r.unwrap_err().to_string();
-    assert!(msg.contains("RBAC forbidden") && msg.contains("pods/proxy"), "{msg}");
+    assert!(msg.contains("RBAC forbidden") && msg.contains("pods/proxy") && msg.contains("rbac.yaml"), "{msg}");
 
     // A 200 that is not a probe answer says what came back.
     let (r, _) = tokio::join!(
@@ -301,6 +301,12 @@ fn bulk_cluster(method: &str, path: &str, body: &Value) -> (u16, Value) {
         ("POST", "/api/v1/namespaces/svcb-t1-scale/secrets") => {
             (201, json!({"metadata": {"name": "svcbench-agent-token"}}))
         }
+        ("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices") => {
+            (200, super::mock::API_SERVER_SLICES.clone())
+        }
+        ("POST", "/apis/networking.k8s.io/v1/namespaces/svcb-t1-scale/networkpolicies") => {
+            (201, json!({"metadata": {"name": "svcbench-agent"}}))
+        }
         ("POST", "/api/v1/namespaces/svcb-t1-scale/pods")
         | ("GET", "/api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent") => (200, ready_agent(ns)),
         ("POST", "/api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent:8080/proxy/probe") => {
@@ -344,6 +350,8 @@ async fn expect_services_is_two_lists_and_one_batch() {
             "GET /api/v1/namespaces/svcb-t1-scale/services",
             "GET /apis/discovery.k8s.io/v1/namespaces/svcb-t1-scale/endpointslices",
             "POST /api/v1/namespaces/svcb-t1-scale/secrets",
+            "GET /apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            "POST /apis/networking.k8s.io/v1/namespaces/svcb-t1-scale/networkpolicies",
             "POST /api/v1/namespaces/svcb-t1-scale/pods",
             "GET /api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent",
             "POST /api/v1/namespaces/svcb-t1-scale/pods/svcbench-agent:8080/proxy/probe",

@@ -57,8 +57,38 @@ pub async fn expect_agent_token(handle: &mut ApiHandle, ns: &str) -> String {
     assert_eq!(sent["metadata"]["labels"]["app.kubernetes.io/managed-by"], "svcbench", "{sent}");
     let token = sent["stringData"]["token"].as_str().unwrap_or_default().to_owned();
     assert!(token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()), "a 32-byte random token: {sent}");
+    expect_agent_policy(handle, ns).await;
     token
 }
+
+/// The API server's addresses the target reads, then the NetworkPolicy it creates from them in `ns`: checked.
+pub async fn expect_agent_policy(handle: &mut ApiHandle, ns: &str) {
+    expect(
+        handle,
+        "GET",
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?&labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes",
+        200,
+        API_SERVER_SLICES.clone(),
+    )
+    .await;
+    let path = format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies");
+    let sent = expect(handle, "POST", &path, 201, serde_json::json!({"metadata": {"name": "svcbench-agent"}})).await;
+    assert_eq!(sent["spec"]["podSelector"]["matchLabels"]["app"], "svcbench-agent", "{sent}");
+    assert_eq!(sent["spec"]["policyTypes"], serde_json::json!(["Ingress"]), "{sent}");
+    assert_eq!(
+        sent["spec"]["ingress"],
+        serde_json::json!([{"from": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"port": 8080, "protocol": "TCP"}]}]),
+        "only the API server, only the agent's port: {sent}"
+    );
+}
+
+/// The `kubernetes` Service's EndpointSlices: one API server at 192.0.2.10.
+pub static API_SERVER_SLICES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": {}, "items": [
+        {"metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+         "addressType": "IPv4", "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+         "endpoints": [{"addresses": ["192.0.2.10"], "conditions": {"ready": true}}]}]})
+});
 
 /// As [`expect`], also returning the request's headers.
 pub async fn expect_with_headers(

@@ -57,6 +57,44 @@ pub struct KubeConfig {
     /// How long an action waits for what it needs: a new namespace's `default` ServiceAccount, the pods
     /// `setPodReady` addresses, an earlier run's namespace of a literal name to finish terminating.
     pub settle_timeout: Duration,
+    /// Where agents take connections from, as the NetworkPolicy of each scenario namespace says.
+    pub agent_ingress: AgentIngress,
+}
+
+/// The sources a scenario namespace's NetworkPolicy admits to its agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AgentIngress {
+    /// The API server's addresses, from the `kubernetes` Service's EndpointSlices: where its pod proxy connects
+    /// from when it reaches pods directly (not through a tunnel such as Konnectivity).
+    #[default]
+    ApiServer,
+    /// These CIDRs (`SVCBENCH_AGENT_INGRESS=10.0.0.0/24,…`: a tunnel's agents, a control plane elsewhere).
+    Cidrs(Vec<String>),
+    /// No NetworkPolicy (`SVCBENCH_AGENT_INGRESS=off`): the token alone guards the agent.
+    Off,
+}
+
+impl std::str::FromStr for AgentIngress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" => Ok(Self::Off),
+            "apiserver" => Ok(Self::ApiServer),
+            list => list
+                .split(',')
+                .map(|cidr| {
+                    let cidr = cidr.trim();
+                    cidr.parse::<ipnet::IpNet>().map(|_| cidr.to_owned()).map_err(|e| {
+                        format!(
+                            "SVCBENCH_AGENT_INGRESS: `{cidr}` is not a CIDR ({e}); give CIDRs, `apiserver` or `off`"
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Cidrs),
+        }
+    }
 }
 
 impl Default for KubeConfig {
@@ -67,6 +105,7 @@ impl Default for KubeConfig {
             cluster_domain: "cluster.local".into(),
             agent_ready_timeout: Duration::from_secs(120),
             settle_timeout: Duration::from_secs(120),
+            agent_ingress: AgentIngress::default(),
         }
     }
 }
@@ -89,6 +128,18 @@ impl KubeConfig {
         }
         c
     }
+
+    /// [`KubeConfig::from_env`] with `SVCBENCH_AGENT_INGRESS` too, which can be wrong.
+    ///
+    /// # Errors
+    /// `SVCBENCH_AGENT_INGRESS` is neither `apiserver`, `off` nor a list of CIDRs.
+    pub fn try_from_env() -> Result<Self, String> {
+        let mut c = Self::from_env();
+        if let Some(v) = std::env::var("SVCBENCH_AGENT_INGRESS").ok().filter(|v| !v.is_empty()) {
+            c.agent_ingress = v.parse()?;
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +161,14 @@ pub struct KubeTarget {
     agent_token: String,
 }
 
+/// What a 403 says: the layer that may have refused, and where the grants are.
+pub fn forbidden(what: &str, message: &str) -> String {
+    format!(
+        "forbidden to {what}: {message} (RBAC forbidden, or an admission policy refused it; harness/rbac.yaml grants \
+         what svcbench needs inside its own namespaces)"
+    )
+}
+
 /// Turns a kube error into a message a user can act on.
 pub fn explain(e: kube::Error, what: &str) -> TargetError {
     match e {
@@ -122,10 +181,7 @@ pub fn explain(e: kube::Error, what: &str) -> TargetError {
                 status.message
             ))
         }
-        kube::Error::Api(status) if status.code == 403 => TargetError::Other(format!(
-            "RBAC forbidden while trying to {what}: {} (grant it with harness/rbac.yaml)",
-            status.message
-        )),
+        kube::Error::Api(status) if status.code == 403 => TargetError::NotPermitted(forbidden(what, &status.message)),
         kube::Error::Api(status) if status.code == 404 => {
             TargetError::Rejected(format!("{what}: not found ({})", status.message))
         }

@@ -15,6 +15,9 @@ use k8s_openapi::{
             PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service, ServicePort,
             ServiceSpec as K8sServiceSpec, SessionAffinityConfig, Volume, VolumeMount,
         },
+        networking::v1::{
+            IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+        },
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
@@ -286,6 +289,45 @@ pub fn agent_token_secret(ns: &str, run: &str, placement: &AgentPlacement, token
         string_data: Some(BTreeMap::from([(AGENT_TOKEN_KEY.to_owned(), token.to_owned())])),
         type_: Some("Opaque".into()),
         ..Default::default()
+    }
+}
+
+/// The NetworkPolicy of a scenario namespace: its agents take connections on their port only from `sources`
+/// (CIDRs: where the API server's pod proxy connects from). Replies to the agent's own probes are not ingress, and
+/// the scenario's other pods are not selected. Only a CNI that enforces NetworkPolicy acts on it; without one the
+/// agent's token is the guard.
+pub fn agent_network_policy(ns: &str, run: &str, sources: &[String]) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(AGENT_NAME.into()),
+            namespace: Some(ns.into()),
+            labels: Some(labels(run, &BTreeMap::new())),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".to_owned(), AGENT_NAME.to_owned())])),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(
+                    sources
+                        .iter()
+                        .map(|cidr| NetworkPolicyPeer {
+                            ip_block: Some(IPBlock { cidr: cidr.clone(), except: None }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(i32::from(AGENT_PORT))),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+            }]),
+            ..Default::default()
+        }),
     }
 }
 

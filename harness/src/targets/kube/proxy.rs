@@ -90,9 +90,7 @@ pub fn error_answer(status: StatusCode, body: &[u8], what: &str) -> TargetError 
         }
     };
     match status {
-        StatusCode::FORBIDDEN => TargetError::Other(format!(
-            "RBAC forbidden while trying to {what}: {message} (grant it with harness/rbac.yaml)"
-        )),
+        StatusCode::FORBIDDEN => TargetError::NotPermitted(super::forbidden(what, &message)),
         StatusCode::NOT_FOUND => TargetError::Rejected(format!("{what}: not found ({message})")),
         _ => TargetError::Other(format!("{what}: HTTP {}: {message}", status.as_u16())),
     }

@@ -5,13 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::{
+    core::v1::{Namespace, Pod, Secret, ServiceAccount},
+    discovery::v1::EndpointSlice,
+    networking::v1::NetworkPolicy,
+};
 use kube::{
     Api,
-    api::{Patch, PatchParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
 };
 
-use super::{KubeTarget, convert, explain, names::NamespaceMap, objects, proxy};
+use super::{AgentIngress, KubeTarget, convert, explain, names::NamespaceMap, objects, proxy};
 use crate::{scenario::PodRef, targets::TargetError};
 
 /// How often a wait looks again.
@@ -164,6 +168,51 @@ impl KubeTarget {
         }
     }
 
+    /// Gives a scenario namespace the NetworkPolicy that admits connections to its agents only from the configured
+    /// sources (the API server by default). The cluster's own namespaces get none: svcbench does not leave policies
+    /// there, and it deletes its agents from them at the end of the run.
+    async fn ensure_agent_policy(&self, ns: &str) -> Result<(), TargetError> {
+        if crate::scenario::CLUSTER_NAMESPACES.contains(&ns) {
+            return Ok(());
+        }
+        let sources = match &self.config.agent_ingress {
+            AgentIngress::Off => return Ok(()),
+            AgentIngress::Cidrs(cidrs) => cidrs.clone(),
+            AgentIngress::ApiServer => self.api_server_sources().await?,
+        };
+        let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
+        match api.create(&PostParams::default(), &objects::agent_network_policy(ns, &self.run, &sources)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(explain(e, &format!("create the agent's NetworkPolicy in {ns}"))),
+        }
+    }
+
+    /// The API server's addresses as host CIDRs, from the `kubernetes` Service's EndpointSlices.
+    async fn api_server_sources(&self) -> Result<Vec<String>, TargetError> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        let what = "read the API server's addresses (EndpointSlices of default/kubernetes)";
+        let slices = api
+            .list(&ListParams::default().labels(&format!("{}=kubernetes", convert::SERVICE_NAME_LABEL)))
+            .await
+            .map_err(|e| explain(e, what))?;
+        let sources: Vec<String> = slices
+            .items
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .flat_map(|e| &e.addresses)
+            .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+            .map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }))
+            .collect();
+        if sources.is_empty() {
+            return Err(TargetError::Other(format!(
+                "{what}: none found; set SVCBENCH_AGENT_INGRESS to the CIDRs the API server's pod proxy connects \
+                 from, or `off`"
+            )));
+        }
+        Ok(sources)
+    }
+
     /// Makes sure the namespace's agent pod exists and is ready; explains image pull failures and stuck pods.
     pub(super) async fn ensure_agent(&self, ns: &str, placement: &objects::AgentPlacement) -> Result<(), TargetError> {
         let key = format!("{ns}/{}", placement.name);
@@ -171,6 +220,7 @@ impl KubeTarget {
             return Ok(());
         }
         self.ensure_agent_token(ns, placement).await?;
+        self.ensure_agent_policy(ns).await?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let pod = objects::agent_pod(ns, &self.run, &self.config.images, placement);
         match api.create(&PostParams::default(), &pod).await {
