@@ -1,6 +1,7 @@
 //! `harness/rbac.yaml` on a real API server, the lab's (issue #24): the harness's ServiceAccount, speaking with a
-//! token from TokenRequest, runs a scenario through the kube target in its own namespaces, and everything else is
-//! denied — each case by the layer the file says does it (RBAC, or the ValidatingAdmissionPolicy).
+//! token from TokenRequest, runs the whole shipped suite through the kube target in its own namespaces, its agents
+//! refuse a stranger pod that has no token, and everything else is denied — each case by the layer the file says
+//! does it (RBAC, or the ValidatingAdmissionPolicy).
 //!
 //! Needs root and `svcbench lab install`; prints `SKIPPED` otherwise (`.ci/run` installs the lab).
 
@@ -14,15 +15,12 @@ use kube::{
     Api,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use svcbench::{
-    lab::{Lab, LabConfig, ProxyMode, client_for, identity},
-    results::Outcome,
-    runner,
-    targets::{
-        Target,
-        kube::{KubeConfig, KubeTarget},
-    },
-};
+use svcbench::lab::{Lab, LabConfig, ProxyMode, client_for, identity};
+
+#[path = "lab_identity/stranger.rs"]
+mod stranger;
+#[path = "lab_identity/suite.rs"]
+mod suite;
 
 /// A denial: HTTP 403 and the words that say which layer refused.
 fn denied<T: std::fmt::Debug>(result: Result<T, kube::Error>, layer_says: &str, what: &str) {
@@ -88,16 +86,10 @@ async fn checks(lab: &Lab) {
     }
     println!("denied as expected: a pod in default (policy)");
 
-    // The role is sufficient: a scenario through the kube target, as the harness.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    for name in ["readiness", "udp-services"] {
-        let plan = svcbench::scenario::load(&dir.join(format!("{name}.yaml"))).expect("shipped scenario");
-        let target = KubeTarget::with_client(harness.clone(), KubeConfig::from_env(), &format!("idt{}", &name[..3]));
-        let result = runner::run_plan(&plan, &target, &mut |_| {}).await;
-        target.shutdown().await;
-        assert_eq!(result.outcome, Outcome::Passed, "{name} as the harness: {:?}", result.first_failure());
-        println!("{name}: passed as system:serviceaccount:svcbench-system:svcbench");
-    }
+    // The role is sufficient: the whole suite through the kube target, as the harness.
+    suite::whole_suite(lab, harness.clone()).await;
+    // The agent answers only its harness, even to a pod that reaches its IP directly.
+    stranger::strangers_get_401(lab, &admin, harness.clone()).await;
 
     // Its own namespace, labelled as the kube target labels it.
     let ours = "svcb-idt-ours";

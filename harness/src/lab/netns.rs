@@ -109,6 +109,15 @@ pub fn list() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The named namespace, among those starting with `prefix` (a lab's: `svcb-<id>-`), that holds address `ip` — the
+/// one where binding it succeeds. How a test finds a pod's network namespace from its pod IP.
+pub fn holding(prefix: &str, ip: std::net::IpAddr) -> Option<String> {
+    list()
+        .into_iter()
+        .filter(|name| name.starts_with(prefix))
+        .find(|name| in_netns(name, move || std::net::TcpListener::bind((ip, 0)).map(drop)).is_ok())
+}
+
 /// Runs `f` on a thread that has entered namespace `name`, and returns its result.
 ///
 /// # Errors
