@@ -200,7 +200,12 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
         let out = bin_path(&go.root, COREDNS_COMPONENT.binary, &LabVersions::new(None, Some(release)));
         let dir = out.parent().unwrap_or(&go.root).to_path_buf();
         mkdir(&dir)?;
-        go.install_module("coredns", &format!("{}@{release}", COREDNS_COMPONENT.package), &dir)?;
+        go.install_module(
+            "coredns",
+            &format!("{}@{release}", COREDNS_COMPONENT.package),
+            &dir,
+            coredns_toolchain(release),
+        )?;
     }
     for (release, components) in kubernetes {
         let requires = go.kubernetes_requires(release)?;
@@ -239,6 +244,12 @@ fn describe(versions: &LabVersions) -> String {
 
 fn mkdir(dir: &Path) -> Result<(), InstallError> {
     std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// The Go a CoreDNS release needs when the local one cannot build it: 1.11.0 and 1.11.1 pin quic-go v0.37, which
+/// no Go after 1.20 compiles; the module proxy serves Go 1.20.14 as a toolchain.
+fn coredns_toolchain(release: Release) -> Option<&'static str> {
+    (release.major == 1 && release.minor == 11 && release.patch <= 1).then_some("go1.20.14")
 }
 
 /// Stripped binaries; `-checklinkname=0` because older releases pin `golang.org/x/net` versions that `go:linkname`
@@ -360,11 +371,24 @@ impl Go {
         Ok(())
     }
 
-    fn install_module(&self, what: &str, module: &str, out: &Path) -> Result<(), InstallError> {
-        eprintln!("lab install: building {module} (minutes on a cold cache) …");
+    /// `go install module@version` into `out`, with the local Go or the older `toolchain` (fetched through the module
+    /// proxy, whose linker predates `-checklinkname`).
+    fn install_module(
+        &self,
+        what: &str,
+        module: &str,
+        out: &Path,
+        toolchain: Option<&str>,
+    ) -> Result<(), InstallError> {
+        let with = toolchain.map(|t| format!(" with {t}")).unwrap_or_default();
+        eprintln!("lab install: building {module}{with} (minutes on a cold cache) …");
         let started = Instant::now();
         let mut cmd = self.command(&self.root);
-        cmd.env("GOBIN", out).env("GOFLAGS", "").args(["install", "-trimpath", LDFLAGS, module]);
+        let ldflags = if toolchain.is_some() { "-ldflags=-s" } else { LDFLAGS };
+        cmd.env("GOBIN", out).env("GOFLAGS", "").args(["install", "-trimpath", ldflags, module]);
+        if let Some(toolchain) = toolchain {
+            cmd.env("GOTOOLCHAIN", toolchain);
+        }
         self.run(cmd, what, what)?;
         eprintln!("lab install: built {what} in {:.0?}", started.elapsed());
         Ok(())
