@@ -120,10 +120,13 @@ async fn expected_records(
 }
 
 /// Whether an observed record satisfies an expected one: SRV priority and weight are not compared, and an SRV or
-/// PTR target starting with `*.` matches any single first label (implementation-chosen endpoint hostnames).
+/// PTR target starting with `*.` matches any single first label that is a valid hostname label (RFC 1123: what the
+/// spec requires of an endpoint's hostname, even one the implementation chose).
 fn record_matches(expected: &DnsRecord, actual: &DnsRecord) -> bool {
     let target_matches = |et: &str, at: &str| match et.strip_prefix("*.") {
-        Some(rest) => at.split_once('.').is_some_and(|(first, tail)| !first.is_empty() && tail == rest),
+        Some(rest) => at.split_once('.').is_some_and(|(first, tail)| {
+            crate::scenario::names::dns1123_label(&first.to_ascii_lowercase()).is_ok() && tail == rest
+        }),
         None => et == at,
     };
     match (expected, actual) {
@@ -560,6 +563,13 @@ mod tests {
         let ptr = |t: &str| DnsRecord::Ptr { target: t.into() };
         assert!(record_matches(&ptr("*.web.ns.svc.cluster.local."), &ptr("10-244-1-7.web.ns.svc.cluster.local.")));
         assert!(!record_matches(&ptr("*.web.ns.svc.cluster.local."), &ptr("web.ns.svc.cluster.local.")));
+        // The label must be a hostname label: not `fd00-10-244-1--` (coredns/coredns#7430), `-x` or 64 characters.
+        assert!(record_matches(&ptr("*.hl.ns.svc.cluster.local."), &ptr("fd00-10-244-1--0.hl.ns.svc.cluster.local.")));
+        assert!(record_matches(&ptr("*.hl.ns.svc.cluster.local."), &ptr("FD00-1--0.hl.ns.svc.cluster.local.")));
+        for bad in ["fd00-10-244-1--", "-1", "a_b", &"a".repeat(64)] {
+            let actual = srv(80, &format!("{bad}.hl.ns.svc.cluster.local."));
+            assert!(!record_matches(&srv(80, "*.hl.ns.svc.cluster.local."), &actual), "{bad}");
+        }
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub fn action(a: &Action) -> String {
         Action::SetPodReady { pod, ready } => {
             format!("make pod #{} of {} {}", pod.index, pod.deployment, if *ready { "ready" } else { "not ready" })
         }
+        Action::CreateEndpointSlice(s) => {
+            let addresses: Vec<String> = s.endpoints.iter().map(|e| e.address.to_string()).collect();
+            format!("write EndpointSlice {} of {}: {}", s.name, s.service, addresses.join(", "))
+        }
         Action::DeleteService { service } => format!("delete service {service}"),
         Action::DeleteDeployment { deployment } => format!("delete deployment {deployment}"),
         Action::CreateServices { namespace, deployment, prefix, count, port } => {

@@ -65,6 +65,9 @@ pub enum RawStep {
     Scale(RawScale),
     /// Flip a pod's readiness.
     SetPodReady(RawSetPodReady),
+    /// Create an EndpointSlice by hand for a selectorless Service (`expose` with `selector: {}`), as a user
+    /// pointing a Service at addresses outside the cluster would.
+    CreateEndpointSlice(RawEndpointSlice),
     /// Delete a Service.
     DeleteService(RawObject),
     /// Delete a Deployment and its pods.
@@ -291,6 +294,69 @@ pub struct RawExternalName {
     /// The DNS name the Service is an alias of (`spec.externalName`).
     #[schemars(with = "String")]
     pub external_name: SpannedStr,
+}
+
+/// `createEndpointSlice`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEndpointSlice {
+    /// Namespace of the Service.
+    #[schemars(with = "String")]
+    pub namespace: SpannedStr,
+    /// The selectorless Service it belongs to (label `kubernetes.io/service-name`).
+    #[schemars(with = "String")]
+    pub service: SpannedStr,
+    /// Slice name (default `<service>-<n>`, n counting this Service's slices from 1).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub name: Option<SpannedStr>,
+    /// `IPv4` (default) or `IPv6`: the family of every address in it.
+    #[serde(default)]
+    #[schemars(with = "Option<IpFamily>")]
+    pub address_type: Option<SpannedStr>,
+    /// Ports every endpoint serves.
+    #[serde(default)]
+    pub ports: Vec<RawSlicePort>,
+    /// The endpoints.
+    pub endpoints: Vec<RawSliceEndpoint>,
+}
+
+/// One port of a hand-written EndpointSlice.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSlicePort {
+    /// Port name: the Service port's name it serves (empty for an unnamed port).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub name: Option<SpannedStr>,
+    /// Port number. The API lets it be left out (then it means nothing to DNS or a proxy).
+    #[serde(default)]
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
+    /// `TCP` (default) or `UDP`.
+    #[serde(default)]
+    #[schemars(with = "Option<Protocol>")]
+    pub protocol: Option<SpannedStr>,
+}
+
+/// One endpoint of a hand-written EndpointSlice.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSliceEndpoint {
+    /// Its address (one, as kube-proxy and CoreDNS use only the first).
+    #[schemars(with = "String")]
+    pub address: SpannedStr,
+    /// `conditions.ready` (default true; serving follows it).
+    #[serde(default = "yes")]
+    pub ready: bool,
+    /// `hostname`: the DNS label naming it under a headless Service.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hostname: Option<SpannedStr>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A container port of the pod template.

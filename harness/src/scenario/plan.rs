@@ -110,6 +110,8 @@ pub enum Action {
         /// New readiness.
         ready: bool,
     },
+    /// Create an EndpointSlice by hand (for a selectorless service).
+    CreateEndpointSlice(EndpointSliceSpec),
     /// Delete a service.
     DeleteService {
         /// The service.
@@ -217,6 +219,43 @@ pub struct ContainerPort {
     pub name: Option<String>,
     /// Port number.
     pub port: u16,
+}
+
+/// A hand-written EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointSliceSpec {
+    /// The selectorless service it belongs to.
+    pub service: ObjectRef,
+    /// Slice name.
+    pub name: String,
+    /// The family of every address in it.
+    pub family: super::IpFamily,
+    /// Its ports (a port may have no number: the API allows it).
+    pub ports: Vec<SlicePortSpec>,
+    /// Its endpoints.
+    pub endpoints: Vec<SliceEndpointSpec>,
+}
+
+/// A port of a hand-written EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlicePortSpec {
+    /// Name (`None`: the unnamed port).
+    pub name: Option<String>,
+    /// Number, if given.
+    pub port: Option<u16>,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// An endpoint of a hand-written EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SliceEndpointSpec {
+    /// Its address.
+    pub address: std::net::IpAddr,
+    /// `conditions.ready` (and serving).
+    pub ready: bool,
+    /// `hostname`.
+    pub hostname: Option<String>,
 }
 
 /// A service to create.

@@ -8,6 +8,7 @@
 pub mod capacity;
 mod dns;
 mod nodes;
+mod slices;
 pub(crate) mod source;
 mod steps;
 mod traffic;
@@ -99,6 +100,11 @@ struct Validator {
     node_ports: HashMap<u16, ObjectRef>,
     /// The UDP service ports of each live ClusterIP service, for `expectUdp`.
     udp_ports: HashMap<ObjectRef, Vec<u16>>,
+    /// Live services without a selector (`selector: {}`): their slices are written by `createEndpointSlice`.
+    selectorless: HashSet<ObjectRef>,
+    /// Hand-written slices per service so far (for default names), and every slice name used.
+    slice_counts: HashMap<ObjectRef, u32>,
+    slice_names: HashSet<ObjectRef>,
 }
 
 impl Validator {
@@ -116,6 +122,9 @@ impl Validator {
             exposures: HashMap::new(),
             node_ports: HashMap::new(),
             udp_ports: HashMap::new(),
+            selectorless: HashSet::new(),
+            slice_counts: HashMap::new(),
+            slice_names: HashSet::new(),
         }
     }
 

@@ -76,10 +76,12 @@ impl Validator {
                     ready: p.ready,
                 })
             }
+            RawStep::CreateEndpointSlice(e) => StepKind::Action(self.endpoint_slice(e)?),
             RawStep::DeleteService(o) => {
                 let ns = self.namespace(&o.namespace)?;
                 let service = self.service(&ns, &o.name)?;
                 self.services.remove(&service);
+                self.selectorless.remove(&service);
                 self.listeners.remove(&service);
                 self.exposures.remove(&service);
                 self.udp_ports.remove(&service);

@@ -188,8 +188,9 @@ impl Validator {
             None => None,
         };
         let selector = match (&e.selector, &deployment) {
-            (Some(sel), _) if sel.value.is_empty() => {
-                self.err(&sel.referenced, "selector must not be empty");
+            // `selector: {}`: a selectorless Service, whose EndpointSlices `createEndpointSlice` writes.
+            (Some(sel), Some(_)) if sel.value.is_empty() => {
+                self.err(&sel.referenced, "a selectorless service (`selector: {}`) selects no deployment");
                 return None;
             }
             (Some(sel), _) => sel.value.clone(),
@@ -343,6 +344,9 @@ impl Validator {
             self.listeners.insert(object.clone(), ports.iter().filter(|p| p.protocol == Protocol::Tcp).count() as u32);
             let udp = ports.iter().filter(|p| p.protocol == Protocol::Udp).map(|p| p.port).collect();
             self.udp_ports.insert(object.clone(), udp);
+        }
+        if selector.is_empty() {
+            self.selectorless.insert(object.clone());
         }
         self.services.insert(object.clone(), if headless { ServiceKind::Headless } else { ServiceKind::ClusterIp });
         Some(Action::CreateService(ServiceSpec {

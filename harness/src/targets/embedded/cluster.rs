@@ -313,6 +313,7 @@ impl Cluster {
             }
             Action::CreateDeployment(spec) => self.create_deployment(inner, spec),
             Action::CreateService(spec) => create_service(inner, spec, &self.config.faults),
+            Action::CreateEndpointSlice(spec) => inner.snap.write_slice(spec),
             Action::CreateServices { .. } => {
                 for spec in action.bulk_services() {
                     create_service(inner, &spec, &self.config.faults)?;

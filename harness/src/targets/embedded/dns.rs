@@ -198,12 +198,26 @@ fn dns_endpoints(snap: &Snapshot, key: &ObjectRef) -> Vec<(IpAddr, String)> {
     for slice in snap.slices.get(key).into_iter().flat_map(|v| v.iter()) {
         for ep in slice.endpoints.iter().filter(|e| e.ready || all) {
             if !out.iter().any(|(ip, _)| *ip == ep.address) {
-                let host = ep.hostname.clone().unwrap_or_else(|| ep.address.to_string().replace(['.', ':'], "-"));
+                let host = ep.hostname.clone().unwrap_or_else(|| address_label(ep.address));
                 out.push((ep.address, host));
             }
         }
     }
     out
+}
+
+/// The name of an endpoint without a hostname: its address with dashes, which must still be a DNS label — an IPv6
+/// address that starts or ends in `::` gets a `0` there (`fd00:10:244:1::` → `fd00-10-244-1--0`), as CoreDNS names
+/// it since 1.12.3.
+fn address_label(ip: IpAddr) -> String {
+    let mut label = ip.to_string().replace(['.', ':'], "-");
+    if label.ends_with('-') {
+        label.push('0');
+    }
+    if label.starts_with('-') {
+        label.insert(0, '0');
+    }
+    label
 }
 
 fn address(ip: IpAddr) -> RData {

@@ -21,8 +21,11 @@ use super::{
     programming::{self, Programmed, ProxiedService},
 };
 use crate::{
-    scenario::{ContainerPort, Exposure, IpFamily, ObjectRef, TargetPort},
-    targets::model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
+    scenario::{ContainerPort, EndpointSliceSpec, Exposure, IpFamily, ObjectRef, TargetPort},
+    targets::{
+        TargetError,
+        model::{EndpointPortView, EndpointSliceView, EndpointView, PodView, ServicePortView, ServiceView},
+    },
 };
 
 /// A Service object.
@@ -130,6 +133,8 @@ pub struct Snapshot {
     /// EndpointSlices by service. Services with the same endpoints share one `Arc`, so the slice names stored are
     /// those of one of them: read a service's slices with [`Snapshot::slice_views`].
     pub slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
+    /// EndpointSlices users wrote for selectorless services (`createEndpointSlice`), by service, in creation order.
+    pub manual_slices: OrdMap<ObjectRef, Arc<Vec<EndpointSliceView>>>,
     /// The nodes, by index.
     pub nodes: Arc<Vec<NodeInfo>>,
     /// Proxy table: (ClusterIP:port or nodeIP:nodePort, view) → backends it may send a new connection to. No entry:
@@ -183,9 +188,58 @@ impl Snapshot {
         })
     }
 
+    /// Stores a hand-written EndpointSlice of a selectorless service, as the API server would (ports without a number
+    /// are kept out: they mean nothing to DNS or the proxy).
+    ///
+    /// # Errors
+    /// A slice of that name already exists in the namespace.
+    pub fn write_slice(&mut self, spec: &EndpointSliceSpec) -> Result<(), TargetError> {
+        let taken = self
+            .manual_slices
+            .iter()
+            .filter(|(k, _)| k.namespace == spec.service.namespace)
+            .any(|(_, slices)| slices.iter().any(|s| s.name == spec.name));
+        if taken {
+            return Err(TargetError::Rejected(format!("EndpointSlice `{}` already exists", spec.name)));
+        }
+        let view = EndpointSliceView {
+            name: spec.name.clone(),
+            address_type: spec.family,
+            ports: spec
+                .ports
+                .iter()
+                .filter_map(|p| Some(EndpointPortView { name: p.name.clone(), port: p.port?, protocol: p.protocol }))
+                .collect(),
+            endpoints: spec
+                .endpoints
+                .iter()
+                .map(|e| EndpointView {
+                    address: e.address,
+                    ready: e.ready,
+                    serving: e.ready,
+                    terminating: false,
+                    hostname: e.hostname.clone(),
+                    pod: None,
+                    node: None,
+                    zone: None,
+                    for_zones: None,
+                })
+                .collect(),
+            last_written: None,
+        };
+        let mut slices = self.manual_slices.get(&spec.service).map(|s| s.as_ref().clone()).unwrap_or_default();
+        slices.push(view);
+        self.manual_slices.insert(spec.service.clone(), Arc::new(slices));
+        Ok(())
+    }
+
     /// The API view of a service's EndpointSlices, named for it.
     pub fn slice_views(&self, key: &ObjectRef) -> Vec<EndpointSliceView> {
         let Some(slices) = self.slices.get(key) else { return Vec::new() };
+        // Hand-written slices keep the names their users gave them.
+        if self.services.get(key).is_some_and(|s| s.selector.is_empty()) {
+            return slices.as_ref().clone();
+        }
         slices.iter().enumerate().map(|(i, s)| EndpointSliceView { name: slice_name(key, i), ..s.clone() }).collect()
     }
 
@@ -234,6 +288,13 @@ impl Snapshot {
     pub fn reconcile_changes(&mut self, before: &Snapshot) {
         let mut affected: BTreeSet<ObjectRef> = BTreeSet::new();
         for d in before.services.diff(&self.services) {
+            match d {
+                DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => {
+                    affected.insert(k.clone());
+                }
+            }
+        }
+        for d in before.manual_slices.diff(&self.manual_slices) {
             match d {
                 DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => {
                     affected.insert(k.clone());
@@ -310,31 +371,42 @@ impl Snapshot {
             if svc.external_name.is_some() {
                 self.slices.remove(&key);
             } else {
-                let cache_key = (key.namespace.clone(), svc.selector.clone());
-                let matched = matched_cache.entry(cache_key).or_insert_with(|| {
-                    self.namespace_pods(&key.namespace)
-                        .filter(|(_, p)| selects(&svc.selector, &p.labels))
-                        .map(|(k, p)| (k.clone(), p.clone()))
-                        .collect()
-                });
-                // An endpoint hostname names the service (pod subdomain = service name): those slices are its own.
-                let own = matched.iter().any(|(_, p)| p.subdomain.as_deref() == Some(key.name.as_str()));
-                let slice_key = SliceKey {
-                    namespace: key.namespace.clone(),
-                    selector: svc.selector.clone(),
-                    ports: svc.ports.clone(),
-                    publish_not_ready: svc.publish_not_ready,
-                    own_name: own.then(|| key.name.clone()),
-                    prefer_close: svc.exposure.prefer_close,
-                    families: svc.families.clone(),
+                let slices = if svc.selector.is_empty() {
+                    // Selectorless: the slices its users wrote, as they wrote them.
+                    self.manual_slices.get(&key).cloned().unwrap_or_default()
+                } else {
+                    let cache_key = (key.namespace.clone(), svc.selector.clone());
+                    let matched = matched_cache.entry(cache_key).or_insert_with(|| {
+                        self.namespace_pods(&key.namespace)
+                            .filter(|(_, p)| selects(&svc.selector, &p.labels))
+                            .map(|(k, p)| (k.clone(), p.clone()))
+                            .collect()
+                    });
+                    // An endpoint hostname names the service (pod subdomain = service name): those slices are its own.
+                    let own = matched.iter().any(|(_, p)| p.subdomain.as_deref() == Some(key.name.as_str()));
+                    let slice_key = SliceKey {
+                        namespace: key.namespace.clone(),
+                        selector: svc.selector.clone(),
+                        ports: svc.ports.clone(),
+                        publish_not_ready: svc.publish_not_ready,
+                        own_name: own.then(|| key.name.clone()),
+                        prefer_close: svc.exposure.prefer_close,
+                        families: svc.families.clone(),
+                    };
+                    let nodes = &self.nodes;
+                    slices_cache
+                        .entry(slice_key)
+                        .or_insert_with(|| {
+                            Arc::new(endpoint_slices(
+                                &key,
+                                &svc,
+                                matched.iter().map(|(k, p)| (k, p)),
+                                nodes,
+                                &self.faults,
+                            ))
+                        })
+                        .clone()
                 };
-                let nodes = &self.nodes;
-                let slices = slices_cache
-                    .entry(slice_key)
-                    .or_insert_with(|| {
-                        Arc::new(endpoint_slices(&key, &svc, matched.iter().map(|(k, p)| (k, p)), nodes, &self.faults))
-                    })
-                    .clone();
                 // Reverse DNS answers endpoint IPs only for headless services; a ClusterIP service owns its VIP.
                 if svc.headless() {
                     for ep in slices.iter().flat_map(|s| &s.endpoints) {

@@ -15,6 +15,7 @@ pub mod names;
 pub mod objects;
 pub mod proxy;
 mod setup;
+pub mod slices;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -455,6 +456,7 @@ impl Target for KubeTarget {
                 }
             }
             Action::SetPodReady { pod, ready } => self.set_pod_ready(pod, *ready).await?,
+            Action::CreateEndpointSlice(spec) => self.write_slice(spec).await?,
             Action::DeleteService { service } => {
                 let api: Api<Service> = Api::namespaced(self.client.clone(), &self.real_ns(&service.namespace));
                 api.delete(&service.name, &DeleteParams::background())

@@ -53,6 +53,11 @@ impl Default for Images {
     }
 }
 
+/// The labels every object of run `run` carries (managed-by, run).
+pub fn run_labels(run: &str) -> BTreeMap<String, String> {
+    labels(run, &BTreeMap::new())
+}
+
 fn labels(run: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut l = extra.clone();
     l.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
@@ -225,7 +230,8 @@ pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
             ip_families: (!exposure.ip_families.families.is_empty())
                 .then(|| exposure.ip_families.families.iter().map(|f| f.as_str().to_owned()).collect()),
             cluster_ip: spec.headless.then(|| "None".to_owned()),
-            selector: Some(spec.selector.clone()),
+            // A selectorless Service has none (an empty map would select every pod of the namespace).
+            selector: Some(spec.selector.clone()).filter(|s| !s.is_empty()),
             ports: Some(ports),
             publish_not_ready_addresses: Some(spec.publish_not_ready),
             session_affinity: Some(if spec.session_affinity.is_some() { "ClientIP" } else { "None" }.into()),
