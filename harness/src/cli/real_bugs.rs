@@ -96,7 +96,7 @@ pub async fn real_bugs(args: RealBugsArgs) -> ExitCode {
                 );
                 return ExitCode::from(EXIT_INVALID);
             }
-            labs.entry(config.description()).or_insert_with(|| (config, Vec::new())).1.push((i, side));
+            labs.entry(bug.lab_key(side, &config)).or_insert_with(|| (config, Vec::new())).1.push((i, side));
         }
     }
     if let Err(e) = std::fs::create_dir_all(&args.output) {

@@ -75,6 +75,9 @@ pub struct RealBug {
     pub proxy_mode: ProxyMode,
     /// kube-proxy's local-traffic detection in both labs.
     pub local_traffic: LocalTraffic,
+    /// The broken release takes the component down for every scenario of its lab (a crash loop): that side runs on a
+    /// lab of its own, so the bugs sharing the release are not judged by the outage.
+    pub takes_down: bool,
     /// Where the entry starts in the catalogue.
     pub line: u64,
 }
@@ -89,6 +92,15 @@ impl RealBug {
         LabConfig { local_traffic: self.local_traffic, ..LabConfig::new(self.proxy_mode, nodes) }
             .with_dns(DnsMode::Coredns)
             .with_versions(versions)
+    }
+
+    /// Which lab runs `side`: bugs whose labs would be the same share one, except the broken side of a bug that takes
+    /// its component down.
+    pub fn lab_key(&self, side: Side, config: &LabConfig) -> String {
+        match side {
+            Side::Broken if self.takes_down => format!("{} (alone: {})", config.description(), self.id),
+            _ => config.description(),
+        }
     }
 }
 
@@ -114,6 +126,8 @@ struct RawBug {
     proxy_mode: Option<Spanned<String>>,
     #[serde(default)]
     detect_local_mode: LocalTraffic,
+    #[serde(default)]
+    takes_down: bool,
 }
 
 /// Reads and validates the catalogue at `path`.
@@ -184,6 +198,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<RealBug>, Vec<ProfileError>>
             step: b.step,
             proxy_mode,
             local_traffic: b.detect_local_mode,
+            takes_down: b.takes_down,
             line: entry.referenced.line(),
         });
     }
