@@ -12,6 +12,7 @@ pub mod pod;
 pub mod ports;
 pub mod programming;
 pub mod proxy;
+pub mod slices;
 pub mod state;
 pub mod state_file;
 pub mod udp_proxy;

@@ -1,7 +1,7 @@
 //! Tests of the control plane's snapshot: the EndpointSlice controller, the proxy table, incremental reconcile.
 
 use super::*;
-use crate::scenario::Protocol;
+use crate::scenario::{Protocol, TargetPort};
 
 fn pod(ip: u8, ready: bool, seq: u64, ports: Vec<ContainerPort>) -> Pod {
     Pod {
