@@ -137,7 +137,7 @@ pub async fn strangers_get_401(lab: &Lab, admin: &kube::Client, harness: kube::C
         .flat_map(|rule| rule.from.unwrap_or_default())
         .filter_map(|peer| peer.ip_block?.cidr.parse().ok())
         .collect();
-    let request = http::Request::get(format!("/api/v1/namespaces/{other_ns}/pods/{backend}:8080/proxy/clientip"))
+    let request = http::Request::get(format!("/api/v1/namespaces/{other_ns}/pods/{backend}:80/proxy/clientip"))
         .body(Vec::new())
         .unwrap();
     let caller = admin.request_text(request).await.expect("clientip through the pod proxy");
