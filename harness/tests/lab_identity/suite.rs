@@ -95,7 +95,11 @@ pub async fn whole_suite(lab: &Lab, harness: kube::Client) {
             None => match profile::verdict(result, profile.as_ref()) {
                 Verdict::Passed => passed += 1,
                 Verdict::ExpectedFail => expected += 1,
-                other => wrong.push(format!("{}: {other:?}: {:?}", plan.name, result.first_failure())),
+                other => {
+                    let first = result.steps.iter().find(|s| s.outcome != Outcome::Passed);
+                    let (line, message) = first.map_or((0, ""), |s| (s.line, s.message.as_deref().unwrap_or_default()));
+                    wrong.push(format!("{}: {other:?} at line {line}: {message}", plan.name));
+                }
             },
         }
     }
