@@ -65,8 +65,7 @@ pub enum RawStep {
     Scale(RawScale),
     /// Flip a pod's readiness.
     SetPodReady(RawSetPodReady),
-    /// Create an EndpointSlice by hand for a selectorless Service (`expose` with `selector: {}`), as a user
-    /// pointing a Service at addresses outside the cluster would.
+    /// Write an EndpointSlice of a selectorless Service (`expose` with `selector: {}`) by hand.
     CreateEndpointSlice(RawEndpointSlice),
     /// Delete a Service.
     DeleteService(RawObject),
