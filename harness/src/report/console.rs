@@ -80,6 +80,15 @@ pub fn format_scenario(result: &ScenarioResult) -> String {
     if let Some(step) = result.first_failure() {
         s.push_str(&format_failure(result, step));
     }
+    if let Some(step) = result.first_not_permitted() {
+        s.push_str(&format!(
+            "  step {} (line {}) {}: {}\n",
+            step.index,
+            step.line,
+            step.summary,
+            step.message.as_deref().unwrap_or_default()
+        ));
+    }
     for step in result.steps.iter().filter(|s| s.outcome == Outcome::Inconclusive) {
         s.push_str(&format!(
             "  step {} (line {}) {}: {}\n",

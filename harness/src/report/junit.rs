@@ -73,7 +73,15 @@ pub fn render(c: &Comparison) -> Result<String, quick_junit::SerializeError> {
                 }
                 Verdict::Skipped => {
                     let mut st = TestCaseStatus::skipped();
-                    st.set_message("not run");
+                    st.set_message(match s.first_not_permitted() {
+                        Some(step) => format!(
+                            "not run from step {} (line {}): {}",
+                            step.index,
+                            step.line,
+                            step.message.as_deref().unwrap_or_default()
+                        ),
+                        None => "not run".to_owned(),
+                    });
                     st
                 }
                 // JUnit has no third verdict: a skip typed `inconclusive` is neither a pass nor a failure to CI.

@@ -84,6 +84,12 @@ impl ScenarioResult {
         self.steps.iter().find(|s| s.outcome == Outcome::Failed)
     }
 
+    /// The first step the harness's identity was not permitted to run (a skipped step with a message; steps skipped
+    /// after a failure have none).
+    pub fn first_not_permitted(&self) -> Option<&StepResult> {
+        self.steps.iter().find(|s| s.outcome == Outcome::Skipped && s.message.is_some())
+    }
+
     /// The first inconclusive step.
     pub fn first_inconclusive(&self) -> Option<&StepResult> {
         self.steps.iter().find(|s| s.outcome == Outcome::Inconclusive)

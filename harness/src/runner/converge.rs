@@ -123,6 +123,8 @@ pub async fn run(c: &Converge, target: &dyn Target) -> Result<(Evaluation, Conve
                 Some(check) => match evaluate(&check, target).await {
                     Ok(e) if e.holds => done[i] = Some(started.elapsed().as_secs_f64() * 1000.0),
                     Ok(e) => last_problem[i] = e.message,
+                    // The harness's identity may not probe from there: no amount of waiting changes that.
+                    Err(e @ TargetError::NotPermitted(_)) => return Err(e),
                     Err(e) => last_problem[i] = e.to_string(),
                 },
             }

@@ -63,11 +63,24 @@ pub async fn strangers_get_401(lab: &Lab, admin: &kube::Client, harness: kube::C
     let target = KubeTarget::with_client(harness, KubeConfig::from_env(), "idtstr");
     // The plan's steps leave the agent running until shutdown.
     let result = runner::run_plan(&plan, &target, &mut |_| {}).await;
-    assert_eq!(result.outcome, Outcome::Passed, "{:?}", result.first_failure());
+    // The checks run on a task, so that the namespaces are deleted whether they pass or not.
+    let (lab_id, admin_client) = (lab.id().to_owned(), admin.clone());
+    let outcome = tokio::spawn(async move {
+        assert_eq!(result.outcome, Outcome::Passed, "{:?}", result.first_failure());
+        checks(&lab_id, &admin_client).await;
+    })
+    .await;
+    target.shutdown().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+async fn checks(lab_id: &str, admin: &kube::Client) {
     let (agent_ns, other_ns) = ("svcb-idtstr-test", "svcb-idtstr-other");
     let (_, agent_ip) = pod_ip(admin, agent_ns, Some("app=svcbench-agent")).await;
     let (backend, stranger_ip) = pod_ip(admin, other_ns, None).await;
-    let prefix = format!("svcb-{}-", lab.id());
+    let prefix = format!("svcb-{lab_id}-");
     let stranger_ns = netns::holding(&prefix, stranger_ip).expect("the stranger pod's network namespace");
     let agent_netns = netns::holding(&prefix, agent_ip).expect("the agent pod's network namespace");
 
@@ -107,7 +120,7 @@ pub async fn strangers_get_401(lab: &Lab, admin: &kube::Client, harness: kube::C
         client_tolerance: svcbench::probe::pace::DEFAULT_TOLERANCE,
     }))
     .unwrap();
-    let agent = SocketAddr::new(agent_ip, 8080);
+    let agent = SocketAddr::new(agent_ip, svcbench::targets::kube::objects::AGENT_PORT);
     let statuses = netns::in_netns(&stranger_ns, move || {
         Ok([post_without_token(agent, "/probe", &connect), post_without_token(agent, "/probe", &load)])
     })
@@ -147,5 +160,4 @@ pub async fn strangers_get_401(lab: &Lab, admin: &kube::Client, harness: kube::C
         "the pod proxy connects from {caller}, which the agent's NetworkPolicy ({cidrs:?}) does not admit"
     );
     println!("NetworkPolicy svcbench-agent admits {cidrs:?}; the pod proxy connects from {}", caller.ip());
-    target.shutdown().await;
 }

@@ -131,7 +131,7 @@ fn differences(out: &mut String, c: &Comparison, name: &str) {
             let answer =
                 if o.answer.is_empty() { String::new() } else { format!("<br><code>{}</code>", esc(&o.answer)) };
             let why = match (&o.message, o.outcome) {
-                (Some(m), Outcome::Failed | Outcome::Inconclusive) if !m.is_empty() => {
+                (Some(m), Outcome::Failed | Outcome::Inconclusive | Outcome::Skipped) if !m.is_empty() => {
                     format!("<br><span class=\"small\">{}</span>", esc(m))
                 }
                 _ => String::new(),
@@ -304,7 +304,9 @@ fn steps_table(out: &mut String, c: &Comparison, name: &str) {
             };
             // Why a step could not be judged, or what a passing load left out of its verdict.
             let why = match (s.outcome, &s.message, &s.note) {
-                (Outcome::Inconclusive, Some(m), _) => format!("<br><span class=\"small\">{}</span>", esc(m)),
+                (Outcome::Inconclusive | Outcome::Skipped, Some(m), _) => {
+                    format!("<br><span class=\"small\">{}</span>", esc(m))
+                }
                 (Outcome::Passed, _, Some(n)) => format!("<br><span class=\"small muted\">note: {}</span>", esc(n)),
                 _ => String::new(),
             };

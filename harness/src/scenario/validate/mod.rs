@@ -102,9 +102,10 @@ struct Validator {
     udp_ports: HashMap<ObjectRef, Vec<u16>>,
     /// Live services without a selector (`selector: {}`): their slices are written by `createEndpointSlice`.
     selectorless: HashSet<ObjectRef>,
-    /// Hand-written slices per service so far (for default names), and every slice name used.
+    /// Hand-written slices per service so far (for default names), and each live slice with its service (slices go
+    /// with their service: the kube target makes the service their owner).
     slice_counts: HashMap<ObjectRef, u32>,
-    slice_names: HashSet<ObjectRef>,
+    slice_names: HashMap<ObjectRef, ObjectRef>,
 }
 
 impl Validator {
@@ -124,7 +125,7 @@ impl Validator {
             udp_ports: HashMap::new(),
             selectorless: HashSet::new(),
             slice_counts: HashMap::new(),
-            slice_names: HashSet::new(),
+            slice_names: HashMap::new(),
         }
     }
 

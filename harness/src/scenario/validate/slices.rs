@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{
-    super::{IpFamily, file::RawEndpointSlice, names, plan::*},
+    super::{IpFamily, file::RawEndpointSlice, plan::*},
     Validator,
 };
 
@@ -38,7 +38,7 @@ impl Validator {
             None => format!("{}-{count}", service.name),
         };
         let object = ObjectRef { namespace: ns, name: name.clone() };
-        if !self.slice_names.insert(object.clone()) {
+        if self.slice_names.insert(object.clone(), service.clone()).is_some() {
             let at = e.name.as_ref().map_or(e.service.referenced, |n| n.referenced);
             self.err(&at, format!("EndpointSlice `{object}` already exists"));
             return None;
@@ -54,10 +54,12 @@ impl Validator {
         let mut ports = Vec::new();
         let mut seen = HashSet::new();
         for p in &e.ports {
+            // The API server checks a slice port's name as a DNS-1123 label (not as a container port name); empty
+            // is the unnamed port.
             let name = match &p.name {
+                Some(n) if n.value.is_empty() => None,
                 Some(n) => {
-                    if let Err(why) = names::port_name(&n.value) {
-                        self.err(&n.referenced, why);
+                    if !self.label("port name", n, false) {
                         return None;
                     }
                     Some(n.value.clone())
@@ -99,16 +101,19 @@ impl Validator {
                 self.err(&ep.address.referenced, format!("`{}` is not an IP address", ep.address.value));
                 return None;
             };
-            if IpFamily::of(address) != family {
+            // An IPv4-mapped IPv6 address is IPv4 to the API server (netutils.IsIPv6String), so not of an IPv6 slice.
+            let mapped = matches!(address, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+            if IpFamily::of(address) != family || mapped {
                 self.err(&ep.address.referenced, format!("{address} is not of the slice's addressType {family:?}"));
                 return None;
             }
             // The API server refuses these as endpoint addresses (ValidateEndpointIP).
-            if address.is_loopback() || address.is_unspecified() || address.is_multicast() || is_link_local(address) {
+            if address.is_loopback() || address.is_unspecified() || is_link_local(address) {
                 self.err(
                     &ep.address.referenced,
                     format!(
-                        "{address}: the API server refuses loopback, link-local, multicast and unspecified endpoints"
+                        "{address}: the API server refuses loopback, link-local (unicast and multicast) and \
+                         unspecified endpoint addresses"
                     ),
                 );
                 return None;
@@ -128,10 +133,11 @@ impl Validator {
     }
 }
 
+/// Link-local unicast (169.254.0.0/16, fe80::/10) or link-local multicast (224.0.0.0/24, ff02::/16).
 fn is_link_local(ip: std::net::IpAddr) -> bool {
     match ip {
-        std::net::IpAddr::V4(v4) => v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.octets()[..3] == [224, 0, 0],
+        std::net::IpAddr::V6(v6) => v6.is_unicast_link_local() || v6.segments()[0] == 0xff02,
     }
 }
 
@@ -191,6 +197,21 @@ mod tests {
                 "  - createEndpointSlice: {namespace: test, service: ext, endpoints: [{address: x}]}\n",
                 "x}",
                 "not an IP",
+            ),
+            (
+                "  - createEndpointSlice: {namespace: test, service: ext, addressType: IPv6, endpoints: [{address: \"::ffff:10.0.0.1\"}]}\n",
+                "\"::ffff",
+                "not of the slice's addressType",
+            ),
+            (
+                "  - createEndpointSlice: {namespace: test, service: ext, endpoints: [{address: 224.0.0.5}]}\n",
+                "224",
+                "link-local",
+            ),
+            (
+                "  - createEndpointSlice: {namespace: test, service: ext, ports: [{name: Bad_Name}], endpoints: []}\n",
+                "Bad_Name",
+                "port name",
             ),
             (
                 "  - createEndpointSlice: {namespace: test, service: ext, ports: [{port: 0}], endpoints: []}\n",

@@ -82,6 +82,8 @@ impl Validator {
                 let service = self.service(&ns, &o.name)?;
                 self.services.remove(&service);
                 self.selectorless.remove(&service);
+                self.slice_counts.remove(&service);
+                self.slice_names.retain(|_, owner| *owner != service);
                 self.listeners.remove(&service);
                 self.exposures.remove(&service);
                 self.udp_ports.remove(&service);

@@ -350,6 +350,8 @@ impl Cluster {
                     .services
                     .remove(service)
                     .ok_or_else(|| TargetError::Rejected(format!("service `{service}` not found")))?;
+                // Its hand-written slices go with it (their owner is the Service).
+                inner.snap.manual_slices.remove(service);
                 for ip in svc.cluster_ips.iter().chain(&svc.shadow_vip) {
                     inner.ipam.release_cluster_ip(*ip);
                 }

@@ -121,8 +121,8 @@ pub fn slice_name(key: &ObjectRef, index: usize) -> String {
     format!("{}-{}", key.name, super::names::suffix(&format!("{key}#{index}"), 5))
 }
 
-/// A hand-written slice of a selectorless Service as the API server stores it (ports without a number are kept out:
-/// they mean nothing to DNS or the proxy).
+/// A hand-written slice of a selectorless Service as DNS and the proxy use it: the API server keeps a port without a
+/// number, but neither consumer can use one, so it is left out here.
 pub fn hand_written(spec: &EndpointSliceSpec) -> EndpointSliceView {
     EndpointSliceView {
         name: spec.name.clone(),

@@ -189,8 +189,7 @@ impl Snapshot {
         })
     }
 
-    /// Stores a hand-written EndpointSlice of a selectorless service, as the API server would (ports without a number
-    /// are kept out: they mean nothing to DNS or the proxy).
+    /// Stores a hand-written EndpointSlice of a selectorless service (see [`slices::hand_written`]).
     ///
     /// # Errors
     /// A slice of that name already exists in the namespace.

@@ -65,6 +65,17 @@ pub struct KubeTarget {
     agent_token: String,
 }
 
+/// Whether a 403's message is a refusal of the identity itself: RBAC's ("User … cannot create resource …") or an
+/// admission policy's (svcbench's own confines the harness to its namespaces).
+pub fn denies_identity(message: &str) -> bool {
+    (message.contains(" cannot ") && message.contains("resource")) || message.contains("ValidatingAdmissionPolicy")
+}
+
+/// Said when the API server's pod proxy could not connect to a pod (HTTP 502/503 "dial tcp …").
+pub const POD_UNREACHABLE: &str = " (the API server could not connect to the pod; where the CNI enforces \
+    NetworkPolicy, svcbench's `svcbench-agent` policy admits only the API server's addresses: if it reaches pods from \
+    elsewhere, such as a Konnectivity tunnel, set SVCBENCH_AGENT_INGRESS to those CIDRs, or to `off`)";
+
 /// What a 403 says: the layer that may have refused, and where the grants are.
 pub fn forbidden(what: &str, message: &str) -> String {
     format!(
@@ -85,12 +96,21 @@ pub fn explain(e: kube::Error, what: &str) -> TargetError {
                 status.message
             ))
         }
-        kube::Error::Api(status) if status.code == 403 => TargetError::NotPermitted(forbidden(what, &status.message)),
+        kube::Error::Api(status) if status.code == 403 && denies_identity(&status.message) => {
+            TargetError::NotPermitted(forbidden(what, &status.message))
+        }
+        // Other 403s are not about who asks: PodSecurity, a ResourceQuota, a namespace being deleted.
+        kube::Error::Api(status) if status.code == 403 => {
+            TargetError::Other(format!("{what}: forbidden: {}", status.message))
+        }
         kube::Error::Api(status) if status.code == 404 => {
             TargetError::Rejected(format!("{what}: not found ({})", status.message))
         }
         kube::Error::Api(status) if status.code == 409 => {
             TargetError::Rejected(format!("{what}: already exists ({})", status.message))
+        }
+        kube::Error::Api(status) if matches!(status.code, 502 | 503) && status.message.contains("dial tcp") => {
+            TargetError::Other(format!("{what}: HTTP {}: {}{POD_UNREACHABLE}", status.code, status.message))
         }
         // Not a Kubernetes Status: kube-rs keeps the body's text as the message.
         kube::Error::Api(status) if status.reason == "Failed to parse error data" => {

@@ -230,7 +230,7 @@ pub fn service(spec: &ServiceSpec, ns: &str, run: &str) -> Service {
             ip_families: (!exposure.ip_families.families.is_empty())
                 .then(|| exposure.ip_families.families.iter().map(|f| f.as_str().to_owned()).collect()),
             cluster_ip: spec.headless.then(|| "None".to_owned()),
-            // A selectorless Service has none (an empty map would select every pod of the namespace).
+            // A selectorless Service has none: the API server would store `{}` as none anyway; sending none says so.
             selector: Some(spec.selector.clone()).filter(|s| !s.is_empty()),
             ports: Some(ports),
             publish_not_ready_addresses: Some(spec.publish_not_ready),

@@ -90,7 +90,14 @@ pub fn error_answer(status: StatusCode, body: &[u8], what: &str) -> TargetError 
         }
     };
     match status {
-        StatusCode::FORBIDDEN => TargetError::NotPermitted(super::forbidden(what, &message)),
+        StatusCode::FORBIDDEN if super::denies_identity(&message) => {
+            TargetError::NotPermitted(super::forbidden(what, &message))
+        }
+        StatusCode::FORBIDDEN => TargetError::Other(format!("{what}: forbidden: {message}")),
+        // The API server could not reach the pod: with svcbench's NetworkPolicy in force, say which knob it has.
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE if message.contains("dial tcp") => {
+            TargetError::Other(format!("{what}: HTTP {}: {message}{}", status.as_u16(), super::POD_UNREACHABLE))
+        }
         StatusCode::NOT_FOUND => TargetError::Rejected(format!("{what}: not found ({message})")),
         _ => TargetError::Other(format!("{what}: HTTP {}: {message}", status.as_u16())),
     }
