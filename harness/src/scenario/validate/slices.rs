@@ -66,14 +66,7 @@ impl Validator {
                 }
                 None => None,
             };
-            let protocol = match p.protocol.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
-                None | Some(("TCP", _)) => Protocol::Tcp,
-                Some(("UDP", _)) => Protocol::Udp,
-                Some((other, at)) => {
-                    self.err(&at, format!("protocol must be TCP or UDP, not `{other}`"));
-                    return None;
-                }
-            };
+            let protocol = self.protocol(&p.protocol)?;
             if let Some(port) = p.port.as_ref().filter(|p| p.value == 0) {
                 self.err(&port.referenced, "port must be 1-65535 (or left out)");
                 return None;

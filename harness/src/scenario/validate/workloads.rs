@@ -181,6 +181,18 @@ impl Validator {
         })
     }
 
+    /// A port's `protocol`: `TCP` (the default) or `UDP`.
+    pub(super) fn protocol(&mut self, protocol: &Option<SpannedStr>) -> Option<Protocol> {
+        match protocol.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
+            None | Some(("TCP", _)) => Some(Protocol::Tcp),
+            Some(("UDP", _)) => Some(Protocol::Udp),
+            Some((other, at)) => {
+                self.err(&at, format!("protocol must be TCP or UDP, not `{other}`"));
+                None
+            }
+        }
+    }
+
     pub(super) fn expose(&mut self, at: &Location, e: &RawExpose) -> Option<Action> {
         let ns = self.own_namespace(&e.namespace)?;
         let deployment = match &e.deployment {
@@ -288,14 +300,7 @@ impl Validator {
                         }
                         None => None,
                     };
-                    let protocol = match p.protocol.as_ref().map(|s| (s.value.as_str(), s.referenced)) {
-                        None | Some(("TCP", _)) => Protocol::Tcp,
-                        Some(("UDP", _)) => Protocol::Udp,
-                        Some((other, loc)) => {
-                            self.err(&loc, format!("protocol must be TCP or UDP, not `{other}`"));
-                            return None;
-                        }
-                    };
+                    let protocol = self.protocol(&p.protocol)?;
                     if p.port.value == 0 {
                         self.err(&p.port.referenced, "port must be 1-65535");
                         return None;
