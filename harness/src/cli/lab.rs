@@ -111,6 +111,12 @@ struct PodExecArgs {
     binds: Vec<String>,
     #[arg(long)]
     workdir: Option<PathBuf>,
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
+    #[arg(long)]
+    bpffs: Option<PathBuf>,
+    #[arg(long)]
+    read_only: Vec<PathBuf>,
     #[arg(last = true, required = true)]
     command: Vec<String>,
 }
@@ -127,6 +133,9 @@ pub fn lab(args: LabArgs) -> ExitCode {
                 pod_dir: a.pod_dir,
                 binds: a.binds,
                 workdir: a.workdir,
+                cgroup: a.cgroup,
+                bpffs: a.bpffs,
+                read_only: a.read_only,
                 command: a.command,
             };
             match lab::podexec::exec(&spec) {
@@ -175,8 +184,8 @@ pub fn lab(args: LabArgs) -> ExitCode {
         LabCommand::Cleanup => {
             let r = lab::cleanup::cleanup_dead();
             println!(
-                "removed {} processes, {} network namespaces, {} state directories",
-                r.processes, r.namespaces, r.directories
+                "removed {} processes, {} network namespaces, {} state directories, {} cgroups",
+                r.processes, r.namespaces, r.directories, r.cgroups
             );
             ExitCode::SUCCESS
         }

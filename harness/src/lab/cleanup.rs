@@ -22,6 +22,8 @@ pub struct Removed {
     pub namespaces: usize,
     /// State directories removed.
     pub directories: usize,
+    /// Node cgroups (and the lab's cgroup subtree) removed.
+    pub cgroups: usize,
 }
 
 fn state_dir(id: &str) -> PathBuf {
@@ -54,6 +56,7 @@ pub fn remove_lab(id: &str) -> Removed {
     if std::fs::remove_dir_all(state_dir(id)).is_ok() {
         removed.directories += 1;
     }
+    removed.cgroups = super::cgroup::remove_lab(id);
     removed
 }
 
@@ -61,6 +64,7 @@ pub fn remove_lab(id: &str) -> Removed {
 pub fn cleanup_dead() -> Removed {
     let mut ids: std::collections::BTreeSet<String> =
         process::marked_processes(None).into_iter().map(|(_, id)| id).collect();
+    ids.extend(super::cgroup::lab_ids());
     ids.extend(netns::list().into_iter().filter_map(|n| Some(n.strip_prefix("svcb-")?.split('-').next()?.to_owned())));
     if let Ok(dir) = std::fs::read_dir(super::state_root()) {
         ids.extend(dir.filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("svcbench-lab-").map(str::to_owned)));
@@ -71,6 +75,7 @@ pub fn cleanup_dead() -> Removed {
         total.processes += r.processes;
         total.namespaces += r.namespaces;
         total.directories += r.directories;
+        total.cgroups += r.cgroups;
     }
     total
 }

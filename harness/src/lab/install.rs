@@ -87,6 +87,18 @@ impl Installation {
         bin_path(&self.root, name, &self.versions)
     }
 
+    /// Cilium's directory: `cilium-agent`, `cilium-cni`, `lib/bpf/` (the datapath sources the agent compiles at
+    /// run time) and `crds/` (its CustomResourceDefinitions).
+    pub fn cilium_dir(&self) -> PathBuf {
+        cilium_dir(&self.root)
+    }
+
+    /// Whether Cilium is built (`--proxy-mode cilium` needs it).
+    pub fn has_cilium(&self) -> bool {
+        let dir = self.cilium_dir();
+        ["cilium-agent", "cilium-cni", "lib/bpf", "crds"].iter().all(|p| dir.join(p).exists())
+    }
+
     /// The pinned CoreDNS, which plays the lab's upstream resolver whatever CoreDNS the cluster runs.
     pub fn upstream_dns(&self) -> PathBuf {
         bin_path(&self.root, COREDNS_COMPONENT.binary, &LabVersions::default())
@@ -217,6 +229,10 @@ pub fn install(extra: &[LabVersions]) -> Result<Vec<Installation>, InstallError>
         mkdir(&out)?;
         go.build(&names.join(", "), &src, &out, &packages, release)?;
     }
+    if !cilium_dir(&go.root).join("crds").is_dir() {
+        built_any = true;
+        build_cilium(&go)?;
+    }
     if built_any {
         eprintln!("lab install: done in {:.0?} → {}", started.elapsed(), go.root.join("bin").display());
     }
@@ -240,6 +256,75 @@ fn describe(versions: &LabVersions) -> String {
         format!(" (kube-proxy {})", versions.kube_proxy)
     };
     format!("Kubernetes {}{proxy}, etcd {}, CoreDNS {}", versions.control_plane, versions::ETCD, versions.coredns)
+}
+
+fn cilium_dir(root: &Path) -> PathBuf {
+    root.join("bin").join(format!("cilium-{}", versions::CILIUM))
+}
+
+/// Builds `cilium-agent` and `cilium-cni` inside Cilium's own module (its go.mod has `replace` directives, so `go
+/// install module@version` refuses it), then copies the datapath sources and CRDs beside them; `crds/` last, as the
+/// mark of a complete build.
+///
+/// The module pins `github.com/osrg/gobgp/v4` at a pseudo-version the module proxy does not serve; the agent builds
+/// against the released v4.7.0 (only the BGP control plane uses it, and the lab does not enable it). The operator
+/// is not built: it needs `sigs.k8s.io/mcs-api/controllers`, which the proxy does not serve, and the lab does its one
+/// job it needs (registering the CRDs) itself.
+fn build_cilium(go: &Go) -> Result<(), InstallError> {
+    let release = versions::CILIUM;
+    let module = format!("github.com/cilium/cilium@{release}");
+    let mut cmd = go.command(&go.root);
+    cmd.args(["mod", "download", "-json", &module]);
+    let output = cmd.output().map_err(|e| InstallError::Io(format!("cannot run go: {e}")))?;
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let Some(module_dir) = info.get("Dir").and_then(|v| v.as_str()).filter(|_| output.status.success()) else {
+        let detail = info.get("Error").and_then(|v| v.as_str()).unwrap_or("no module directory").to_owned();
+        return Err(InstallError::ProxyUnreachable { proxy: go.proxy.clone(), detail });
+    };
+    // The module cache is read-only: build in a writable copy.
+    let src = go.root.join("src").join(format!("cilium-{release}"));
+    if !src.join("go.mod").is_file() {
+        let status = Command::new("cp").arg("-r").arg(module_dir).arg(&src).status();
+        let writable = Command::new("chmod").arg("-R").arg("u+w").arg(&src).status();
+        if !status.is_ok_and(|s| s.success()) || !writable.is_ok_and(|s| s.success()) {
+            return Err(InstallError::Io(format!("cannot copy {module_dir} to {}", src.display())));
+        }
+    }
+    let mut cmd = go.command(&src);
+    cmd.args(["mod", "edit", "-replace", "github.com/osrg/gobgp/v4=github.com/osrg/gobgp/v4@v4.7.0"]);
+    go.run(cmd, "cilium (go.mod)", "cilium-mod-edit")?;
+    let out = cilium_dir(&go.root);
+    mkdir(&out)?;
+    for (binary, package) in [("cilium-agent", "./daemon"), ("cilium-cni", "./plugins/cilium-cni")] {
+        eprintln!("lab install: building {binary} {release} (about 12 minutes on a cold cache) …");
+        let started = Instant::now();
+        let mut cmd = go.command(&src);
+        cmd.args(["build", "-trimpath", "-tags", "osusergo", LDFLAGS, "-o"]).arg(out.join(binary)).arg(package);
+        go.run(cmd, binary, binary)?;
+        eprintln!("lab install: built {binary} in {:.0?}", started.elapsed());
+    }
+    let copy = |from: &Path, to: &Path| -> Result<(), InstallError> {
+        let _ = std::fs::remove_dir_all(to);
+        mkdir(to.parent().unwrap_or(&out))?;
+        let ok = Command::new("cp").arg("-r").arg(from).arg(to).status().is_ok_and(|s| s.success());
+        if ok { Ok(()) } else { Err(InstallError::Io(format!("cannot copy {} to {}", from.display(), to.display()))) }
+    };
+    copy(&src.join("bpf"), &out.join("lib").join("bpf"))?;
+    let crds = out.join("crds.partial");
+    let _ = std::fs::remove_dir_all(&crds);
+    mkdir(&crds)?;
+    for group in ["v2", "v2alpha1"] {
+        let dir = src.join("pkg/k8s/apis/cilium.io/client/crds").join(group);
+        for entry in std::fs::read_dir(&dir).map_err(|e| InstallError::Io(format!("{}: {e}", dir.display())))? {
+            let path = entry.map_err(|e| InstallError::Io(e.to_string()))?.path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let to = crds.join(path.file_name().unwrap_or_default());
+                std::fs::copy(&path, &to).map_err(|e| InstallError::Io(format!("{}: {e}", path.display())))?;
+            }
+        }
+    }
+    std::fs::rename(&crds, out.join("crds")).map_err(|e| InstallError::Io(format!("{}: {e}", crds.display())))?;
+    Ok(())
 }
 
 fn mkdir(dir: &Path) -> Result<(), InstallError> {

@@ -18,6 +18,8 @@
 //! lab writes like any other cluster's.
 
 pub mod addons;
+pub mod cgroup;
+pub mod cilium;
 pub mod cleanup;
 pub mod control_plane;
 pub mod files;
@@ -57,30 +59,38 @@ use self::{
 
 pub use self::network::CONTROL_PLANE_IP;
 
-/// kube-proxy's data plane.
+/// The Service data plane: kube-proxy in one of its modes, or Cilium replacing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum ProxyMode {
     /// kube-proxy nftables mode (GA in 1.33).
     Nftables,
     /// kube-proxy iptables mode.
     Iptables,
+    /// Cilium's eBPF kube-proxy replacement (no kube-proxy; see [`cilium`]).
+    Cilium,
 }
 
 impl ProxyMode {
-    /// The mode's name in kube-proxy's configuration.
+    /// The mode's name in kube-proxy's configuration, or `cilium`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Nftables => "nftables",
             Self::Iptables => "iptables",
+            Self::Cilium => "cilium",
         }
     }
 
-    /// The tools kube-proxy calls in this mode (dual-stack: iptables mode needs ip6tables for the IPv6 rules, or
-    /// kube-proxy quietly serves IPv4 only).
+    /// Whether kube-proxy runs (every mode but Cilium's replacement).
+    pub fn runs_kube_proxy(self) -> bool {
+        self != Self::Cilium
+    }
+
+    /// The tools the data plane calls (dual-stack: iptables mode needs ip6tables for the IPv6 rules, or kube-proxy
+    /// quietly serves IPv4 only; Cilium installs iptables rules of both families beside its BPF programs).
     fn tools(self) -> &'static [&'static str] {
         match self {
             Self::Nftables => &["nft"],
-            Self::Iptables => &["iptables", "ip6tables"],
+            Self::Iptables | Self::Cilium => &["iptables", "ip6tables", "nsenter"],
         }
     }
 }
@@ -157,16 +167,27 @@ impl LabConfig {
                 v.coredns
             ),
         };
+        let proxy = if self.proxy_mode.runs_kube_proxy() {
+            format!(
+                "kube-proxy {} {}{}",
+                v.kube_proxy,
+                self.proxy_mode.as_str(),
+                match self.local_traffic {
+                    LocalTraffic::ClusterCidr => "",
+                    LocalTraffic::InterfaceNamePrefix => " (detectLocalMode InterfaceNamePrefix)",
+                }
+            )
+        } else {
+            format!(
+                "Cilium {} kube-proxy replacement (socket LB, BPF NodePort, native routing, generic-veth chaining; no \
+                 kube-proxy)",
+                versions::CILIUM
+            )
+        };
         format!(
-            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), kube-proxy {} {}{}, \
-             {dns}, etcd {}, {} nodes",
+            "svcbench lab: Kubernetes {} (kube-apiserver, kube-controller-manager, kube-scheduler), {proxy}, {dns}, \
+             etcd {}, {} nodes",
             v.control_plane,
-            v.kube_proxy,
-            self.proxy_mode.as_str(),
-            match self.local_traffic {
-                LocalTraffic::ClusterCidr => "",
-                LocalTraffic::InterfaceNamePrefix => " (detectLocalMode InterfaceNamePrefix)",
-            },
             versions::ETCD,
             self.nodes
         )
@@ -182,7 +203,9 @@ impl LabConfig {
             DnsMode::Coredns => format!("coredns-{coredns}.yaml"),
             DnsMode::Nodelocal => format!("nodelocal-dnscache-coredns-{coredns}.yaml"),
         };
-        if self.versions.kube_proxy == versions::KUBERNETES {
+        if !self.proxy_mode.runs_kube_proxy() {
+            vec![format!("cilium-{}_{dns}", versions::CILIUM.bare()), dns]
+        } else if self.versions.kube_proxy == versions::KUBERNETES {
             vec![dns]
         } else {
             vec![format!("kube-proxy-{}_{dns}", self.versions.kube_proxy.bare()), dns]
@@ -322,9 +345,32 @@ impl Lab {
             &proxy_cert,
             "lab",
         )?;
+        let cilium_kubeconfig = dir.join("cilium.kubeconfig");
+        if config.proxy_mode == ProxyMode::Cilium {
+            if !installation.has_cilium() {
+                bail!("Cilium is not built: run `svcbench lab install`");
+            }
+            step(&format!("Cilium {} CRDs", versions::CILIUM));
+            cilium::apply_crds(&client, &installation).await?;
+            let cert = pki.client("cilium", "svcbench-lab:cilium", &["system:masters"])?;
+            pki.kubeconfig(
+                &cilium_kubeconfig,
+                &format!("https://{CONTROL_PLANE_IP}:{}", control_plane::API_PORT),
+                &cert,
+                "lab",
+            )?;
+        }
         for i in 1..=config.nodes {
             let name = format!("lab-node-{i}");
-            step(&format!("node {name}: kube-proxy {} ({})", config.versions.kube_proxy, config.proxy_mode.as_str()));
+            if config.proxy_mode.runs_kube_proxy() {
+                step(&format!(
+                    "node {name}: kube-proxy {} ({})",
+                    config.versions.kube_proxy,
+                    config.proxy_mode.as_str()
+                ));
+            } else {
+                step(&format!("node {name}: cilium-agent {}", versions::CILIUM));
+            }
             let ns_name = format!("svcb-{id}-n{i}");
             let node_ns = network::node(&cp, i, &ns_name)?;
             let node_ip = NodeAddresses::of(i);
@@ -337,11 +383,36 @@ impl Lab {
                 ip: node_ip.v4,
                 ip6: node_ip.v6,
                 zone: format!("zone-{}", (i - 1) % 2 + 1),
+                cgroup: None,
+                cni: None,
             };
             lab.namespaces.push(node_ns);
+            let cgroup = if config.proxy_mode == ProxyMode::Cilium { Some(cgroup::create_node(&id, i)?) } else { None };
+            let node_cilium = cgroup.as_deref().map(|cgroup| cilium::NodeCilium {
+                node: &name,
+                netns: &ns_name,
+                cgroup,
+                kubeconfig: &cilium_kubeconfig,
+                state_dir: &dir,
+                svcbench: &ctx.svcbench,
+                lab_id: &id,
+            });
+            let identity = NodeIdentity {
+                cgroup: cgroup.clone(),
+                cni: node_cilium.as_ref().map(|c| c.cni(&installation)),
+                ..identity
+            };
             let (agent, cidrs) = NodeAgent::start(ctx.clone(), identity, client_for(&kubeconfig).await?).await?;
             lab.agents.push(agent);
             network::route_pod_cidrs(&cp, i, &cidrs)?;
+            if let Some(node_cilium) = node_cilium {
+                // Started once the node has its podCIDRs (`--ipam=kubernetes` reads them), ready before any pod.
+                let mut agent = node_cilium.start_agent(&installation)?;
+                let ready = node_cilium.wait_ready(&mut agent).await;
+                lab.processes.push(agent);
+                ready?;
+                continue;
+            }
             lab.processes.push(control_plane::kube_proxy(
                 control_plane::ProxyNode { netns: &ns_name, name: &name, ip: node_ip.v4 },
                 &installation,
@@ -509,6 +580,19 @@ fn preflight(config: &LabConfig) -> anyhow::Result<()> {
     }
     // node-cache's rules are iptables rules whatever kube-proxy's mode.
     let cache_tool = (config.dns == DnsMode::Nodelocal).then_some("iptables");
+    if config.proxy_mode == ProxyMode::Cilium {
+        if config.dns == DnsMode::Nodelocal {
+            bail!("NodeLocal DNSCache is not set up with Cilium in the lab (its iptables rules assume kube-proxy)");
+        }
+        // The agent compiles its datapath at run time with clang/LLVM ≥ 18.1.
+        if !Path::new("/usr/lib/llvm-19/bin/clang").is_file() || !Path::new("/usr/lib/llvm-19/bin/llc").is_file() {
+            bail!(
+                "Cilium compiles its datapath with clang and llc 19 (/usr/lib/llvm-19/bin): `apt-get install \
+                 --no-install-recommends clang-19 llvm-19`"
+            );
+        }
+        cgroup::unified_mount()?;
+    }
     for tool in std::iter::once("ip").chain(config.proxy_mode.tools().iter().copied()).chain(cache_tool) {
         let found =
             std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()));

@@ -5,6 +5,9 @@
 //! The pod sees the host's filesystem except: `/etc` is an overlay whose upper layer holds the pod's `resolv.conf`,
 //! `hosts`, `hostname` and `/etc/...` volumes; `/tmp` and `/run` are private tmpfs (the service-account token is
 //! bound under `/run/secrets/kubernetes.io/serviceaccount`, which `/var/run` links to).
+//!
+//! A node's own daemon (Cilium's agent) starts the same way, with a BPF filesystem of its own and read-only paths
+//! for what it must not change machine-wide.
 
 use std::{ffi::CString, fs::File, path::PathBuf};
 
@@ -29,6 +32,13 @@ pub struct PodExec {
     pub binds: Vec<String>,
     /// Working directory.
     pub workdir: Option<PathBuf>,
+    /// A cgroup (directory) to join before anything else: the node's, so the node's cgroup hooks see the pod.
+    pub cgroup: Option<PathBuf>,
+    /// Where to mount a BPF filesystem of this mount namespace's own (a node's data plane pins its maps there).
+    pub bpffs: Option<PathBuf>,
+    /// Paths made read-only in this mount namespace (e.g. `/proc/sys/kernel`: machine-wide settings a node's
+    /// daemon must not change).
+    pub read_only: Vec<PathBuf>,
     /// Program and arguments.
     pub command: Vec<String>,
 }
@@ -42,6 +52,9 @@ pub fn exec(spec: &PodExec) -> anyhow::Result<std::convert::Infallible> {
     let args: Vec<CString> = spec.command.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
     // The program is opened before /tmp and /run are replaced: it may live there (a checkout under /tmp).
     let executable = if spec.enter_pid.is_none() { Some(open_program(program)?) } else { None };
+    if let Some(cgroup) = &spec.cgroup {
+        super::cgroup::enter(cgroup)?;
+    }
     if let Some(pid) = spec.enter_pid {
         // Order matters: the mount namespace last, once /proc/<pid> has been read.
         let files: Vec<(File, CloneFlags)> =
@@ -95,6 +108,17 @@ pub fn exec(spec: &PodExec) -> anyhow::Result<std::convert::Infallible> {
             }
             mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                 .with_context(|| format!("bind {src} → {dst}"))?;
+        }
+        if let Some(dir) = &spec.bpffs {
+            mount(Some("bpffs"), dir, Some("bpf"), MsFlags::empty(), None::<&str>)
+                .with_context(|| format!("mount a BPF filesystem on {}", dir.display()))?;
+        }
+        for path in &spec.read_only {
+            mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .with_context(|| format!("bind {} to itself", path.display()))?;
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+                .with_context(|| format!("make {} read-only", path.display()))?;
         }
     }
     if let Some(dir) = &spec.workdir {

@@ -13,6 +13,9 @@ pub const ETCD: Release = Release::new(3, 6, 5);
 /// `github.com/coredns/coredns`, as kubeadm for [`KUBERNETES`] installs it, unless told otherwise.
 pub const COREDNS: Release = Release::new(1, 12, 1);
 
+/// `github.com/cilium/cilium` (cilium-agent, cilium-cni) for `--proxy-mode cilium`.
+pub const CILIUM: Release = Release::new(1, 20, 2);
+
 /// How many minor releases kube-proxy may lag kube-apiserver (Kubernetes' version skew policy).
 pub const KUBE_PROXY_SKEW: u16 = 3;
 

@@ -10,6 +10,10 @@
 //!     reason: cached answers outlive the 10 s assertion timeout (`cache 30`)
 //!     link: https://example.org/issue/1   # optional
 //! ```
+//!
+//! `includes: [other.yaml]` (files beside it) adds another profile's entries: a data plane's profile includes its
+//! cluster DNS's, so each difference is written once. An included file may not include others, and a scenario may
+//! be listed only once across them.
 
 use std::{
     fmt,
@@ -54,6 +58,8 @@ struct RawProfile {
     implementation: Spanned<String>,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    includes: Vec<Spanned<String>>,
     expected_failures: Vec<Spanned<RawExpectedFailure>>,
 }
 
@@ -96,6 +102,8 @@ pub struct ExpectedFailure {
     pub line: u64,
     /// Its column.
     pub column: u64,
+    /// The file it is written in, when that is an included profile rather than this one.
+    pub included_from: Option<PathBuf>,
 }
 
 /// A scenario's outcome once a profile is taken into account.
@@ -178,6 +186,66 @@ impl Profile {
         Self::parse(path, &read(path)?)
     }
 
+    /// Adds the entries of the files `includes` names (beside `path`).
+    fn include(
+        path: &Path,
+        includes: &[Spanned<String>],
+        into: &mut Vec<ExpectedFailure>,
+        errors: &mut Vec<ProfileError>,
+    ) {
+        for include in includes {
+            let at = |reason: String| ProfileError {
+                path: path.to_owned(),
+                line: include.referenced.line(),
+                column: include.referenced.column(),
+                reason,
+            };
+            let name = &include.value;
+            if name.contains('/') || !name.ends_with(".yaml") {
+                errors.push(at(format!("includes: `{name}` must be a profile file name beside this one (x.yaml)")));
+                continue;
+            }
+            let file = path.with_file_name(name);
+            let text = match read(&file) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(at(format!("includes: cannot read {name}: {}", e[0].reason)));
+                    continue;
+                }
+            };
+            let raw: RawProfile = match from_yaml(&file, &text) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    errors.extend(e);
+                    continue;
+                }
+            };
+            if let Some(nested) = raw.includes.first() {
+                errors.push(ProfileError {
+                    path: file.clone(),
+                    line: nested.referenced.line(),
+                    column: nested.referenced.column(),
+                    reason: format!("an included profile may not include others ({} includes it)", path.display()),
+                });
+            }
+            match Self::parse(&file, &text) {
+                Ok(included) => {
+                    for mut entry in included.expected_failures {
+                        if into.iter().any(|f| f.scenario == entry.scenario) {
+                            errors.push(at(format!(
+                                "scenario `{}` is listed both here and in {name}: list it once",
+                                entry.scenario
+                            )));
+                        }
+                        entry.included_from = Some(file.clone());
+                        into.push(entry);
+                    }
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+
     /// Parses and validates profile text read from `path`.
     ///
     /// # Errors
@@ -213,8 +281,10 @@ impl Profile {
                 step: e.step,
                 line: entry.referenced.line(),
                 column: entry.referenced.column(),
+                included_from: None,
             });
         }
+        Self::include(path, &raw.includes, &mut expected_failures, &mut errors);
         if errors.is_empty() {
             Ok(Self {
                 path: path.to_owned(),
@@ -238,7 +308,7 @@ impl Profile {
             .iter()
             .filter(|f| !known.clone().into_iter().any(|k| k == f.scenario))
             .map(|f| ProfileError {
-                path: self.path.clone(),
+                path: f.included_from.clone().unwrap_or_else(|| self.path.clone()),
                 line: f.line,
                 column: f.column,
                 reason: format!("scenario `{}` is not among the scenarios run", f.scenario),
@@ -301,6 +371,38 @@ mod tests {
         };
         assert_eq!(verdict(&failing_at(19), Some(&p)), Verdict::ExpectedFail);
         assert_eq!(verdict(&failing_at(20), Some(&p)), Verdict::Failed);
+    }
+
+    #[test]
+    fn includes_add_the_other_files_entries_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("dns.yaml", "implementation: dns\nexpectedFailures:\n  - {scenario: a, reason: dns}\n");
+        write("nested.yaml", "implementation: n\nincludes: [dns.yaml]\nexpectedFailures: []\n");
+        let main = dir.path().join("dp.yaml");
+        write(
+            "dp.yaml",
+            "implementation: dp\nincludes: [dns.yaml]\nexpectedFailures:\n  - {scenario: b, reason: dp}\n",
+        );
+        let p = Profile::load(&main).unwrap();
+        assert_eq!(p.expected_failures.iter().map(|f| f.scenario.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(p.expected_failures[1].included_from.as_deref(), Some(dir.path().join("dns.yaml").as_path()));
+        let cases = [
+            (
+                "includes: [dns.yaml]\nexpectedFailures:\n  - {scenario: a, reason: again}\n",
+                2,
+                "listed both here and in dns.yaml",
+            ),
+            ("includes: [missing.yaml]\nexpectedFailures: []\n", 2, "cannot read missing.yaml"),
+            ("includes: [../dns.yaml]\nexpectedFailures: []\n", 2, "must be a profile file name"),
+            ("includes: [nested.yaml]\nexpectedFailures: []\n", 2, "may not include others"),
+        ];
+        for (body, line, reason) in cases {
+            write("dp.yaml", &format!("implementation: dp\n{body}"));
+            let errors = Profile::load(&main).unwrap_err();
+            assert!(errors.iter().any(|e| e.reason.contains(reason)), "{body}: {errors:?}");
+            assert!(errors.iter().any(|e| e.line == line || e.path.ends_with("nested.yaml")), "{body}: {errors:?}");
+        }
     }
 
     #[test]

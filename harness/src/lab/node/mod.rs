@@ -6,6 +6,7 @@
 //! watch cache every 100 ms): each new pod gets a sandbox and its containers ([`pod`]); a pod with a deletion
 //! timestamp is terminated gracefully and then deleted with grace 0 and a UID precondition, as kubelet does.
 
+pub mod cni;
 pub mod images;
 pub mod pod;
 pub mod probe;
@@ -73,11 +74,16 @@ pub struct NodeIdentity {
     pub ip6: Ipv6Addr,
     /// Zone label.
     pub zone: String,
+    /// The node's cgroup, which its pods join (a data plane with cgroup hooks is attached there).
+    pub cgroup: Option<PathBuf>,
+    /// The CNI plugin chained after the lab's pod wiring, if the data plane has one.
+    pub cni: Option<cni::Plugin>,
 }
 
 /// A running node agent; stopping it terminates every pod it runs.
 pub struct NodeAgent {
     identity: NodeIdentity,
+    runtime: Arc<pod::Runtime>,
     task: tokio::task::JoinHandle<()>,
     pods: Arc<Mutex<HashMap<String, pod::PodHandle>>>,
 }
@@ -97,9 +103,9 @@ impl NodeAgent {
         register(&nodes, &identity).await?;
         let cidrs = wait_for_pod_cidrs(&nodes, &identity.name).await?;
         let pods = Arc::new(Mutex::new(HashMap::new()));
-        let runtime = pod::Runtime::new(ctx, identity.clone(), client.clone(), &cidrs)?;
-        let task = tokio::spawn(run(Arc::new(runtime), client, identity.clone(), pods.clone()));
-        Ok((Self { identity, task, pods }, cidrs))
+        let runtime = Arc::new(pod::Runtime::new(ctx, identity.clone(), client.clone(), &cidrs)?);
+        let task = tokio::spawn(run(runtime.clone(), client, identity.clone(), pods.clone()));
+        Ok((Self { identity, runtime, task, pods }, cidrs))
     }
 
     /// The node's name.
@@ -109,6 +115,7 @@ impl NodeAgent {
 
     /// Stops following pods and kills every container at once (the lab is going away).
     pub async fn stop(mut self) {
+        self.runtime.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         self.task.abort();
         let _ = (&mut self.task).await;
         let handles: Vec<_> = self.pods.lock().expect("pods lock").drain().map(|(_, h)| h).collect();
@@ -123,6 +130,7 @@ impl NodeAgent {
 impl Drop for NodeAgent {
     fn drop(&mut self) {
         // Without `stop` (a failed start, Ctrl-C): abort; each pod task kills its containers as it is dropped.
+        self.runtime.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         self.task.abort();
         for (_, handle) in self.pods.lock().expect("pods lock").drain() {
             handle.abort();

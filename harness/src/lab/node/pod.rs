@@ -26,7 +26,7 @@ use kube::{
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{NodeContext, NodeIdentity, images, probe};
+use super::{NodeContext, NodeIdentity, cni, images, probe};
 use crate::lab::{
     files,
     netns::{Netns, ip_batch},
@@ -49,6 +49,8 @@ pub struct Runtime {
     /// Pod IPs held by live sandboxes: allocation wraps around the /24 and must skip them.
     in_use: std::sync::Mutex<std::collections::HashSet<Ipv4Addr>>,
     next_sandbox: AtomicU32,
+    /// The node is going away with its data plane: sandboxes are not detached from the CNI plugin one by one.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Runtime {
@@ -75,6 +77,7 @@ impl Runtime {
             next_host: AtomicU32::new(0),
             in_use: std::sync::Mutex::new(std::collections::HashSet::new()),
             next_sandbox: AtomicU32::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -147,6 +150,8 @@ struct Sandbox {
     ip6: Ipv6Addr,
     dir: PathBuf,
     runtime: Arc<Runtime>,
+    /// What the node's CNI plugin attached (detached before the IP may be reused).
+    attachment: Option<cni::Attachment>,
 }
 
 impl Sandbox {
@@ -161,33 +166,87 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// CNI `DEL` for the pod, then its IP is free again (a plugin may key state by IP: a new pod must not get it
+    /// while the old endpoint exists).
+    async fn detach(&mut self) {
+        let (Some(attachment), Some(plugin)) = (self.attachment.take(), self.runtime.node.cni.as_ref()) else { return };
+        if !self.runtime.stopping.load(Ordering::Relaxed)
+            && let Err(e) = plugin.del(&attachment).await
+        {
+            tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed");
+        }
+        self.runtime.release_ip(self.ip);
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        if self.own_netns.is_some() {
-            self.runtime.release_ip(self.ip);
+        if self.own_netns.is_none() {
+            return;
+        }
+        // Aborted before `detach` (the pod was killed): detach in the background, then free the IP.
+        match (self.attachment.take(), tokio::runtime::Handle::try_current()) {
+            (Some(attachment), Ok(handle)) => {
+                let (runtime, ip) = (self.runtime.clone(), self.ip);
+                handle.spawn(async move {
+                    if let Some(plugin) =
+                        runtime.node.cni.as_ref().filter(|_| !runtime.stopping.load(Ordering::Relaxed))
+                        && let Err(e) = plugin.del(&attachment).await
+                    {
+                        tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed");
+                    }
+                    runtime.release_ip(ip);
+                });
+            }
+            _ => self.runtime.release_ip(self.ip),
         }
     }
 }
 
-fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
+async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         // kubelet gives a host-network pod the node's network namespace and address.
         let dir = pod_dir(rt, pod)?;
-        return Ok(Sandbox { own_netns: None, ip: rt.node.ip, ip6: rt.node.ip6, dir, runtime: rt.clone() });
+        return Ok(Sandbox {
+            own_netns: None,
+            ip: rt.node.ip,
+            ip6: rt.node.ip6,
+            dir,
+            runtime: rt.clone(),
+            attachment: None,
+        });
     }
     let (ip, ip6) = rt.allocate_ip()?;
-    match wire_sandbox(rt, pod, ip, ip6) {
-        Ok((netns, dir)) => Ok(Sandbox { own_netns: Some(netns), ip, ip6, dir, runtime: rt.clone() }),
+    let (netns, dir, veth) = match wire_sandbox(rt, pod, ip, ip6) {
+        Ok(wired) => wired,
         Err(e) => {
             rt.release_ip(ip);
-            Err(e)
+            return Err(e);
         }
+    };
+    let mut sandbox = Sandbox { own_netns: Some(netns), ip, ip6, dir, runtime: rt.clone(), attachment: None };
+    if let Some(plugin) = &rt.node.cni {
+        let attachment = cni::Attachment {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            container_id: sandbox.netns().to_owned(),
+            netns: sandbox.netns().to_owned(),
+            host_veth: veth,
+            ip,
+            ip6,
+            gateways: (Ipv4Addr::new(169, 254, 1, 1), POD_GATEWAY6),
+        };
+        plugin.add(&attachment).await?;
+        sandbox.attachment = Some(attachment);
     }
+    Ok(sandbox)
 }
 
 /// The pod's namespace, veth, routes and directory.
-fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr, ip6: Ipv6Addr) -> anyhow::Result<(Netns, PathBuf)> {
+fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr, ip6: Ipv6Addr) -> anyhow::Result<(Netns, PathBuf, String)> {
     let seq = rt.next_sandbox.fetch_add(1, Ordering::Relaxed);
     let name = format!("svcb-{}-{}-p{seq}", rt.ctx.lab_id, rt.node.name.rsplit('-').next().unwrap_or("n"));
     let netns = Netns::create(&name)?;
@@ -220,7 +279,7 @@ fn wire_sandbox(rt: &Runtime, pod: &Pod, ip: Ipv4Addr, ip6: Ipv6Addr) -> anyhow:
             format!("route add default via {POD_GATEWAY6} dev eth0"),
         ],
     )?;
-    Ok((netns, pod_dir(rt, pod)?))
+    Ok((netns, pod_dir(rt, pod)?, veth))
 }
 
 /// The pod's directory (overlay for /etc, volumes, logs).
@@ -256,7 +315,7 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(rt.client.clone(), &namespace);
     let spec = pod.spec.clone().unwrap_or_default();
-    let sandbox = create_sandbox(&rt, &pod)?;
+    let mut sandbox = create_sandbox(&rt, &pod).await?;
     let start_time = now();
     let volumes = files::write_pod_files(&rt, &pod, &sandbox.dir, &sandbox.ips()).await;
     let mut containers: Vec<ContainerState> = spec
@@ -376,6 +435,7 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     if let Err(e) = api.delete(&name, &params).await {
         tracing::debug!(pod = %name, error = %e, "final delete failed");
     }
+    sandbox.detach().await;
     drop(sandbox);
     Ok(())
 }
@@ -394,6 +454,9 @@ fn start_container(
     cmd.args(["lab", "pod-exec", "--netns", sandbox.netns(), "--hostname", &hostname, "--pod-dir"]).arg(&sandbox.dir);
     for bind in binds {
         cmd.arg("--bind").arg(bind);
+    }
+    if let Some(cgroup) = &rt.node.cgroup {
+        cmd.arg("--cgroup").arg(cgroup);
     }
     cmd.arg("--").arg(&launch.program).args(&launch.args);
     cmd.env_clear()
