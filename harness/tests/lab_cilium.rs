@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use svcbench::lab::{Lab, LabConfig, ProxyMode, cgroup, install::Installation, netns, process, versions::LabVersions};
+use svcbench::lab::{Lab, LabConfig, ProxyMode, cgroup, netns, process};
 
 /// The cluster DNS ClusterIP both labs have (CoreDNS behind it).
 const KUBE_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
@@ -20,14 +20,8 @@ const KUBE_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// One lab test at a time: each starts labs of its own, and the machine has two cores.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn unavailable() -> Option<String> {
-    if let Some(why) = svcbench::lab::unavailable() {
-        return Some(why.into());
-    }
-    if !Installation::find(&LabVersions::default()).is_some_and(|i| i.has_cilium()) {
-        return Some("Cilium is not built (svcbench lab install)".into());
-    }
-    (!Path::new("/usr/lib/llvm-19/bin/clang").exists()).then(|| "clang-19 is not installed".into())
+fn unavailable() -> Option<&'static str> {
+    svcbench::lab::unavailable_for(ProxyMode::Cilium)
 }
 
 fn svcbench() -> Command {

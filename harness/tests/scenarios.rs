@@ -22,7 +22,7 @@ use std::{path::PathBuf, sync::LazyLock};
 use clusters::Cluster;
 
 use svcbench::{
-    lab::ProxyMode,
+    lab::{LabConfig, ProxyMode},
     report::profile::{self, Profile, Verdict},
     results::ScenarioResult,
 };
@@ -126,12 +126,19 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
 }
 
 /// The measured profile of the lab's real components.
-const LAB_PROFILE: &str = "profiles/coredns-1.12.1.yaml";
+/// The profile a lab of `mode` is judged by: the first of its candidate files that exists (the Cilium one includes
+/// its cluster DNS's).
+fn lab_profile(mode: ProxyMode) -> Result<Profile, Vec<svcbench::report::profile::ProfileError>> {
+    let candidates = LabConfig::new(mode, 2).profile_files();
+    let dir = scenario_dir().join("profiles");
+    let file = candidates.iter().map(|f| dir.join(f)).find(|p| p.exists()).unwrap_or_else(|| dir.join(&candidates[0]));
+    Profile::load(&file)
+}
 
 /// One scenario's trial on a real cluster: its result from the cluster's battery, judged by `profile`.
 fn run_on_cluster(cluster: Cluster, index: usize, plan: &Plan, profile: Option<&Profile>) -> Result<(), Failed> {
-    if matches!(cluster, Cluster::Lab(_))
-        && let Some(why) = svcbench::lab::unavailable()
+    if let Cluster::Lab(mode) = cluster
+        && let Some(why) = svcbench::lab::unavailable_for(mode)
     {
         println!("SKIPPED: {why}");
         return Ok(());
@@ -143,17 +150,25 @@ fn run_on_cluster(cluster: Cluster, index: usize, plan: &Plan, profile: Option<&
         Verdict::ExpectedFail => {
             let entry =
                 profile.and_then(|p| p.expected_failure(&plan.name)).map(|e| e.reason.clone()).unwrap_or_default();
-            println!("  expected failure ({LAB_PROFILE}): {entry}");
+            println!("  expected failure ({}): {entry}", profile_path(profile));
             Ok(())
         }
         Verdict::UnexpectedPass => Err(Failed::from(format!(
-            "passed, but {LAB_PROFILE} lists it as an expected failure: the profile entry is stale"
+            "passed, but {} lists it as an expected failure: the profile entry is stale",
+            profile_path(profile)
         ))),
         Verdict::Failed | Verdict::Skipped => Err(Failed::from(match result.first_failure() {
             Some(step) => format_failure(&result, step),
             None => "scenario did not run".to_owned(),
         })),
     }
+}
+
+/// The lab modes whose batteries `cargo test` runs.
+const LAB_MODES: [ProxyMode; 3] = [ProxyMode::Nftables, ProxyMode::Iptables, ProxyMode::Cilium];
+
+fn profile_path(profile: Option<&Profile>) -> String {
+    profile.map(|p| p.path.display().to_string()).unwrap_or_default()
 }
 
 fn main() {
@@ -179,7 +194,8 @@ fn main() {
     let mut cluster_trials = Vec::new();
     let mut plans = Vec::new();
     let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
-    let lab_profile = Profile::load(&scenario_dir().join(LAB_PROFILE)).map(std::sync::Arc::new);
+    let lab_profiles: Vec<_> =
+        LAB_MODES.iter().map(|mode| (*mode, lab_profile(*mode).map(std::sync::Arc::new))).collect();
     assert!(!files.is_empty(), "no scenarios found in {}", scenario_dir().display());
     for file in files {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -187,8 +203,8 @@ fn main() {
             Ok(plan) => {
                 let index = plans.len();
                 plans.push(plan.clone());
-                for mode in [ProxyMode::Nftables, ProxyMode::Iptables] {
-                    let (p, profile) = (plan.clone(), lab_profile.clone());
+                for (mode, profile) in &lab_profiles {
+                    let (mode, p, profile) = (*mode, plan.clone(), profile.clone());
                     let cluster = Cluster::Lab(mode);
                     cluster_trials.push((cluster, index, plan.clone()));
                     trials.push(

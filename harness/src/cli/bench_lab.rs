@@ -1,5 +1,6 @@
-//! `svcbench bench --target lab`: the real implementations measured side by side, one lab per kube-proxy mode (one
-//! node, NodeLocal DNSCache in front of CoreDNS), every figure printed per implementation with its ratio:
+//! `svcbench bench --target lab`: the real implementations measured side by side, one lab per data plane (kube-proxy
+//! iptables and nftables with NodeLocal DNSCache in front of CoreDNS, Cilium with CoreDNS; one node), every figure
+//! printed per implementation with its ratio to iptables mode measured in the same run:
 //!
 //! - HTTP through the ClusterIP vs straight to the pod, closed loop (throughput; wrk beside svcbench) and open loop
 //!   (HDR latency at a fixed rate, no coordinated omission);
@@ -10,7 +11,9 @@
 //!   (scraped from its metrics port) and its rule-sync time; first-connection latency at that size;
 //! - memory and CPU time of every component while it was measured.
 //!
-//! Clients run in the node's network namespace, so traffic takes kube-proxy's path for host-originated traffic.
+//! Clients run in the node's network namespace, so traffic takes the data plane's path for host-originated traffic
+//! (with Cilium this process joins the node's cgroup for the measurement, as a host-network pod is in it). Cilium
+//! exports no programming-latency metric (cilium/cilium#34147), so its column has only the data plane's own figures.
 
 use std::{
     collections::BTreeMap,
@@ -131,7 +134,7 @@ struct LevelFigures {
 async fn bench_mode(mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyhow::Result<ModeFigures> {
     // Ctrl-C / SIGTERM: dropping the start future or stopping the lab removes everything it made.
     let lab = tokio::select! {
-        lab = Lab::start(LabConfig::new(mode, 1).with_dns(DnsMode::Nodelocal).with_versions(args.versions)) => lab?,
+        lab = Lab::start(LabConfig::new(mode, 1).with_dns(lab_dns(mode)).with_versions(args.versions)) => lab?,
         _ = super::run::shutdown_signal() => bail!("interrupted"),
     };
     let result = tokio::select! {
@@ -146,9 +149,22 @@ async fn bench_mode(mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyho
     result
 }
 
+/// Cluster DNS of a benchmark lab: NodeLocal DNSCache in front of CoreDNS, except with Cilium (the lab sets the cache
+/// up for kube-proxy only), where CoreDNS alone.
+fn lab_dns(mode: ProxyMode) -> DnsMode {
+    if mode.runs_kube_proxy() { DnsMode::Nodelocal } else { DnsMode::Coredns }
+}
+
 async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u32]) -> anyhow::Result<ModeFigures> {
     let client = crate::lab::client_for(lab.kubeconfig()).await?;
     let node = lab.node_namespaces().first().cloned().context("the lab has no node")?;
+    // Cilium serves a node's host-network clients through the socket load balancer of the node's cgroup: the
+    // clients here (threads of this process in the node's namespace) join it, as a host-network pod does.
+    let _member = if mode.runs_kube_proxy() {
+        None
+    } else {
+        Some(crate::lab::cgroup::Joined::node(&crate::lab::cgroup::node_path(lab.id(), 1)?)?)
+    };
     let (cluster_ip, pods) = setup(&client).await?;
     let pod = *pods.first().context("no backend pod")?;
     // Ready endpoints are not a programmed proxy: load through a ClusterIP kube-proxy has not written yet would
@@ -196,10 +212,12 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
 
     println!("-- DNS ({} s, the same load shape as the reference below)", args.seconds);
     let names = vec![format!("web.{NS}.svc.cluster.local."), format!("missing.{NS}.svc.cluster.local.")];
-    for (label, server) in [
+    let servers = [
         ("CoreDNS via kube-dns ClusterIP", addons::CLUSTER_DNS.parse::<Ipv4Addr>()?),
         ("NodeLocal DNSCache 169.254.20.10", nodelocal::LOCAL_DNS),
-    ] {
+    ];
+    let servers = if lab_dns(mode) == DnsMode::Nodelocal { &servers[..] } else { &servers[..1] };
+    for &(label, server) in servers {
         let ours = dns_load(&node, server.into(), &names, args.seconds).await;
         let theirs = super::bench::dnsperf(Some(&node), SocketAddr::new(server.into(), 53), &names, args.seconds);
         println!(
@@ -304,24 +322,25 @@ fn summary(modes: &[ModeFigures]) {
             println!("{:<10} HTTP via ClusterIP / direct to pod: {r:.2}", m.mode.as_str());
         }
     }
-    let (Some(ipt), Some(nft)) =
-        (modes.iter().find(|m| m.mode == ProxyMode::Iptables), modes.iter().find(|m| m.mode == ProxyMode::Nftables))
-    else {
-        return;
-    };
+    // Every other data plane against iptables mode, the oldest reference, measured in the same run.
+    let Some(ipt) = modes.iter().find(|m| m.mode == ProxyMode::Iptables) else { return };
     let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
         (Some(x), Some(y)) if x > 0.0 && y.is_finite() => format!("{:.2}", y / x),
         _ => "-".into(),
     };
-    for (a, b) in ipt.levels.iter().zip(&nft.levels) {
-        println!(
-            "{:>6} services: programming p50 nftables/iptables {}, p99 {}; kube-proxy metric mean {}; first connect p50 {}",
-            a.services,
-            ratio(Some(a.p50_ms), Some(b.p50_ms)),
-            ratio(Some(a.p99_ms), Some(b.p99_ms)),
-            ratio(a.kube_proxy_mean_ms, b.kube_proxy_mean_ms),
-            ratio(a.connect_p50_us, b.connect_p50_us)
-        );
+    for other in modes.iter().filter(|m| m.mode != ProxyMode::Iptables) {
+        let name = other.mode.as_str();
+        for (a, b) in ipt.levels.iter().zip(&other.levels) {
+            println!(
+                "{:>6} services: programming p50 {name}/iptables {}, p99 {}; kube-proxy metric mean {}; first connect \
+                 p50 {}",
+                a.services,
+                ratio(Some(a.p50_ms), Some(b.p50_ms)),
+                ratio(Some(a.p99_ms), Some(b.p99_ms)),
+                ratio(a.kube_proxy_mean_ms, b.kube_proxy_mean_ms),
+                ratio(a.connect_p50_us, b.connect_p50_us)
+            );
+        }
     }
 }
 

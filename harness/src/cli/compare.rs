@@ -46,19 +46,22 @@ pub enum Implementation {
 
 impl Implementation {
     /// Every implementation the lab and the embedded target provide.
-    pub const ALL: [Implementation; 5] = [
+    pub const ALL: [Implementation; 6] = [
         Implementation::Embedded,
         Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns, PINNED),
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns, PINNED),
+        Implementation::Lab(ProxyMode::Cilium, DnsMode::Coredns, PINNED),
         Implementation::Lab(ProxyMode::Iptables, DnsMode::Nodelocal, PINNED),
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal, PINNED),
     ];
 
-    /// The default set: the reference, both proxy modes with CoreDNS, and NodeLocal DNSCache on nftables.
-    const DEFAULT: [Implementation; 4] = [
+    /// The default set: the reference, both kube-proxy modes and Cilium with CoreDNS, and NodeLocal DNSCache on
+    /// nftables.
+    const DEFAULT: [Implementation; 5] = [
         Implementation::Embedded,
         Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns, PINNED),
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns, PINNED),
+        Implementation::Lab(ProxyMode::Cilium, DnsMode::Coredns, PINNED),
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal, PINNED),
     ];
 
@@ -92,6 +95,9 @@ impl FromStr for Implementation {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some((base, suffix)) = s.split_once('@') {
             return match base.parse::<Implementation>()? {
+                Implementation::Lab(ProxyMode::Cilium, _, _) if !suffix.starts_with("coredns-") => Err(format!(
+                    "`{s}`: lab-cilium runs no kube-proxy; only its CoreDNS release can be chosen (`@coredns-1.15.0`)"
+                )),
                 Implementation::Lab(mode, dns, _) => {
                     LabVersions::from_suffix(suffix).map(|versions| Implementation::Lab(mode, dns, versions)).map_err(
                         |e| format!("`{s}`: {e} (releases: `@1.33.5`, `@coredns-1.10.1`, `@1.37.2+coredns-1.15.0`)"),

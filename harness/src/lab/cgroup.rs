@@ -61,6 +61,36 @@ pub fn enter(cgroup: &Path) -> anyhow::Result<()> {
     std::fs::write(&procs, "0").with_context(|| format!("join cgroup {}", cgroup.display()))
 }
 
+/// This process's membership of a node's cgroup, for a measurement that must see the node's data plane as its pods
+/// do (Cilium translates Service addresses in the connect() of processes in the node's cgroup); leaves it on drop.
+pub struct Joined {
+    previous: PathBuf,
+}
+
+impl Joined {
+    /// Moves this whole process (every thread) into `cgroup`.
+    ///
+    /// # Errors
+    /// No cgroup2 mount, or the move is refused.
+    pub fn node(cgroup: &Path) -> anyhow::Result<Self> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+        let relative =
+            own.lines().find_map(|l| l.strip_prefix("0::")).context("no cgroup2 line in /proc/self/cgroup")?;
+        let previous = unified_mount()?.join(relative.trim_start_matches('/'));
+        enter(cgroup)?;
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        // Out again before the lab removes the cgroup (a cgroup with members cannot be removed).
+        if let Err(e) = enter(&self.previous) {
+            tracing::warn!(error = format!("{e:#}"), "cannot leave the node's cgroup");
+        }
+    }
+}
+
 /// Removes lab `lab_id`'s cgroups (their processes must be gone: a cgroup with members cannot be removed); returns
 /// how many were removed.
 pub fn remove_lab(lab_id: &str) -> usize {

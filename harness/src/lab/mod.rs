@@ -585,7 +585,7 @@ fn preflight(config: &LabConfig) -> anyhow::Result<()> {
             bail!("NodeLocal DNSCache is not set up with Cilium in the lab (its iptables rules assume kube-proxy)");
         }
         // The agent compiles its datapath at run time with clang/LLVM ≥ 18.1.
-        if !Path::new("/usr/lib/llvm-19/bin/clang").is_file() || !Path::new("/usr/lib/llvm-19/bin/llc").is_file() {
+        if !Path::new(CILIUM_CLANG).is_file() || !Path::new(CILIUM_CLANG).with_file_name("llc").is_file() {
             bail!(
                 "Cilium compiles its datapath with clang and llc 19 (/usr/lib/llvm-19/bin): `apt-get install \
                  --no-install-recommends clang-19 llvm-19`"
@@ -614,6 +614,23 @@ pub fn unavailable() -> Option<&'static str> {
         .is_none()
         .then_some("the lab is not installed (svcbench lab install)")
 }
+
+/// Why a lab of `mode` cannot run here, if it cannot: [`unavailable`], or Cilium not built, or no clang-19 for it.
+pub fn unavailable_for(mode: ProxyMode) -> Option<&'static str> {
+    if let Some(why) = unavailable() {
+        return Some(why);
+    }
+    if mode != ProxyMode::Cilium {
+        return None;
+    }
+    if !install::Installation::find(&LabVersions::default()).is_some_and(|i| i.has_cilium()) {
+        return Some("Cilium is not built (svcbench lab install)");
+    }
+    (!Path::new(CILIUM_CLANG).is_file()).then_some("Cilium needs clang-19 (apt-get install clang-19 llvm-19)")
+}
+
+/// The clang Cilium's agent compiles its datapath with (and `llc` beside it).
+const CILIUM_CLANG: &str = "/usr/lib/llvm-19/bin/clang";
 
 /// A client for a kubeconfig file (the lab's own, or a node's).
 ///

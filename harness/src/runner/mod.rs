@@ -60,6 +60,22 @@ pub const INCONCLUSIVE_ATTEMPTS: u32 = 3;
 /// `reachesAll`, say) can take a whole short timeout, and a single sample cannot tell a transient from a fault.
 pub const MIN_ATTEMPTS: u32 = 2;
 
+/// Consecutive attempts a "nothing answers" expectation (a connect refused or timing out, a UDP datagram refused or
+/// unanswered) must hold before it passes. A backend that is going away answers exactly like that for a moment (its
+/// process gone, its address still programmed), so one such answer says nothing about the converged data plane:
+/// measured on Cilium, a Service scaled to zero gave ECONNREFUSED from the dying pod, then EHOSTUNREACH for good.
+pub const SETTLED_ATTEMPTS: u32 = 3;
+
+/// Whether `check` expects nothing to answer (see [`SETTLED_ATTEMPTS`]).
+fn must_settle(check: &crate::scenario::Check) -> bool {
+    use crate::scenario::{Check, ConnectOutcome, UdpOutcome};
+    matches!(
+        check,
+        Check::Connect { outcome: ConnectOutcome::Refused | ConnectOutcome::Timeout, .. }
+            | Check::Udp { outcome: UdpOutcome::Refused | UdpOutcome::Timeout, .. }
+    )
+}
+
 /// How often a polled assertion's watch on the harness wakes: fine enough for stalls over the tolerance.
 pub(crate) const HARNESS_TICK: Duration = Duration::from_millis(10);
 
@@ -228,19 +244,35 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
             let mut inconclusive = 0;
             // The last attempt that failed on its own merits: later inconclusive attempts do not hide it.
             let mut failure: Option<String> = None;
+            let required = if must_settle(&assertion.check) { SETTLED_ATTEMPTS } else { 1 };
+            // Consecutive attempts that held, and when the first of them began.
+            let mut streak: (u32, Option<Duration>) = (0, None);
             loop {
                 result.attempts += 1;
+                let attempt_began = started.elapsed();
                 let evaluation = check::evaluate(&assertion.check, target).await;
+                if !matches!(&evaluation, Ok(e) if e.holds) {
+                    streak = (0, None);
+                }
                 match evaluation {
                     Ok(e) => {
                         result.expected = Some(e.expected);
                         result.actual = Some(e.actual);
                         result.measurement = e.measurement;
                         if e.holds {
-                            result.convergence_ms = Some(ms(started.elapsed()));
-                            result.message = None;
-                            result.note = e.note;
-                            break;
+                            streak = (streak.0 + 1, streak.1.or(Some(attempt_began)));
+                            if streak.0 >= required {
+                                result.convergence_ms = streak.1.map(ms);
+                                result.message = None;
+                                result.note = e.note;
+                                break;
+                            }
+                            result.message = Some(format!(
+                                "held on {} of the {required} consecutive attempts a no-answer expectation needs",
+                                streak.0
+                            ));
+                            tokio::time::sleep(target.poll_interval()).await;
+                            continue;
                         }
                         result.message = Some(e.message);
                         if let Some(why) = e.inconclusive {

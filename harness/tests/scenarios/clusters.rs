@@ -33,7 +33,12 @@ pub enum Cluster {
 
 impl Cluster {
     /// Every cluster, in slot order.
-    pub const ALL: [Cluster; 3] = [Cluster::Lab(ProxyMode::Nftables), Cluster::Lab(ProxyMode::Iptables), Cluster::Kube];
+    pub const ALL: [Cluster; 4] = [
+        Cluster::Lab(ProxyMode::Nftables),
+        Cluster::Lab(ProxyMode::Iptables),
+        Cluster::Lab(ProxyMode::Cilium),
+        Cluster::Kube,
+    ];
 
     /// Trial name prefix.
     pub fn name(self) -> String {
@@ -55,7 +60,8 @@ static SELECTED: OnceLock<Vec<(Cluster, usize, Plan)>> = OnceLock::new();
 static SUITE_SIZE: OnceLock<usize> = OnceLock::new();
 
 type BatteryOutcome = Result<BTreeMap<usize, ScenarioResult>, String>;
-static BATTERIES: [OnceCell<BatteryOutcome>; 3] = [OnceCell::const_new(), OnceCell::const_new(), OnceCell::const_new()];
+static BATTERIES: [OnceCell<BatteryOutcome>; Cluster::ALL.len()] =
+    [const { OnceCell::const_new() }; Cluster::ALL.len()];
 
 /// One battery at a time.
 static TURN: Mutex<()> = Mutex::const_new(());

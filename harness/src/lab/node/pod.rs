@@ -232,7 +232,9 @@ async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox>
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
-            container_id: sandbox.netns().to_owned(),
+            // Like a CRI runtime's sandbox id: hex, unique in its first characters (plugins shorten ids in logs and
+            // indexes; every netns name of a lab starts alike).
+            container_id: pod.metadata.uid.clone().unwrap_or_default().replace('-', ""),
             netns: sandbox.netns().to_owned(),
             host_veth: veth,
             ip,
