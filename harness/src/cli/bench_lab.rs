@@ -173,6 +173,7 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
         .await
         .context("the backend Service's ClusterIP never became reachable")?;
     let mut figures = ModeFigures { mode, via_over_direct: None, levels: Vec::new() };
+    println!("-- {}: lab ready in {:.1} s", lab.config().name(), lab.start_time().as_secs_f64());
     let cpu_before = measure::usage(lab.id());
 
     println!(
@@ -252,13 +253,13 @@ async fn measure_lab(lab: &Lab, mode: ProxyMode, args: &LabBench, services: &[u3
         existing = existing.max(level);
         wait_synced(&client, &node, pod, level).await?;
         let build_s = built.elapsed().as_secs_f64();
-        let metrics_before = scrape(&node).await;
+        let metrics_before = scrape(&node, mode).await;
         let mut h = latency::new_histogram();
         for k in 0..args.changes {
             let t = program_one(&client, &node, pod, &format!("probe-{level}-{k}"), true).await?;
             latency::record(&mut h, t);
         }
-        let metrics_after = scrape(&node).await;
+        let metrics_after = scrape(&node, mode).await;
         let s = latency::summarize(&h);
         let (prog, sync) = match (&metrics_before, &metrics_after) {
             (Ok(b), Ok(a)) => (a.0.since(&b.0), a.1.since(&b.1)),
@@ -459,7 +460,10 @@ async fn program_one(client: &Client, node: &str, pod: IpAddr, name: &str, timed
 ///
 /// # Errors
 /// The metrics port did not answer 200.
-async fn scrape(node: &str) -> Result<(Histogram, Histogram), String> {
+async fn scrape(node: &str, mode: ProxyMode) -> Result<(Histogram, Histogram), String> {
+    if !mode.runs_kube_proxy() {
+        return Err("no kube-proxy: Cilium exports no network-programming metric (cilium/cilium#34147)".into());
+    }
     let text = measure::http_get(node, SocketAddr::from(([127, 0, 0, 1], 10249)), "/metrics")
         .await
         .map_err(|e| format!("kube-proxy metrics: {e}"))?;

@@ -81,7 +81,7 @@ impl ReleaseArgs {
 /// Arguments of `svcbench lab up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// kube-proxy mode.
+    /// Service data plane: kube-proxy nftables or iptables mode, or Cilium (no kube-proxy).
     #[arg(long, value_enum, default_value_t = ProxyMode::Nftables)]
     pub proxy_mode: ProxyMode,
     /// Cluster DNS: CoreDNS, or NodeLocal DNSCache in front of it.

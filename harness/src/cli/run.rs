@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// kubeconfig context for `--target kube` (default: the current context).
     #[arg(long)]
     context: Option<String>,
-    /// kube-proxy mode of `--target lab`.
+    /// Service data plane of `--target lab`: kube-proxy nftables or iptables mode, or Cilium.
     #[arg(long, value_enum, default_value_t = crate::lab::ProxyMode::Nftables)]
     proxy_mode: crate::lab::ProxyMode,
     /// Cluster DNS of `--target lab`: CoreDNS, or NodeLocal DNSCache in front of it.

@@ -181,6 +181,28 @@ impl NodeCilium<'_> {
     }
 }
 
+/// The addresses Cilium gave its router device (`cilium_host`) in the node's namespace: its IPAM takes them from the
+/// node's podCIDR, unaware of the lab's pod addresses, so the lab must never hand them to a pod (a pod with the router's
+/// address is unreachable: the node delivers its traffic locally).
+///
+/// # Errors
+/// `ip` fails or its output does not parse.
+pub fn router_addresses(netns: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let output = Command::new("ip").args(["-n", netns, "-j", "addr", "show", "dev", "cilium_host"]).output()?;
+    if !output.status.success() {
+        bail!("ip addr show cilium_host in {netns}: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let links: serde_json::Value = serde_json::from_slice(&output.stdout).context("ip -j addr")?;
+    Ok(links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|link| link["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["scope"] == "global")
+        .filter_map(|a| a["local"].as_str()?.parse().ok())
+        .collect())
+}
+
 /// The agent's flags (all in one place: they are the lab's Cilium configuration, as a Helm values file would be).
 fn agent_flags(kubeconfig: &Path, socket: &Path, lib_dir: &Path) -> Vec<String> {
     let mut flags: Vec<String> = [

@@ -66,7 +66,7 @@ pub enum ProxyMode {
     Nftables,
     /// kube-proxy iptables mode.
     Iptables,
-    /// Cilium's eBPF kube-proxy replacement (no kube-proxy; see [`cilium`]).
+    /// Cilium 1.20.2's eBPF kube-proxy replacement (no kube-proxy).
     Cilium,
 }
 
@@ -407,10 +407,15 @@ impl Lab {
             network::route_pod_cidrs(&cp, i, &cidrs)?;
             if let Some(node_cilium) = node_cilium {
                 // Started once the node has its podCIDRs (`--ipam=kubernetes` reads them), ready before any pod.
+                let agent_started = Instant::now();
                 let mut agent = node_cilium.start_agent(&installation)?;
                 let ready = node_cilium.wait_ready(&mut agent).await;
                 lab.processes.push(agent);
                 ready?;
+                for ip in cilium::router_addresses(&ns_name)? {
+                    lab.agents.last().expect("this node's agent").reserve(ip);
+                }
+                step(&format!("node {name}: cilium-agent healthy in {:.1} s", agent_started.elapsed().as_secs_f64()));
                 continue;
             }
             lab.processes.push(control_plane::kube_proxy(

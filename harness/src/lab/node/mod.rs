@@ -113,6 +113,11 @@ impl NodeAgent {
         &self.identity.name
     }
 
+    /// Keeps the node's own address `ip` out of pod IP allocation (see [`pod::Runtime::reserve`]).
+    pub fn reserve(&self, ip: std::net::IpAddr) {
+        self.runtime.reserve(ip);
+    }
+
     /// Stops following pods and kills every container at once (the lab is going away).
     pub async fn stop(mut self) {
         self.runtime.stopping.store(true, std::sync::atomic::Ordering::Relaxed);

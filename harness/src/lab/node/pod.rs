@@ -95,6 +95,19 @@ impl Runtime {
         anyhow::bail!("node {} has no free pod IP: 253 pods run on it", self.node.name)
     }
 
+    /// Keeps `ip` from ever going to a pod: an address of the node's own in its podCIDR (Cilium's router address on
+    /// `cilium_host`, which its IPAM takes from the same podCIDR). An IPv6 one reserves its host number, which pods'
+    /// IPv6 addresses share with their IPv4 ones.
+    pub fn reserve(&self, ip: IpAddr) {
+        let host = match ip {
+            IpAddr::V4(v4) => u32::from(v4).checked_sub(u32::from(self.base)),
+            IpAddr::V6(v6) => u128::from(v6).checked_sub(u128::from(self.base6)).and_then(|h| u32::try_from(h).ok()),
+        };
+        if let Some(host) = host.filter(|h| (2..=254).contains(h)) {
+            self.in_use.lock().expect("ip lock").insert(Ipv4Addr::from(u32::from(self.base) + host));
+        }
+    }
+
     fn release_ip(&self, ip: Ipv4Addr) {
         self.in_use.lock().expect("ip lock").remove(&ip);
     }
@@ -152,6 +165,8 @@ struct Sandbox {
     runtime: Arc<Runtime>,
     /// What the node's CNI plugin attached (detached before the IP may be reused).
     attachment: Option<cni::Attachment>,
+    /// A detach task frees the IP once its `DEL` returned.
+    ip_handed_off: bool,
 }
 
 impl Sandbox {
@@ -167,16 +182,30 @@ impl Sandbox {
 }
 
 impl Sandbox {
-    /// CNI `DEL` for the pod, then its IP is free again (a plugin may key state by IP: a new pod must not get it
-    /// while the old endpoint exists).
+    /// Starts the CNI `DEL` for the pod on a task of its own, which frees the IP once the plugin returned (a plugin
+    /// keys state by IP: a new pod must not get it while the old endpoint exists). A task, because the pod's own
+    /// task may be aborted at any await (the pod vanished from the API): a `DEL` cut short leaves the endpoint behind,
+    /// and its IP, handed to the next pod, would lead to the old endpoint's dead interface.
+    fn spawn_detach(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let attachment = self.attachment.take()?;
+        self.ip_handed_off = true;
+        let (runtime, ip) = (self.runtime.clone(), self.ip);
+        Some(handle.spawn(async move {
+            if let Some(plugin) = runtime.node.cni.as_ref().filter(|_| !runtime.stopping.load(Ordering::Relaxed))
+                && let Err(e) = plugin.del(&attachment).await
+            {
+                tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed");
+            }
+            runtime.release_ip(ip);
+        }))
+    }
+
+    /// Detaches the pod from the CNI plugin and waits for it (see [`Self::spawn_detach`]).
     async fn detach(&mut self) {
-        let (Some(attachment), Some(plugin)) = (self.attachment.take(), self.runtime.node.cni.as_ref()) else { return };
-        if !self.runtime.stopping.load(Ordering::Relaxed)
-            && let Err(e) = plugin.del(&attachment).await
-        {
-            tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed");
+        if let Some(task) = self.spawn_detach() {
+            let _ = task.await;
         }
-        self.runtime.release_ip(self.ip);
     }
 }
 
@@ -186,21 +215,10 @@ impl Drop for Sandbox {
         if self.own_netns.is_none() {
             return;
         }
-        // Aborted before `detach` (the pod was killed): detach in the background, then free the IP.
-        match (self.attachment.take(), tokio::runtime::Handle::try_current()) {
-            (Some(attachment), Ok(handle)) => {
-                let (runtime, ip) = (self.runtime.clone(), self.ip);
-                handle.spawn(async move {
-                    if let Some(plugin) =
-                        runtime.node.cni.as_ref().filter(|_| !runtime.stopping.load(Ordering::Relaxed))
-                        && let Err(e) = plugin.del(&attachment).await
-                    {
-                        tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed");
-                    }
-                    runtime.release_ip(ip);
-                });
-            }
-            _ => self.runtime.release_ip(self.ip),
+        // Aborted before `detach` (the pod was killed, or its ADD failed or was cut short: the spec has the runtime
+        // call DEL then too): detach in the background.
+        if self.spawn_detach().is_none() && !self.ip_handed_off {
+            self.runtime.release_ip(self.ip);
         }
     }
 }
@@ -216,6 +234,7 @@ async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox>
             dir,
             runtime: rt.clone(),
             attachment: None,
+            ip_handed_off: false,
         });
     }
     let (ip, ip6) = rt.allocate_ip()?;
@@ -226,7 +245,8 @@ async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox>
             return Err(e);
         }
     };
-    let mut sandbox = Sandbox { own_netns: Some(netns), ip, ip6, dir, runtime: rt.clone(), attachment: None };
+    let mut sandbox =
+        Sandbox { own_netns: Some(netns), ip, ip6, dir, runtime: rt.clone(), attachment: None, ip_handed_off: false };
     if let Some(plugin) = &rt.node.cni {
         let attachment = cni::Attachment {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -241,8 +261,9 @@ async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox>
             ip6,
             gateways: (Ipv4Addr::new(169, 254, 1, 1), POD_GATEWAY6),
         };
+        // Held before the ADD: if it fails or is cut short, dropping the sandbox sends the DEL.
+        sandbox.attachment = Some(attachment.clone());
         plugin.add(&attachment).await?;
-        sandbox.attachment = Some(attachment);
     }
     Ok(sandbox)
 }
@@ -429,6 +450,8 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     }
     let status = status_body(&rt, &pod, &sandbox, &start_time, &containers, &mut transitions, true);
     let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
+    // As kubelet: the sandbox's network is torn down (CNI DEL) before the pod object goes.
+    sandbox.detach().await;
     let params = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
@@ -437,7 +460,6 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     if let Err(e) = api.delete(&name, &params).await {
         tracing::debug!(pod = %name, error = %e, "final delete failed");
     }
-    sandbox.detach().await;
     drop(sandbox);
     Ok(())
 }

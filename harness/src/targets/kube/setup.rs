@@ -300,5 +300,34 @@ pub(super) fn pod_conditions(pod: &Pod) -> String {
             format!("{}={}{}", c.type_, c.status, c.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())
         })
         .collect();
-    format!("phase {}, conditions [{}]", status.phase.clone().unwrap_or_default(), conditions.join(", "))
+    // Each container's state says whether it runs unready (a probe failing) or keeps exiting.
+    let containers: Vec<String> = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .map(|c| {
+            let state = c.state.as_ref();
+            let now = match (state.and_then(|s| s.running.as_ref()), state.and_then(|s| s.waiting.as_ref())) {
+                (Some(r), _) => {
+                    format!("running since {}", r.started_at.as_ref().map(|t| t.0.to_string()).unwrap_or_default())
+                }
+                (_, Some(w)) => format!("waiting ({})", w.reason.clone().unwrap_or_default()),
+                _ => "terminated".into(),
+            };
+            let last = c
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .map(|t| format!(", last exit {} {}", t.exit_code, t.reason.clone().unwrap_or_default()))
+                .unwrap_or_default();
+            format!("{}: {now}, {} restarts{last}", c.name, c.restart_count)
+        })
+        .collect();
+    format!(
+        "phase {}, pod IP {}, conditions [{}], containers [{}]",
+        status.phase.clone().unwrap_or_default(),
+        status.pod_ip.clone().unwrap_or_default(),
+        conditions.join(", "),
+        containers.join("; ")
+    )
 }
