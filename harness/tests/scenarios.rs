@@ -125,7 +125,6 @@ fn fault_trials(plans: &[Plan]) -> Vec<Trial> {
     trials
 }
 
-/// The measured profile of the lab's real components.
 /// The profile a lab of `mode` is judged by: the first of its candidate files that exists (the Cilium one includes
 /// its cluster DNS's).
 fn lab_profile(mode: ProxyMode) -> Result<Profile, Vec<svcbench::report::profile::ProfileError>> {

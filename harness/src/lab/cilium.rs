@@ -203,6 +203,25 @@ pub fn router_addresses(netns: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
         .collect())
 }
 
+/// [`router_addresses`] once there is one of each family (the agent configures `cilium_host` as it starts), within
+/// 30 s.
+///
+/// # Errors
+/// Not both families within 30 s.
+pub async fn wait_router_addresses(netns: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = router_addresses(netns).unwrap_or_default();
+        if found.iter().any(std::net::IpAddr::is_ipv4) && found.iter().any(std::net::IpAddr::is_ipv6) {
+            return Ok(found);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("cilium_host in {netns} has no router address of each family within 30 s: {found:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The agent's flags (all in one place: they are the lab's Cilium configuration, as a Helm values file would be).
 fn agent_flags(kubeconfig: &Path, socket: &Path, lib_dir: &Path) -> Vec<String> {
     let mut flags: Vec<String> = [

@@ -40,7 +40,9 @@ fn owner_alive(id: &str) -> bool {
 /// Removes every trace of lab `id` (the caller owns it or it is dead).
 pub fn remove_lab(id: &str) -> Removed {
     let mut removed = Removed::default();
-    for (pid, _) in process::marked_processes(Some(id)) {
+    // A pod process that dropped its environment is still in its node's cgroup.
+    let members = super::cgroup::members(id).into_iter().map(|pid| (pid, String::new()));
+    for (pid, _) in process::marked_processes(Some(id)).into_iter().chain(members) {
         if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
             removed.processes += 1;
         }

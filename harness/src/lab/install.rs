@@ -284,6 +284,8 @@ fn build_cilium(go: &Go) -> Result<(), InstallError> {
     // The module cache is read-only: build in a writable copy.
     let src = go.root.join("src").join(format!("cilium-{release}"));
     if !src.join("go.mod").is_file() {
+        // A copy cut short earlier: `cp -r` into an existing folder would nest the module inside it.
+        let _ = std::fs::remove_dir_all(&src);
         let status = Command::new("cp").arg("-r").arg(module_dir).arg(&src).status();
         let writable = Command::new("chmod").arg("-R").arg("u+w").arg(&src).status();
         if !status.is_ok_and(|s| s.success()) || !writable.is_ok_and(|s| s.success()) {

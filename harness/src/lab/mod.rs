@@ -412,7 +412,7 @@ impl Lab {
                 let ready = node_cilium.wait_ready(&mut agent).await;
                 lab.processes.push(agent);
                 ready?;
-                for ip in cilium::router_addresses(&ns_name)? {
+                for ip in cilium::wait_router_addresses(&ns_name).await? {
                     lab.agents.last().expect("this node's agent").reserve(ip);
                 }
                 step(&format!("node {name}: cilium-agent healthy in {:.1} s", agent_started.elapsed().as_secs_f64()));

@@ -227,13 +227,15 @@ impl Profile {
                     column: nested.referenced.column(),
                     reason: format!("an included profile may not include others ({} includes it)", path.display()),
                 });
+                // Not parsed further: following its includes could go round in a circle.
+                continue;
             }
             match Self::parse(&file, &text) {
                 Ok(included) => {
                     for mut entry in included.expected_failures {
                         if into.iter().any(|f| f.scenario == entry.scenario) {
                             errors.push(at(format!(
-                                "scenario `{}` is listed both here and in {name}: list it once",
+                                "scenario `{}` is listed more than once (again in {name}): list it once",
                                 entry.scenario
                             )));
                         }
@@ -391,8 +393,10 @@ mod tests {
             (
                 "includes: [dns.yaml]\nexpectedFailures:\n  - {scenario: a, reason: again}\n",
                 2,
-                "listed both here and in dns.yaml",
+                "listed more than once (again in dns.yaml)",
             ),
+            // A profile that includes itself is refused, not followed round in a circle.
+            ("includes: [dp.yaml]\nexpectedFailures: []\n", 2, "may not include others"),
             ("includes: [missing.yaml]\nexpectedFailures: []\n", 2, "cannot read missing.yaml"),
             ("includes: [../dns.yaml]\nexpectedFailures: []\n", 2, "must be a profile file name"),
             ("includes: [nested.yaml]\nexpectedFailures: []\n", 2, "may not include others"),

@@ -262,7 +262,12 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                         if e.holds {
                             streak = (streak.0 + 1, streak.1.or(Some(attempt_began)));
                             if streak.0 >= required {
-                                result.convergence_ms = streak.1.map(ms);
+                                // A no-answer state converged when its streak began; any other check when it held.
+                                result.convergence_ms = Some(ms(if required == 1 {
+                                    started.elapsed()
+                                } else {
+                                    streak.1.unwrap_or_default()
+                                }));
                                 result.message = None;
                                 result.note = e.note;
                                 break;

@@ -50,13 +50,13 @@ pub struct Attachment {
     pub name: String,
     /// `metadata.uid`.
     pub uid: String,
-    /// The sandbox's id (the lab's sandbox network namespace name).
+    /// The sandbox's id (hex, like a CRI runtime's: the pod UID without dashes).
     pub container_id: String,
     /// The pod's network namespace (by name).
     pub netns: String,
     /// The lab's end of the pod's veth, in the node's namespace.
     pub host_veth: String,
-    /// The pod's addresses.
+    /// The pod's IPv4 address.
     pub ip: Ipv4Addr,
     /// The pod's IPv6 address.
     pub ip6: Ipv6Addr,
@@ -166,7 +166,7 @@ mod tests {
             namespace: "ns".into(),
             name: "p".into(),
             uid: "u".into(),
-            container_id: "svcb-x-n1-p3".into(),
+            container_id: "0fe78b5cad0e4c1b9d2e3f4a5b6c7d8e".into(),
             netns: "svcb-x-n1-p3".into(),
             host_veth: "vp3".into(),
             ip: Ipv4Addr::new(10, 244, 1, 5),

@@ -195,7 +195,9 @@ impl Sandbox {
             if let Some(plugin) = runtime.node.cni.as_ref().filter(|_| !runtime.stopping.load(Ordering::Relaxed))
                 && let Err(e) = plugin.del(&attachment).await
             {
-                tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed");
+                // The endpoint may still hold the address: better one address fewer than two pods on it.
+                tracing::warn!(pod = %attachment.name, error = format!("{e:#}"), "CNI DEL failed: its IP stays unused");
+                return;
             }
             runtime.release_ip(ip);
         }))
