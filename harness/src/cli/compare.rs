@@ -55,13 +55,12 @@ impl Implementation {
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal, PINNED),
     ];
 
-    /// The default set: the reference, both kube-proxy modes and Cilium with CoreDNS, and NodeLocal DNSCache on
-    /// nftables.
-    const DEFAULT: [Implementation; 5] = [
+    /// The default set: the reference, both kube-proxy modes with CoreDNS, and NodeLocal DNSCache on nftables
+    /// (`lab-cilium` on request, until its battery's last flake is explained: issue #21).
+    const DEFAULT: [Implementation; 4] = [
         Implementation::Embedded,
         Implementation::Lab(ProxyMode::Iptables, DnsMode::Coredns, PINNED),
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Coredns, PINNED),
-        Implementation::Lab(ProxyMode::Cilium, DnsMode::Coredns, PINNED),
         Implementation::Lab(ProxyMode::Nftables, DnsMode::Nodelocal, PINNED),
     ];
 
