@@ -87,12 +87,12 @@ pub async fn bench_lab(args: LabBench) -> ExitCode {
     services.dedup();
     let mut modes = Vec::new();
     for mode in &args.modes {
-        println!(
-            "\n=== kube-proxy {} {} · NodeLocal DNSCache + CoreDNS {} (lab, 1 node)",
-            args.versions.kube_proxy,
-            mode.as_str(),
-            args.versions.coredns
-        );
+        let plane = if mode.runs_kube_proxy() {
+            format!("kube-proxy {} {} · NodeLocal DNSCache +", args.versions.kube_proxy, mode.as_str())
+        } else {
+            format!("Cilium {} kube-proxy replacement ·", crate::lab::versions::CILIUM)
+        };
+        println!("\n=== {plane} CoreDNS {} (lab, 1 node)", args.versions.coredns);
         match bench_mode(*mode, &args, &services).await {
             Ok(figures) => modes.push(figures),
             Err(e) if e.to_string() == "interrupted" => {
