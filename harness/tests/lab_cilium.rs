@@ -20,8 +20,16 @@ const KUBE_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// One lab test at a time: each starts labs of its own, and the machine has two cores.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn unavailable() -> Option<&'static str> {
-    svcbench::lab::unavailable_for(ProxyMode::Cilium)
+/// This test's turn on the machine, or `None` (having said `SKIPPED` and why) when a Cilium lab cannot run here.
+fn turn() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match svcbench::lab::unavailable_for(ProxyMode::Cilium) {
+        Some(why) => {
+            println!("SKIPPED: {why}");
+            None
+        }
+        None => Some(guard),
+    }
 }
 
 fn svcbench() -> Command {
@@ -176,11 +184,7 @@ async fn contained(cilium: &Lab, nftables: &Lab) {
 
 #[test]
 fn cilium_is_contained_and_runs_beside_an_nftables_lab() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(why) = unavailable() {
-        println!("SKIPPED: {why}");
-        return;
-    }
+    let Some(_turn) = turn() else { return };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let config =
@@ -202,11 +206,7 @@ fn cilium_is_contained_and_runs_beside_an_nftables_lab() {
 
 #[test]
 fn cleanup_after_kill_9_leaves_nothing_of_a_cilium_lab() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(why) = unavailable() {
-        println!("SKIPPED: {why}");
-        return;
-    }
+    let Some(_turn) = turn() else { return };
     let before = footprint();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
