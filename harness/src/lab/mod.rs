@@ -35,6 +35,7 @@ pub mod pki;
 pub mod podexec;
 pub mod process;
 mod readiness;
+pub mod snapshot;
 pub mod versions;
 
 use std::{
@@ -493,8 +494,14 @@ impl Lab {
         self.config.description()
     }
 
-    /// Copies the components' logs (every `*.log` under the state directory) to the same places under `into`, to
-    /// read after the lab is gone; returns how many were copied.
+    /// Takes [snapshots](snapshot) of this lab's nodes' data plane.
+    pub fn snapshotter(&self) -> snapshot::Snapshotter {
+        let names = self.agents.iter().map(|a| a.name().to_owned());
+        snapshot::Snapshotter::new(&self.dir, self.config.proxy_mode, names.zip(self.node_namespaces()).collect())
+    }
+
+    /// Copies the components' logs (every `*.log` under the state directory) and the data-plane snapshots to the same
+    /// places under `into`, to read after the lab is gone; returns how many were copied.
     pub fn copy_logs(&self, into: &Path) -> usize {
         let mut copied = 0;
         let mut dirs = vec![self.dir.clone()];
@@ -503,7 +510,8 @@ impl Lab {
                 let path = entry.path();
                 if path.is_dir() && !path.is_symlink() {
                     dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "log")
+                } else if (path.extension().is_some_and(|e| e == "log")
+                    || path.strip_prefix(&self.dir).is_ok_and(|r| r.starts_with(snapshot::SNAPSHOTS_DIR)))
                     && let Ok(relative) = path.strip_prefix(&self.dir)
                 {
                     let to = into.join(relative);
@@ -536,6 +544,14 @@ impl Lab {
             let _ = tokio::task::spawn_blocking(move || process::stop_all(processes)).await;
         });
         while stopping.join_next().await.is_some() {}
+        // Killed processes leave their cgroups a moment after the signal: wait for that here, not in teardown's
+        // blocking retries.
+        for _ in 0..50 {
+            if cgroup::members(&self.id).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.teardown();
     }
 

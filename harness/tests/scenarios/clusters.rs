@@ -2,7 +2,8 @@
 //! battery, `SVCBENCH_JOBS` in flight (default: the CLI's for a cluster), started by the first of its trials; every
 //! trial then reads its own scenario's result. One battery at a time: a battery's scenarios that run alone must not
 //! have another cluster's battery beside them either. A lab is started for its battery and stopped after it; with
-//! `SVCBENCH_LAB_LOGS=<dir>`, a battery where something failed first copies the components' logs to `<dir>/<lab>/`.
+//! `SVCBENCH_LAB_LOGS=<dir>`, a battery where something failed first copies the components' logs to `<dir>/<lab>/`, with every node's
+//! data plane as it was when a step failed (`snapshots/<scenario>-step<n>/`).
 
 use std::{collections::BTreeMap, path::PathBuf, sync::OnceLock, time::Instant};
 
@@ -11,6 +12,7 @@ use svcbench::{
     lab::{Lab, LabConfig, ProxyMode},
     report::{files, json},
     results::{Outcome, RunResults, SCHEMA_VERSION, ScenarioResult, TargetInfo},
+    runner::RunEvent,
     scenario::Plan,
     suite::battery::{self, BatteryOptions, DEFAULT_CLUSTER_JOBS, TargetSource},
     targets::{
@@ -142,7 +144,18 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
     let plans: Vec<Plan> = selected.iter().map(|(_, p)| p.clone()).collect();
     let started = Instant::now();
     let options = BatteryOptions { jobs, ..BatteryOptions::default() };
-    let outcome = battery::run_battery(&plans, &source, options, &mut |_| {}, std::future::pending()).await;
+    // Where logs are kept, a failed step also keeps each node's data plane as it was then (its thread: the other
+    // scenarios in flight must not wait on it).
+    let snapshotter = lab.as_ref().filter(|_| std::env::var_os("SVCBENCH_LAB_LOGS").is_some()).map(Lab::snapshotter);
+    let mut on_event = |event: RunEvent| {
+        if let (Some(snapshotter), RunEvent::StepFinished { scenario, result }) = (&snapshotter, event)
+            && result.outcome == Outcome::Failed
+        {
+            let (snapshotter, label) = (snapshotter.clone(), format!("{scenario}-step{}", result.index));
+            std::thread::spawn(move || snapshotter.take(&label));
+        }
+    };
+    let outcome = battery::run_battery(&plans, &source, options, &mut on_event, std::future::pending()).await;
     let wall = started.elapsed();
     let outcome = outcome.map_err(|e| format!("{}: {e}", cluster.name())).inspect(|run| {
         println!(

@@ -1,0 +1,97 @@
+//! The data plane's state at one moment, for reading why a step failed: every node's Service table as its proxy
+//! holds it (Cilium's agent API: services and endpoints; kube-proxy's nftables ruleset or iptables rules), written
+//! under the lab's state directory (`snapshots/<label>/`) where [`super::Lab::copy_logs`] finds it.
+//!
+//! A step's verdict says what a client saw; this says what the node had programmed when it saw it, which is the
+//! difference between "the proxy never learned of the backend" and "it learned a wrong port".
+
+use std::{
+    io::{Read as _, Write as _},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use super::{ProxyMode, cilium};
+
+/// Where snapshots go inside a lab's state directory.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+
+/// Takes snapshots of one lab's nodes; cheap to clone and `Send`, so a snapshot can be taken on a thread of its own
+/// while scenarios run on.
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    state_dir: PathBuf,
+    proxy_mode: ProxyMode,
+    /// Node name and its network namespace, node 1 first.
+    nodes: Vec<(String, String)>,
+}
+
+impl Snapshotter {
+    /// A snapshotter for a lab's nodes.
+    pub fn new(state_dir: &Path, proxy_mode: ProxyMode, nodes: Vec<(String, String)>) -> Self {
+        Self { state_dir: state_dir.to_owned(), proxy_mode, nodes }
+    }
+
+    /// Writes every node's state to `snapshots/<label>/<node>-<what>` (a name safe as a file name is made of
+    /// `label`); returns the directory. What cannot be read is written as the reason, so the file says why it is
+    /// empty.
+    ///
+    /// # Errors
+    /// The directory cannot be made.
+    pub fn take(&self, label: &str) -> std::io::Result<PathBuf> {
+        let label: String =
+            label.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' }).collect();
+        let dir = self.state_dir.join(SNAPSHOTS_DIR).join(label);
+        std::fs::create_dir_all(&dir)?;
+        for (node, netns) in &self.nodes {
+            for (what, text) in self.node_state(node, netns) {
+                std::fs::write(dir.join(format!("{node}-{what}")), text)?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// One node's state: (file suffix, contents).
+    fn node_state(&self, node: &str, netns: &str) -> Vec<(&'static str, String)> {
+        match self.proxy_mode {
+            ProxyMode::Cilium => {
+                let socket = cilium::node_dir(&self.state_dir, node).join("cilium.sock");
+                ["service", "endpoint"]
+                    .into_iter()
+                    .map(|path| {
+                        let file = if path == "service" { "cilium-services.json" } else { "cilium-endpoints.json" };
+                        (file, agent_get(&socket, path).unwrap_or_else(|e| format!("GET /v1/{path}: {e}\n")))
+                    })
+                    .collect()
+            }
+            ProxyMode::Nftables => vec![("nft-ruleset.txt", in_netns(netns, &["nft", "list", "ruleset"]))],
+            ProxyMode::Iptables => vec![
+                ("iptables.txt", in_netns(netns, &["iptables-save"])),
+                ("ip6tables.txt", in_netns(netns, &["ip6tables-save"])),
+            ],
+        }
+    }
+}
+
+/// `GET /v1/<path>` on a Cilium agent's API socket, the body (bounded: 16 MiB, 5 s).
+fn agent_get(socket: &Path, path: &str) -> std::io::Result<String> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET /v1/{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut reply = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut reply)?;
+    let text = String::from_utf8_lossy(&reply);
+    Ok(text.split_once("\r\n\r\n").map_or(&*text, |(_, body)| body).to_owned())
+}
+
+/// A command's output inside a node's network namespace, or why there is none.
+fn in_netns(netns: &str, command: &[&str]) -> String {
+    match Command::new("ip").args(["netns", "exec", netns]).args(command).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => format!("{}: {}\n{}", command.join(" "), out.status, String::from_utf8_lossy(&out.stderr)),
+        Err(e) => format!("{}: {e}\n", command.join(" ")),
+    }
+}
