@@ -61,6 +61,16 @@ pub fn enter(cgroup: &Path) -> anyhow::Result<()> {
     std::fs::write(&procs, "0").with_context(|| format!("join cgroup {}", cgroup.display()))
 }
 
+/// The lab node cgroup process `pid` is in, if it is in one (an exec into a container joins its cgroup, as kubelet's
+/// exec does: a command run in a Cilium node's pod must meet the same socket load balancer as the pod).
+pub fn of_lab_process(pid: u32) -> Option<PathBuf> {
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    // cgroup2's line is `0::<path>`.
+    let path = membership.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let relative = path.trim_start_matches('/');
+    relative.starts_with(PREFIX).then(|| unified_mount().ok().map(|m| m.join(relative)))?
+}
+
 /// This process's membership of a node's cgroup, for a measurement that must see the node's data plane as its pods
 /// do (Cilium translates Service addresses in the connect() of processes in the node's cgroup); leaves it on drop.
 pub struct Joined {

@@ -162,10 +162,8 @@ impl NodeCilium<'_> {
                 bail!("cilium-agent on {} exited ({exit}):\n{}", self.node, agent.log_tail(30));
             }
             let last = match healthz(&self.socket()).await {
-                Ok(body) if body.contains("\"state\":\"Ok\"") && !body.contains("\"state\":\"Failure\"") => {
-                    return Ok(());
-                }
-                Ok(body) => body,
+                Ok(status) if is_healthy(&status) => return Ok(()),
+                Ok(status) => status.to_string(),
                 Err(e) => format!("{e:#}"),
             };
             if tokio::time::Instant::now() > deadline {
@@ -255,8 +253,23 @@ fn agent_flags(kubeconfig: &Path, socket: &Path, lib_dir: &Path) -> Vec<String> 
     flags
 }
 
-/// `GET /v1/healthz` on the agent's socket; the body.
-async fn healthz(socket: &Path) -> anyhow::Result<String> {
+/// Whether an agent's status says it is up: the agent itself `Ok` and no subsystem (Kubernetes, kube-proxy
+/// replacement, the controllers, …) in `Failure`.
+fn is_healthy(status: &serde_json::Value) -> bool {
+    fn any_failure(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.get("state").is_some_and(|s| s == "Failure") || map.values().any(any_failure)
+            }
+            serde_json::Value::Array(items) => items.iter().any(any_failure),
+            _ => false,
+        }
+    }
+    status["cilium"]["state"] == "Ok" && !any_failure(status)
+}
+
+/// `GET /v1/healthz` on the agent's socket; the status it answers.
+async fn healthz(socket: &Path) -> anyhow::Result<serde_json::Value> {
     let mut stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::UnixStream::connect(socket))
         .await
         .context("connect timed out")??;
@@ -265,7 +278,23 @@ async fn healthz(socket: &Path) -> anyhow::Result<String> {
     tokio::time::timeout(Duration::from_secs(5), stream.take(1 << 20).read_to_end(&mut reply))
         .await
         .context("no reply within 5 s")??;
-    let text = String::from_utf8_lossy(&reply).into_owned();
+    let text = String::from_utf8_lossy(&reply);
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok(body.replace([' ', '\n'], ""))
+    serde_json::from_str(body)
+        .with_context(|| format!("healthz answered {}", body.chars().take(200).collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::is_healthy;
+
+    #[test]
+    fn healthy_needs_the_agent_ok_and_no_subsystem_failing() {
+        assert!(is_healthy(&json!({"cilium": {"state": "Ok"}, "kubernetes": {"state": "Ok"}})));
+        assert!(!is_healthy(&json!({"cilium": {"state": "Warning"}})));
+        assert!(!is_healthy(&json!({"cilium": {"state": "Ok"}, "controllers": [{"status": {"state": "Failure"}}]})));
+        assert!(!is_healthy(&json!({"kubernetes": {"state": "Ok"}})));
+    }
 }

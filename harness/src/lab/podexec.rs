@@ -52,7 +52,9 @@ pub fn exec(spec: &PodExec) -> anyhow::Result<std::convert::Infallible> {
     let args: Vec<CString> = spec.command.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
     // The program is opened before /tmp and /run are replaced: it may live there (a checkout under /tmp).
     let executable = if spec.enter_pid.is_none() { Some(open_program(program)?) } else { None };
-    if let Some(cgroup) = &spec.cgroup {
+    // An exec into a container joins its cgroup unless told which.
+    let cgroup = spec.cgroup.clone().or_else(|| spec.enter_pid.and_then(super::cgroup::of_lab_process));
+    if let Some(cgroup) = &cgroup {
         super::cgroup::enter(cgroup)?;
     }
     if let Some(pid) = spec.enter_pid {

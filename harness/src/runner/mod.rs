@@ -276,6 +276,9 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
                                 "held on {} of the {required} consecutive attempts a no-answer expectation needs",
                                 streak.0
                             ));
+                            // Not held to the deadline: a streak that began before it finishes (at most
+                            // SETTLED_ATTEMPTS - 1 more attempts), and a state that held from then on held at the
+                            // deadline; one answer in between ends it at the deadline check below.
                             tokio::time::sleep(target.poll_interval()).await;
                             continue;
                         }
