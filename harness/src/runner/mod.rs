@@ -166,6 +166,7 @@ fn base(step: &Step, summary: String) -> StepResult {
             StepKind::Action(_) | StepKind::LiteralNamespace { .. } => "action".into(),
             StepKind::Assert(_) => "assert".into(),
             StepKind::Converge(_) => "converge".into(),
+            StepKind::Wait { .. } => "wait".into(),
         },
         summary,
         step: serde_json::to_value(&step.kind).unwrap_or_default(),
@@ -205,6 +206,10 @@ async fn run_step(step: &Step, summary: String, target: &dyn Target, options: Ru
             if let Err(e) = target.apply(action).await {
                 refused(&mut result, &e);
             }
+        }
+        StepKind::Wait { duration } => {
+            result.attempts = 1;
+            tokio::time::sleep(*duration).await;
         }
         StepKind::LiteralNamespace { name } => {
             result.attempts = 1;

@@ -61,6 +61,7 @@ pub fn summarize(step: &Step) -> String {
     match &step.kind {
         StepKind::Action(a) => action(a),
         StepKind::LiteralNamespace { name } => format!("create namespace {name} (literal name)"),
+        StepKind::Wait { duration } => format!("wait {}", humantime::format_duration(*duration)),
         StepKind::Converge(c) => format!("{} and time endpoints, DNS and traffic of {}", action(&c.action), c.service),
         StepKind::Assert(a) => match &a.check {
             Check::Service { service, has_cluster_ip, .. } => {

@@ -97,6 +97,9 @@ pub enum RawStep {
     MeasureDns(RawMeasureDns),
     /// Apply an action and measure how long the API, DNS and the data path take to reflect it.
     Converge(RawConverge),
+    /// `wait: 5s` — let a stated time pass (a session-affinity timeout, a cache's TTL) before the next step; at
+    /// most 10 minutes.
+    Wait(#[schemars(with = "DurationText")] SpannedStr),
 }
 
 /// `createNamespace`: a name, or a map with the name and whether it is literal.

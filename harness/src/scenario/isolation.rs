@@ -59,7 +59,7 @@ pub fn isolation(plan: &Plan) -> Isolation {
                 "creates {count} Services (≥ {LARGE_BULK}): every node's proxy and the EndpointSlice controller are \
                  busy with them for everyone"
             )),
-            StepKind::Action(_) => {}
+            StepKind::Action(_) | StepKind::Wait { .. } => {}
             StepKind::Converge(c) => {
                 alone(
                     "times how long a change takes to reach endpoints, DNS and traffic: neighbours' changes would \

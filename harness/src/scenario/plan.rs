@@ -48,6 +48,11 @@ pub enum StepKind {
     Assert(Assertion),
     /// Apply an action, then measure how long endpoints, DNS and traffic take to reflect it.
     Converge(Converge),
+    /// Let this much time pass, changing and checking nothing.
+    Wait {
+        /// How long.
+        duration: Duration,
+    },
 }
 
 /// A change and what to watch while it propagates.

@@ -9,6 +9,9 @@ use super::{
     ServiceKind, Validator,
 };
 
+/// The longest `wait` a scenario may state: longer ones belong in a benchmark, not a conformance run.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Validator {
     pub(super) fn step(&mut self, step: &Spanned<RawStep>) -> Option<StepKind> {
         let at = step.referenced;
@@ -77,6 +80,17 @@ impl Validator {
                 })
             }
             RawStep::CreateEndpointSlice(e) => StepKind::Action(self.endpoint_slice(e)?),
+            RawStep::Wait(w) => {
+                let duration = self.duration_of("wait", w)?;
+                if duration > MAX_WAIT {
+                    self.err(
+                        &w.referenced,
+                        format!("wait `{}` is longer than the 10 minutes a step may wait", w.value),
+                    );
+                    return None;
+                }
+                StepKind::Wait { duration }
+            }
             RawStep::DeleteService(o) => {
                 let ns = self.namespace(&o.namespace)?;
                 let service = self.service(&ns, &o.name)?;
