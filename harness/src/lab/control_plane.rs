@@ -5,7 +5,11 @@
 //! kube-scheduler; and per node, kube-proxy in the chosen mode, dual-stack (both cluster CIDRs). The ranges are
 //! [`super::network`]'s.
 
-use std::{net::Ipv4Addr, path::Path, process::Command};
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use super::{
     install::Installation,
@@ -157,6 +161,11 @@ pub struct ProxyNode<'a> {
     pub ip: Ipv4Addr,
 }
 
+/// Where kube-proxy of node `node` logs.
+pub fn kube_proxy_log(dir: &Path, node: &str) -> PathBuf {
+    dir.join(format!("kube-proxy-{node}.log"))
+}
+
 /// Starts kube-proxy for `node` (in its namespace) in `mode`, dual-stack, without touching global sysctls.
 ///
 /// # Errors
@@ -209,8 +218,9 @@ healthzBindAddress: {node_ip}:10256
     )?;
     let mut cmd = in_ns(netns, &bins.binary("kube-proxy"));
     // -v=2: kube-proxy then says why it ignores topology hints ("no hints were provided for zone", "node is missing
-    // label"), which a failing PreferClose step needs (issue #20's nftables prefer-close flake); topology.go at 7
-    // adds the one case it logs only there, "one or more endpoints is missing a zone hint".
-    cmd.arg(format!("--config={}", config.display())).args(["--v=2", "--vmodule=topology=7"]);
-    Supervised::spawn("kube-proxy", cmd, &dir.join(format!("kube-proxy-{node}.log")), lab)
+    // label"), which a failing PreferClose step needs (issue #20's prefer-close flake); topology.go at 7 adds the one
+    // case it logs only there, "one or more endpoints is missing a zone hint"; proxier.go at 4 says when the proxier
+    // learns its node's zone, which the lab checks ([`super::proxy_zone`]).
+    cmd.arg(format!("--config={}", config.display())).args(["--v=2", "--vmodule=topology=7,proxier=4"]);
+    Supervised::spawn("kube-proxy", cmd, &kube_proxy_log(dir, node), lab)
 }

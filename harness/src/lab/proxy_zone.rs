@@ -1,0 +1,119 @@
+//! kube-proxy's start-up race for its node's zone, and the lab's guard against it.
+//!
+//! From 1.34, kube-proxy learns its node's `topology.kubernetes.io/zone` through a `NodeTopologyConfig` whose
+//! informer handler is added to the node informer *after* that informer was started and synced
+//! (`cmd/kube-proxy/app/server.go`: `NewNodeTopologyConfig(…)`, then `RegisterEventHandler(s.Proxier)`). The informer
+//! replays the Node to the new handler on a goroutine of its own; when that replay runs before the proxier is appended
+//! to the handler list, the zone is cached with nobody told, and every later event finds it unchanged
+//! (`handleNodeEvent` compares with the cache). The proxier then never knows its zone: it ignores every Service's
+//! zone hints ("Ignoring same-zone topology hints for service since node is missing label") until the label changes
+//! or kube-proxy restarts. Measured in the lab: see `harness/doc/lab.md`.
+//!
+//! The lab's batteries test Services, not this start-up race, so a lab checks each kube-proxy's log for the line the
+//! proxier writes when it learns its zone (at `-v=4` for `proxier.go`) and restarts a kube-proxy that lost the race,
+//! saying so.
+
+use std::{path::Path, time::Duration};
+
+use super::{process::Supervised, versions::Release};
+
+/// What kube-proxy's proxier logs (V(4)) when it is told its node's topology labels.
+pub const LEARNED: &str = "Updated proxier node topology labels";
+
+/// Restarts a kube-proxy gets before the lab gives up on it.
+const MAX_RESTARTS: u32 = 3;
+
+/// How long a (re)started kube-proxy has to learn its zone.
+const LEARN_WITHIN: Duration = Duration::from_secs(15);
+
+/// Whether kube-proxy `release` has the race (the `NodeTopologyConfig` wiring came with 1.34's node manager).
+pub fn affected(release: Release) -> bool {
+    release >= Release::new(1, 34, 0)
+}
+
+/// Whether a kube-proxy log says the proxier learned its node's topology labels.
+pub fn learned_zone(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| text.contains(LEARNED))
+}
+
+/// Waits until every kube-proxy in `processes` whose log is one of `logs` has learned its zone; restarts (with
+/// `restart(i)`, which starts the kube-proxy of `logs[i]` again) one that lost the race. Returns how many restarts it
+/// took, each reported through `report`.
+///
+/// # Errors
+/// A kube-proxy still without its zone after [`MAX_RESTARTS`], or a restart failed.
+pub async fn ensure_learned(
+    processes: &mut Vec<Supervised>,
+    logs: &[std::path::PathBuf],
+    mut restart: impl FnMut(usize) -> anyhow::Result<Supervised>,
+    mut report: impl FnMut(&str),
+) -> anyhow::Result<u32> {
+    let mut restarts = 0;
+    for (i, log) in logs.iter().enumerate() {
+        let mut attempts = 0;
+        loop {
+            if wait_learned(log).await {
+                break;
+            }
+            if attempts == MAX_RESTARTS {
+                anyhow::bail!(
+                    "kube-proxy ({}) did not learn its node's zone after {MAX_RESTARTS} restarts: no `{LEARNED}` in \
+                     its log",
+                    log.display()
+                );
+            }
+            attempts += 1;
+            restarts += 1;
+            report(&format!(
+                "kube-proxy ({}) started without its node's zone (kube-proxy's topology-handler race): restart {attempts}",
+                log.file_name().map_or_else(|| log.display().to_string(), |n| n.to_string_lossy().into_owned())
+            ));
+            if let Some(at) = processes.iter().position(|p| p.log() == log.as_path()) {
+                processes.remove(at).stop();
+            }
+            processes.push(restart(i)?);
+        }
+    }
+    Ok(restarts)
+}
+
+/// Whether the log shows the zone learned within [`LEARN_WITHIN`].
+async fn wait_learned(log: &Path) -> bool {
+    let deadline = tokio::time::Instant::now() + LEARN_WITHIN;
+    loop {
+        if learned_zone(log) {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_race_exists_from_1_34() {
+        assert!(!affected(Release::new(1, 33, 6)));
+        assert!(affected(Release::new(1, 34, 4)));
+    }
+
+    #[test]
+    fn a_log_tells_whether_the_zone_was_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("kube-proxy.log");
+        std::fs::write(&log, "I1207 proxier.go:1132] \"SyncProxyRules complete\" elapsed=\"10ms\"\n").unwrap();
+        assert!(!learned_zone(&log));
+        std::fs::write(
+            &log,
+            "I1207 proxier.go:849] \"Updated proxier node topology labels\" ipFamily=\"IPv4\" \
+             labels={\"topology.kubernetes.io/zone\":\"zone-1\"}\n",
+        )
+        .unwrap();
+        assert!(learned_zone(&log));
+        assert!(!learned_zone(&dir.path().join("missing.log")));
+    }
+}
