@@ -97,8 +97,7 @@ pub enum RawStep {
     MeasureDns(RawMeasureDns),
     /// Apply an action and measure how long the API, DNS and the data path take to reflect it.
     Converge(RawConverge),
-    /// `wait: 5s` — let a stated time pass (a session-affinity timeout, a cache's TTL) before the next step; at
-    /// most 10 minutes.
+    /// `wait: 5s` — let a stated time pass (at most 10 minutes), for a timeout or a cache's TTL to run out.
     Wait(#[schemars(with = "DurationText")] SpannedStr),
 }
 
