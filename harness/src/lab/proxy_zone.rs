@@ -26,7 +26,8 @@ const MAX_RESTARTS: u32 = 3;
 /// How long a (re)started kube-proxy has to learn its zone.
 const LEARN_WITHIN: Duration = Duration::from_secs(15);
 
-/// Whether kube-proxy `release` has the race (the `NodeTopologyConfig` wiring came with 1.34's node manager).
+/// Whether kube-proxy `release` has the race: the `NodeTopologyConfig` wiring came with 1.34's node manager and 1.37.2
+/// (the newest release served here) still has it; 1.33 registered its node handlers before starting the informer.
 pub fn affected(release: Release) -> bool {
     release >= Release::new(1, 34, 0)
 }
