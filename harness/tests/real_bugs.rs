@@ -51,10 +51,15 @@ fn main() {
         real_bugs::BuggyComponent::Coredns => "coredns",
         real_bugs::BuggyComponent::KubeProxy => "kube-proxy",
     };
-    // The bugs whose trials run (the filters libtest-mimic applies), so the shared run starts only their labs.
+    // The bugs whose trials run (the filters libtest-mimic applies) and whose releases are installed, so the shared
+    // run starts only their labs (a bug whose release is missing is skipped, not a reason to fail the others).
+    let installed = |bug: &real_bugs::RealBug| {
+        [bug.broken, bug.fixed].iter().all(|r| Installation::find(&bug.lab(*r, 2).versions).is_some())
+    };
     let selected: Vec<String> = bugs
         .iter()
         .filter(|b| !args.is_filtered_out(&Trial::test(format!("real-bug::{}", b.id), || Ok(())).with_kind(kind(b))))
+        .filter(|b| installed(b))
         .map(|b| b.id.clone())
         .collect();
     let trials = bugs
