@@ -297,7 +297,7 @@ impl Lab {
                     &id,
                 )
             };
-            proxy_zone::ensure_learned(&mut lab.processes, &logs, restart, step).await?;
+            proxy_zone::ensure_learned(&mut lab.processes, &logs, proxy_zone::LEARN_WITHIN, restart, step).await?;
         }
         if config.dns == DnsMode::Nodelocal {
             step("NodeLocal DNSCache on every node (169.254.20.10, Service kube-dns-upstream)");

@@ -23,8 +23,8 @@ pub const LEARNED: &str = "Updated proxier node topology labels";
 /// Restarts a kube-proxy gets before the lab gives up on it.
 const MAX_RESTARTS: u32 = 3;
 
-/// How long a (re)started kube-proxy has to learn its zone.
-const LEARN_WITHIN: Duration = Duration::from_secs(15);
+/// How long a (re)started kube-proxy has to learn its zone (it does within a second of start when it wins the race).
+pub const LEARN_WITHIN: Duration = Duration::from_secs(15);
 
 /// Whether kube-proxy `release` has the race: the `NodeTopologyConfig` wiring came with 1.34's node manager and 1.37.2
 /// (the newest release served here) still has it; 1.33 registered its node handlers before starting the informer.
@@ -38,14 +38,15 @@ pub fn learned_zone(log: &Path) -> bool {
 }
 
 /// Waits until every kube-proxy in `processes` whose log is one of `logs` has learned its zone; restarts (with
-/// `restart(i)`, which starts the kube-proxy of `logs[i]` again) one that lost the race. Returns how many restarts it
-/// took, each reported through `report`.
+/// `restart(i)`, which starts the kube-proxy of `logs[i]` again) one that has not within `within` ([`LEARN_WITHIN`]).
+/// Returns how many restarts it took, each reported through `report`.
 ///
 /// # Errors
 /// A kube-proxy still without its zone after [`MAX_RESTARTS`], or a restart failed.
 pub async fn ensure_learned(
     processes: &mut Vec<Supervised>,
     logs: &[std::path::PathBuf],
+    within: Duration,
     mut restart: impl FnMut(usize) -> anyhow::Result<Supervised>,
     mut report: impl FnMut(&str),
 ) -> anyhow::Result<u32> {
@@ -53,7 +54,7 @@ pub async fn ensure_learned(
     for (i, log) in logs.iter().enumerate() {
         let mut attempts = 0;
         loop {
-            if wait_learned(log).await {
+            if wait_learned(log, within).await {
                 break;
             }
             if attempts == MAX_RESTARTS {
@@ -78,9 +79,9 @@ pub async fn ensure_learned(
     Ok(restarts)
 }
 
-/// Whether the log shows the zone learned within [`LEARN_WITHIN`].
-async fn wait_learned(log: &Path) -> bool {
-    let deadline = tokio::time::Instant::now() + LEARN_WITHIN;
+/// Whether the log shows the zone learned within `within`.
+async fn wait_learned(log: &Path, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if learned_zone(log) {
             return true;
@@ -116,5 +117,55 @@ mod tests {
         .unwrap();
         assert!(learned_zone(&log));
         assert!(!learned_zone(&dir.path().join("missing.log")));
+    }
+
+    /// Real processes stand in for kube-proxy (the race cannot be forced): one that never logs the line is stopped
+    /// and replaced by what `restart` starts, which does.
+    #[tokio::test]
+    async fn a_kube_proxy_that_lost_is_restarted_until_it_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("kube-proxy-lab-node-1.log");
+        let lost = |log: &Path| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("30");
+            Supervised::spawn("kube-proxy", cmd, log, "proxy-zone-test").unwrap()
+        };
+        let mut processes = vec![lost(&log)];
+        let old_pid = processes[0].pid();
+        let mut reports = Vec::new();
+        let restarts = ensure_learned(
+            &mut processes,
+            std::slice::from_ref(&log),
+            Duration::from_millis(300),
+            |i| {
+                assert_eq!(i, 0);
+                let mut cmd = std::process::Command::new("sh");
+                cmd.args(["-c", &format!("echo '\"{LEARNED}\" labels={{}}'; sleep 30")]);
+                Supervised::spawn("kube-proxy", cmd, &log, "proxy-zone-test")
+            },
+            |what| reports.push(what.to_owned()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(restarts, 1);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(reports[0].contains("kube-proxy-lab-node-1.log") && reports[0].contains("restart 1"), "{reports:?}");
+        assert_eq!(processes.len(), 1);
+        assert_ne!(processes[0].pid(), old_pid, "the process that lost is replaced");
+        assert!(!std::path::Path::new(&format!("/proc/{old_pid}")).exists(), "the one that lost is stopped");
+
+        // One that never learns is given up on after the restarts, with the reason.
+        let log2 = dir.path().join("kube-proxy-lab-node-2.log");
+        let mut processes = vec![lost(&log2)];
+        let err = ensure_learned(
+            &mut processes,
+            std::slice::from_ref(&log2),
+            Duration::from_millis(100),
+            |_| Ok(lost(&log2)),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("did not learn its node's zone after 3 restarts"), "{err}");
     }
 }
