@@ -152,6 +152,46 @@ impl PodHandle {
     }
 }
 
+/// Makes the pod's sandbox, retrying a failure (a CNI plugin that did not answer in time, say) as kubelet retries
+/// `RunPodSandbox` at its next pod sync: after 1 s, 2 s, 4 s … at most 10 s, until it is made or the pod is deleted
+/// (then the pod object is finalized and there is no sandbox).
+async fn sandbox_until_made(
+    rt: &Arc<Runtime>,
+    pod: &Pod,
+    rx: &mut watch::Receiver<Pod>,
+    api: &Api<Pod>,
+) -> Option<Sandbox> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match create_sandbox(rt, pod).await {
+            Ok(sandbox) => return Some(sandbox),
+            Err(e) => tracing::warn!(pod = %name, error = format!("{e:#}"), retry_in = ?backoff, "sandbox not made"),
+        }
+        let retry = tokio::time::sleep(backoff);
+        tokio::pin!(retry);
+        loop {
+            if rx.borrow().metadata.deletion_timestamp.is_some() {
+                let uid = pod.metadata.uid.clone();
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions { uid, resource_version: None }),
+                    ..DeleteParams::default()
+                };
+                if let Err(e) = api.delete(&name, &params).await {
+                    tracing::debug!(pod = %name, error = %e, "final delete failed");
+                }
+                return None;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return None },
+                () = &mut retry => break,
+            }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
 /// One container's process and readiness.
 struct ContainerState {
     spec: Container,
@@ -175,7 +215,7 @@ async fn lifecycle(rt: Arc<Runtime>, mut rx: watch::Receiver<Pod>) -> anyhow::Re
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(rt.client.clone(), &namespace);
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut sandbox = create_sandbox(&rt, &pod).await?;
+    let Some(mut sandbox) = sandbox_until_made(&rt, &pod, &mut rx, &api).await else { return Ok(()) };
     let start_time = now();
     let volumes = files::write_pod_files(&rt, &pod, &sandbox.dir, &sandbox.ips()).await;
     let mut containers: Vec<ContainerState> = spec
