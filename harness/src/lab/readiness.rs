@@ -105,7 +105,8 @@ async fn dns_diagnosis(client: &Client, dir: &Path) -> String {
 
 pub(super) async fn wait_coredns(client: &Client, processes: &mut [Supervised], dir: &Path) -> anyhow::Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Room for a first pod sandbox that takes kubelet's whole 2 min (Cilium compiling its datapath on a busy machine).
+    let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         check_alive(processes)?;
         let ready = deployments.get("coredns").await.ok().and_then(|d| d.status?.ready_replicas).unwrap_or(0);
@@ -113,7 +114,7 @@ pub(super) async fn wait_coredns(client: &Client, processes: &mut [Supervised], 
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("CoreDNS not ready within 120 s ({ready} of 2 replicas ready)\n{}", dns_diagnosis(client, dir).await);
+            bail!("CoreDNS not ready within 240 s ({ready} of 2 replicas ready)\n{}", dns_diagnosis(client, dir).await);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -23,8 +23,9 @@ use crate::lab::netns::netns_path;
 
 /// The CNI spec version the lab speaks.
 const CNI_VERSION: &str = "1.0.0";
-/// How long an ADD may take (kubelet's runtime gives a pod sandbox minutes; a lab pod should never need that).
-const ADD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an ADD may take: kubelet's `--runtime-request-timeout` (2 min) bounds `RunPodSandbox`. Cilium's first ADD
+/// on a node waits for its endpoint datapath to compile: 20–36 s per object file measured on a loaded machine.
+const ADD_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a DEL may take.
 const DEL_TIMEOUT: Duration = Duration::from_secs(10);
 
