@@ -95,3 +95,22 @@ fn in_netns(netns: &str, command: &[&str]) -> String {
         Err(e) => format!("{}: {e}\n", command.join(" ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_says_why_a_node_could_not_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshotter =
+            Snapshotter::new(dir.path(), ProxyMode::Cilium, vec![("lab-node-1".into(), "svcb-none-n1".into())]);
+        let written = snapshotter.take("named-target-port-step6 (try 1)").unwrap();
+        assert_eq!(written, dir.path().join("snapshots/named-target-port-step6__try_1_"));
+        // No agent listens on the socket: the files say so instead of being empty.
+        let services = std::fs::read_to_string(written.join("lab-node-1-cilium-services.json")).unwrap();
+        assert!(services.starts_with("GET /v1/service: "), "{services}");
+        let endpoints = std::fs::read_to_string(written.join("lab-node-1-cilium-endpoints.json")).unwrap();
+        assert!(endpoints.starts_with("GET /v1/endpoint: "), "{endpoints}");
+    }
+}
