@@ -24,7 +24,6 @@ use std::{
 use anyhow::{Context as _, bail};
 use kube::Client;
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{
     addons,
@@ -40,6 +39,28 @@ pub const RELEASE: Release = versions::CILIUM;
 /// Where a node's agent keeps what the host side must reach (its API socket, the CNI plugin's log).
 pub fn node_dir(state_dir: &Path, node: &str) -> PathBuf {
     state_dir.join("cilium").join(node)
+}
+
+/// A node's agent API socket.
+pub fn socket(state_dir: &Path, node: &str) -> PathBuf {
+    node_dir(state_dir, node).join("cilium.sock")
+}
+
+/// `GET /v1/<path>` on an agent's API socket (blocking, bounded: 5 s per read or write, 16 MiB); the body.
+///
+/// # Errors
+/// No agent answers on the socket, or it timed out.
+pub fn agent_get(socket: &Path, path: &str) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    // HTTP/1.0: the agent closes after its answer, never chunked.
+    write!(stream, "GET /v1/{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut reply = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut reply)?;
+    let text = String::from_utf8_lossy(&reply);
+    Ok(text.split_once("\r\n\r\n").map_or(&*text, |(_, body)| body).to_owned())
 }
 
 /// Applies Cilium's CustomResourceDefinitions (the operator would; the lab has no operator) and waits until the API
@@ -102,7 +123,7 @@ pub struct NodeCilium<'a> {
 impl NodeCilium<'_> {
     /// The agent's API socket.
     pub fn socket(&self) -> PathBuf {
-        node_dir(self.state_dir, self.node).join("cilium.sock")
+        socket(self.state_dir, self.node)
     }
 
     /// Starts the node's agent.
@@ -270,17 +291,9 @@ fn is_healthy(status: &serde_json::Value) -> bool {
 
 /// `GET /v1/healthz` on the agent's socket; the status it answers.
 async fn healthz(socket: &Path) -> anyhow::Result<serde_json::Value> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::UnixStream::connect(socket))
-        .await
-        .context("connect timed out")??;
-    stream.write_all(b"GET /v1/healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
-    let mut reply = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.take(1 << 20).read_to_end(&mut reply))
-        .await
-        .context("no reply within 5 s")??;
-    let text = String::from_utf8_lossy(&reply);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str(body)
+    let socket = socket.to_owned();
+    let body = tokio::task::spawn_blocking(move || agent_get(&socket, "healthz")).await??;
+    serde_json::from_str(&body)
         .with_context(|| format!("healthz answered {}", body.chars().take(200).collect::<String>()))
 }
 

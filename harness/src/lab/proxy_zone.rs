@@ -54,7 +54,7 @@ pub async fn ensure_learned(
     for (i, log) in logs.iter().enumerate() {
         let mut attempts = 0;
         loop {
-            if wait_learned(log, within).await {
+            if wait_learned(log, within, processes).await? {
                 break;
             }
             if attempts == MAX_RESTARTS {
@@ -71,7 +71,9 @@ pub async fn ensure_learned(
                 log.file_name().map_or_else(|| log.display().to_string(), |n| n.to_string_lossy().into_owned())
             ));
             if let Some(at) = processes.iter().position(|p| p.log() == log.as_path()) {
-                processes.remove(at).stop();
+                let mut lost = processes.remove(at);
+                // stop() waits out the grace period: off the runtime's threads.
+                let _ = tokio::task::spawn_blocking(move || lost.stop()).await;
             }
             processes.push(restart(i)?);
         }
@@ -80,14 +82,22 @@ pub async fn ensure_learned(
 }
 
 /// Whether the log shows the zone learned within `within`.
-async fn wait_learned(log: &Path, within: Duration) -> bool {
+///
+/// # Errors
+/// The kube-proxy writing `log` exited (with its log's tail): no point waiting for it.
+async fn wait_learned(log: &Path, within: Duration, processes: &mut [Supervised]) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         if learned_zone(log) {
-            return true;
+            return Ok(true);
+        }
+        if let Some(p) = processes.iter_mut().find(|p| p.log() == log)
+            && let Some(exit) = p.exited()
+        {
+            anyhow::bail!("kube-proxy ({}) exited ({exit}):\n{}", log.display(), p.log_tail(20));
         }
         if tokio::time::Instant::now() > deadline {
-            return false;
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

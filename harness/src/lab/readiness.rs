@@ -105,7 +105,8 @@ async fn dns_diagnosis(client: &Client, dir: &Path) -> String {
 
 pub(super) async fn wait_coredns(client: &Client, processes: &mut [Supervised], dir: &Path) -> anyhow::Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-    // Room for a first pod sandbox that takes kubelet's whole 2 min (Cilium compiling its datapath on a busy machine).
+    // Room for a first pod sandbox that takes kubelet's whole 2 min (Cilium compiling its datapath on a busy machine)
+    // and a retry that does not: two whole timeouts would not fit, and would mean the data plane is broken anyway.
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         check_alive(processes)?;

@@ -5,15 +5,9 @@
 //! A step's verdict says what a client saw; this says what the node had programmed when it saw it, which is the
 //! difference between "the proxy never learned of the backend" and "it learned a wrong port".
 
-use std::{
-    io::{Read as _, Write as _},
-    os::unix::net::UnixStream,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
-use super::{ProxyMode, cilium};
+use super::{ProxyMode, cilium, control_plane};
 
 /// Where snapshots go inside a lab's state directory.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
@@ -44,6 +38,10 @@ impl Snapshotter {
         let label: String =
             label.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' }).collect();
         let dir = self.state_dir.join(SNAPSHOTS_DIR).join(label);
+        // Never recreate the state directory of a lab that is gone.
+        if !self.state_dir.is_dir() {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the lab's state directory is gone"));
+        }
         std::fs::create_dir_all(&dir)?;
         for (node, netns) in &self.nodes {
             for (what, text) in self.node_state(node, netns) {
@@ -57,39 +55,29 @@ impl Snapshotter {
     fn node_state(&self, node: &str, netns: &str) -> Vec<(&'static str, String)> {
         match self.proxy_mode {
             ProxyMode::Cilium => {
-                let socket = cilium::node_dir(&self.state_dir, node).join("cilium.sock");
+                let socket = cilium::socket(&self.state_dir, node);
                 ["service", "endpoint"]
                     .into_iter()
                     .map(|path| {
                         let file = if path == "service" { "cilium-services.json" } else { "cilium-endpoints.json" };
-                        (file, agent_get(&socket, path).unwrap_or_else(|e| format!("GET /v1/{path}: {e}\n")))
+                        let body = cilium::agent_get(&socket, path);
+                        (file, body.unwrap_or_else(|e| format!("GET /v1/{path}: {e}\n")))
                     })
                     .collect()
             }
-            ProxyMode::Nftables => vec![("nft-ruleset.txt", in_netns(netns, &["nft", "list", "ruleset"]))],
+            ProxyMode::Nftables => vec![("nft-ruleset.txt", output_in(netns, &["nft", "list", "ruleset"]))],
             ProxyMode::Iptables => vec![
-                ("iptables.txt", in_netns(netns, &["iptables-save"])),
-                ("ip6tables.txt", in_netns(netns, &["ip6tables-save"])),
+                ("iptables.txt", output_in(netns, &["iptables-save"])),
+                ("ip6tables.txt", output_in(netns, &["ip6tables-save"])),
             ],
         }
     }
 }
 
-/// `GET /v1/<path>` on a Cilium agent's API socket, the body (bounded: 16 MiB, 5 s).
-fn agent_get(socket: &Path, path: &str) -> std::io::Result<String> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET /v1/{path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut reply = Vec::new();
-    stream.take(16 << 20).read_to_end(&mut reply)?;
-    let text = String::from_utf8_lossy(&reply);
-    Ok(text.split_once("\r\n\r\n").map_or(&*text, |(_, body)| body).to_owned())
-}
-
 /// A command's output inside a node's network namespace, or why there is none.
-fn in_netns(netns: &str, command: &[&str]) -> String {
-    match Command::new("ip").args(["netns", "exec", netns]).args(command).output() {
+fn output_in(netns: &str, command: &[&str]) -> String {
+    let (program, args) = command.split_first().expect("a command");
+    match control_plane::in_ns(netns, Path::new(program)).args(args).output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
         Ok(out) => format!("{}: {}\n{}", command.join(" "), out.status, String::from_utf8_lossy(&out.stderr)),
         Err(e) => format!("{}: {e}\n", command.join(" ")),

@@ -51,6 +51,7 @@ pub enum StepKind {
     /// Let this much time pass, changing and checking nothing.
     Wait {
         /// How long.
+        #[serde(with = "crate::results::duration_ms")]
         duration: Duration,
     },
 }

@@ -2,8 +2,8 @@
 //! battery, `SVCBENCH_JOBS` in flight (default: the CLI's for a cluster), started by the first of its trials; every
 //! trial then reads its own scenario's result. One battery at a time: a battery's scenarios that run alone must not
 //! have another cluster's battery beside them either. A lab is started for its battery and stopped after it; with
-//! `SVCBENCH_LAB_LOGS=<dir>`, a battery where something failed first copies the components' logs to `<dir>/<lab>/`, with every node's
-//! data plane as it was when a step failed (`snapshots/<scenario>-step<n>/`).
+//! `SVCBENCH_LAB_LOGS=<dir>`, a battery where something failed first copies the components' logs to
+//! `<dir>/<lab>/`, with every node's data plane as it was when a step failed (`snapshots/<scenario>-step<n>/`).
 
 use std::{collections::BTreeMap, path::PathBuf, sync::OnceLock, time::Instant};
 
@@ -144,18 +144,31 @@ async fn run(cluster: Cluster) -> BatteryOutcome {
     let plans: Vec<Plan> = selected.iter().map(|(_, p)| p.clone()).collect();
     let started = Instant::now();
     let options = BatteryOptions { jobs, ..BatteryOptions::default() };
-    // Where logs are kept, a failed step also keeps each node's data plane as it was then (its thread: the other
-    // scenarios in flight must not wait on it).
-    let snapshotter = lab.as_ref().filter(|_| std::env::var_os("SVCBENCH_LAB_LOGS").is_some()).map(Lab::snapshotter);
+    // Where logs are kept, a failed step also keeps each node's data plane as it was then: taken on one thread of
+    // its own, one at a time (the scenarios in flight must not wait on it), which is joined before the logs are copied.
+    let (snapshots, to_take) = std::sync::mpsc::channel::<String>();
+    let taker = lab.as_ref().filter(|_| std::env::var_os("SVCBENCH_LAB_LOGS").is_some()).map(|lab| {
+        let snapshotter = lab.snapshotter();
+        std::thread::spawn(move || {
+            for label in to_take {
+                if let Err(e) = snapshotter.take(&label) {
+                    eprintln!("no data-plane snapshot for {label}: {e}");
+                }
+            }
+        })
+    });
     let mut on_event = |event: RunEvent| {
-        if let (Some(snapshotter), RunEvent::StepFinished { scenario, result }) = (&snapshotter, event)
+        if let RunEvent::StepFinished { scenario, result } = event
             && result.outcome == Outcome::Failed
         {
-            let (snapshotter, label) = (snapshotter.clone(), format!("{scenario}-step{}", result.index));
-            std::thread::spawn(move || snapshotter.take(&label));
+            let _ = snapshots.send(format!("{scenario}-step{}", result.index));
         }
     };
     let outcome = battery::run_battery(&plans, &source, options, &mut on_event, std::future::pending()).await;
+    drop(snapshots);
+    if let Some(taker) = taker {
+        let _ = taker.join();
+    }
     let wall = started.elapsed();
     let outcome = outcome.map_err(|e| format!("{}: {e}", cluster.name())).inspect(|run| {
         println!(

@@ -87,7 +87,7 @@ impl Plugin {
     /// `ADD`: attaches the pod; returns the plugin's result.
     ///
     /// # Errors
-    /// The plugin failed (its `msg` and `details`), did not answer within a minute, or could not be run.
+    /// The plugin failed (its `msg` and `details`), did not answer within [`ADD_TIMEOUT`], or could not be run.
     pub async fn add(&self, pod: &Attachment) -> anyhow::Result<Value> {
         self.call("ADD", pod, ADD_TIMEOUT).await
     }

@@ -80,17 +80,19 @@ impl Validator {
                 })
             }
             RawStep::CreateEndpointSlice(e) => StepKind::Action(self.endpoint_slice(e)?),
-            RawStep::Wait(w) => {
-                let duration = self.duration_of("wait", w)?;
-                if duration > MAX_WAIT {
-                    self.err(
-                        &w.referenced,
-                        format!("wait `{}` is longer than the 10 minutes a step may wait", w.value),
-                    );
+            RawStep::Wait(w) => match humantime::parse_duration(&w.value) {
+                Ok(duration) if (std::time::Duration::from_millis(1)..=MAX_WAIT).contains(&duration) => {
+                    StepKind::Wait { duration }
+                }
+                Ok(_) => {
+                    self.err(&w.referenced, format!("wait `{}` must be between 1ms and 10m", w.value));
                     return None;
                 }
-                StepKind::Wait { duration }
-            }
+                Err(e) => {
+                    self.err(&w.referenced, format!("wait `{}`: {e} (write e.g. `5s` or `500ms`)", w.value));
+                    return None;
+                }
+            },
             RawStep::DeleteService(o) => {
                 let ns = self.namespace(&o.namespace)?;
                 let service = self.service(&ns, &o.name)?;

@@ -23,11 +23,14 @@ pub(super) struct Sandbox {
     pub(super) ip: Ipv4Addr,
     /// The secondary pod IP (status.podIPs[1]).
     pub(super) ip6: Ipv6Addr,
+    /// The pod's directory (overlay for /etc, volumes, logs).
     pub(super) dir: PathBuf,
     runtime: Arc<Runtime>,
     /// What the node's CNI plugin attached (detached before the IP may be reused), and a lock its `ADD` holds until
     /// it returned.
     attachment: Option<(cni::Attachment, Arc<tokio::sync::Mutex<()>>)>,
+    /// The `ADD` task, aborted if the lab stops under it (its plugin process is killed with it).
+    adding: Option<tokio::task::AbortHandle>,
     /// A detach task frees the IP once its `DEL` returned.
     ip_handed_off: bool,
 }
@@ -55,6 +58,9 @@ impl Sandbox {
         self.ip_handed_off = true;
         let (runtime, ip) = (self.runtime.clone(), self.ip);
         Some(handle.spawn(async move {
+            if runtime.stopping.load(Ordering::Relaxed) {
+                return;
+            }
             // An ADD still running finishes first: a DEL that overtook it would leave the endpoint it then creates.
             let _added = adding.lock().await;
             if let Some(plugin) = runtime.node.cni.as_ref().filter(|_| !runtime.stopping.load(Ordering::Relaxed))
@@ -79,6 +85,9 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(adding) = self.adding.take().filter(|_| self.runtime.stopping.load(Ordering::Relaxed)) {
+            adding.abort();
+        }
         if self.own_netns.is_none() {
             return;
         }
@@ -90,6 +99,8 @@ impl Drop for Sandbox {
     }
 }
 
+/// Makes a pod's sandbox: a host-network pod gets the node's; any other its own namespace, wired, then attached with
+/// the node's CNI plugin (if it has one).
 pub(super) async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Result<Sandbox> {
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         // kubelet gives a host-network pod the node's network namespace and address.
@@ -101,6 +112,7 @@ pub(super) async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Resu
             dir,
             runtime: rt.clone(),
             attachment: None,
+            adding: None,
             ip_handed_off: false,
         });
     }
@@ -112,8 +124,16 @@ pub(super) async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Resu
             return Err(e);
         }
     };
-    let mut sandbox =
-        Sandbox { own_netns: Some(netns), ip, ip6, dir, runtime: rt.clone(), attachment: None, ip_handed_off: false };
+    let mut sandbox = Sandbox {
+        own_netns: Some(netns),
+        ip,
+        ip6,
+        dir,
+        runtime: rt.clone(),
+        attachment: None,
+        adding: None,
+        ip_handed_off: false,
+    };
     if let Some(plugin) = &rt.node.cni {
         let attachment = cni::Attachment {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -135,11 +155,18 @@ pub(super) async fn create_sandbox(rt: &Arc<Runtime>, pod: &Pod) -> anyhow::Resu
         let guard = adding.clone().lock_owned().await;
         sandbox.attachment = Some((attachment.clone(), adding));
         let plugin = plugin.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _guard = guard;
             plugin.add(&attachment).await
-        })
-        .await??;
+        });
+        sandbox.adding = Some(task.abort_handle());
+        let added = task.await.map_err(anyhow::Error::from).and_then(|added| added);
+        if let Err(e) = added {
+            // DEL before the error goes up: the pod's next attempt reuses its container id, and a DEL of this one
+            // arriving after that attempt's ADD would delete the new endpoint.
+            sandbox.detach().await;
+            return Err(e);
+        }
     }
     Ok(sandbox)
 }
