@@ -85,6 +85,16 @@ pub fn state_root() -> PathBuf {
     PathBuf::from("/var/tmp")
 }
 
+/// Node `i`'s name (`lab-node-1` …).
+fn node_name(i: u8) -> String {
+    format!("lab-node-{i}")
+}
+
+/// Node `i`'s network namespace in lab `id`.
+fn node_netns(id: &str, i: u8) -> String {
+    format!("svcb-{id}-n{i}")
+}
+
 /// One line of progress.
 fn step(what: &str) {
     tracing::info!("lab: {what}");
@@ -188,6 +198,22 @@ impl Lab {
             &proxy_cert,
             "lab",
         )?;
+        // Node `i`'s kube-proxy, started the same way at first and when the zone guard restarts it.
+        let start_kube_proxy = |i: u8| {
+            control_plane::kube_proxy(
+                control_plane::ProxyNode {
+                    netns: &node_netns(&id, i),
+                    name: &node_name(i),
+                    ip: NodeAddresses::of(i).v4,
+                },
+                &installation,
+                config.proxy_mode.as_str(),
+                config.local_traffic,
+                &proxy_kubeconfig,
+                &dir,
+                &id,
+            )
+        };
         let cilium_kubeconfig = dir.join("cilium.kubeconfig");
         if config.proxy_mode == ProxyMode::Cilium {
             if !installation.has_cilium() {
@@ -204,7 +230,7 @@ impl Lab {
             )?;
         }
         for i in 1..=config.nodes {
-            let name = format!("lab-node-{i}");
+            let name = node_name(i);
             if config.proxy_mode.runs_kube_proxy() {
                 step(&format!(
                     "node {name}: kube-proxy {} ({})",
@@ -214,7 +240,7 @@ impl Lab {
             } else {
                 step(&format!("node {name}: cilium-agent {}", versions::CILIUM));
             }
-            let ns_name = format!("svcb-{id}-n{i}");
+            let ns_name = node_netns(&id, i);
             let node_ns = network::node(&cp, i, &ns_name)?;
             let node_ip = NodeAddresses::of(i);
             let cert = pki.client(&name, &format!("system:node:{name}"), &["system:nodes"])?;
@@ -261,15 +287,7 @@ impl Lab {
                 step(&format!("node {name}: cilium-agent healthy in {:.1} s", agent_started.elapsed().as_secs_f64()));
                 continue;
             }
-            lab.processes.push(control_plane::kube_proxy(
-                control_plane::ProxyNode { netns: &ns_name, name: &name, ip: node_ip.v4 },
-                &installation,
-                config.proxy_mode.as_str(),
-                config.local_traffic,
-                &proxy_kubeconfig,
-                &dir,
-                &id,
-            )?);
+            lab.processes.push(start_kube_proxy(i)?);
         }
         step(&format!(
             "CoreDNS {} (kube-system/coredns, Service kube-dns {})",
@@ -279,24 +297,10 @@ impl Lab {
         addons::apply_dns(&client, &config.versions.coredns.to_string()).await?;
         readiness::wait_coredns(&client, &mut lab.processes, &dir).await?;
         if config.proxy_mode.runs_kube_proxy() && proxy_zone::affected(config.versions.kube_proxy) {
-            let names: Vec<String> = (1..=config.nodes).map(|i| format!("lab-node-{i}")).collect();
-            let logs: Vec<PathBuf> = names.iter().map(|n| control_plane::kube_proxy_log(&dir, n)).collect();
-            let restart = |i: usize| {
-                let node = u8::try_from(i + 1).unwrap_or(u8::MAX);
-                control_plane::kube_proxy(
-                    control_plane::ProxyNode {
-                        netns: &format!("svcb-{id}-n{node}"),
-                        name: &names[i],
-                        ip: NodeAddresses::of(node).v4,
-                    },
-                    &installation,
-                    config.proxy_mode.as_str(),
-                    config.local_traffic,
-                    &proxy_kubeconfig,
-                    &dir,
-                    &id,
-                )
-            };
+            let logs: Vec<PathBuf> =
+                (1..=config.nodes).map(|i| control_plane::kube_proxy_log(&dir, &node_name(i))).collect();
+            // `logs[i]` is node i + 1's.
+            let restart = |i: usize| start_kube_proxy(u8::try_from(i + 1).unwrap_or(u8::MAX));
             proxy_zone::ensure_learned(&mut lab.processes, &logs, proxy_zone::LEARN_WITHIN, restart, step).await?;
         }
         if config.dns == DnsMode::Nodelocal {
@@ -304,8 +308,8 @@ impl Lab {
             let upstream = nodelocal::apply_upstream_service(&client).await?;
             let conf = nodelocal::corefile(&ctx.cluster_domain, upstream, ctx.upstream_dns);
             for i in 1..=config.nodes {
-                let ns_name = format!("svcb-{id}-n{i}");
-                let mut cache = nodelocal::start(&ns_name, &format!("lab-node-{i}"), &installation, &conf, &dir, &id)?;
+                let ns_name = node_netns(&id, i);
+                let mut cache = nodelocal::start(&ns_name, &node_name(i), &installation, &conf, &dir, &id)?;
                 let healthy = nodelocal::wait_healthy(&ns_name, &mut cache).await;
                 lab.processes.push(cache);
                 healthy?;
